@@ -1,0 +1,9 @@
+//! `irm run`.
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Result<u8> {
+    anyhow::bail!("irm run is not available in this build yet")
+}

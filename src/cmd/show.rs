@@ -1,0 +1,9 @@
+//! `irm show`.
+use anyhow::Result;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Result<u8> {
+    anyhow::bail!("irm show is not available in this build yet")
+}

@@ -4,3 +4,4 @@
 //! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA.
 pub mod ir;
 pub mod pattern;
+pub mod interp;

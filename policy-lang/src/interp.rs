@@ -134,7 +134,10 @@ pub fn fault_reason(
                 site.word(),
                 t.origin
             ),
-            None => format!("variable #{var} would become {value} (update at {})", t.origin),
+            None => format!(
+                "variable #{var} would become {value} (update at {})",
+                t.origin
+            ),
         },
     }
 }

@@ -1,0 +1,633 @@
+//! Parsing policy text into the syntax tree ([`crate::ast`]).
+//!
+//! pest does the recognising (`grammar.pest`); this module turns its pairs into typed
+//! nodes with spans, resolves operator precedence with a Pratt parser, decodes literals,
+//! and turns pest's errors into [`Diagnostic`]s with an "expected ..." text.
+use crate::ast::*;
+use crate::diag::{Diagnostic, Severity, Source};
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct PolicyParser;
+
+/// Deepest allowed nesting of parentheses or prefix operators, and of expression trees;
+/// keeps hostile input from exhausting the stack of the (recursive) parser and checker.
+pub const MAX_NESTING: usize = 64;
+/// Deepest allowed expression tree (long operator chains build deep trees).
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+/// Parses `sources[file]`.
+pub fn parse_file(sources: &[Source], file: FileId) -> Result<File, Vec<Diagnostic>> {
+    let text = &sources[file].text;
+    let err = |start: usize, end: usize, msg: String| {
+        Diagnostic::at(Severity::Error, sources, Span { file, start, end }, msg)
+    };
+    if let Some(pos) = too_deep(text) {
+        return Err(vec![err(pos, pos + 1, format!(
+            "nesting too deep: at most {MAX_NESTING} parentheses or prefix operators may be nested"
+        ))]);
+    }
+    let pairs = match PolicyParser::parse(Rule::file, text) {
+        Ok(p) => p,
+        Err(e) => return Err(vec![syntax_error(sources, file, &e)]),
+    };
+    let mut b = Builder { file, sources, errors: Vec::new() };
+    let file_pair = pairs.into_iter().next().expect("the file rule always yields one pair");
+    let mut items = Vec::new();
+    for p in file_pair.into_inner() {
+        if p.as_rule() == Rule::EOI {
+            continue;
+        }
+        if let Some(item) = b.item(p) {
+            items.push(item);
+        }
+    }
+    if b.errors.is_empty() {
+        Ok(File { items })
+    } else {
+        Err(b.errors)
+    }
+}
+
+/// The byte offset where parentheses or prefix operators nest deeper than [`MAX_NESTING`],
+/// skipping strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut prefix_run, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                prefix_run = 0;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            b'!' | b'-' | b'~' => {
+                prefix_run += 1;
+                if prefix_run > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => prefix_run = 0,
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A friendly name for what a grammar rule stands for, or `None` for rules that are
+/// summarised by others (e.g. the individual operators).
+fn describe(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::semi => "`;`",
+        Rule::arrow => "`->`",
+        Rule::eq => "`=`",
+        Rule::colon => "`:`",
+        Rule::comma => "`,`",
+        Rule::dot => "`.`",
+        Rule::dotdot => "`..`",
+        Rule::lparen => "`(`",
+        Rule::rparen => "`)`",
+        Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::ident | Rule::name => "a name",
+        Rule::string => "a string",
+        Rule::int => "a number",
+        Rule::expr | Rule::paren | Rule::str_test | Rule::not | Rule::neg | Rule::bitnot => {
+            "an expression"
+        }
+        Rule::or | Rule::and | Rule::eq_op | Rule::ne | Rule::le | Rule::lt | Rule::ge
+        | Rule::gt | Rule::has | Rule::bitor | Rule::bitxor | Rule::bitand | Rule::shl
+        | Rule::shr | Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
+        Rule::str_op | Rule::startswith | Rule::glob => "a string test",
+        Rule::update_op => "`=`, `+=` or `-=`",
+        Rule::kw_include | Rule::include => "`include`",
+        Rule::kw_event | Rule::event_decl => "`event`",
+        Rule::kw_const | Rule::const_decl => "`const`",
+        Rule::kw_set | Rule::set_decl => "`set`",
+        Rule::kw_policy | Rule::policy => "`policy`",
+        Rule::kw_initial => "`initial`",
+        Rule::kw_state | Rule::state_decl => "`state`",
+        Rule::kw_var | Rule::var_decl => "`var`",
+        Rule::kw_allow | Rule::allow_decl => "`allow`",
+        Rule::shared_memory_strings => "`shared memory strings`",
+        Rule::phase | Rule::transition => "`on` or `after`",
+        Rule::kw_in | Rule::in_clause => "`in`",
+        Rule::kw_when | Rule::when_clause => "`when`",
+        Rule::kw_do | Rule::do_clause => "`do`",
+        Rule::target => "`->`",
+        Rule::kw_deny | Rule::deny_target => "`deny`",
+        Rule::kw_suppress | Rule::suppress_target => "`suppress`",
+        Rule::kw_audit | Rule::audit_target => "`audit`",
+        Rule::import_sig => "an import `module.field(...)`",
+        Rule::param_decl => "a parameter `name: type`",
+        Rule::EOI => "end of file",
+        _ => return None,
+    })
+}
+
+fn syntax_error(sources: &[Source], file: FileId, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let text = &sources[file].text;
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let found = token_at(text, pos);
+    let end = pos + found.len();
+    let found_text = if found.is_empty() { "end of file".to_string() } else { format!("`{found}`") };
+    let mut expected: Vec<&str> = Vec::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
+        for r in positives {
+            if let Some(d) = describe(*r) {
+                if !expected.contains(&d) {
+                    expected.push(d);
+                }
+            }
+        }
+    }
+    let message = if expected.is_empty() {
+        format!("syntax error: unexpected {found_text}")
+    } else {
+        format!("syntax error: expected {}, found {found_text}", one_of(&expected))
+    };
+    let mut d = Diagnostic::at(Severity::Error, sources, Span { file, start: pos, end }, message);
+    if let Some(hint) = syntax_hint(&expected, found) {
+        d = d.with_hint(hint);
+    }
+    d
+}
+
+fn syntax_hint(expected: &[&str], found: &str) -> Option<String> {
+    let keyword = [
+        "include", "event", "const", "set", "policy", "initial", "state", "var", "allow", "on",
+        "after", "in", "when", "do", "deny", "suppress", "audit", "has", "startswith", "glob",
+    ];
+    if expected.contains(&"a name") && keyword.contains(&found) {
+        return Some(format!("`{found}` is a keyword and cannot be used as a name"));
+    }
+    if expected.contains(&"`;`") && expected.len() <= 2 {
+        return Some("declarations and transitions end with `;`".into());
+    }
+    if found == "=" && expected.contains(&"an operator") {
+        return Some("compare with `==`".into());
+    }
+    None
+}
+
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+fn one_of(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The token starting at `pos`, for "found ..." texts: a word, a number, a string start,
+/// or one character (empty at end of input).
+fn token_at(text: &str, pos: usize) -> &str {
+    let rest = &text[pos.min(text.len())..];
+    let Some(c) = rest.chars().next() else { return "" };
+    if c.is_ascii_alphanumeric() || c == '_' {
+        let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        return &rest[..n];
+    }
+    for op in ["->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "+=", "-=", "..", "//", "/*"] {
+        if rest.starts_with(op) {
+            return &rest[..2];
+        }
+    }
+    &rest[..c.len_utf8()]
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    P.get_or_init(|| {
+        // C precedence, lowest first.
+        PrattParser::new()
+            .op(Op::infix(Rule::or, Assoc::Left))
+            .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::infix(Rule::bitor, Assoc::Left))
+            .op(Op::infix(Rule::bitxor, Assoc::Left))
+            .op(Op::infix(Rule::bitand, Assoc::Left))
+            .op(Op::infix(Rule::eq_op, Assoc::Left) | Op::infix(Rule::ne, Assoc::Left))
+            .op(Op::infix(Rule::lt, Assoc::Left)
+                | Op::infix(Rule::le, Assoc::Left)
+                | Op::infix(Rule::gt, Assoc::Left)
+                | Op::infix(Rule::ge, Assoc::Left)
+                | Op::infix(Rule::has, Assoc::Left))
+            .op(Op::infix(Rule::shl, Assoc::Left) | Op::infix(Rule::shr, Assoc::Left))
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::rem, Assoc::Left))
+            .op(Op::prefix(Rule::not) | Op::prefix(Rule::neg) | Op::prefix(Rule::bitnot))
+    })
+}
+
+struct Builder<'a> {
+    file: FileId,
+    sources: &'a [Source],
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Builder<'a> {
+    fn span(&self, p: &Pair<Rule>) -> Span {
+        let s = p.as_span();
+        Span { file: self.file, start: s.start(), end: s.end() }
+    }
+
+    fn error(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::at(Severity::Error, self.sources, span, msg));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn ident(&self, p: Pair<Rule>) -> Ident {
+        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+    }
+
+    /// The children that carry meaning: keywords and punctuation are dropped.
+    fn parts<'i>(p: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+        p.into_inner().filter(|c| {
+            !matches!(
+                c.as_rule(),
+                Rule::semi | Rule::arrow | Rule::eq | Rule::colon | Rule::comma | Rule::dot
+                    | Rule::dotdot | Rule::lparen | Rule::rparen | Rule::lbrace | Rule::rbrace
+                    | Rule::kw_include | Rule::kw_event | Rule::kw_const | Rule::kw_set
+                    | Rule::kw_policy | Rule::kw_state | Rule::kw_var | Rule::kw_allow
+                    | Rule::kw_in | Rule::kw_when | Rule::kw_do | Rule::kw_deny
+                    | Rule::kw_suppress | Rule::shared_memory_strings
+            )
+        })
+    }
+
+    fn item(&mut self, p: Pair<Rule>) -> Option<Item> {
+        let span = self.span(&p);
+        Some(match p.as_rule() {
+            Rule::include => {
+                let s = Self::parts(p).next()?;
+                Item::Include(self.string(s)?)
+            }
+            Rule::event_decl => {
+                let mut it = Self::parts(p);
+                let name = self.ident(it.next()?);
+                let body = it.next()?;
+                let body = match body.as_rule() {
+                    Rule::ident => EventBody::Alias(self.ident(body)),
+                    _ => self.import_sig(body)?,
+                };
+                Item::Event(EventDecl { name, body, span })
+            }
+            Rule::const_decl => {
+                let mut it = Self::parts(p);
+                let name = self.ident(it.next()?);
+                let value = self.expr(it.next()?)?;
+                Item::Const(ConstDecl { name, value })
+            }
+            Rule::set_decl => {
+                let mut it = Self::parts(p);
+                let name = self.ident(it.next()?);
+                let members = it.map(|m| self.ident(m)).collect();
+                Item::Set(SetDecl { name, members })
+            }
+            Rule::policy => Item::Policy(self.policy(p)?),
+            r => unreachable!("grammar yields no top-level {r:?}"),
+        })
+    }
+
+    fn import_sig(&mut self, p: Pair<Rule>) -> Option<EventBody> {
+        let mut it = Self::parts(p).peekable();
+        let module = self.import_name(it.next()?)?;
+        let field = self.import_name(it.next()?)?;
+        let mut params = Vec::new();
+        let mut result = None;
+        for c in it {
+            match c.as_rule() {
+                Rule::param_decl => {
+                    let mut pi = Self::parts(c);
+                    let name = self.ident(pi.next()?);
+                    let ty = self.ident(pi.next()?);
+                    params.push(ParamDecl { name, ty });
+                }
+                Rule::ident => result = Some(self.ident(c)),
+                _ => {}
+            }
+        }
+        Some(EventBody::Import { module, field, params, result })
+    }
+
+    fn import_name(&mut self, p: Pair<Rule>) -> Option<StrLit> {
+        match p.as_rule() {
+            Rule::string => self.string(p),
+            _ => Some(StrLit { value: p.as_str().to_string(), span: self.span(&p) }),
+        }
+    }
+
+    fn policy(&mut self, p: Pair<Rule>) -> Option<PolicyDecl> {
+        let span = self.span(&p);
+        let mut it = Self::parts(p);
+        let name = self.ident(it.next()?);
+        let mut policy = PolicyDecl {
+            name,
+            states: Vec::new(),
+            vars: Vec::new(),
+            allow_shared: Vec::new(),
+            transitions: Vec::new(),
+            span,
+        };
+        for c in it {
+            match c.as_rule() {
+                Rule::state_decl => {
+                    let mut initial = None;
+                    for s in Self::parts(c) {
+                        match s.as_rule() {
+                            Rule::kw_initial => initial = Some(self.span(&s)),
+                            Rule::ident => {
+                                policy.states.push(StateDecl { name: self.ident(s), initial })
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Rule::var_decl => {
+                    let mut vi = Self::parts(c);
+                    let name = self.ident(vi.next()?);
+                    let min = self.expr(vi.next()?);
+                    let max = self.expr(vi.next()?);
+                    let init = self.expr(vi.next()?);
+                    if let (Some(min), Some(max), Some(init)) = (min, max, init) {
+                        policy.vars.push(VarDecl { name, min, max, init });
+                    }
+                }
+                Rule::allow_decl => policy.allow_shared.push(self.span(&c)),
+                Rule::transition => {
+                    if let Some(t) = self.transition(c) {
+                        policy.transitions.push(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(policy)
+    }
+
+    fn transition(&mut self, p: Pair<Rule>) -> Option<TransitionDecl> {
+        let span = self.span(&p);
+        let mut it = Self::parts(p);
+        let phase = match it.next()?.as_str() {
+            "on" => Phase::On,
+            _ => Phase::After,
+        };
+        let event = self.ident(it.next()?);
+        let mut t = TransitionDecl {
+            phase,
+            event,
+            from: None,
+            guard: None,
+            updates: Vec::new(),
+            target: None,
+            span,
+        };
+        let mut ok = true;
+        for c in it {
+            match c.as_rule() {
+                Rule::in_clause => t.from = Some(Self::parts(c).map(|s| self.ident(s)).collect()),
+                Rule::when_clause => match self.expr(Self::parts(c).next()?) {
+                    Some(e) => t.guard = Some(e),
+                    None => ok = false,
+                },
+                Rule::do_clause => {
+                    for u in Self::parts(c) {
+                        let uspan = self.span(&u);
+                        let mut ui = Self::parts(u);
+                        let var = self.ident(ui.next()?);
+                        let op = match ui.next()?.as_str() {
+                            "+=" => UpdateOp::Add,
+                            "-=" => UpdateOp::Sub,
+                            _ => UpdateOp::Assign,
+                        };
+                        match self.expr(ui.next()?) {
+                            Some(value) => t.updates.push(UpdateDecl { var, op, value, span: uspan }),
+                            None => ok = false,
+                        }
+                    }
+                }
+                Rule::target => match self.target(Self::parts(c).next()?) {
+                    Some(target) => t.target = Some(target),
+                    None => ok = false,
+                },
+                _ => {}
+            }
+        }
+        ok.then_some(t)
+    }
+
+    fn target(&mut self, p: Pair<Rule>) -> Option<Target> {
+        let span = self.span(&p);
+        let rule = p.as_rule();
+        let mut it = Self::parts(p).peekable();
+        Some(match rule {
+            Rule::deny_target => Target::Deny { reason: self.string(it.next()?)?, span },
+            Rule::suppress_target => {
+                let mut value = None;
+                let mut reason = None;
+                for c in it {
+                    match c.as_rule() {
+                        Rule::expr => value = Some(self.expr(c)?),
+                        Rule::string => reason = Some(self.string(c)?),
+                        _ => {}
+                    }
+                }
+                Target::Suppress { value, reason, span }
+            }
+            Rule::audit_target => {
+                let reason = match it.find(|c| c.as_rule() == Rule::string) {
+                    Some(s) => Some(self.string(s)?),
+                    None => None,
+                };
+                Target::Audit { reason, span }
+            }
+            Rule::state_target => {
+                let state = self.ident(it.next()?);
+                let audit = match it.find(|c| c.as_rule() == Rule::string) {
+                    Some(s) => Some(self.string(s)?),
+                    None => None,
+                };
+                Target::State { state, audit }
+            }
+            r => unreachable!("grammar yields no target {r:?}"),
+        })
+    }
+
+    /// Decodes a string literal. Escapes: `\\`, `\"`, `\n`, `\t`, `\r`, `\0`; `\*`, `\?`
+    /// and `\/` are kept as written so glob escapes read naturally.
+    fn string(&mut self, p: Pair<Rule>) -> Option<StrLit> {
+        let span = self.span(&p);
+        let inner = p.as_str();
+        let inner = &inner[1..inner.len() - 1];
+        let mut value = String::with_capacity(inner.len());
+        let mut chars = inner.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            let Some((_, e)) = chars.next() else { break };
+            match e {
+                '\\' => value.push('\\'),
+                '"' => value.push('"'),
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                '0' => value.push('\0'),
+                '*' | '?' | '/' => {
+                    value.push('\\');
+                    value.push(e);
+                }
+                other => {
+                    let at = span.start + 1 + i;
+                    let esc = Span { file: span.file, start: at, end: at + 1 + other.len_utf8() };
+                    let d = self.error(esc, format!("unknown escape `\\{other}` in string"));
+                    d.hint = Some("known escapes: `\\\\`, `\\\"`, `\\n`, `\\t`, `\\r`, `\\0`, and the glob escapes `\\*`, `\\?`".into());
+                    return None;
+                }
+            }
+        }
+        Some(StrLit { value, span })
+    }
+
+    fn expr(&mut self, p: Pair<Rule>) -> Option<Expr> {
+        debug_assert_eq!(p.as_rule(), Rule::expr);
+        self.expr_pairs(p.into_inner()).map(|(e, _)| e)
+    }
+
+    /// Builds an expression and its depth; `None` after reporting an error.
+    fn expr_pairs(&mut self, pairs: Pairs<Rule>) -> Option<(Expr, usize)> {
+        let file = self.file;
+        let this = std::cell::RefCell::new(self);
+        let result = pratt()
+            .map_primary(|p| this.borrow_mut().primary(p))
+            .map_prefix(|op, rhs| {
+                let (rhs, depth) = rhs?;
+                let start = op.as_span().start();
+                let uop = match op.as_rule() {
+                    Rule::not => UnOp::Not,
+                    Rule::neg => UnOp::Neg,
+                    _ => UnOp::BitNot,
+                };
+                let span = Span { file, start, end: rhs.span.end };
+                // Fold `-literal` so that i64::MIN can be written.
+                if let (UnOp::Neg, ExprKind::Int(v)) = (uop, &rhs.kind) {
+                    return Some((Expr { kind: ExprKind::Int(v.wrapping_neg()), span }, depth));
+                }
+                Some((Expr { kind: ExprKind::Unary(uop, Box::new(rhs)), span }, depth + 1))
+            })
+            .map_infix(|lhs, op, rhs| {
+                let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
+                let depth = dl.max(dr) + 1;
+                let span = lhs.span.to(rhs.span);
+                if depth > MAX_EXPR_DEPTH {
+                    this.borrow_mut().error(span, format!(
+                        "expression too deep: at most {MAX_EXPR_DEPTH} nested operators"
+                    ));
+                    return None;
+                }
+                let bop = match op.as_rule() {
+                    Rule::or => BinOp::Or,
+                    Rule::and => BinOp::And,
+                    Rule::eq_op => BinOp::Eq,
+                    Rule::ne => BinOp::Ne,
+                    Rule::lt => BinOp::Lt,
+                    Rule::le => BinOp::Le,
+                    Rule::gt => BinOp::Gt,
+                    Rule::ge => BinOp::Ge,
+                    Rule::has => BinOp::Has,
+                    Rule::bitor => BinOp::BitOr,
+                    Rule::bitxor => BinOp::BitXor,
+                    Rule::bitand => BinOp::BitAnd,
+                    Rule::shl => BinOp::Shl,
+                    Rule::shr => BinOp::Shr,
+                    Rule::add => BinOp::Add,
+                    Rule::sub => BinOp::Sub,
+                    Rule::mul => BinOp::Mul,
+                    Rule::div => BinOp::Div,
+                    _ => BinOp::Rem,
+                };
+                Some((Expr { kind: ExprKind::Binary(bop, Box::new(lhs), Box::new(rhs)), span }, depth))
+            })
+            .parse(pairs);
+        result
+    }
+
+    fn primary(&mut self, p: Pair<Rule>) -> Option<(Expr, usize)> {
+        let span = self.span(&p);
+        match p.as_rule() {
+            Rule::int => {
+                let text: String = p.as_str().chars().filter(|c| *c != '_').collect();
+                let value = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                    // Hex literals are bit patterns: up to 64 bits, reinterpreted as i64.
+                    u64::from_str_radix(hex, 16).ok().map(|v| v as i64)
+                } else {
+                    text.parse::<i64>().ok()
+                };
+                match value {
+                    Some(v) => Some((Expr { kind: ExprKind::Int(v), span }, 1)),
+                    None => {
+                        let d = self.error(span, format!("integer literal `{}` does not fit in 64 bits", p.as_str()));
+                        d.hint = Some("integers are i64: decimal up to 9223372036854775807, hex up to 0xFFFF_FFFF_FFFF_FFFF".into());
+                        None
+                    }
+                }
+            }
+            Rule::name => {
+                let name = p.as_str().to_string();
+                Some((Expr { kind: ExprKind::Name(name), span }, 1))
+            }
+            Rule::paren => {
+                let inner = Self::parts(p).next()?;
+                let (mut e, d) = self.expr_pairs(inner.into_inner())?;
+                e.span = span;
+                Some((e, d))
+            }
+            Rule::str_test => {
+                let mut it = p.into_inner();
+                let param = self.ident(it.next()?);
+                let op = match it.next()?.as_str() {
+                    "==" => StrOp::Eq,
+                    "!=" => StrOp::Ne,
+                    "startswith" => StrOp::StartsWith,
+                    _ => StrOp::Glob,
+                };
+                let lit = self.string(it.next()?)?;
+                Some((Expr { kind: ExprKind::StrTest(param, op, lit), span }, 1))
+            }
+            r => unreachable!("grammar yields no primary {r:?}"),
+        }
+    }
+}

@@ -1,1 +1,186 @@
-//! placeholder
+//! Weaves compiled irm policies ([`policy_lang::ir::Program`]) into a core WebAssembly
+//! module, producing an inline reference monitor.
+//!
+//! # Guarantees of a woven module
+//! * Every import declaration bound to an event of an effective policy gets a wrapper
+//!   (a new function appended after all existing ones, with the import's exact type),
+//!   and **every reference** to the import is redirected to it: `call`, `return_call`
+//!   and `ref.func` in code, element segments of every form, table and global
+//!   initialisers, exports and the start function. Tables and indirect calls then need
+//!   no change: no funcref to the raw import can be created any more.
+//! * The wrapper decides each call exactly as `policy_lang::ir` specifies, before the
+//!   call (pre-event), keeping monitor state in new mutable globals that are not
+//!   exported (the module cannot name them) and DFA tables in a private memory.
+//! * A denied call traps (`unreachable`) after writing a one-line message through the
+//!   module's own `fd_write` (when it has one) and storing the violation code in the
+//!   exported global `irm:violation`. No imports are added in the default mode, so
+//!   every untouched function body is copied byte for byte and indices do not move.
+//! * The output is validated before it is returned; a module that cannot be monitored
+//!   safely is an error, never an unmonitored output.
+//!
+//! With [`WeaveOptions::host_hooks`] the woven module additionally imports one hook per
+//! wrapped event (see [`manifest::HookLayout`]); that shifts every defined function
+//! index, so every body is re-encoded in that mode.
+//!
+//! Semantics decisions the interpreter must share: a suppressed call takes no post
+//! step (the import never returned); a firing deny transition still evaluates its
+//! updates, so a fault in them is reported instead of the deny.
+mod codegen;
+mod emit;
+mod error;
+pub mod manifest;
+mod module;
+mod plan;
+pub mod report;
+
+pub use error::WeaveError;
+pub use report::WeaveReport;
+
+use policy_lang::ir::Program;
+use wasmparser::{Validator, WasmFeatures};
+
+/// The version recorded in `producers` and the manifest.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Clone, Debug, Default)]
+pub struct WeaveOptions {
+    /// Import `irm` hook functions so the host sees every monitored call (for `irm run`
+    /// and differential tests). Re-encodes every function body.
+    pub host_hooks: bool,
+}
+
+/// A woven module and what was done to it.
+#[derive(Clone, Debug)]
+pub struct Woven {
+    pub wasm: Vec<u8>,
+    pub report: WeaveReport,
+}
+
+/// The proposals wasmtime 48 enables by default; inputs and outputs are validated
+/// against exactly these.
+pub fn features() -> WasmFeatures {
+    WasmFeatures::WASM3
+}
+
+fn validate(bytes: &[u8]) -> Result<(), wasmparser::BinaryReaderError> {
+    Validator::new_with_features(features()).validate_all(bytes).map(|_| ())
+}
+
+/// Weaves `program` into the core module `input` (binary).
+pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<Woven, WeaveError> {
+    let info = module::ModuleInfo::scan(input)?;
+    // Validate up front so no planning works on an invalid module; the output is
+    // validated again at the end.
+    validate(input).map_err(|e| WeaveError::Invalid { offset: e.offset(), message: e.message().to_string() })?;
+    let plan = plan::plan(&info, program, options)?;
+
+    let mut reg = codegen::Registry::new(codegen::audit_save_len(program, &plan));
+    let wrappers = plan
+        .wrappers
+        .iter()
+        .map(|w| codegen::wrapper(program, &plan, &mut reg, w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let matcher = reg.uses_dfas().then(|| codegen::matcher(plan.private_memory));
+
+    let wrapped: Vec<manifest::WrappedImport> = plan
+        .wrappers
+        .iter()
+        .map(|w| {
+            let imp = &info.func_imports[w.import as usize];
+            manifest::WrappedImport {
+                event: w.event,
+                module: imp.module.to_string(),
+                field: imp.field.to_string(),
+                import_index: w.import,
+                wrapper_index: w.index,
+            }
+        })
+        .collect();
+    let hooks = options.host_hooks.then(|| manifest::HookLayout {
+        module: manifest::HOOK_MODULE.to_string(),
+        hooks: plan
+            .hooks
+            .iter()
+            .map(|h| manifest::Hook {
+                event: h.event,
+                field: h.field.clone(),
+                func_index: h.func_index,
+                params: program.events[h.event as usize].wasm_params(),
+            })
+            .collect(),
+    });
+    let manifest = manifest::Manifest {
+        format: manifest::FORMAT,
+        irm_version: VERSION.to_string(),
+        program: program.clone(),
+        effective_policies: (0..program.policies.len()).filter(|&i| plan.effective[i]).collect(),
+        codes: reg.codes.clone(),
+        wrapped: wrapped.clone(),
+        globals: plan.globals.clone(),
+        hooks,
+    };
+    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| WeaveError::Internal { message: e.to_string() })?;
+
+    let mut global_names = Vec::new();
+    for (pi, p) in program.policies.iter().enumerate() {
+        if plan.effective[pi] {
+            global_names.push(format!("irm:state:{}", p.name));
+            global_names.extend(p.vars.iter().map(|v| format!("irm:var:{}.{}", p.name, v.name)));
+        }
+    }
+    let gen = emit::Generated {
+        wrapper_names: wrapped.iter().map(|w| format!("irm:wrapper:{}.{}", w.module, w.field)).collect(),
+        hook_names: plan
+            .hooks
+            .iter()
+            .map(|h| format!("irm:hook:{}", program.events[h.event as usize].name))
+            .collect(),
+        global_names,
+        wrappers,
+        matcher,
+        registry: reg,
+        manifest_json,
+        irm_version: VERSION,
+    };
+    let emitted = emit::emit(input, &plan, &gen, info.num_data)?;
+    if let Err(e) = validate(&emitted.wasm) {
+        return Err(WeaveError::Internal {
+            message: format!(
+                "the woven module does not validate: {} (at byte offset {:#x} of the output)",
+                e.message(),
+                e.offset()
+            ),
+        });
+    }
+
+    let mut reports = plan.policy_reports;
+    let mut total = report::Redirects::default();
+    let mut wrapped_reports = Vec::new();
+    for (w, counts) in plan.wrappers.iter().zip(&emitted.counts) {
+        total.add(counts);
+        for (pi, p) in program.policies.iter().enumerate() {
+            if plan.effective[pi] && p.mentions(w.event) {
+                reports[pi].redirected.add(counts);
+            }
+        }
+        let imp = &info.func_imports[w.import as usize];
+        wrapped_reports.push(report::WrappedReport {
+            import: format!("{}.{}", imp.module, imp.field),
+            import_index: w.import,
+            wrapper_index: w.index,
+            redirected: *counts,
+        });
+    }
+    let report = WeaveReport {
+        policies: reports,
+        wrapped: wrapped_reports,
+        redirected: total,
+        bodies_rewritten: emitted.bodies_rewritten,
+        bodies_copied: emitted.bodies_copied,
+        dropped_sections: emitted.dropped,
+        host_hooks: options.host_hooks,
+        input_size: input.len(),
+        output_size: emitted.wasm.len(),
+    };
+    Ok(Woven { wasm: emitted.wasm, report })
+}

@@ -1,0 +1,162 @@
+//! The `irm.monitor` custom section: what a woven module carries about its monitor.
+//!
+//! It is JSON so that any tool can read it. It is *informative*: it lets `irm run` turn a
+//! violation code read from the `irm:violation` global into a full report, and it lets a
+//! second `irm weave` refuse to stack monitors. It is never a proof of enforcement: a
+//! hostile module can forge it, so `irm run` must not skip its own checks (or trust the
+//! codes it finds) because a module claims to be hardened.
+use policy_lang::ir::{EventId, ParamId, Phase, Program, ValType, VarId};
+use serde::{Deserialize, Serialize};
+
+use crate::WeaveError;
+
+/// Name of the custom section.
+pub const SECTION: &str = "irm.monitor";
+/// Version of the manifest layout; bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+/// Module name of the host hook imports (only with `WeaveOptions::host_hooks`).
+pub const HOOK_MODULE: &str = "irm";
+/// Export name of the diagnostics global (i32, 0 = no violation).
+pub const VIOLATION_GLOBAL: &str = "irm:violation";
+
+/// Hook `kind` argument values (first parameter of every hook).
+pub mod hook_kind {
+    /// Before the policies decide; `code` is 0.
+    pub const PRE: i32 = 0;
+    /// An audit transition fired; `code` says which.
+    pub const AUDIT: i32 = 1;
+    /// A deny or a fault; called right before the trap.
+    pub const DENY: i32 = 2;
+    /// The call is suppressed; the import will not be called.
+    pub const SUPPRESS: i32 = 3;
+    /// The import returned; the last argument is its result.
+    pub const POST: i32 = 4;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// Version of the irm that wove the module.
+    pub irm_version: String,
+    pub program: Program,
+    /// Indices of the policies compiled into the module (the others cannot be violated
+    /// by it and were elided).
+    pub effective_policies: Vec<usize>,
+    /// Every code the woven code can put into `irm:violation` or pass to a hook.
+    pub codes: Vec<Code>,
+    pub wrapped: Vec<WrappedImport>,
+    pub globals: MonitorGlobals,
+    /// Present iff the module was woven with host hooks.
+    pub hooks: Option<HookLayout>,
+}
+
+impl Manifest {
+    /// The entry for `code`, if the module can produce it.
+    pub fn code(&self, code: u32) -> Option<&Code> {
+        self.codes.iter().find(|c| c.code == code)
+    }
+}
+
+/// What a transition firing (or failing to evaluate) means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeKind {
+    Deny,
+    Audit,
+    Suppress,
+    /// Evaluating the step failed; reported as a deny of the policy.
+    Fault,
+}
+
+/// Why a step failed to evaluate. Like `ir::RuntimeFault`, without the run-time value of
+/// an out-of-range update (host hooks receive that value, see [`HookLayout`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    StringOutOfBounds { param: ParamId },
+    DivisionByZero,
+    VarOutOfRange { var: VarId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Code {
+    /// Never 0.
+    pub code: u32,
+    pub kind: CodeKind,
+    pub policy: usize,
+    pub policy_name: String,
+    /// Index into the policy's transitions.
+    pub transition: usize,
+    pub phase: Phase,
+    pub fault: Option<Fault>,
+    pub event: EventId,
+    /// `module.field`.
+    pub import: String,
+    /// The transition's reason, or a generated one for faults and reasonless transitions.
+    pub reason: String,
+    /// The transition's source location.
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedImport {
+    pub event: EventId,
+    pub module: String,
+    pub field: String,
+    /// Function index of the import declaration (unchanged by weaving).
+    pub import_index: u32,
+    /// Function index of its wrapper in the woven module.
+    pub wrapper_index: u32,
+}
+
+/// Global indices of the monitor state in the woven module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorGlobals {
+    /// The exported `irm:violation` global.
+    pub violation: u32,
+    /// Per policy of the program: its state global, `None` when elided.
+    pub states: Vec<Option<u32>>,
+    /// Per policy: one i64 global per variable (empty when elided).
+    pub vars: Vec<Vec<u32>>,
+}
+
+/// The host hook imports. Each is imported from [`HOOK_MODULE`] under `field` with type
+/// `(kind i32, code i32, p0 i64, .., pn i64, extra i64) -> ()`: `kind` is one of
+/// [`hook_kind`]; every Wasm parameter of the event is widened to i64 (i32
+/// sign-extended, f32/f64 bit patterns); `extra` is the import's integer result for
+/// `POST` and post-phase `AUDIT`/`DENY`, the offending value for a `VarOutOfRange`
+/// fault, and 0 otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookLayout {
+    pub module: String,
+    pub hooks: Vec<Hook>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    pub event: EventId,
+    pub field: String,
+    /// Function index of the hook import in the woven module.
+    pub func_index: u32,
+    /// The event's Wasm parameter types, in the order they are passed (widened).
+    pub params: Vec<ValType>,
+}
+
+/// Reads the manifest of a woven module: `Ok(None)` when the module has no
+/// `irm.monitor` section, an error when it is not a module or the section is malformed.
+pub fn read(wasm: &[u8]) -> Result<Option<Manifest>, WeaveError> {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.map_err(WeaveError::malformed)? {
+            wasmparser::Payload::Version { encoding: wasmparser::Encoding::Component, .. } => {
+                return Err(WeaveError::Component)
+            }
+            wasmparser::Payload::CustomSection(c) if c.name() == SECTION => {
+                return serde_json::from_slice(c.data()).map(Some).map_err(|e| {
+                    WeaveError::Manifest { message: format!("{e} (section at byte {:#x})", c.data_offset()) }
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}

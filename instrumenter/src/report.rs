@@ -1,0 +1,123 @@
+//! The weave report: what was monitored, what was elided and why.
+use serde::Serialize;
+
+/// How many references to wrapped imports were redirected to wrappers, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Redirects {
+    pub call: u32,
+    pub return_call: u32,
+    /// `ref.func` in function bodies.
+    pub ref_func: u32,
+    /// Function indices and `ref.func` expressions in element segments.
+    pub element_items: u32,
+    pub global_inits: u32,
+    pub exports: u32,
+    pub start: u32,
+}
+
+impl Redirects {
+    pub fn total(&self) -> u32 {
+        self.call
+            + self.return_call
+            + self.ref_func
+            + self.element_items
+            + self.global_inits
+            + self.exports
+            + self.start
+    }
+
+    pub(crate) fn add(&mut self, o: &Redirects) {
+        self.call += o.call;
+        self.return_call += o.return_call;
+        self.ref_func += o.ref_func;
+        self.element_items += o.element_items;
+        self.global_inits += o.global_inits;
+        self.exports += o.exports;
+        self.start += o.start;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WeaveReport {
+    pub policies: Vec<PolicyReport>,
+    pub wrapped: Vec<WrappedReport>,
+    /// All redirected references.
+    pub redirected: Redirects,
+    /// Function bodies re-encoded (they referenced a wrapped import, or host hooks shifted
+    /// every index); all other bodies are copied byte for byte.
+    pub bodies_rewritten: u32,
+    pub bodies_copied: u32,
+    /// Custom sections dropped, with the reason (stale DWARF).
+    pub dropped_sections: Vec<String>,
+    pub host_hooks: bool,
+    /// Size of the input and the output in bytes.
+    pub input_size: usize,
+    pub output_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    pub name: String,
+    pub effective: bool,
+    /// Why the policy is (or is not) compiled into this module.
+    pub why: String,
+    /// `module.field#function-index` of every import declaration it wraps.
+    pub wrapped_imports: Vec<String>,
+    pub redirected: Redirects,
+    pub elided_events: Vec<ElidedEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ElidedEvent {
+    pub event: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WrappedReport {
+    pub import: String,
+    pub import_index: u32,
+    pub wrapper_index: u32,
+    pub redirected: Redirects,
+}
+
+impl WeaveReport {
+    /// The human-readable per-policy summary `irm weave` prints.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for p in &self.policies {
+            if p.effective {
+                out.push_str(&format!("policy {}: enforced ({})\n", p.name, p.why));
+                for w in &p.wrapped_imports {
+                    out.push_str(&format!("  wraps {w}\n"));
+                }
+                let r = &p.redirected;
+                out.push_str(&format!(
+                    "  redirected {} references: {} call, {} return_call, {} ref.func, {} \
+                     element items, {} global inits, {} exports, {} start\n",
+                    r.total(),
+                    r.call,
+                    r.return_call,
+                    r.ref_func,
+                    r.element_items,
+                    r.global_inits,
+                    r.exports,
+                    r.start
+                ));
+            } else {
+                out.push_str(&format!("policy {}: elided ({})\n", p.name, p.why));
+            }
+            for e in &p.elided_events {
+                out.push_str(&format!("  elided event {}: {}\n", e.event, e.reason));
+            }
+        }
+        out.push_str(&format!(
+            "{} function bodies rewritten, {} copied unchanged\n",
+            self.bodies_rewritten, self.bodies_copied
+        ));
+        for d in &self.dropped_sections {
+            out.push_str(&format!("dropped {d}\n"));
+        }
+        out
+    }
+}

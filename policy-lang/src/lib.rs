@@ -5,6 +5,7 @@
 pub mod ir;
 pub mod pattern;
 pub mod interp;
+pub mod trace;
 pub mod ast;
 pub mod check;
 pub mod diag;

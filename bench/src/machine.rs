@@ -1,0 +1,142 @@
+//! What the numbers were measured on: machine, toolchain and library versions, date.
+
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory: String,
+    pub os: String,
+    pub rustc: String,
+    pub versions: Vec<(String, String)>,
+    pub wasm_opt: Option<String>,
+    pub date: String,
+    pub commit: String,
+}
+
+impl Machine {
+    pub fn detect(workspace: &Path) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
+            .unwrap_or_else(|| "unknown".into());
+        let os = command_line("uname", &["-sr"]).unwrap_or_else(|| "unknown".into());
+        let rustc = command_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".into());
+        let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
+        let versions = [
+            "wasmtime",
+            "wasmparser",
+            "wasm-encoder",
+            "walrus",
+            "pest",
+        ]
+        .iter()
+        .map(|name| {
+            let v = locked_versions(&lock, name);
+            let v = if v.is_empty() {
+                "?".to_string()
+            } else {
+                v.join(", ")
+            };
+            (name.to_string(), v)
+        })
+        .collect();
+        let wasm_opt = command_line("wasm-opt", &["--version"]);
+        let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+            .unwrap_or_else(|| "unknown".into());
+        let commit = Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(workspace)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu,
+            cores,
+            memory,
+            os,
+            rustc,
+            versions,
+            wasm_opt,
+            date,
+            commit,
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| | |\n|---|---|\n");
+        s.push_str(&format!("| date | {} |\n", self.date));
+        s.push_str(&format!("| commit | `{}` |\n", self.commit));
+        s.push_str(&format!("| CPU | {} |\n", self.cpu));
+        s.push_str(&format!("| cores available | {} |\n", self.cores));
+        s.push_str(&format!("| memory | {} |\n", self.memory));
+        s.push_str(&format!("| OS | {} |\n", self.os));
+        s.push_str(&format!("| rustc | {} |\n", self.rustc));
+        for (name, v) in &self.versions {
+            s.push_str(&format!("| {name} | {v} |\n"));
+        }
+        s.push_str(&format!(
+            "| binaryen wasm-opt | {} |\n",
+            self.wasm_opt.as_deref().unwrap_or("not installed")
+        ));
+        s
+    }
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Every version of package `name` in a Cargo.lock, in file order.
+pub fn locked_versions(lock: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{name}\"") {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                out.push(v.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_versions_lists_every_copy_of_a_package() {
+        let lock = "[[package]]\nname = \"wasmparser\"\nversion = \"0.245.1\"\n\n\
+                    [[package]]\nname = \"wasmparser-x\"\nversion = \"9\"\n\n\
+                    [[package]]\nname = \"wasmparser\"\nversion = \"0.254.2\"\n";
+        assert_eq!(locked_versions(lock, "wasmparser"), ["0.245.1", "0.254.2"]);
+    }
+}

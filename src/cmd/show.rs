@@ -1,9 +1,102 @@
-//! `irm show`.
-use anyhow::Result;
+//! `irm show`: a human summary of compiled policies, or Graphviz with `--dot`.
+use anyhow::{bail, Result};
+use policy_lang::display::transition_to_string;
+use policy_lang::ir::{ParamType, Program};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Policy files, compiled together.
+    #[arg(required = true)]
+    pub policies: Vec<PathBuf>,
+    /// Print Graphviz DOT (render with `dot -Tsvg`).
+    #[arg(long)]
+    pub dot: bool,
+    /// The policy to show when the files define several (default: all, or the only one).
+    #[arg(long = "policy", value_name = "NAME")]
+    pub policy: Option<String>,
+}
 
-pub fn run(_args: Args) -> Result<u8> {
-    anyhow::bail!("irm show is not available in this build yet")
+pub fn run(args: Args) -> Result<u8> {
+    let compiled = match policy_lang::compile_files(&args.policies) {
+        Ok(c) => c,
+        Err(diags) => {
+            eprint!("{}", diags.render());
+            return Ok(1);
+        }
+    };
+    if !compiled.warnings.is_empty() {
+        eprintln!("{}", compiled.render_warnings());
+    }
+    let program = &compiled.program;
+    let names: Vec<&str> = program.policies.iter().map(|p| p.name.as_str()).collect();
+    let selected: Vec<usize> = match &args.policy {
+        Some(name) => match names.iter().position(|n| n == name) {
+            Some(i) => vec![i],
+            None => bail!("no policy named `{name}`; the policies are: {}", names.join(", ")),
+        },
+        None if args.dot && program.policies.len() > 1 => bail!(
+            "the files define {} policies ({}); pick one with --policy NAME",
+            names.len(),
+            names.join(", ")
+        ),
+        None => (0..program.policies.len()).collect(),
+    };
+    if program.policies.is_empty() {
+        bail!("the files define no policy");
+    }
+    for i in selected {
+        if args.dot {
+            print!("{}", policy_lang::dot::to_dot(program, i));
+        } else {
+            print!("{}", summary(program, i));
+        }
+    }
+    Ok(0)
+}
+
+fn summary(program: &Program, i: usize) -> String {
+    let p = &program.policies[i];
+    let mut out = format!("policy {}\n", p.name);
+    let states: Vec<String> = p
+        .states
+        .iter()
+        .enumerate()
+        .map(|(s, st)| if s as u32 == p.initial { format!("{} (initial)", st.name) } else { st.name.clone() })
+        .collect();
+    out.push_str(&format!("  states: {}\n", states.join(", ")));
+    for v in &p.vars {
+        out.push_str(&format!("  var {}: {}..{} = {}\n", v.name, v.min, v.max, v.init));
+    }
+    if p.allow_shared_memory_strings {
+        out.push_str("  allows string guards on shared memories\n");
+    }
+    out.push_str("  events:\n");
+    let mut used: Vec<u32> = p.transitions.iter().map(|t| t.event).collect();
+    used.sort_unstable();
+    used.dedup();
+    for e in used {
+        let ev = &program.events[e as usize];
+        let params: Vec<String> = ev
+            .params
+            .iter()
+            .map(|p| {
+                let ty = match p.ty {
+                    ParamType::I32 => "i32",
+                    ParamType::I64 => "i64",
+                    ParamType::F32 => "f32",
+                    ParamType::F64 => "f64",
+                    ParamType::Str => "string",
+                };
+                format!("{}: {ty}", p.name)
+            })
+            .collect();
+        let result = if ev.results.is_empty() { "" } else { " -> result" };
+        out.push_str(&format!("    {} = {}({}){result}\n", ev.name, ev.import_name(), params.join(", ")));
+    }
+    out.push_str("  transitions (first match wins):\n");
+    for t in &p.transitions {
+        out.push_str(&format!("    {}  // {}\n", transition_to_string(t, p, &program.events), t.origin));
+    }
+    out
 }

@@ -36,8 +36,8 @@ pub(crate) struct Registry {
     /// Contents of the private memory from `dfa_start` on.
     pub dfa_bytes: Vec<u8>,
     dfas: HashMap<Pattern, u32>,
-    /// Bytes at the start of the private memory where audits save memory 0's scratch area.
-    pub save_len: u32,
+    /// Where DFA tables start in the private memory; the bytes before are where audits
+    /// save memory 0's scratch area.
     pub dfa_start: u32,
     pub uses_messages: bool,
     pub uses_save_area: bool,
@@ -52,7 +52,6 @@ impl Registry {
             message_at: Vec::new(),
             dfa_bytes: Vec::new(),
             dfas: HashMap::new(),
-            save_len,
             dfa_start: save_len.next_multiple_of(8),
             uses_messages: false,
             uses_save_area: false,

@@ -597,10 +597,10 @@ impl Emitter<'_> {
         let gen = self.gen;
         let mut out = wasm_encoder::NameSection::new();
         let mut did = [false; 4]; // functions, memories, globals, data
-        let mut funcs_new = |out: &mut wasm_encoder::NameSection, old: Option<wasmparser::NameMap>| -> Result<(), wasmparser::BinaryReaderError> {
+        let funcs_new = |out: &mut wasm_encoder::NameSection, old: Option<wasmparser::NameMap>| -> Result<(), wasmparser::BinaryReaderError> {
             let mut m = wasm_encoder::NameMap::new();
             let mut hooks_done = false;
-            let mut emit_hooks = |m: &mut wasm_encoder::NameMap| {
+            let emit_hooks = |m: &mut wasm_encoder::NameMap| {
                 for (h, n) in plan.hooks.iter().zip(&gen.hook_names) {
                     m.append(h.func_index, n);
                 }

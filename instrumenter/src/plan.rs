@@ -49,7 +49,6 @@ pub(crate) struct Plan {
     /// Number of hook imports: how far defined functions move.
     pub shift: u32,
     pub num_func_imports: u32,
-    pub num_types: u32,
     pub matcher_type: u32,
     pub matcher_index: u32,
     pub globals: MonitorGlobals,
@@ -476,7 +475,6 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
         hook_of_event,
         shift,
         num_func_imports,
-        num_types,
         matcher_type,
         matcher_index,
         globals: MonitorGlobals { violation, states, vars },

@@ -91,7 +91,8 @@ impl Registry {
         };
         let code = self.codes.len() as u32 + 1;
         let msg = message(kind, &p.name, &ev.import_name(), &reason);
-        self.message_at.push((self.messages.len() as u32, msg.len() as u32));
+        self.message_at
+            .push((self.messages.len() as u32, msg.len() as u32));
         if kind != CodeKind::Suppress {
             self.messages.extend_from_slice(msg.as_bytes());
         }
@@ -117,13 +118,15 @@ impl Registry {
         if let Some(&b) = self.dfas.get(pattern) {
             return Ok(b);
         }
-        let dfa = pattern.to_dfa().map_err(|e| WeaveError::PatternTooComplex {
-            policy: policy.into(),
-            origin: origin.into(),
-            pattern: format!("{pattern:?}"),
-            message: e.to_string(),
-        })?;
-        while self.dfa_bytes.len() % 8 != 0 {
+        let dfa = pattern
+            .to_dfa()
+            .map_err(|e| WeaveError::PatternTooComplex {
+                policy: policy.into(),
+                origin: origin.into(),
+                pattern: format!("{pattern:?}"),
+                message: e.to_string(),
+            })?;
+        while !self.dfa_bytes.len().is_multiple_of(8) {
             self.dfa_bytes.push(0);
         }
         let base = self.dfa_start + self.dfa_bytes.len() as u32;
@@ -135,7 +138,8 @@ impl Registry {
         for &q in &dfa.table {
             self.dfa_bytes.extend_from_slice(&(q as u16).to_le_bytes());
         }
-        self.dfa_bytes.extend(dfa.accepting.iter().map(|&a| a as u8));
+        self.dfa_bytes
+            .extend(dfa.accepting.iter().map(|&a| a as u8));
         self.dfas.insert(pattern.clone(), base);
         Ok(base)
     }
@@ -157,12 +161,18 @@ fn fault_reason(program: &Program, policy: usize, ti: usize, f: &Fault) -> Strin
     match f {
         Fault::StringOutOfBounds { param } => format!(
             "string argument `{}` lies outside memory 0",
-            ev.params.get(*param as usize).map(|p| p.name.as_str()).unwrap_or("?")
+            ev.params
+                .get(*param as usize)
+                .map(|p| p.name.as_str())
+                .unwrap_or("?")
         ),
         Fault::DivisionByZero => format!("division by zero in the transition at {}", t.origin),
         Fault::VarOutOfRange { var } => {
             let v = &p.vars[*var as usize];
-            format!("variable `{}` would leave its range {}..={} (transition at {})", v.name, v.min, v.max, t.origin)
+            format!(
+                "variable `{}` would leave its range {}..={} (transition at {})",
+                v.name, v.min, v.max, t.origin
+            )
         }
     }
 }
@@ -183,9 +193,16 @@ pub(crate) fn audit_save_len(program: &Program, plan: &Plan) -> u32 {
             if !plan.effective[pi] {
                 continue;
             }
-            for t in p.transitions.iter().filter(|t| t.event == w.event && t.verdict == Verdict::Audit) {
+            for t in p
+                .transitions
+                .iter()
+                .filter(|t| t.event == w.event && t.verdict == Verdict::Audit)
+            {
                 let ev = &program.events[w.event as usize];
-                let reason = t.reason.clone().unwrap_or_else(|| format!("audited by the transition at {}", t.origin));
+                let reason = t
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("audited by the transition at {}", t.origin));
                 let m = message(CodeKind::Audit, &p.name, &ev.import_name(), &reason);
                 max = max.max(scratch_len(m.len()));
             }
@@ -204,7 +221,12 @@ struct FnGen {
 
 impl FnGen {
     fn new(nparams: u32) -> Self {
-        FnGen { insts: Vec::new(), locals: Vec::new(), nparams, depth: 0 }
+        FnGen {
+            insts: Vec::new(),
+            locals: Vec::new(),
+            nparams,
+            depth: 0,
+        }
     }
     fn local(&mut self, t: ValType) -> u32 {
         self.locals.push(t);
@@ -244,7 +266,11 @@ impl FnGen {
 }
 
 fn mem(memory_index: u32, offset: u64, align: u32) -> MemArg {
-    MemArg { offset, align, memory_index }
+    MemArg {
+        offset,
+        align,
+        memory_index,
+    }
 }
 
 /// The matcher `(dfa_base, ptr, len) -> accepted` over memory 0, tables in the private
@@ -362,7 +388,9 @@ impl WrapGen<'_> {
         for s in &pre {
             let Some(v) = s.verdict else { continue };
             for (code, verdict) in &s.outcomes {
-                let Verdict::Suppress(value) = verdict else { continue };
+                let Verdict::Suppress(value) = verdict else {
+                    continue;
+                };
                 self.g.op(I::LocalGet(v));
                 self.g.op(I::I32Const(*code as i32));
                 self.g.op(I::I32Eq);
@@ -374,14 +402,22 @@ impl WrapGen<'_> {
             }
         }
         let has_post = self.program.policies.iter().enumerate().any(|(pi, p)| {
-            self.plan.effective[pi] && p.transitions.iter().any(|t| t.event == self.event && t.phase == Phase::Post)
+            self.plan.effective[pi]
+                && p.transitions
+                    .iter()
+                    .any(|t| t.event == self.event && t.phase == Phase::Post)
         });
         for i in 0..self.params.len() as u32 {
             self.g.op(I::LocalGet(i));
         }
         self.g.op(I::Call(w.import));
         if has_post || !self.plan.hooks.is_empty() {
-            let rl: Vec<u32> = self.results.clone().into_iter().map(|t| self.g.local(t)).collect();
+            let rl: Vec<u32> = self
+                .results
+                .clone()
+                .into_iter()
+                .map(|t| self.g.local(t))
+                .collect();
             for &l in rl.iter().rev() {
                 self.g.op(I::LocalSet(l));
             }
@@ -441,15 +477,23 @@ impl WrapGen<'_> {
                 });
                 Ok(())
             }
-            ([_], None) => Err(err(format!("{} returns a value; give the suppression one", c.import))),
-            _ => Err(err(format!("{} returns several values; irm cannot suppress it", c.import))),
+            ([_], None) => Err(err(format!(
+                "{} returns a value; give the suppression one",
+                c.import
+            ))),
+            _ => Err(err(format!(
+                "{} returns several values; irm cannot suppress it",
+                c.import
+            ))),
         }
     }
 
     /// Calls the event's hook (host hooks only). `code`: a constant, or `viol` when None
     /// for DENY; `extra`: a local holding the i64 extra argument, or 0.
     fn hook(&mut self, kind: i32, code: Option<u32>, extra: Option<u32>) {
-        let Some(&hook) = self.plan.hook_of_event.get(&self.event) else { return };
+        let Some(&hook) = self.plan.hook_of_event.get(&self.event) else {
+            return;
+        };
         self.g.op(I::I32Const(kind));
         match code {
             Some(c) => self.g.op(I::I32Const(c as i32)),
@@ -533,7 +577,10 @@ impl WrapGen<'_> {
             self.g.op(I::I32Const(0));
             self.g.op(I::LocalGet(base));
             self.g.op(I::I32Const(scratch as i32));
-            self.g.op(I::MemoryCopy { src_mem: 0, dst_mem: private });
+            self.g.op(I::MemoryCopy {
+                src_mem: 0,
+                dst_mem: private,
+            });
         }
         self.g.op(I::LocalGet(base));
         self.g.op(I::LocalGet(base));
@@ -548,7 +595,10 @@ impl WrapGen<'_> {
         self.g.op(I::I32Add);
         self.g.op(I::I32Const(off as i32));
         self.g.op(I::I32Const(len as i32));
-        self.g.op(I::MemoryInit { mem: 0, data_index: self.plan.message_segment });
+        self.g.op(I::MemoryInit {
+            mem: 0,
+            data_index: self.plan.message_segment,
+        });
         self.g.op(I::I32Const(2));
         self.g.op(I::LocalGet(base));
         self.g.op(I::I32Const(1));
@@ -561,7 +611,10 @@ impl WrapGen<'_> {
             self.g.op(I::LocalGet(base));
             self.g.op(I::I32Const(0));
             self.g.op(I::I32Const(scratch as i32));
-            self.g.op(I::MemoryCopy { src_mem: private, dst_mem: 0 });
+            self.g.op(I::MemoryCopy {
+                src_mem: private,
+                dst_mem: 0,
+            });
         }
         self.g.end();
     }
@@ -574,13 +627,16 @@ impl WrapGen<'_> {
                 continue;
             }
             let cands: Vec<usize> = (0..p.transitions.len())
-                .filter(|&ti| p.transitions[ti].event == self.event && p.transitions[ti].phase == phase)
+                .filter(|&ti| {
+                    p.transitions[ti].event == self.event && p.transitions[ti].phase == phase
+                })
                 .collect();
             if cands.is_empty() {
                 continue;
             }
             self.policy = pi;
-            let state_global = self.plan.globals.states[pi].expect("effective policies have a state global");
+            let state_global =
+                self.plan.globals.states[pi].expect("effective policies have a state global");
             let st = self.g.local(ValType::I32);
             self.g.op(I::GlobalGet(state_global));
             self.g.op(I::LocalSet(st));
@@ -598,9 +654,12 @@ impl WrapGen<'_> {
                     }
                 }
             }
-            let needs_verdict = cands
-                .iter()
-                .any(|&ti| matches!(p.transitions[ti].verdict, Verdict::Audit | Verdict::Suppress(_)));
+            let needs_verdict = cands.iter().any(|&ti| {
+                matches!(
+                    p.transitions[ti].verdict,
+                    Verdict::Audit | Verdict::Suppress(_)
+                )
+            });
             let verdict = needs_verdict.then(|| self.g.local(ValType::I32));
             let mut outcomes = Vec::new();
             let mut changes_state = false;
@@ -641,7 +700,12 @@ impl WrapGen<'_> {
                     self.g.op(I::LocalSet(l));
                     let v = &p.vars[u.var as usize];
                     if v.min != i64::MIN || v.max != i64::MAX {
-                        let code = self.reg.code(self.program, pi, ti, Some(Fault::VarOutOfRange { var: u.var }));
+                        let code = self.reg.code(
+                            self.program,
+                            pi,
+                            ti,
+                            Some(Fault::VarOutOfRange { var: u.var }),
+                        );
                         self.g.op(I::LocalGet(l));
                         self.g.op(I::I64Const(v.min));
                         self.g.op(I::I64LtS);
@@ -665,7 +729,8 @@ impl WrapGen<'_> {
                     v @ (Verdict::Audit | Verdict::Suppress(_)) => {
                         let code = self.reg.code(self.program, pi, ti, None);
                         self.g.op(I::I32Const(code as i32));
-                        self.g.op(I::LocalSet(verdict.expect("allocated for audit/suppress")));
+                        self.g
+                            .op(I::LocalSet(verdict.expect("allocated for audit/suppress")));
                         outcomes.push((code, v.clone()));
                     }
                 }
@@ -732,9 +797,14 @@ impl WrapGen<'_> {
             Expr::Binary(op @ (BinOp::Eq | BinOp::Ne), a, b) if is_bool(a) => {
                 self.bool_expr(a)?;
                 self.bool_expr(b)?;
-                self.g.op(if *op == BinOp::Eq { I::I32Eq } else { I::I32Ne });
+                self.g
+                    .op(if *op == BinOp::Eq { I::I32Eq } else { I::I32Ne });
             }
-            Expr::Binary(op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), a, b) => {
+            Expr::Binary(
+                op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
+                a,
+                b,
+            ) => {
                 self.int_expr(a)?;
                 self.int_expr(b)?;
                 self.g.op(match op {
@@ -804,7 +874,9 @@ impl WrapGen<'_> {
                     })
                 }
             },
-            Expr::Var(v) => self.g.op(I::GlobalGet(self.plan.globals.vars[self.policy][*v as usize])),
+            Expr::Var(v) => self.g.op(I::GlobalGet(
+                self.plan.globals.vars[self.policy][*v as usize],
+            )),
             Expr::Unary(UnOp::Neg, a) => {
                 self.g.op(I::I64Const(0));
                 self.int_expr(a)?;

@@ -61,7 +61,9 @@ fn internal(e: reencode::Error<WeaveError>) -> WeaveError {
     match e {
         reencode::Error::UserError(e) => e,
         reencode::Error::ParseError(e) => WeaveError::malformed(e),
-        other => WeaveError::Internal { message: other.to_string() },
+        other => WeaveError::Internal {
+            message: other.to_string(),
+        },
     }
 }
 
@@ -170,7 +172,11 @@ pub(crate) fn emit(
     gen: &Generated,
     num_data: u32,
 ) -> Result<Emitted, WeaveError> {
-    let first_wrapper = plan.wrappers.first().map(|w| w.index).unwrap_or(plan.matcher_index);
+    let first_wrapper = plan
+        .wrappers
+        .first()
+        .map(|w| w.index)
+        .unwrap_or(plan.matcher_index);
     let reg = &gen.registry;
     let mut e = Emitter {
         plan,
@@ -216,7 +222,11 @@ pub(crate) fn emit(
 
     let mut imports = wasm_encoder::ImportSection::new();
     for h in &plan.hooks {
-        imports.import(crate::manifest::HOOK_MODULE, &h.field, wasm_encoder::EntityType::Function(h.type_index));
+        imports.import(
+            crate::manifest::HOOK_MODULE,
+            &h.field,
+            wasm_encoder::EntityType::Function(h.type_index),
+        );
     }
     e.new_imports = (imports.len(), items_of(&imports));
 
@@ -244,16 +254,28 @@ pub(crate) fn emit(
     }
 
     let mut globals = wasm_encoder::GlobalSection::new();
-    let gt = |val_type| wasm_encoder::GlobalType { val_type, mutable: true, shared: false };
+    let gt = |val_type| wasm_encoder::GlobalType {
+        val_type,
+        mutable: true,
+        shared: false,
+    };
     globals.global(gt(wasm_encoder::ValType::I32), &ConstExpr::i32_const(0));
     for &(t, init) in &plan.state_inits {
-        let c = if t == wasm_encoder::ValType::I32 { ConstExpr::i32_const(init as i32) } else { ConstExpr::i64_const(init) };
+        let c = if t == wasm_encoder::ValType::I32 {
+            ConstExpr::i32_const(init as i32)
+        } else {
+            ConstExpr::i64_const(init)
+        };
         globals.global(gt(t), &c);
     }
     e.new_globals = (globals.len(), items_of(&globals));
 
     let mut exports = wasm_encoder::ExportSection::new();
-    exports.export(crate::manifest::VIOLATION_GLOBAL, wasm_encoder::ExportKind::Global, plan.globals.violation);
+    exports.export(
+        crate::manifest::VIOLATION_GLOBAL,
+        wasm_encoder::ExportKind::Global,
+        plan.globals.violation,
+    );
     e.new_exports = (exports.len(), items_of(&exports));
 
     let mut data = wasm_encoder::DataSection::new();
@@ -262,7 +284,11 @@ pub(crate) fn emit(
         e.needs_data_count = true;
     }
     if reg.uses_dfas() {
-        data.active(plan.private_memory, &ConstExpr::i32_const(reg.dfa_start as i32), reg.dfa_bytes.iter().copied());
+        data.active(
+            plan.private_memory,
+            &ConstExpr::i32_const(reg.dfa_start as i32),
+            reg.dfa_bytes.iter().copied(),
+        );
     }
     e.new_data = (data.len(), items_of(&data));
 
@@ -309,7 +335,10 @@ pub(crate) fn emit(
                     return Err(WeaveError::UnknownSection { id: 0, offset: 0 });
                 };
                 if rank(id).is_none() {
-                    return Err(WeaveError::UnknownSection { id, offset: range.start });
+                    return Err(WeaveError::UnknownSection {
+                        id,
+                        offset: range.start,
+                    });
                 }
                 e.before(id)?;
                 e.known(other, &input[range.clone()], range.start)?;
@@ -362,20 +391,20 @@ impl Emitter<'_> {
     /// Emits the missing sections that must come before section `id`.
     fn before(&mut self, id: u8) -> Result<(), WeaveError> {
         let r = rank(id).expect("known section");
-        for k in 0..r {
-            if !self.done[k] {
-                self.create(RANK_IDS[k])?;
-                self.done[k] = true;
-            }
-        }
+        self.create_missing(r)?;
         self.done[r] = true;
         Ok(())
     }
 
     fn before_end(&mut self) -> Result<(), WeaveError> {
-        for k in 0..13 {
+        self.create_missing(RANK_IDS.len())
+    }
+
+    /// Creates every section of rank below `upto` the input lacked.
+    fn create_missing(&mut self, upto: usize) -> Result<(), WeaveError> {
+        for (k, &id) in RANK_IDS.iter().enumerate().take(upto) {
             if !self.done[k] {
-                self.create(RANK_IDS[k])?;
+                self.create(id)?;
                 self.done[k] = true;
             }
         }
@@ -431,7 +460,11 @@ impl Emitter<'_> {
         let id = payload.as_section().map(|(id, _)| id).unwrap_or(0);
         let e = internal;
         match payload {
-            Payload::TypeSection(_) | Payload::ImportSection(_) | Payload::FunctionSection(_) | Payload::MemorySection(_) | Payload::DataSection(_) => {
+            Payload::TypeSection(_)
+            | Payload::ImportSection(_)
+            | Payload::FunctionSection(_)
+            | Payload::MemorySection(_)
+            | Payload::DataSection(_) => {
                 let (n, new) = match id {
                     1 => &self.new_types,
                     2 => &self.new_imports,
@@ -493,7 +526,12 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn body(&mut self, st: &mut CodeState, body: wasmparser::FunctionBody, input: &[u8]) -> Result<(), WeaveError> {
+    fn body(
+        &mut self,
+        st: &mut CodeState,
+        body: wasmparser::FunctionBody,
+        input: &[u8],
+    ) -> Result<(), WeaveError> {
         st.seen += 1;
         let range = body.range();
         let entry_start = st.prev_end;
@@ -539,7 +577,10 @@ impl Emitter<'_> {
         }
         self.rewritten += 1;
         self.red.ctx = Ctx::Uncounted;
-        let mut f = self.red.new_function_with_parsed_locals(&body).map_err(internal)?;
+        let mut f = self
+            .red
+            .new_function_with_parsed_locals(&body)
+            .map_err(internal)?;
         let mut ops = body.get_operators_reader().map_err(WeaveError::malformed)?;
         while !ops.eof() {
             f.instruction(&self.red.parse_instruction(&mut ops).map_err(internal)?);
@@ -562,11 +603,16 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn custom(&mut self, c: wasmparser::CustomSectionReader, input: &[u8]) -> Result<(), WeaveError> {
+    fn custom(
+        &mut self,
+        c: wasmparser::CustomSectionReader,
+        input: &[u8],
+    ) -> Result<(), WeaveError> {
         let raw = &input[c.range()];
         let name = c.name();
         if name.starts_with(".debug_") && self.dwarf_stale {
-            self.dropped.push(format!("{name} (DWARF: code offsets changed)"));
+            self.dropped
+                .push(format!("{name} (DWARF: code offsets changed)"));
             return Ok(());
         }
         if name == "name" {
@@ -574,7 +620,9 @@ impl Emitter<'_> {
             match self.names(Some(&c))? {
                 Some(n) => section(&mut self.out, 0, &n),
                 None if self.plan.shift == 0 => section(&mut self.out, 0, raw),
-                None => self.dropped.push("name (malformed, and host hooks shift function indices)".into()),
+                None => self
+                    .dropped
+                    .push("name (malformed, and host hooks shift function indices)".into()),
             }
             return Ok(());
         }
@@ -592,12 +640,17 @@ impl Emitter<'_> {
 
     /// The rewritten name section (full content with the name "name"), or None when the
     /// input's is malformed.
-    fn names(&mut self, c: Option<&wasmparser::CustomSectionReader>) -> Result<Option<Vec<u8>>, WeaveError> {
+    fn names(
+        &mut self,
+        c: Option<&wasmparser::CustomSectionReader>,
+    ) -> Result<Option<Vec<u8>>, WeaveError> {
         let plan = self.plan;
         let gen = self.gen;
         let mut out = wasm_encoder::NameSection::new();
         let mut did = [false; 4]; // functions, memories, globals, data
-        let funcs_new = |out: &mut wasm_encoder::NameSection, old: Option<wasmparser::NameMap>| -> Result<(), wasmparser::BinaryReaderError> {
+        let funcs_new = |out: &mut wasm_encoder::NameSection,
+                         old: Option<wasmparser::NameMap>|
+         -> Result<(), wasmparser::BinaryReaderError> {
             let mut m = wasm_encoder::NameMap::new();
             let mut hooks_done = false;
             let emit_hooks = |m: &mut wasm_encoder::NameMap| {
@@ -627,7 +680,9 @@ impl Emitter<'_> {
             out.functions(&m);
             Ok(())
         };
-        let globals_new = |out: &mut wasm_encoder::NameSection, old: Option<wasmparser::NameMap>| -> Result<(), wasmparser::BinaryReaderError> {
+        let globals_new = |out: &mut wasm_encoder::NameSection,
+                           old: Option<wasmparser::NameMap>|
+         -> Result<(), wasmparser::BinaryReaderError> {
             let mut m = wasm_encoder::NameMap::new();
             if let Some(old) = old {
                 for n in old {
@@ -645,7 +700,10 @@ impl Emitter<'_> {
         // Any failure here only means the name section is dropped (names are advisory).
         let result: Result<(), Box<dyn std::error::Error>> = (|| {
             if let Some(c) = c {
-                let reader = wasmparser::NameSectionReader::new(BinaryReader::new(c.data(), c.data_offset()));
+                let reader = wasmparser::NameSectionReader::new(BinaryReader::new(
+                    c.data(),
+                    c.data_offset(),
+                ));
                 for sub in reader {
                     let sub = sub?;
                     let id = name_id(&sub);
@@ -711,7 +769,10 @@ fn name_id(n: &Name) -> u8 {
     }
 }
 
-fn shift_indirect(m: wasmparser::IndirectNameMap, plan: &Plan) -> Result<wasm_encoder::IndirectNameMap, wasmparser::BinaryReaderError> {
+fn shift_indirect(
+    m: wasmparser::IndirectNameMap,
+    plan: &Plan,
+) -> Result<wasm_encoder::IndirectNameMap, wasmparser::BinaryReaderError> {
     let mut out = wasm_encoder::IndirectNameMap::new();
     for n in m {
         let n = n?;
@@ -727,7 +788,9 @@ fn shift_indirect(m: wasmparser::IndirectNameMap, plan: &Plan) -> Result<wasm_en
 
 /// The producers section with `processed-by irm <version>` added, or None if malformed.
 fn producers(c: &wasmparser::CustomSectionReader, version: &str) -> Option<Vec<u8>> {
-    let reader = wasmparser::ProducersSectionReader::new(BinaryReader::new(c.data(), c.data_offset())).ok()?;
+    let reader =
+        wasmparser::ProducersSectionReader::new(BinaryReader::new(c.data(), c.data_offset()))
+            .ok()?;
     let mut p = wasm_encoder::ProducersSection::new();
     let mut saw = false;
     for field in reader {

@@ -49,7 +49,12 @@ pub enum WeaveError {
         "import {import} is a {kind}, but event `{event}` of the policy (used at {origin}) \
          needs a function import"
     )]
-    NotAFunction { import: String, kind: &'static str, event: String, origin: String },
+    NotAFunction {
+        import: String,
+        kind: &'static str,
+        event: String,
+        origin: String,
+    },
 
     #[error(
         "the module imports {import}, which starts threads, and policies {policies} would be \
@@ -69,13 +74,26 @@ pub enum WeaveError {
         "policy `{policy}` tests string arguments (transition at {origin}) but {why}; irm \
          reads strings from a 32-bit memory 0"
     )]
-    NoStringMemory { policy: String, origin: String, why: &'static str },
+    NoStringMemory {
+        policy: String,
+        origin: String,
+        why: &'static str,
+    },
 
     #[error("policy `{policy}`: the pattern {pattern} at {origin} is too complex: {message}")]
-    PatternTooComplex { policy: String, origin: String, pattern: String, message: String },
+    PatternTooComplex {
+        policy: String,
+        origin: String,
+        pattern: String,
+        message: String,
+    },
 
     #[error("policy `{policy}` (transition at {origin}): {message}")]
-    UnsupportedProgram { policy: String, origin: String, message: String },
+    UnsupportedProgram {
+        policy: String,
+        origin: String,
+        message: String,
+    },
 
     #[error("the program is malformed: {message}")]
     BadProgram { message: String },
@@ -92,6 +110,9 @@ pub enum WeaveError {
 
 impl WeaveError {
     pub(crate) fn malformed(e: wasmparser::BinaryReaderError) -> Self {
-        WeaveError::Malformed { offset: e.offset(), message: e.message().to_string() }
+        WeaveError::Malformed {
+            offset: e.offset(),
+            message: e.message().to_string(),
+        }
     }
 }

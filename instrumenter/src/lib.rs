@@ -63,7 +63,9 @@ pub fn features() -> WasmFeatures {
 }
 
 fn validate(bytes: &[u8]) -> Result<(), wasmparser::BinaryReaderError> {
-    Validator::new_with_features(features()).validate_all(bytes).map(|_| ())
+    Validator::new_with_features(features())
+        .validate_all(bytes)
+        .map(|_| ())
 }
 
 /// Weaves `program` into the core module `input` (binary).
@@ -71,7 +73,10 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
     let info = module::ModuleInfo::scan(input)?;
     // Validate up front so no planning works on an invalid module; the output is
     // validated again at the end.
-    validate(input).map_err(|e| WeaveError::Invalid { offset: e.offset(), message: e.message().to_string() })?;
+    validate(input).map_err(|e| WeaveError::Invalid {
+        offset: e.offset(),
+        message: e.message().to_string(),
+    })?;
     let plan = plan::plan(&info, program, options)?;
 
     let mut reg = codegen::Registry::new(codegen::audit_save_len(program, &plan));
@@ -80,7 +85,9 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         .iter()
         .map(|w| codegen::wrapper(program, &plan, &mut reg, w))
         .collect::<Result<Vec<_>, _>>()?;
-    let matcher = reg.uses_dfas().then(|| codegen::matcher(plan.private_memory));
+    let matcher = reg
+        .uses_dfas()
+        .then(|| codegen::matcher(plan.private_memory));
 
     let wrapped: Vec<manifest::WrappedImport> = plan
         .wrappers
@@ -113,23 +120,34 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         format: manifest::FORMAT,
         irm_version: VERSION.to_string(),
         program: program.clone(),
-        effective_policies: (0..program.policies.len()).filter(|&i| plan.effective[i]).collect(),
+        effective_policies: (0..program.policies.len())
+            .filter(|&i| plan.effective[i])
+            .collect(),
         codes: reg.codes.clone(),
         wrapped: wrapped.clone(),
         globals: plan.globals.clone(),
         hooks,
     };
-    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| WeaveError::Internal { message: e.to_string() })?;
+    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| WeaveError::Internal {
+        message: e.to_string(),
+    })?;
 
     let mut global_names = Vec::new();
     for (pi, p) in program.policies.iter().enumerate() {
         if plan.effective[pi] {
             global_names.push(format!("irm:state:{}", p.name));
-            global_names.extend(p.vars.iter().map(|v| format!("irm:var:{}.{}", p.name, v.name)));
+            global_names.extend(
+                p.vars
+                    .iter()
+                    .map(|v| format!("irm:var:{}.{}", p.name, v.name)),
+            );
         }
     }
     let gen = emit::Generated {
-        wrapper_names: wrapped.iter().map(|w| format!("irm:wrapper:{}.{}", w.module, w.field)).collect(),
+        wrapper_names: wrapped
+            .iter()
+            .map(|w| format!("irm:wrapper:{}.{}", w.module, w.field))
+            .collect(),
         hook_names: plan
             .hooks
             .iter()
@@ -182,5 +200,8 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         input_size: input.len(),
         output_size: emitted.wasm.len(),
     };
-    Ok(Woven { wasm: emitted.wasm, report })
+    Ok(Woven {
+        wasm: emitted.wasm,
+        report,
+    })
 }

@@ -147,12 +147,15 @@ pub struct Hook {
 pub fn read(wasm: &[u8]) -> Result<Option<Manifest>, WeaveError> {
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.map_err(WeaveError::malformed)? {
-            wasmparser::Payload::Version { encoding: wasmparser::Encoding::Component, .. } => {
-                return Err(WeaveError::Component)
-            }
+            wasmparser::Payload::Version {
+                encoding: wasmparser::Encoding::Component,
+                ..
+            } => return Err(WeaveError::Component),
             wasmparser::Payload::CustomSection(c) if c.name() == SECTION => {
                 return serde_json::from_slice(c.data()).map(Some).map_err(|e| {
-                    WeaveError::Manifest { message: format!("{e} (section at byte {:#x})", c.data_offset()) }
+                    WeaveError::Manifest {
+                        message: format!("{e} (section at byte {:#x})", c.data_offset()),
+                    }
                 });
             }
             _ => {}

@@ -53,9 +53,10 @@ impl<'a> ModuleInfo<'a> {
         let m = WeaveError::malformed;
         for payload in Parser::new(0).parse_all(input) {
             match payload.map_err(m)? {
-                Payload::Version { encoding: Encoding::Component, .. } => {
-                    return Err(WeaveError::Component)
-                }
+                Payload::Version {
+                    encoding: Encoding::Component,
+                    ..
+                } => return Err(WeaveError::Component),
                 Payload::TypeSection(r) => {
                     for group in r {
                         for sub in group.map_err(m)?.into_types() {
@@ -111,10 +112,15 @@ impl<'a> ModuleInfo<'a> {
                 }
                 Payload::DataSection(r) => info.num_data = r.count(),
                 Payload::CustomSection(c) if c.name() == crate::manifest::SECTION => {
-                    return Err(WeaveError::AlreadyWoven { section: crate::manifest::SECTION });
+                    return Err(WeaveError::AlreadyWoven {
+                        section: crate::manifest::SECTION,
+                    });
                 }
                 Payload::UnknownSection { id, range, .. } => {
-                    return Err(WeaveError::UnknownSection { id, offset: range.start })
+                    return Err(WeaveError::UnknownSection {
+                        id,
+                        offset: range.start,
+                    })
                 }
                 _ => {}
             }

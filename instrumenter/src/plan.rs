@@ -14,7 +14,9 @@
 //! * types: original ones, then the hook types and the matcher type.
 use std::collections::{BTreeSet, HashMap};
 
-use policy_lang::ir::{BinOp, EventId, Expr, ParamType, Phase, Program, Transition, UnOp, ValType, Verdict};
+use policy_lang::ir::{
+    BinOp, EventId, Expr, ParamType, Phase, Program, Transition, UnOp, ValType, Verdict,
+};
 
 use crate::manifest::MonitorGlobals;
 use crate::module::ModuleInfo;
@@ -120,8 +122,8 @@ pub(crate) fn may_fault(e: &Expr) -> bool {
     match e {
         Expr::Str(..) => true,
         Expr::Binary(op, a, b) => {
-            let div = matches!(op, BinOp::Div | BinOp::Rem)
-                && !matches!(**b, Expr::Int(n) if n != 0);
+            let div =
+                matches!(op, BinOp::Div | BinOp::Rem) && !matches!(**b, Expr::Int(n) if n != 0);
             div || may_fault(a) || may_fault(b)
         }
         Expr::Unary(_, a) => may_fault(a),
@@ -161,27 +163,44 @@ pub(crate) fn check_program(program: &Program) -> Result<(), WeaveError> {
     for (pi, p) in program.policies.iter().enumerate() {
         let ns = p.states.len() as u32;
         if p.initial >= ns {
-            return bad(format!("policy {pi} ({}) has initial state {} of {ns}", p.name, p.initial));
+            return bad(format!(
+                "policy {pi} ({}) has initial state {} of {ns}",
+                p.name, p.initial
+            ));
         }
         for v in &p.vars {
             if !(v.min <= v.init && v.init <= v.max) {
-                return bad(format!("policy {}: variable {} starts outside its range", p.name, v.name));
+                return bad(format!(
+                    "policy {}: variable {} starts outside its range",
+                    p.name, v.name
+                ));
             }
         }
         for (ti, t) in p.transitions.iter().enumerate() {
             let Some(event) = program.events.get(t.event as usize) else {
-                return bad(format!("policy {} transition {ti} names event {}", p.name, t.event));
+                return bad(format!(
+                    "policy {} transition {ti} names event {}",
+                    p.name, t.event
+                ));
             };
             if t.from.is_empty() || t.from.iter().chain(t.next.iter()).any(|&s| s >= ns) {
-                return bad(format!("policy {} transition {ti} ({}) names a missing state", p.name, t.origin));
+                return bad(format!(
+                    "policy {} transition {ti} ({}) names a missing state",
+                    p.name, t.origin
+                ));
             }
             if t.updates.iter().any(|u| u.var as usize >= p.vars.len()) {
-                return bad(format!("policy {} transition {ti} ({}) updates a missing variable", p.name, t.origin));
+                return bad(format!(
+                    "policy {} transition {ti} ({}) updates a missing variable",
+                    p.name, t.origin
+                ));
             }
             let exprs = std::iter::once(&t.guard).chain(t.updates.iter().map(|u| &u.value));
             for e in exprs {
-                check_expr(e, event, p.vars.len(), t.phase).map_err(|m| WeaveError::BadProgram {
-                    message: format!("policy {} transition {ti} ({}): {m}", p.name, t.origin),
+                check_expr(e, event, p.vars.len(), t.phase).map_err(|m| {
+                    WeaveError::BadProgram {
+                        message: format!("policy {} transition {ti} ({}): {m}", p.name, t.origin),
+                    }
                 })?;
             }
         }
@@ -189,7 +208,12 @@ pub(crate) fn check_program(program: &Program) -> Result<(), WeaveError> {
     Ok(())
 }
 
-fn check_expr(e: &Expr, ev: &policy_lang::ir::Event, nvars: usize, phase: Phase) -> Result<(), String> {
+fn check_expr(
+    e: &Expr,
+    ev: &policy_lang::ir::Event,
+    nvars: usize,
+    phase: Phase,
+) -> Result<(), String> {
     match e {
         Expr::Bool(_) | Expr::Int(_) => Ok(()),
         Expr::Param(p) => match ev.params.get(*p as usize).map(|p| p.ty) {
@@ -204,8 +228,13 @@ fn check_expr(e: &Expr, ev: &policy_lang::ir::Event, nvars: usize, phase: Phase)
         Expr::Result => {
             if phase != Phase::Post {
                 Err("`result` used before the call".into())
-            } else if ev.results.len() != 1 || !matches!(ev.results[0], ValType::I32 | ValType::I64) {
-                Err(format!("`result` needs one integer result, {} returns {}", ev.name, describe(&ev.results)))
+            } else if ev.results.len() != 1 || !matches!(ev.results[0], ValType::I32 | ValType::I64)
+            {
+                Err(format!(
+                    "`result` needs one integer result, {} returns {}",
+                    ev.name,
+                    describe(&ev.results)
+                ))
             } else {
                 Ok(())
             }
@@ -227,13 +256,24 @@ pub(crate) fn is_bool(e: &Expr) -> bool {
         Expr::Unary(UnOp::Not, _) => true,
         Expr::Binary(op, _, _) => matches!(
             op,
-            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::And | BinOp::Or
+            BinOp::Eq
+                | BinOp::Ne
+                | BinOp::Lt
+                | BinOp::Le
+                | BinOp::Gt
+                | BinOp::Ge
+                | BinOp::And
+                | BinOp::Or
         ),
         _ => false,
     }
 }
 
-pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions) -> Result<Plan, WeaveError> {
+pub(crate) fn plan(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+) -> Result<Plan, WeaveError> {
     check_program(program)?;
     let origin_of = |event: EventId| {
         program
@@ -248,21 +288,31 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
     // Every declaration of every event: check its kind and exact signature.
     let mut decls: Vec<Vec<u32>> = vec![Vec::new(); program.events.len()];
     for imp in &info.func_imports {
-        let Some(e) = program.event_for_import(imp.module, imp.field) else { continue };
+        let Some(e) = program.event_for_import(imp.module, imp.field) else {
+            continue;
+        };
         let event = &program.events[e as usize];
-        let ok = info
-            .func_type(imp.type_index)
-            .filter(|ft| same_type(&event.wasm_params(), ft.params()) && same_type(&event.results, ft.results()));
+        let ok = info.func_type(imp.type_index).filter(|ft| {
+            same_type(&event.wasm_params(), ft.params()) && same_type(&event.results, ft.results())
+        });
         if ok.is_none() {
             let found = match info.func_type(imp.type_index) {
-                Some(ft) => format!("{} -> {}", describe_wasm(ft.params()), describe_wasm(ft.results())),
+                Some(ft) => format!(
+                    "{} -> {}",
+                    describe_wasm(ft.params()),
+                    describe_wasm(ft.results())
+                ),
                 None => format!("non-function type {}", imp.type_index),
             };
             return Err(WeaveError::SignatureMismatch {
                 import: event.import_name(),
                 func_index: imp.func_index,
                 event: event.name.clone(),
-                expected: format!("{} -> {}", describe(&event.wasm_params()), describe(&event.results)),
+                expected: format!(
+                    "{} -> {}",
+                    describe(&event.wasm_params()),
+                    describe(&event.results)
+                ),
                 found,
                 origin: origin_of(e),
             });
@@ -291,12 +341,17 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
             .transitions
             .iter()
             .filter(|t| !decls[t.event as usize].is_empty())
-            .find_map(|t| effect(t).map(|w| format!("{w} {}", program.events[t.event as usize].name)));
+            .find_map(|t| {
+                effect(t).map(|w| format!("{w} {}", program.events[t.event as usize].name))
+            });
         let mut elided = Vec::new();
         for &e in &mentioned {
             let ev = &program.events[e as usize];
             if decls[e as usize].is_empty() {
-                elided.push(ElidedEvent { event: ev.name.clone(), reason: format!("{} is not imported", ev.import_name()) });
+                elided.push(ElidedEvent {
+                    event: ev.name.clone(),
+                    reason: format!("{} is not imported", ev.import_name()),
+                });
             } else if why.is_none() {
                 elided.push(ElidedEvent {
                     event: ev.name.clone(),
@@ -311,7 +366,8 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
             if mentioned.iter().all(|&e| decls[e as usize].is_empty()) {
                 "none of its events is imported".into()
             } else {
-                "on the imported events it only allows, without updates or guards that may fault".into()
+                "on the imported events it only allows, without updates or guards that may fault"
+                    .into()
             }
         });
         reports.push(PolicyReport {
@@ -333,7 +389,13 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
         .collect();
     if !enforced.is_empty() {
         let spawn = info.func_imports.iter().find(|i| {
-            matches!((i.module, i.field), ("wasi", "thread-spawn") | ("wasi", "thread_spawn") | ("wasi_snapshot_preview1", "thread_spawn") | ("wasi_snapshot_preview1", "thread-spawn"))
+            matches!(
+                (i.module, i.field),
+                ("wasi", "thread-spawn")
+                    | ("wasi", "thread_spawn")
+                    | ("wasi_snapshot_preview1", "thread_spawn")
+                    | ("wasi_snapshot_preview1", "thread-spawn")
+            )
         });
         if let Some(i) = spawn {
             return Err(WeaveError::ThreadSpawn {
@@ -342,14 +404,21 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
             });
         }
     }
-    if info.export_names.contains(&crate::manifest::VIOLATION_GLOBAL) {
+    if info
+        .export_names
+        .contains(&crate::manifest::VIOLATION_GLOBAL)
+    {
         return Err(WeaveError::ReservedName {
             name: format!("export `{}`", crate::manifest::VIOLATION_GLOBAL),
             why: "the woven module exports its violation code under it",
         });
     }
     if options.host_hooks {
-        if let Some(i) = info.func_imports.iter().find(|i| i.module == crate::manifest::HOOK_MODULE) {
+        if let Some(i) = info
+            .func_imports
+            .iter()
+            .find(|i| i.module == crate::manifest::HOOK_MODULE)
+        {
             return Err(WeaveError::ReservedName {
                 name: format!("import module `{}` ({}.{})", i.module, i.module, i.field),
                 why: "host hooks are imported from it",
@@ -362,12 +431,21 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
         if !effective[pi] {
             continue;
         }
-        for t in p.transitions.iter().filter(|t| wrapped_events.contains(&t.event)) {
-            let strings = reads_strings(&t.guard) || t.updates.iter().any(|u| reads_strings(&u.value));
+        for t in p
+            .transitions
+            .iter()
+            .filter(|t| wrapped_events.contains(&t.event))
+        {
+            let strings =
+                reads_strings(&t.guard) || t.updates.iter().any(|u| reads_strings(&u.value));
             if !strings {
                 continue;
             }
-            let err = |why| WeaveError::NoStringMemory { policy: p.name.clone(), origin: t.origin.clone(), why };
+            let err = |why| WeaveError::NoStringMemory {
+                policy: p.name.clone(),
+                origin: t.origin.clone(),
+                why,
+            };
             match info.memories.first() {
                 None => return Err(err("the module has no memory")),
                 Some(m) if m.memory64 => return Err(err("memory 0 is 64-bit")),
@@ -375,7 +453,10 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
                     return Err(err("memory 0 has a custom page size"))
                 }
                 Some(m) if m.shared && !p.allow_shared_memory_strings => {
-                    return Err(WeaveError::SharedMemoryStrings { policy: p.name.clone(), origin: t.origin.clone() })
+                    return Err(WeaveError::SharedMemoryStrings {
+                        policy: p.name.clone(),
+                        origin: t.origin.clone(),
+                    })
                 }
                 Some(_) => {}
             }
@@ -408,13 +489,20 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
     let mut redirect = vec![None; (info.num_funcs()) as usize];
     let first_wrapper = info.num_funcs() + shift;
     for imp in &info.func_imports {
-        let Some(e) = program.event_for_import(imp.module, imp.field) else { continue };
+        let Some(e) = program.event_for_import(imp.module, imp.field) else {
+            continue;
+        };
         if !wrapped_events.contains(&e) {
             continue;
         }
         let index = first_wrapper + wrappers.len() as u32;
         redirect[imp.func_index as usize] = Some(index);
-        wrappers.push(WrapperPlan { import: imp.func_index, event: e, index, type_index: imp.type_index });
+        wrappers.push(WrapperPlan {
+            import: imp.func_index,
+            event: e,
+            index,
+            type_index: imp.type_index,
+        });
         let name = format!("{}.{}#{}", imp.module, imp.field, imp.func_index);
         for (pi, p) in program.policies.iter().enumerate() {
             if effective[pi] && p.mentions(e) {
@@ -451,7 +539,10 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
     let fd_write = if options.host_hooks {
         None
     } else {
-        let mem_ok = info.memories.first().is_some_and(|m| !m.memory64 && m.page_size_log2.is_none_or(|l| l == 16));
+        let mem_ok = info
+            .memories
+            .first()
+            .is_some_and(|m| !m.memory64 && m.page_size_log2.is_none_or(|l| l == 16));
         info.func_imports
             .iter()
             .find(|i| {
@@ -477,7 +568,11 @@ pub(crate) fn plan(info: &ModuleInfo, program: &Program, options: &WeaveOptions)
         num_func_imports,
         matcher_type,
         matcher_index,
-        globals: MonitorGlobals { violation, states, vars },
+        globals: MonitorGlobals {
+            violation,
+            states,
+            vars,
+        },
         state_inits,
         fd_write,
         private_memory: info.memories.len() as u32,

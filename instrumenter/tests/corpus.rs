@@ -78,8 +78,11 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Module {
 /// The audit-everything hardened module; it must validate.
 fn audited(wasm: &[u8]) -> Vec<u8> {
     let program = audit_every_import(wasm).expect("the module has function imports");
-    let woven = weave(wasm, &program, &WeaveOptions::default()).unwrap_or_else(|e| panic!("weave: {e}"));
-    wasmparser::Validator::new().validate_all(&woven.wasm).expect("the woven module validates");
+    let woven =
+        weave(wasm, &program, &WeaveOptions::default()).unwrap_or_else(|e| panic!("weave: {e}"));
+    wasmparser::Validator::new()
+        .validate_all(&woven.wasm)
+        .expect("the woven module validates");
     assert!(
         !woven.report.wrapped.is_empty(),
         "an audit-everything policy must wrap the module's imports"
@@ -101,11 +104,21 @@ enum Entry {
     Reactor,
 }
 
-fn run(engine: &Engine, module: &Module, args: &[&str], env: &[(&str, &str)], preopens: &[(&Path, &str)], entry: Entry) -> Ran {
+fn run(
+    engine: &Engine,
+    module: &Module,
+    args: &[&str],
+    env: &[(&str, &str)],
+    preopens: &[(&Path, &str)],
+    entry: Entry,
+) -> Ran {
     let stdout = MemoryOutputPipe::new(16 << 20);
     let stderr = MemoryOutputPipe::new(256 << 20);
     let mut wasi = WasiCtxBuilder::new();
-    wasi.args(args).envs(env).stdout(stdout.clone()).stderr(stderr.clone());
+    wasi.args(args)
+        .envs(env)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone());
     for (host, guest) in preopens {
         wasi.preopened_dir(host, guest, FsPerms::ReadWrite).unwrap();
     }
@@ -113,8 +126,14 @@ fn run(engine: &Engine, module: &Module, args: &[&str], env: &[(&str, &str)], pr
     let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |t| t).unwrap();
     // cpython's host-tool door; -1 means "no host tools here".
-    linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 { -1 }).unwrap();
-    let instance = linker.instantiate(&mut store, module).expect("instantiates");
+    linker
+        .func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+            -1
+        })
+        .unwrap();
+    let instance = linker
+        .instantiate(&mut store, module)
+        .expect("instantiates");
     let outcome = match entry {
         Entry::Command => instance
             .get_typed_func::<(), ()>(&mut store, "_start")
@@ -123,7 +142,9 @@ fn run(engine: &Engine, module: &Module, args: &[&str], env: &[(&str, &str)], pr
         Entry::Reactor => {
             let init = instance.get_typed_func::<(), ()>(&mut store, "_initialize");
             init.and_then(|f| f.call(&mut store, ())).and_then(|()| {
-                instance.get_typed_func::<(), i32>(&mut store, "run")?.call(&mut store, ())
+                instance
+                    .get_typed_func::<(), i32>(&mut store, "run")?
+                    .call(&mut store, ())
             })
         }
     };
@@ -134,27 +155,54 @@ fn run(engine: &Engine, module: &Module, args: &[&str], env: &[(&str, &str)], pr
             None => Err(format!("{e:#}")),
         },
     };
-    Ran { stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(), exit }
+    Ran {
+        stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
+        exit,
+    }
 }
 
 #[test]
 fn icepll_output_is_unchanged_by_an_audit_everything_policy() {
-    let Some(wasm) = corpus_module("icepll.wasm") else { return };
+    let Some(wasm) = corpus_module("icepll.wasm") else {
+        return;
+    };
     let engine = engine();
     let args = ["icepll", "-i", "12", "-o", "48"];
-    let before = run(&engine, &compile(&engine, &wasm), &args, &[], &[], Entry::Command);
-    let after = run(&engine, &compile(&engine, &audited(&wasm)), &args, &[], &[], Entry::Command);
+    let before = run(
+        &engine,
+        &compile(&engine, &wasm),
+        &args,
+        &[],
+        &[],
+        Entry::Command,
+    );
+    let after = run(
+        &engine,
+        &compile(&engine, &audited(&wasm)),
+        &args,
+        &[],
+        &[],
+        Entry::Command,
+    );
     assert_eq!(before.exit, Ok(0), "the original icepll runs: {before:?}");
-    assert!(before.stdout.contains("48"), "icepll reports the 48 MHz target: {}", before.stdout);
+    assert!(
+        before.stdout.contains("48"),
+        "icepll reports the 48 MHz target: {}",
+        before.stdout
+    );
     assert_eq!(before, after);
 }
 
 #[test]
 fn resvg_rendering_is_unchanged_by_an_audit_everything_policy() {
-    let Some(wasm) = corpus_module("resvg.wasm") else { return };
+    let Some(wasm) = corpus_module("resvg.wasm") else {
+        return;
+    };
     let engine = engine();
-    let svg = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/resvg/input/drawing.svg"))
-        .expect("the example drawing exists");
+    let svg = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/resvg/input/drawing.svg"),
+    )
+    .expect("the example drawing exists");
     let mut pngs = Vec::new();
     let mut runs = Vec::new();
     for bytes in [wasm.clone(), audited(&wasm)] {
@@ -162,23 +210,47 @@ fn resvg_rendering_is_unchanged_by_an_audit_everything_policy() {
         std::fs::write(dir.path().join("in.svg"), &svg).unwrap();
         let module = compile(&engine, &bytes);
         let args = ["resvg", "/work/in.svg", "/work/out.png"];
-        runs.push(run(&engine, &module, &args, &[], &[(dir.path(), "/work")], Entry::Command));
+        runs.push(run(
+            &engine,
+            &module,
+            &args,
+            &[],
+            &[(dir.path(), "/work")],
+            Entry::Command,
+        ));
         pngs.push(std::fs::read(dir.path().join("out.png")).unwrap_or_default());
     }
-    assert_eq!(runs[0].exit, Ok(0), "the original resvg renders: {:?}", runs[0]);
-    assert!(pngs[0].starts_with(b"\x89PNG"), "the original resvg writes a PNG");
+    assert_eq!(
+        runs[0].exit,
+        Ok(0),
+        "the original resvg renders: {:?}",
+        runs[0]
+    );
+    assert!(
+        pngs[0].starts_with(b"\x89PNG"),
+        "the original resvg writes a PNG"
+    );
     assert_eq!(runs[0], runs[1]);
     assert!(pngs[0] == pngs[1], "the woven resvg writes a different PNG");
 }
 
 #[test]
 fn cpython_script_output_is_unchanged_by_an_audit_everything_policy() {
-    let Some(wasm) = corpus_module("cpython.wasm") else { return };
-    let Some(_) = corpus_module("python-stdlib.zip") else { return };
+    let Some(wasm) = corpus_module("cpython.wasm") else {
+        return;
+    };
+    let Some(_) = corpus_module("python-stdlib.zip") else {
+        return;
+    };
     let engine = engine();
     let lib = tempfile::tempdir().unwrap();
-    std::fs::copy(corpus_dir().join("wasm/python-stdlib.zip"), lib.path().join("python315.zip")).unwrap();
-    let script = "import json, sys\nprint(json.dumps({'sum': sum(range(10)), 'v': sys.version_info[:2]}))";
+    std::fs::copy(
+        corpus_dir().join("wasm/python-stdlib.zip"),
+        lib.path().join("python315.zip"),
+    )
+    .unwrap();
+    let script =
+        "import json, sys\nprint(json.dumps({'sum': sum(range(10)), 'v': sys.version_info[:2]}))";
     let args = ["/usr/local/bin/python.wasm", "-c", script];
     let env = [("TMPDIR", "/tmp"), ("PYTHONTZPATH", ""), ("HOME", "/tmp")];
     let mut runs = Vec::new();
@@ -188,9 +260,25 @@ fn cpython_script_output_is_unchanged_by_an_audit_everything_policy() {
         std::fs::create_dir_all(root.path().join("tmp")).unwrap();
         let module = compile(&engine, &bytes);
         let preopens = [(lib.path(), "/usr/local/lib"), (root.path(), "/")];
-        runs.push(run(&engine, &module, &args, &env, &preopens, Entry::Reactor));
+        runs.push(run(
+            &engine,
+            &module,
+            &args,
+            &env,
+            &preopens,
+            Entry::Reactor,
+        ));
     }
-    assert_eq!(runs[0].exit, Ok(0), "the original cpython runs the script: {:?}", runs[0]);
-    assert!(runs[0].stdout.contains("\"sum\": 45"), "stdout: {}", runs[0].stdout);
+    assert_eq!(
+        runs[0].exit,
+        Ok(0),
+        "the original cpython runs the script: {:?}",
+        runs[0]
+    );
+    assert!(
+        runs[0].stdout.contains("\"sum\": 45"),
+        "stdout: {}",
+        runs[0].stdout
+    );
     assert_eq!(runs[0], runs[1]);
 }

@@ -45,7 +45,10 @@ fn secret_event() -> Event {
         name: "secret".into(),
         module: "env".into(),
         field: "secret".into(),
-        params: vec![Param { name: "x".into(), ty: ParamType::I32 }],
+        params: vec![Param {
+            name: "x".into(),
+            ty: ParamType::I32,
+        }],
         results: vec![ValType::I32],
     }
 }
@@ -76,18 +79,34 @@ fn deny_program() -> Program {
     Program {
         version: IR_VERSION,
         events: vec![secret_event(), ping_event()],
-        policies: vec![policy("no_secret", &["start"], vec![deny_all(0), deny_all(1)])],
+        policies: vec![policy(
+            "no_secret",
+            &["start"],
+            vec![deny_all(0), deny_all(1)],
+        )],
     }
 }
 
 /// `on secret in fresh -> used; on secret in used -> deny;` — one call is allowed.
 fn once_program() -> Program {
-    let first = Transition { verdict: Verdict::Allow, next: Some(1), reason: None, ..deny_all(0) };
-    let second = Transition { from: vec![1], ..deny_all(0) };
+    let first = Transition {
+        verdict: Verdict::Allow,
+        next: Some(1),
+        reason: None,
+        ..deny_all(0)
+    };
+    let second = Transition {
+        from: vec![1],
+        ..deny_all(0)
+    };
     Program {
         version: IR_VERSION,
         events: vec![secret_event()],
-        policies: vec![policy("secret_once", &["fresh", "used"], vec![first, second])],
+        policies: vec![policy(
+            "secret_once",
+            &["fresh", "used"],
+            vec![first, second],
+        )],
     }
 }
 
@@ -106,7 +125,7 @@ enum Entry<'a> {
     /// Call the exported function with no parameters.
     Export(&'a str),
     /// Call entry `index` of the exported table with argument 42.
-    TableEntry(&'a str, u64),
+    TableSlot(&'a str, u64),
     /// Call the function held by the exported funcref global with argument 42.
     GlobalRef(&'a str),
     /// Only instantiate (the start function runs).
@@ -145,7 +164,9 @@ impl Run {
     }
 
     fn assert_violation_recorded(&self) {
-        let code = self.violation.expect("the woven module exports `irm:violation`");
+        let code = self
+            .violation
+            .expect("the woven module exports `irm:violation`");
         assert_ne!(code, 0, "irm:violation must be set after a deny");
     }
 }
@@ -156,18 +177,21 @@ fn run(wasm: &[u8], entry: Entry) -> Run {
     let mut store = Store::new(&engine, Host::default());
     let mut linker = Linker::new(&engine);
     linker
-        .func_wrap("env", "secret", |mut c: wasmtime::Caller<'_, Host>, x: i32| -> i32 {
-            c.data_mut().secret_calls.push(x);
-            7
-        })
+        .func_wrap(
+            "env",
+            "secret",
+            |mut c: wasmtime::Caller<'_, Host>, x: i32| -> i32 {
+                c.data_mut().secret_calls.push(x);
+                7
+            },
+        )
         .unwrap();
     linker
         .func_wrap("env", "ping", |mut c: wasmtime::Caller<'_, Host>| {
             c.data_mut().ping_calls += 1;
         })
         .unwrap();
-    let (instance, outcome): (Option<Instance>, _) = match linker.instantiate(&mut store, &module)
-    {
+    let (instance, outcome): (Option<Instance>, _) = match linker.instantiate(&mut store, &module) {
         Err(e) => (None, Err(e)),
         Ok(instance) => {
             let outcome = call_entry(&mut store, &instance, entry);
@@ -178,7 +202,12 @@ fn run(wasm: &[u8], entry: Entry) -> Run {
         .and_then(|i| i.get_global(&mut store, "irm:violation"))
         .map(|g| g.get(&mut store).unwrap_i32());
     let host = store.into_data();
-    Run { secret_calls: host.secret_calls, ping_calls: host.ping_calls, outcome, violation }
+    Run {
+        secret_calls: host.secret_calls,
+        ping_calls: host.ping_calls,
+        outcome,
+        violation,
+    }
 }
 
 fn call_entry(
@@ -196,13 +225,19 @@ fn call_entry(
             f.call(&mut *store, &params, &mut results)?;
             return Ok(results);
         }
-        Entry::TableEntry(name, index) => {
-            let table = instance.get_table(&mut *store, name).expect("table export exists");
+        Entry::TableSlot(name, index) => {
+            let table = instance
+                .get_table(&mut *store, name)
+                .expect("table export exists");
             let r = table.get(&mut *store, index).expect("index in bounds");
-            *r.as_func().expect("a funcref table").expect("entry is not null")
+            *r.as_func()
+                .expect("a funcref table")
+                .expect("entry is not null")
         }
         Entry::GlobalRef(name) => {
-            let global = instance.get_global(&mut *store, name).expect("global export exists");
+            let global = instance
+                .get_global(&mut *store, name)
+                .expect("global export exists");
             let r = global.get(&mut *store);
             *r.unwrap_funcref().expect("global is not null")
         }
@@ -217,11 +252,21 @@ fn call_entry(
 fn assert_route_closed(name: &str, entry: Entry) {
     let wasm = route(name);
     let before = run(&wasm, entry);
-    assert!(before.reached(), "{name}: the unhardened module must reach the import");
-    assert!(before.outcome.is_ok(), "{name}: the unhardened run succeeds: {:?}", before.outcome);
+    assert!(
+        before.reached(),
+        "{name}: the unhardened module must reach the import"
+    );
+    assert!(
+        before.outcome.is_ok(),
+        "{name}: the unhardened run succeeds: {:?}",
+        before.outcome
+    );
 
     let after = run(&hardened(&wasm, &deny_program()), entry);
-    assert!(!after.reached(), "{name}: the hardened module reached the import");
+    assert!(
+        !after.reached(),
+        "{name}: the hardened module reached the import"
+    );
     after.assert_stopped_by_violation();
     if !matches!(entry, Entry::Instantiate) {
         after.assert_violation_recorded();
@@ -315,7 +360,7 @@ fn reexported_import_called_by_host_is_denied() {
 
 #[test]
 fn import_in_exported_table_called_by_host_is_denied() {
-    assert_route_closed("exported_table", Entry::TableEntry("tab", 0));
+    assert_route_closed("exported_table", Entry::TableSlot("tab", 0));
 }
 
 #[test]
@@ -355,7 +400,7 @@ fn combined_routes_reexport_is_denied() {
 
 #[test]
 fn combined_routes_exported_table_is_denied() {
-    assert_route_closed("combined", Entry::TableEntry("tab", 1));
+    assert_route_closed("combined", Entry::TableSlot("tab", 1));
 }
 
 #[test]
@@ -365,12 +410,21 @@ fn combined_routes_exported_global_is_denied() {
 
 #[test]
 fn signature_mismatch_is_refused_naming_both_signatures() {
-    let err = weave(&route("signature_mismatch"), &deny_program(), &WeaveOptions::default())
-        .err()
-        .expect("weaving an import with the wrong signature must fail");
+    let err = weave(
+        &route("signature_mismatch"),
+        &deny_program(),
+        &WeaveOptions::default(),
+    )
+    .expect_err("weaving an import with the wrong signature must fail");
     let msg = err.to_string();
-    assert!(msg.contains("env.secret"), "the error names the import: {msg}");
-    assert!(msg.contains("i64"), "the error shows the module's signature (i64) -> i32: {msg}");
+    assert!(
+        msg.contains("env.secret"),
+        "the error names the import: {msg}"
+    );
+    assert!(
+        msg.contains("i64"),
+        "the error shows the module's signature (i64) -> i32: {msg}"
+    );
     assert!(
         msg.matches("i32").count() >= 2,
         "the error shows the policy's signature (i32) -> i32: {msg}"
@@ -381,10 +435,18 @@ fn signature_mismatch_is_refused_naming_both_signatures() {
 fn memory_scribbling_cannot_reset_monitor_state() {
     let wasm = route("memory_scribble");
     let before = run(&wasm, Entry::Export("run"));
-    assert_eq!(before.secret_calls, vec![1, 42], "unhardened: both calls reach the host");
+    assert_eq!(
+        before.secret_calls,
+        vec![1, 42],
+        "unhardened: both calls reach the host"
+    );
 
     let after = run(&hardened(&wasm, &once_program()), Entry::Export("run"));
-    assert_eq!(after.secret_calls, vec![1], "hardened: only the first call is allowed");
+    assert_eq!(
+        after.secret_calls,
+        vec![1],
+        "hardened: only the first call is allowed"
+    );
     after.assert_stopped_by_violation();
     after.assert_violation_recorded();
 }
@@ -392,9 +454,11 @@ fn memory_scribbling_cannot_reset_monitor_state() {
 #[test]
 fn module_marked_as_hardened_is_refused() {
     let err = weave(&route("marked"), &deny_program(), &WeaveOptions::default())
-        .err()
-        .expect("an input with an irm.monitor section must be refused");
-    assert!(err.to_string().contains("irm.monitor"), "the error names the marker: {err}");
+        .expect_err("an input with an irm.monitor section must be refused");
+    assert!(
+        err.to_string().contains("irm.monitor"),
+        "the error names the marker: {err}"
+    );
 }
 
 #[test]
@@ -411,7 +475,10 @@ fn log_glob_program(opt_in: bool) -> Program {
         name: "log".into(),
         module: "env".into(),
         field: "log".into(),
-        params: vec![Param { name: "msg".into(), ty: ParamType::Str }],
+        params: vec![Param {
+            name: "msg".into(),
+            ty: ParamType::Str,
+        }],
         results: vec![],
     };
     let mut p = policy(
@@ -423,15 +490,25 @@ fn log_glob_program(opt_in: bool) -> Program {
         }],
     );
     p.allow_shared_memory_strings = opt_in;
-    Program { version: IR_VERSION, events: vec![log], policies: vec![p] }
+    Program {
+        version: IR_VERSION,
+        events: vec![log],
+        policies: vec![p],
+    }
 }
 
 #[test]
 fn string_guard_on_shared_memory_is_refused_without_opt_in() {
-    let err = weave(&route("shared_memory_string"), &log_glob_program(false), &WeaveOptions::default())
-        .err()
-        .expect("a string guard on a shared memory needs the opt-in");
-    assert!(err.to_string().contains("shared"), "the error explains the shared memory: {err}");
+    let err = weave(
+        &route("shared_memory_string"),
+        &log_glob_program(false),
+        &WeaveOptions::default(),
+    )
+    .expect_err("a string guard on a shared memory needs the opt-in");
+    assert!(
+        err.to_string().contains("shared"),
+        "the error explains the shared memory: {err}"
+    );
 }
 
 #[test]
@@ -443,9 +520,11 @@ fn string_guard_on_shared_memory_is_woven_with_opt_in() {
 fn component_is_refused() {
     let component = wat::parse_str("(component)").unwrap();
     let err = weave(&component, &deny_program(), &WeaveOptions::default())
-        .err()
-        .expect("components are not woven");
-    assert!(err.to_string().to_lowercase().contains("component"), "{err}");
+        .expect_err("components are not woven");
+    assert!(
+        err.to_string().to_lowercase().contains("component"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -457,7 +536,9 @@ fn truncated_module_is_refused() {
 
 #[test]
 fn garbage_is_refused() {
-    let garbage: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     assert!(weave(&garbage, &deny_program(), &WeaveOptions::default()).is_err());
 }
 
@@ -501,7 +582,10 @@ fn functions_that_do_not_touch_the_import_keep_their_bytes() {
     for i in [0, 2, 3, 4] {
         assert_eq!(before[i], after[i], "body of defined function {i} changed");
     }
-    assert_ne!(before[1], after[1], "the body calling the import must be redirected");
+    assert_ne!(
+        before[1], after[1],
+        "the body calling the import must be redirected"
+    );
 }
 
 #[test]
@@ -513,5 +597,9 @@ fn allowed_calls_still_reach_the_import_with_their_arguments() {
     };
     let after = run(&hardened(&wasm, &program), Entry::Export("run"));
     assert_eq!(after.secret_calls, vec![1, 42]);
-    assert_eq!(after.outcome.unwrap()[0].unwrap_i32(), 7, "the import's result is returned");
+    assert_eq!(
+        after.outcome.unwrap()[0].unwrap_i32(),
+        7,
+        "the import's result is returned"
+    );
 }

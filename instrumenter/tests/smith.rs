@@ -25,7 +25,10 @@ fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
-    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let (mut woven, mut refused, mut invalid, mut events) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let data = bytes_for(seed, 4096 + (seed as usize % 7) * 1024);
@@ -45,5 +48,8 @@ fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
         "smith: {seeds} seeds, {woven} woven and valid, {refused} refused, {invalid} inputs \
          invalid, {events} events in all"
     );
-    assert!(woven > 0, "no seed produced a woven module; the generator is too narrow");
+    assert!(
+        woven > 0,
+        "no seed produced a woven module; the generator is too narrow"
+    );
 }

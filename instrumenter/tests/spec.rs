@@ -46,8 +46,11 @@ fn engine() -> Engine {
 
 fn context(engine: &Engine, folder: &Path) -> WastContext {
     let mut cx = WastContext::new(engine, Async::No, |_| {});
-    cx.register_spectest(&SpectestConfig { use_shared_memory: true, suppress_prints: true })
-        .unwrap();
+    cx.register_spectest(&SpectestConfig {
+        use_shared_memory: true,
+        suppress_prints: true,
+    })
+    .unwrap();
     // Modules that fail to compile have no precompiled file in either folder, so the
     // engine's message is not available; whether a directive passes is still compared.
     cx.ignore_error_messages(true);
@@ -72,14 +75,20 @@ fn check_file(engine: &Engine, file: &TestFile<'_>, tally: &mut Tally) {
     opts.dwarf(false);
     let converted = match opts.convert(&name, file.contents, ast) {
         Ok(c) => c,
-        Err(e) => return tally.failures.push(format!("{name}: does not convert: {e}")),
+        Err(e) => {
+            return tally
+                .failures
+                .push(format!("{name}: does not convert: {e}"))
+        }
     };
 
     let original = tempfile::tempdir().unwrap();
     let woven = tempfile::tempdir().unwrap();
     for (module, bytes) in &converted.wasms {
         // A module the engine rejects gets no artifact in either folder (assert_invalid).
-        let Ok(plain) = engine.precompile_module(bytes) else { continue };
+        let Ok(plain) = engine.precompile_module(bytes) else {
+            continue;
+        };
         let cwasm = Path::new(module).with_extension("cwasm");
         std::fs::write(original.path().join(&cwasm), &plain).unwrap();
         let hardened = match audit_every_import(bytes) {
@@ -90,13 +99,17 @@ fn check_file(engine: &Engine, file: &TestFile<'_>, tally: &mut Tally) {
                     match engine.precompile_module(&w.wasm) {
                         Ok(c) => c,
                         Err(e) => {
-                            tally.failures.push(format!("{name}: woven {module} rejected: {e:#}"));
+                            tally
+                                .failures
+                                .push(format!("{name}: woven {module} rejected: {e:#}"));
                             continue;
                         }
                     }
                 }
                 Err(e) => {
-                    tally.failures.push(format!("{name}: weaving {module} failed: {e}"));
+                    tally
+                        .failures
+                        .push(format!("{name}: weaving {module} failed: {e}"));
                     continue;
                 }
             },
@@ -144,8 +157,9 @@ const SKIPPED_PROPOSALS: [Proposal; 4] = [
 fn audit_weaving_preserves_every_spec_assertion() {
     let engine = engine();
     let mut tally = Tally::default();
-    let files: Vec<TestFile<'static>> =
-        spec(SpecVersion::Latest).chain(proposal(Proposal::Threads)).collect();
+    let files: Vec<TestFile<'static>> = spec(SpecVersion::Latest)
+        .chain(proposal(Proposal::Threads))
+        .collect();
     assert!(SKIPPED_PROPOSALS.iter().all(|p| *p != Proposal::Threads));
     for file in &files {
         check_file(&engine, file, &mut tally);
@@ -159,13 +173,24 @@ fn audit_weaving_preserves_every_spec_assertion() {
     );
     let mut by_file: HashMap<String, usize> = HashMap::new();
     for f in &tally.failures {
-        *by_file.entry(f.split(':').next().unwrap_or("").to_string()).or_default() += 1;
+        *by_file
+            .entry(f.split(':').next().unwrap_or("").to_string())
+            .or_default() += 1;
     }
-    assert!(tally.modules_woven > 0, "some spec modules have function imports");
+    assert!(
+        tally.modules_woven > 0,
+        "some spec modules have function imports"
+    );
     assert!(
         tally.failures.is_empty(),
         "{} differences ({by_file:?}):\n{}",
         tally.failures.len(),
-        tally.failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+        tally
+            .failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

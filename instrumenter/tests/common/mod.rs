@@ -50,7 +50,9 @@ pub fn audit_every_import(wasm: &[u8]) -> Option<Program> {
         };
         let params: Option<Vec<ValType>> = f.params().iter().map(val_type).collect();
         let results: Option<Vec<ValType>> = f.results().iter().map(val_type).collect();
-        let (Some(params), Some(results)) = (params, results) else { continue };
+        let (Some(params), Some(results)) = (params, results) else {
+            continue;
+        };
         let event = Event {
             name: format!("e{}", events.len()),
             module: module.clone(),
@@ -70,7 +72,10 @@ pub fn audit_every_import(wasm: &[u8]) -> Option<Program> {
                 .collect(),
             results,
         };
-        match events.iter().find(|e| e.module == module && e.field == field) {
+        match events
+            .iter()
+            .find(|e| e.module == module && e.field == field)
+        {
             Some(seen) if seen.params == event.params && seen.results == event.results => {}
             Some(_) => conflicting.push((module, field)),
             None => events.push(event),
@@ -98,7 +103,9 @@ pub fn audit_every_import(wasm: &[u8]) -> Option<Program> {
         events,
         policies: vec![Policy {
             name: "audit_all".into(),
-            states: vec![State { name: "start".into() }],
+            states: vec![State {
+                name: "start".into(),
+            }],
             initial: 0,
             vars: vec![],
             transitions,
@@ -106,4 +113,3 @@ pub fn audit_every_import(wasm: &[u8]) -> Option<Program> {
         }],
     })
 }
-

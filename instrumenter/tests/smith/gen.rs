@@ -7,8 +7,8 @@
 use arbitrary::{Result, Unstructured};
 use instrumenter::{weave, WeaveOptions};
 use policy_lang::ir::{
-    BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Transition,
-    UnOp, Update, ValType, Var, Verdict, IR_VERSION,
+    BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Transition, UnOp,
+    Update, ValType, Var, Verdict, IR_VERSION,
 };
 use wasmparser::{Validator, WasmFeatures};
 
@@ -37,10 +37,15 @@ fn features() -> WasmFeatures {
 
 /// Weaves the case and checks the output; `Err` describes a broken property.
 pub fn check(case: &Case) -> std::result::Result<Outcome, String> {
-    if Validator::new_with_features(features()).validate_all(&case.wasm).is_err() {
+    if Validator::new_with_features(features())
+        .validate_all(&case.wasm)
+        .is_err()
+    {
         return Ok(Outcome::InputInvalid);
     }
-    let options = WeaveOptions { host_hooks: case.host_hooks, ..WeaveOptions::default() };
+    let options = WeaveOptions {
+        host_hooks: case.host_hooks,
+    };
     match weave(&case.wasm, &case.program, &options) {
         Err(_) => Ok(Outcome::Refused),
         Ok(woven) => match Validator::new_with_features(features()).validate_all(&woven.wasm) {
@@ -83,15 +88,22 @@ fn function_imports(wasm: &[u8]) -> Vec<Import> {
             }
             wasmparser::Payload::ImportSection(reader) => {
                 for import in reader.into_imports().flatten() {
-                    let wasmparser::TypeRef::Func(t) = import.ty else { continue };
+                    let wasmparser::TypeRef::Func(t) = import.ty else {
+                        continue;
+                    };
                     let Some(wasmparser::CompositeInnerType::Func(f)) = types.get(t as usize)
                     else {
                         continue;
                     };
                     let params: Option<Vec<_>> = f.params().iter().map(num).collect();
                     let results: Option<Vec<_>> = f.results().iter().map(num).collect();
-                    let (Some(params), Some(results)) = (params, results) else { continue };
-                    if out.iter().any(|i| i.module == import.module && i.field == import.name) {
+                    let (Some(params), Some(results)) = (params, results) else {
+                        continue;
+                    };
+                    if out
+                        .iter()
+                        .any(|i| i.module == import.module && i.field == import.name)
+                    {
                         continue;
                     }
                     out.push(Import {
@@ -121,13 +133,20 @@ fn event_for(u: &mut Unstructured<'_>, import: &Import, index: usize) -> Result<
     let mut params = Vec::new();
     let mut i = 0;
     while i < import.params.len() {
-        let pair = import.params[i] == ValType::I32 && import.params.get(i + 1) == Some(&ValType::I32);
+        let pair =
+            import.params[i] == ValType::I32 && import.params.get(i + 1) == Some(&ValType::I32);
         let name = format!("p{}", params.len());
         if pair && u.ratio(1, 3)? {
-            params.push(Param { name, ty: ParamType::Str });
+            params.push(Param {
+                name,
+                ty: ParamType::Str,
+            });
             i += 2;
         } else {
-            params.push(Param { name, ty: param_type(import.params[i]) });
+            params.push(Param {
+                name,
+                ty: param_type(import.params[i]),
+            });
             i += 1;
         }
     }
@@ -137,7 +156,11 @@ fn event_for(u: &mut Unstructured<'_>, import: &Import, index: usize) -> Result<
         if results.is_empty() {
             results.push(ValType::I32);
         } else {
-            results[0] = if results[0] == ValType::I64 { ValType::I32 } else { ValType::I64 };
+            results[0] = if results[0] == ValType::I64 {
+                ValType::I32
+            } else {
+                ValType::I64
+            };
         }
     }
     Ok(Event {
@@ -158,7 +181,12 @@ struct Scope<'e> {
 impl Scope<'_> {
     fn int_params(&self) -> Vec<u32> {
         (0..self.event.params.len() as u32)
-            .filter(|&p| matches!(self.event.params[p as usize].ty, ParamType::I32 | ParamType::I64))
+            .filter(|&p| {
+                matches!(
+                    self.event.params[p as usize].ty,
+                    ParamType::I32 | ParamType::I64
+                )
+            })
             .collect()
     }
     fn str_params(&self) -> Vec<u32> {
@@ -173,7 +201,16 @@ impl Scope<'_> {
     }
 }
 
-const PATTERN_TEXT: [&str; 8] = ["/tmp/", "/tmp/**", "*.pem", "**/*.key", "a?c", "", "/etc/passwd", "x\\*y"];
+const PATTERN_TEXT: [&str; 8] = [
+    "/tmp/",
+    "/tmp/**",
+    "*.pem",
+    "**/*.key",
+    "a?c",
+    "",
+    "/etc/passwd",
+    "x\\*y",
+];
 
 fn small_int(u: &mut Unstructured<'_>) -> Result<i64> {
     Ok(match u.int_in_range(0..=5)? {
@@ -211,12 +248,20 @@ fn int_expr(u: &mut Unstructured<'_>, s: &Scope<'_>, depth: u32) -> Result<Expr>
         BinOp::Shl,
         BinOp::Shr,
     ])?;
-    Ok(Expr::Binary(op, Box::new(int_expr(u, s, depth - 1)?), Box::new(int_expr(u, s, depth - 1)?)))
+    Ok(Expr::Binary(
+        op,
+        Box::new(int_expr(u, s, depth - 1)?),
+        Box::new(int_expr(u, s, depth - 1)?),
+    ))
 }
 
 fn bool_expr(u: &mut Unstructured<'_>, s: &Scope<'_>, depth: u32) -> Result<Expr> {
     let strs = s.str_params();
-    let choice = if depth == 0 { u.int_in_range(0..=2)? } else { u.int_in_range(0..=5)? };
+    let choice = if depth == 0 {
+        u.int_in_range(0..=2)?
+    } else {
+        u.int_in_range(0..=5)?
+    };
     Ok(match choice {
         0 => Expr::Bool(u.arbitrary()?),
         1 if !strs.is_empty() => {
@@ -228,15 +273,30 @@ fn bool_expr(u: &mut Unstructured<'_>, s: &Scope<'_>, depth: u32) -> Result<Expr
             };
             Expr::Str(*u.choose(&strs)?, pattern)
         }
-        1 | 2 | 3 => {
-            let op = *u.choose(&[BinOp::Eq, BinOp::Ne, BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge])?;
+        1..=3 => {
+            let op = *u.choose(&[
+                BinOp::Eq,
+                BinOp::Ne,
+                BinOp::Lt,
+                BinOp::Le,
+                BinOp::Gt,
+                BinOp::Ge,
+            ])?;
             let d = depth.saturating_sub(1);
-            Expr::Binary(op, Box::new(int_expr(u, s, d)?), Box::new(int_expr(u, s, d)?))
+            Expr::Binary(
+                op,
+                Box::new(int_expr(u, s, d)?),
+                Box::new(int_expr(u, s, d)?),
+            )
         }
         4 => Expr::Unary(UnOp::Not, Box::new(bool_expr(u, s, depth - 1)?)),
         _ => {
             let op = *u.choose(&[BinOp::And, BinOp::Or])?;
-            Expr::Binary(op, Box::new(bool_expr(u, s, depth - 1)?), Box::new(bool_expr(u, s, depth - 1)?))
+            Expr::Binary(
+                op,
+                Box::new(bool_expr(u, s, depth - 1)?),
+                Box::new(bool_expr(u, s, depth - 1)?),
+            )
         }
     })
 }
@@ -247,7 +307,12 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
     for v in 0..u.int_in_range(0..=2)? {
         let min = u.int_in_range(-3..=0i64)?;
         let max = u.int_in_range(0..=5i64)?;
-        vars.push(Var { name: format!("v{v}"), min, max, init: u.int_in_range(min..=max)? });
+        vars.push(Var {
+            name: format!("v{v}"),
+            min,
+            max,
+            init: u.int_in_range(min..=max)?,
+        });
     }
     let mut transitions = Vec::new();
     for t in 0..u.int_in_range(0..=6)? {
@@ -256,16 +321,29 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
         }
         let event = u.int_in_range(0..=events.len() as u32 - 1)?;
         let e = &events[event as usize];
-        let phase = if u.ratio(1, 3)? { Phase::Post } else { Phase::Pre };
-        let scope = Scope { event: e, phase, vars: vars.len() };
-        let mut from: Vec<u32> = (0..n_states).filter(|_| u.ratio(2, 3).unwrap_or(true)).collect();
+        let phase = if u.ratio(1, 3)? {
+            Phase::Post
+        } else {
+            Phase::Pre
+        };
+        let scope = Scope {
+            event: e,
+            phase,
+            vars: vars.len(),
+        };
+        let mut from: Vec<u32> = (0..n_states)
+            .filter(|_| u.ratio(2, 3).unwrap_or(true))
+            .collect();
         if from.is_empty() {
             from.push(0);
         }
         let mut updates = Vec::new();
         for _ in 0..u.int_in_range(0..=vars.len().min(2))? {
             let var = u.int_in_range(0..=vars.len() as u32 - 1)?;
-            updates.push(Update { var, value: int_expr(u, &scope, 2)? });
+            updates.push(Update {
+                var,
+                value: int_expr(u, &scope, 2)?,
+            });
         }
         let single_int_result = e.results.is_empty()
             || (e.results.len() == 1 && matches!(e.results[0], ValType::I32 | ValType::I64));
@@ -273,7 +351,11 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
             0 => Verdict::Allow,
             1 => Verdict::Audit,
             2 if phase == Phase::Pre && single_int_result => {
-                Verdict::Suppress(if e.results.is_empty() { None } else { Some(u.int_in_range(-2..=70)?) })
+                Verdict::Suppress(if e.results.is_empty() {
+                    None
+                } else {
+                    Some(u.int_in_range(-2..=70)?)
+                })
             }
             _ => Verdict::Deny,
         };
@@ -284,14 +366,26 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
             guard: bool_expr(u, &scope, 3)?,
             updates,
             verdict,
-            next: if u.arbitrary()? { Some(u.int_in_range(0..=n_states - 1)?) } else { None },
-            reason: if u.arbitrary()? { Some(format!("reason {t}")) } else { None },
+            next: if u.arbitrary()? {
+                Some(u.int_in_range(0..=n_states - 1)?)
+            } else {
+                None
+            },
+            reason: if u.arbitrary()? {
+                Some(format!("reason {t}"))
+            } else {
+                None
+            },
             origin: format!("smith.pol:{}:1", t + 1),
         });
     }
     Ok(Policy {
         name: format!("p{index}"),
-        states: (0..n_states).map(|s| State { name: format!("s{s}") }).collect(),
+        states: (0..n_states)
+            .map(|s| State {
+                name: format!("s{s}"),
+            })
+            .collect(),
         initial: u.int_in_range(0..=n_states - 1)?,
         vars,
         transitions,
@@ -324,7 +418,11 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     }
     Ok(Case {
         wasm,
-        program: Program { version: IR_VERSION, events, policies },
+        program: Program {
+            version: IR_VERSION,
+            events,
+            policies,
+        },
         host_hooks: u.ratio(1, 4)?,
     })
 }

@@ -35,7 +35,9 @@ pub fn generate(n: usize) -> String {
         let to = (i + 1) % states;
         let line = match i % 4 {
             0 => format!("  on fd_write in s{from} when fd == {i} -> s{to};\n"),
-            1 => format!("  on path_open in s{from} when path glob \"/data/d{i}/**/*.txt\" -> s{to};\n"),
+            1 => format!(
+                "  on path_open in s{from} when path glob \"/data/d{i}/**/*.txt\" -> s{to};\n"
+            ),
             2 => format!("  after fd_read in s{from} when result == {i} do count += 1;\n"),
             _ => format!(
                 "  on sock_send in s{from} when fd == {i} && count > {i} -> deny \"send {i}\";\n"
@@ -75,7 +77,9 @@ pub fn run(ctx: &Ctx) -> Result<Vec<CompileResult>> {
         }
         eprintln!(
             "compile: {n} transitions: {}",
-            median(&secs).map(fmt_secs).unwrap_or_else(|| note.clone().unwrap_or_default())
+            median(&secs)
+                .map(fmt_secs)
+                .unwrap_or_else(|| note.clone().unwrap_or_default())
         );
         out.push(CompileResult {
             transitions: n,
@@ -104,7 +108,9 @@ pub fn markdown(results: &[CompileResult]) -> String {
         s.push_str(&format!(
             "| {} | {} | {} | {:.1} KB | {} | {} | {} |\n",
             r.transitions,
-            r.ir_transitions.map(|t| t.to_string()).unwrap_or_else(|| "–".into()),
+            r.ir_transitions
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "–".into()),
             r.states,
             r.source_bytes as f64 / 1e3,
             r.secs.map(fmt_secs).unwrap_or_else(|| "–".into()),
@@ -135,5 +141,14 @@ mod tests {
         assert!(text.contains("initial state s0;"));
         assert!(text.contains("state s1;"));
         assert!(!text.contains("s2"));
+    }
+
+    #[test]
+    fn generated_policies_lower_to_the_requested_number_of_transitions() {
+        for n in SIZES {
+            let p = crate::irm::compile_source("generated.pol", &generate(n)).unwrap();
+            let lowered: usize = p.policies.iter().map(|p| p.transitions.len()).sum();
+            assert_eq!(lowered, n, "generate({n})");
+        }
     }
 }

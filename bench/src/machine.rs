@@ -39,24 +39,18 @@ impl Machine {
         let os = command_line("uname", &["-sr"]).unwrap_or_else(|| "unknown".into());
         let rustc = command_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".into());
         let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).unwrap_or_default();
-        let versions = [
-            "wasmtime",
-            "wasmparser",
-            "wasm-encoder",
-            "walrus",
-            "pest",
-        ]
-        .iter()
-        .map(|name| {
-            let v = locked_versions(&lock, name);
-            let v = if v.is_empty() {
-                "?".to_string()
-            } else {
-                v.join(", ")
-            };
-            (name.to_string(), v)
-        })
-        .collect();
+        let versions = ["wasmtime", "wasmparser", "wasm-encoder", "walrus", "pest"]
+            .iter()
+            .map(|name| {
+                let v = locked_versions(&lock, name);
+                let v = if v.is_empty() {
+                    "?".to_string()
+                } else {
+                    v.join(", ")
+                };
+                (name.to_string(), v)
+            })
+            .collect();
         let wasm_opt = command_line("wasm-opt", &["--version"]);
         let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
             .unwrap_or_else(|| "unknown".into());

@@ -14,7 +14,7 @@
 
 use crate::stats::{fmt_ratio, median};
 use crate::Ctx;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use policy_lang::ir::Program;
 use std::time::Instant;
 use wasmtime::{Caller, Engine, Instance, Linker, Module, Store};
@@ -114,16 +114,21 @@ pub fn module_wat(import: Import) -> String {
 pub enum Mode {
     Unhardened,
     Inline,
+    /// monitor-rt's host-side enforcement (`irm run --enforce host`).
     Host,
+    /// The harness's own model of host enforcement: the reference interpreter stepped
+    /// inside the host function (a lower bound on what any host-side check costs).
+    HostModel,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Unhardened, Mode::Inline, Mode::Host];
+    pub const ALL: [Mode; 4] = [Mode::Unhardened, Mode::Inline, Mode::Host, Mode::HostModel];
     pub fn label(self) -> &'static str {
         match self {
             Mode::Unhardened => "unhardened",
             Mode::Inline => "inline monitor",
-            Mode::Host => "host enforcement",
+            Mode::Host => "host enforcement (--enforce host)",
+            Mode::HostModel => "interpreter in the host function (harness model)",
         }
     }
 }
@@ -146,7 +151,10 @@ pub struct ScenarioResult {
 
 impl ScenarioResult {
     pub fn ns(&self, mode: Mode) -> Option<f64> {
-        self.modes.iter().find(|m| m.mode == mode).and_then(|m| m.ns_per_call)
+        self.modes
+            .iter()
+            .find(|m| m.mode == mode)
+            .and_then(|m| m.ns_per_call)
     }
 }
 
@@ -157,25 +165,54 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ScenarioResult>> {
     for sc in scenarios() {
         eprintln!("runtime: {}", sc.name);
         let original = wat::parse_str(module_wat(sc.import)).context("benchmark module")?;
-        let program = crate::irm::compile_source(&format!("{}.pol", sc.name.replace(' ', "-")), &sc.source());
+        let program =
+            crate::irm::compile_source(&format!("{}.pol", sc.name.replace(' ', "-")), &sc.source());
         let mut modes = Vec::new();
         for mode in Mode::ALL {
             let r = program
                 .as_ref()
                 .map_err(|e| anyhow!("{e:#}"))
-                .and_then(|p| measure_mode(&engine, &original, p, sc.import, mode, ctx.runs, target_secs));
+                .and_then(|p| {
+                    measure_mode(
+                        &engine,
+                        &original,
+                        p,
+                        sc.import,
+                        mode,
+                        ctx.runs,
+                        target_secs,
+                    )
+                });
             let res = match r {
-                Ok((ns, calls, runs)) => ModeResult { mode, ns_per_call: Some(ns), calls, runs, note: None },
-                Err(e) => ModeResult { mode, ns_per_call: None, calls: 0, runs: 0, note: Some(format!("{e:#}")) },
+                Ok((ns, calls, runs)) => ModeResult {
+                    mode,
+                    ns_per_call: Some(ns),
+                    calls,
+                    runs,
+                    note: None,
+                },
+                Err(e) => ModeResult {
+                    mode,
+                    ns_per_call: None,
+                    calls: 0,
+                    runs: 0,
+                    note: Some(format!("{e:#}")),
+                },
             };
             eprintln!(
                 "  {}: {}",
                 mode.label(),
-                res.ns_per_call.map(|n| format!("{n:.2} ns/call")).unwrap_or_else(|| res.note.clone().unwrap_or_default())
+                res.ns_per_call
+                    .map(|n| format!("{n:.2} ns/call"))
+                    .unwrap_or_else(|| res.note.clone().unwrap_or_default())
             );
             modes.push(res);
         }
-        out.push(ScenarioResult { name: sc.name, what: sc.what, modes });
+        out.push(ScenarioResult {
+            name: sc.name,
+            what: sc.what,
+            modes,
+        });
     }
     Ok(out)
 }
@@ -192,13 +229,14 @@ fn measure_mode(
 ) -> Result<(f64, u64, usize)> {
     let wasm = match mode {
         Mode::Inline => crate::irm::weave(original, program)?,
-        Mode::Unhardened | Mode::Host => original.to_vec(),
+        Mode::Host => bail!("{}", crate::programs::HOST_NOT_AVAILABLE_SHORT),
+        Mode::Unhardened | Mode::HostModel => original.to_vec(),
     };
     let module = Module::new(engine, &wasm)
         .map_err(anyhow::Error::from)
         .context("compiling the benchmark module")?;
     let enforce = match mode {
-        Mode::Host => Some(program),
+        Mode::HostModel => Some(program),
         _ => None,
     };
     let sample = |n: u32| -> Result<f64> {
@@ -348,13 +386,17 @@ fn read_string(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Option
 
 pub fn markdown(results: &[ScenarioResult]) -> String {
     let mut s = String::new();
-    s.push_str("| policy | what it checks | unhardened | inline monitor | host enforcement | inline adds | host adds | inline / unhardened | host / inline (added cost) |\n");
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| policy | what it checks | unhardened | inline monitor | host enforcement (`--enforce host`) | interpreter in host fn (harness model) | inline adds | host adds | model adds | inline / unhardened | host added / inline added | model added / inline added |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let u = r.ns(Mode::Unhardened);
         let i = r.ns(Mode::Inline);
         let h = r.ns(Mode::Host);
-        let cell = |v: Option<f64>| v.map(|v| format!("{v:.2} ns")).unwrap_or_else(|| "–".into());
+        let hm = r.ns(Mode::HostModel);
+        let cell = |v: Option<f64>| {
+            v.map(|v| format!("{v:.2} ns"))
+                .unwrap_or_else(|| "–".into())
+        };
         let add = |v: Option<f64>| match (v, u) {
             (Some(v), Some(u)) => format!("{:+.2} ns", v - u),
             _ => "–".into(),
@@ -363,21 +405,44 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
             (Some(i), Some(u)) => fmt_ratio(i / u),
             _ => "–".into(),
         };
-        let ratio_hi = match (h, i, u) {
-            (Some(h), Some(i), Some(u)) if i - u > 0.05 => fmt_ratio((h - u) / (i - u)),
+        let added_ratio = |v: Option<f64>| match (v, i, u) {
+            (Some(v), Some(i), Some(u)) if i - u > 0.05 => fmt_ratio((v - u) / (i - u)),
             (Some(_), Some(_), Some(_)) => "inline adds < 0.05 ns".into(),
             _ => "–".into(),
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.name, r.what, cell(u), cell(i), cell(h), add(i), add(h), ratio_iu, ratio_hi
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            r.what,
+            cell(u),
+            cell(i),
+            cell(h),
+            cell(hm),
+            add(i),
+            add(h),
+            add(hm),
+            ratio_iu,
+            added_ratio(h),
+            added_ratio(hm)
         ));
+    }
+    s.push_str("\nSamples (median taken over them; calls per sample calibrated per mode to about a quarter second):\n\n");
+    for r in results {
+        let per: Vec<String> = r
+            .modes
+            .iter()
+            .filter(|m| m.runs > 0)
+            .map(|m| format!("{} {} × {} calls", m.mode.label(), m.runs, m.calls))
+            .collect();
+        s.push_str(&format!("- {}: {}\n", r.name, per.join("; ")));
     }
     let notes: Vec<String> = results
         .iter()
         .flat_map(|r| {
             r.modes.iter().filter_map(move |m| {
-                m.note.as_ref().map(|n| format!("- {} / {}: {}", r.name, m.mode.label(), n))
+                m.note
+                    .as_ref()
+                    .map(|n| format!("- {} / {}: {}", r.name, m.mode.label(), n))
             })
         })
         .collect();
@@ -407,8 +472,64 @@ mod tests {
         let wasm = wat::parse_str(module_wat(Import::Tick)).unwrap();
         let module = Module::new(&engine, &wasm).unwrap();
         let (mut store, instance) = instantiate(&engine, &module, Import::Tick, None).unwrap();
-        let run = instance.get_typed_func::<u32, i32>(&mut store, "run").unwrap();
+        let run = instance
+            .get_typed_func::<u32, i32>(&mut store, "run")
+            .unwrap();
         // tick returns 1 per call, so the sum counts the calls.
         assert_eq!(run.call(&mut store, 1000).unwrap(), 1000);
+    }
+
+    #[test]
+    fn every_scenario_policy_compiles_and_monitors_its_import() {
+        for sc in scenarios() {
+            let p = crate::irm::compile_source("scenario.pol", &sc.source())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", sc.name));
+            let field = match sc.import {
+                Import::Tick => "tick",
+                Import::Open => "open",
+            };
+            assert!(p.event_for_import("env", field).is_some(), "{}", sc.name);
+        }
+    }
+
+    #[test]
+    fn woven_loop_still_calls_the_import_once_per_iteration() {
+        let engine = Engine::default();
+        for sc in scenarios() {
+            let p = crate::irm::compile_source("scenario.pol", &sc.source()).unwrap();
+            let woven =
+                crate::irm::weave(&wat::parse_str(module_wat(sc.import)).unwrap(), &p).unwrap();
+            let module = Module::new(&engine, &woven).unwrap();
+            let (mut store, instance) = instantiate(&engine, &module, sc.import, None).unwrap();
+            let run = instance
+                .get_typed_func::<u32, i32>(&mut store, "run")
+                .unwrap();
+            assert_eq!(run.call(&mut store, 1000).unwrap(), 1000, "{}", sc.name);
+        }
+    }
+
+    #[test]
+    fn harness_host_model_denies_what_the_policy_denies() {
+        // The deny-list scenario denies x == -1; the loop passes 0, 1, 2, ... so a module
+        // calling tick(-1) must trap under the host model.
+        let sc = &scenarios()[0];
+        let p = crate::irm::compile_source("deny.pol", &sc.source()).unwrap();
+        let engine = Engine::default();
+        let wasm = wat::parse_str(
+            r#"(module (import "env" "tick" (func $f (param i32) (result i32)))
+                 (memory (export "memory") 1)
+                 (func (export "run") (param i32) (result i32) (call $f (i32.const -1))))"#,
+        )
+        .unwrap();
+        let module = Module::new(&engine, &wasm).unwrap();
+        let (mut store, instance) = instantiate(&engine, &module, Import::Tick, Some(&p)).unwrap();
+        let run = instance
+            .get_typed_func::<u32, i32>(&mut store, "run")
+            .unwrap();
+        let err = run.call(&mut store, 0).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("value on the deny list"),
+            "{err:#}"
+        );
     }
 }

@@ -1,7 +1,5 @@
 //! Small statistics and formatting helpers shared by every section.
 
-use std::time::Duration;
-
 /// The median of `xs` (mean of the two middle values for an even count).
 ///
 /// Returns `None` for an empty slice, so a tool that never produced a sample is reported
@@ -18,11 +16,6 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
-}
-
-/// The median of durations, in seconds.
-pub fn median_secs(ds: &[Duration]) -> Option<f64> {
-    median(&ds.iter().map(Duration::as_secs_f64).collect::<Vec<_>>())
 }
 
 /// A duration in the unit that keeps three significant digits readable.

@@ -82,10 +82,8 @@ mod tests {
 
     fn tiny_module() -> tempfile_path::TempWasm {
         tempfile_path::TempWasm::new(
-            &wat::parse_str(
-                r#"(module (func (export "f") (result i32) i32.const 7) (memory 1))"#,
-            )
-            .unwrap(),
+            &wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 7) (memory 1))"#)
+                .unwrap(),
         )
     }
 

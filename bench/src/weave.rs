@@ -50,8 +50,11 @@ pub const WASM_OPT: &str = "binaryen wasm-opt (no passes)";
 /// The policy sets woven in this section: label and files relative to the workspace.
 pub fn policy_sets() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
-        ("irm weave no-exfil", vec!["policies/no-exfil.pol"]),
-        ("irm weave tmp-writes", vec!["policies/tmp-writes.pol"]),
+        ("irm weave no-exfil", vec![crate::irm::NO_EXFIL]),
+        (
+            "irm weave filesystem (resvg-fs)",
+            vec!["examples/resvg/resvg-fs.pol"],
+        ),
     ]
 }
 
@@ -59,7 +62,12 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ModuleResult>> {
     let modules: &[&str] = if ctx.quick {
         &["resvg.wasm"]
     } else {
-        &["cpython.wasm", "biome.wasm", "nextpnr-ice40.wasm", "resvg.wasm"]
+        &[
+            "cpython.wasm",
+            "biome.wasm",
+            "nextpnr-ice40.wasm",
+            "resvg.wasm",
+        ]
     };
     let mut results = Vec::new();
     for name in modules {
@@ -82,7 +90,10 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ModuleResult>> {
             wasm_opt(ctx, &path),
         ];
         for (label, files) in policy_sets() {
-            let files: Vec<PathBuf> = files.iter().map(|f| ctx.workspace.join(f)).collect();
+            let files: Vec<PathBuf> = files
+                .iter()
+                .map(|f| crate::irm::policy_file(&ctx.workspace, f).0)
+                .collect();
             tools.push(in_proc(ctx, label, InProcTool::Weave, &path, &files));
         }
         let mut m = ModuleResult {
@@ -110,7 +121,13 @@ fn runs_for(ctx: &Ctx, tool_is_slow: bool) -> usize {
     }
 }
 
-fn in_proc(ctx: &Ctx, label: &str, tool: InProcTool, module: &Path, policies: &[PathBuf]) -> ToolResult {
+fn in_proc(
+    ctx: &Ctx,
+    label: &str,
+    tool: InProcTool,
+    module: &Path,
+    policies: &[PathBuf],
+) -> ToolResult {
     let runs = runs_for(ctx, tool == InProcTool::Walrus);
     let mut secs = Vec::new();
     let mut rss = 0;
@@ -127,17 +144,19 @@ fn in_proc(ctx: &Ctx, label: &str, tool: InProcTool, module: &Path, policies: &[
             cmd.arg("--policy").arg(p);
         }
         match run_measured(&mut cmd) {
-            Ok(run) if run.success() => match serde_json::from_str::<Measurement>(run.stdout.trim()) {
-                Ok(m) => {
-                    secs.push(m.secs);
-                    out_bytes = Some(m.out_bytes);
-                    rss = rss.max(run.max_rss_kib);
+            Ok(run) if run.success() => {
+                match serde_json::from_str::<Measurement>(run.stdout.trim()) {
+                    Ok(m) => {
+                        secs.push(m.secs);
+                        out_bytes = Some(m.out_bytes);
+                        rss = rss.max(run.max_rss_kib);
+                    }
+                    Err(e) => {
+                        note = Some(format!("unreadable measurement ({e})"));
+                        break;
+                    }
                 }
-                Err(e) => {
-                    note = Some(format!("unreadable measurement ({e})"));
-                    break;
-                }
-            },
+            }
             Ok(run) => {
                 note = Some(failure_note(&run));
                 break;
@@ -170,7 +189,11 @@ fn wasm_opt(ctx: &Ctx, module: &Path) -> ToolResult {
         // `-g` keeps the name section, as irm does; `--all-features` lets it read everything
         // it knows. No optimisation flags: parse, build binaryen IR, print binary.
         let mut cmd = Command::new("wasm-opt");
-        cmd.arg("--all-features").arg("-g").arg(module).arg("-o").arg(&out);
+        cmd.arg("--all-features")
+            .arg("-g")
+            .arg(module)
+            .arg("-o")
+            .arg(&out);
         match run_measured(&mut cmd) {
             Ok(run) if run.success() => {
                 secs.push(run.wall.as_secs_f64());
@@ -178,7 +201,10 @@ fn wasm_opt(ctx: &Ctx, module: &Path) -> ToolResult {
                 out_bytes = std::fs::metadata(&out).ok().map(|m| m.len());
             }
             Ok(run) => {
-                note = Some(format!("skipped: wasm-opt cannot process it: {}", failure_note(&run)));
+                note = Some(format!(
+                    "skipped: wasm-opt cannot process it: {}",
+                    failure_note(&run)
+                ));
                 break;
             }
             Err(e) => {
@@ -234,10 +260,21 @@ fn profile_weave(ctx: &Ctx, module: &Path) -> Option<String> {
     let data = std::env::temp_dir().join(format!("irm-bench-perf-{}.data", std::process::id()));
     let (label, files) = &policy_sets()[0];
     let mut cmd = Command::new("perf");
-    cmd.arg("record").arg("-F").arg("999").arg("-o").arg(&data).arg("--");
-    cmd.arg(&ctx.self_exe).arg("measure").arg("--tool").arg("weave").arg("--module").arg(module);
+    cmd.arg("record")
+        .arg("-F")
+        .arg("999")
+        .arg("-o")
+        .arg(&data)
+        .arg("--");
+    cmd.arg(&ctx.self_exe)
+        .arg("measure")
+        .arg("--tool")
+        .arg("weave")
+        .arg("--module")
+        .arg(module);
     for f in files {
-        cmd.arg("--policy").arg(ctx.workspace.join(f));
+        cmd.arg("--policy")
+            .arg(crate::irm::policy_file(&ctx.workspace, f).0);
     }
     let rec = run_measured(&mut cmd).ok()?;
     if !rec.success() {
@@ -248,7 +285,14 @@ fn profile_weave(ctx: &Ctx, module: &Path) -> Option<String> {
         .arg("report")
         .arg("-i")
         .arg(&data)
-        .args(["--stdio", "--no-children", "--sort", "symbol", "--percent-limit", "1.5"])
+        .args([
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "symbol",
+            "--percent-limit",
+            "1.5",
+        ])
         .output()
         .ok()?;
     let _ = std::fs::remove_file(&data);
@@ -261,7 +305,14 @@ fn profile_weave(ctx: &Ctx, module: &Path) -> Option<String> {
             // Long Rust symbols make the table unreadable; keep the tail that names the function.
             let l = l.trim_end();
             if l.chars().count() > 140 {
-                let tail: String = l.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+                let tail: String = l
+                    .chars()
+                    .rev()
+                    .take(120)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
                 format!("{}…{tail}", &l[..l.find("[.]").map(|i| i + 3).unwrap_or(0)])
             } else {
                 l.to_string()
@@ -297,7 +348,9 @@ pub fn markdown(results: &[ModuleResult]) -> String {
                 Some(secs) => (
                     fmt_secs(secs),
                     format!("{:.0}", mb(m.size) / secs),
-                    floor.map(|f| fmt_ratio(secs / f)).unwrap_or_else(|| "–".into()),
+                    floor
+                        .map(|f| fmt_ratio(secs / f))
+                        .unwrap_or_else(|| "–".into()),
                 ),
                 None => ("–".into(), "–".into(), "–".into()),
             };
@@ -306,7 +359,11 @@ pub fn markdown(results: &[ModuleResult]) -> String {
                 .filter(|&b| b > 0)
                 .map(|b| format!("{:.1} MB", mb(b)))
                 .unwrap_or_else(|| "–".into());
-            let rss = if t.max_rss_kib > 0 { fmt_kib_as_mib(t.max_rss_kib) } else { "–".into() };
+            let rss = if t.max_rss_kib > 0 {
+                fmt_kib_as_mib(t.max_rss_kib)
+            } else {
+                "–".into()
+            };
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 t.name,
@@ -326,4 +383,41 @@ pub fn markdown(results: &[ModuleResult]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(size: u64, validate: f64, weave: f64) -> ModuleResult {
+        let tool = |name: &str, secs: f64| ToolResult {
+            name: name.to_string(),
+            secs: Some(secs),
+            max_rss_kib: 0,
+            out_bytes: None,
+            runs: 1,
+            note: None,
+        };
+        ModuleResult {
+            name: "m.wasm".into(),
+            size,
+            tools: vec![tool(VALIDATE, validate), tool(policy_sets()[0].0, weave)],
+            profile: None,
+        }
+    }
+
+    #[test]
+    fn weave_within_one_and_a_half_validations_meets_the_target() {
+        assert!(!misses_weave_target(&module(1_000_000, 1.0, 1.5)));
+    }
+
+    #[test]
+    fn weave_slower_than_one_and_a_half_validations_misses_the_target() {
+        assert!(misses_weave_target(&module(1_000_000, 1.0, 1.6)));
+    }
+
+    #[test]
+    fn weave_of_a_large_module_over_two_seconds_misses_the_target() {
+        assert!(misses_weave_target(&module(99_000_000, 1.5, 2.1)));
+    }
 }

@@ -1,2 +1,1117 @@
-//! placeholder
+//! Runs WebAssembly modules (WASI preview 1) in wasmtime under irm policies and reports
+//! violations as typed errors.
+//!
+//! A [`Runner`] is built once ([`Runner::builder`]): the policies, how they are enforced
+//! ([`Enforcement`]), the WASI view of the world (preopened directories, environment,
+//! arguments), the wasm stack, the compiled-module cache and any host functions the
+//! embedder provides. Each [`Runner::run_file`] / [`Runner::run_bytes`] then loads a
+//! module, weaves it in memory (inline enforcement), compiles it (through the cache),
+//! links it and runs it, returning a [`Finished`] run or a [`RunError`]:
+//!
+//! * [`RunError::Violation`]: a policy stopped the program; the [`ViolationReport`] names
+//!   the policy, the event with its arguments (strings as text), the reason and the last
+//!   monitored calls;
+//! * [`RunError::Exit`]: the guest called `proc_exit` with a non-zero code;
+//! * [`RunError::Trap`]: the guest trapped for its own reasons (never a violation);
+//! * [`RunError::Link`]: imports nobody provides, each with its type; and errors loading,
+//!   weaving or compiling.
+//!
+//! **Inline** enforcement weaves the policies into the module with host hooks
+//! (`instrumenter::WeaveOptions { host_hooks: true }`): the woven code decides, the
+//! hooks only tell the runtime what happened so it can report it. **Host** enforcement
+//! leaves the module untouched and decides every call of a monitored import in a host
+//! function wrapped around the real one, with the reference interpreter
+//! ([`policy_lang::interp::Monitor`]); it is the baseline for benchmarks and a
+//! differential oracle for the weaver. A module woven beforehand (`irm weave`) needs no
+//! policies at all: its own code enforces them, and the runtime reads its `irm:violation`
+//! global and `irm.monitor` manifest to report a violation.
+//!
+//! ```no_run
+//! use monitor_rt::{Enforcement, RunError, Runner};
+//! use std::sync::atomic::{AtomicI32, Ordering};
+//! use std::sync::Arc;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let open = Arc::new(AtomicI32::new(0));
+//! let runner = Runner::builder()
+//!     .policy_file("policies/max-windows.pol")
+//!     .enforcement(Enforcement::Inline)
+//!     .dir("examples/windows", "/data")
+//!     .arg("windows")
+//!     .host_functions(move |linker| {
+//!         let open = Arc::clone(&open);
+//!         linker.func_wrap("env", "open_window", move |_title: i32, _len: i32| -> i32 {
+//!             open.fetch_add(1, Ordering::SeqCst) + 1
+//!         })?;
+//!         linker.func_wrap("env", "close_window", |_id: i32| -> i32 { 0 })?;
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! match runner.run_file("examples/windows/windows.wat") {
+//!     Ok(done) => println!("finished; {} audit records", done.audits.len()),
+//!     Err(RunError::Violation(v)) => eprintln!("{}", v.render(false)),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+pub mod cache;
 pub mod judge;
+mod observe;
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
+use instrumenter::{WeaveError, WeaveOptions};
+use policy_lang::interp::{self, Monitor, Value};
+use policy_lang::ir::{Phase, Program, RuntimeFault, Verdict as IrVerdict};
+use thiserror::Error;
+use wasmtime::{
+    Caller, Config, Engine, Extern, ExternType, Func, Linker, Module, Store, Trap, Val,
+    WasmBacktrace,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+pub use cache::CacheUse;
+pub use observe::{Arg, ArgValue, AuditRecord, AuditSink, CallRecord, ViolationReport, RECENT};
+pub use policy_lang;
+pub use wasmtime;
+
+/// Exit code of `irm run` when a policy stopped the program.
+pub const EXIT_VIOLATION: u8 = 86;
+/// Exit code of `irm run` when the guest trapped.
+pub const EXIT_TRAP: u8 = 134;
+/// The default maximum wasm stack (8 MiB; big programs such as CPython need it).
+pub const DEFAULT_WASM_STACK: usize = 8 << 20;
+
+/// Where the policies are enforced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Woven into the module (with host hooks for reporting).
+    #[default]
+    Inline,
+    /// In host functions wrapped around the module's imports; the module is not changed.
+    Host,
+}
+
+/// Why a run did not finish normally.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A policy stopped the program.
+    #[error("{}", .0.render(false))]
+    Violation(Box<ViolationReport>),
+    /// The guest exited with a non-zero code (`proc_exit`).
+    #[error("the program exited with code {0}")]
+    Exit(i32),
+    /// The guest trapped (not a policy violation).
+    #[error("the program trapped: {message}{}", backtrace_suffix(.backtrace))]
+    Trap {
+        message: String,
+        backtrace: Option<String>,
+    },
+    /// A host function failed (not a trap of the guest, not a violation).
+    #[error("a host function failed: {0}")]
+    Host(String),
+    /// Imports that neither WASI nor the embedder provides, or that have the wrong type.
+    #[error("the module cannot be linked:\n{}", .0.join("\n"))]
+    Link(Vec<String>),
+    /// The module could not be read or parsed.
+    #[error("cannot load `{path}`: {message}")]
+    Load { path: String, message: String },
+    /// The policies do not compile (rendered diagnostics).
+    #[error("{0}")]
+    Policy(String),
+    #[error("cannot weave the policies into `{path}`: {source}")]
+    Weave {
+        path: String,
+        source: Box<WeaveError>,
+    },
+    #[error("cannot compile `{path}`: {message}")]
+    Compile { path: String, message: String },
+    /// Bad runner configuration (a directory that does not exist, a missing export...).
+    #[error("{0}")]
+    Config(String),
+}
+
+fn backtrace_suffix(b: &Option<String>) -> String {
+    match b {
+        Some(b) => format!("\nwasm backtrace:\n{b}"),
+        None => String::new(),
+    }
+}
+
+impl RunError {
+    /// The process exit code `irm run` uses for this outcome.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Violation(_) => EXIT_VIOLATION,
+            RunError::Trap { .. } => EXIT_TRAP,
+            RunError::Exit(code) => *code as u8,
+            _ => 1,
+        }
+    }
+}
+
+/// A run that ended normally (the entry point returned, or `proc_exit(0)`).
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// Every audit record, in order.
+    pub audits: Vec<AuditRecord>,
+    /// The results of the `--invoke`d function, rendered.
+    pub results: Vec<String>,
+    /// What the compiled-module cache did.
+    pub cache: CacheUse,
+}
+
+/// The data of a run's store: the WASI context. Host functions receive it through their
+/// `Caller`.
+pub struct RunState {
+    wasi: WasiP1Ctx,
+}
+
+impl RunState {
+    /// The WASI preview 1 context of the run.
+    pub fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
+type HostFns = Arc<dyn Fn(&mut Linker<RunState>) -> anyhow::Result<()> + Send + Sync>;
+
+/// Configures a [`Runner`].
+#[derive(Clone)]
+pub struct RunnerBuilder {
+    policy_files: Vec<PathBuf>,
+    program: Option<Program>,
+    enforcement: Enforcement,
+    dirs: Vec<(PathBuf, String)>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    wasm_stack: usize,
+    cache_dir: Option<PathBuf>,
+    invoke: Option<String>,
+    host_fns: Vec<HostFns>,
+    audit_sink: Option<AuditSink>,
+    record: Option<PathBuf>,
+    verbose: bool,
+}
+
+impl Default for RunnerBuilder {
+    fn default() -> Self {
+        RunnerBuilder {
+            policy_files: Vec::new(),
+            program: None,
+            enforcement: Enforcement::Inline,
+            dirs: Vec::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            wasm_stack: DEFAULT_WASM_STACK,
+            cache_dir: cache::default_dir(),
+            invoke: None,
+            host_fns: Vec::new(),
+            audit_sink: None,
+            record: None,
+            verbose: false,
+        }
+    }
+}
+
+impl RunnerBuilder {
+    /// Adds a policy file; all policies are composed (a call must satisfy every one).
+    pub fn policy_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policy_files.push(path.into());
+        self
+    }
+
+    /// Uses an already compiled program (instead of, or before, policy files).
+    pub fn program(mut self, program: Program) -> Self {
+        self.program = Some(program);
+        self
+    }
+
+    pub fn enforcement(mut self, e: Enforcement) -> Self {
+        self.enforcement = e;
+        self
+    }
+
+    /// Preopens host directory `host` as `guest` (read and write).
+    pub fn dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
+        self.dirs.push((host.into(), guest.into()));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Appends one argument to the guest's argv (the first is the program name).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The maximum wasm stack in bytes (default [`DEFAULT_WASM_STACK`]).
+    pub fn wasm_stack(mut self, bytes: usize) -> Self {
+        self.wasm_stack = bytes;
+        self
+    }
+
+    /// Caches compiled modules in `dir`; `None` disables the cache. The default is
+    /// `$XDG_CACHE_HOME/irm` or `~/.cache/irm`.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// Calls this export (after `_initialize`, when the module has one) instead of
+    /// `_start`: for reactors and libraries.
+    pub fn invoke(mut self, func: impl Into<String>) -> Self {
+        self.invoke = Some(func.into());
+        self
+    }
+
+    /// Adds host functions to the linker of every run, after WASI (so they may shadow
+    /// nothing of WASI's; a duplicate definition is an error). Host enforcement wraps
+    /// them like WASI's when a policy monitors them.
+    pub fn host_functions(
+        mut self,
+        f: impl Fn(&mut Linker<RunState>) -> anyhow::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.host_fns.push(Arc::new(f));
+        self
+    }
+
+    /// Receives every audit record as it happens.
+    pub fn on_audit(mut self, f: impl Fn(&AuditRecord) + Send + Sync + 'static) -> Self {
+        self.audit_sink = Some(Arc::new(f));
+        self
+    }
+
+    /// Writes the monitored calls of each run to `path` as an `irm test` trace, whatever
+    /// the run's outcome.
+    pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
+        self.record = Some(path.into());
+        self
+    }
+
+    /// Captures Wasm backtraces for violation reports.
+    pub fn verbose(mut self, v: bool) -> Self {
+        self.verbose = v;
+        self
+    }
+
+    /// Compiles the policies and sets up the engine.
+    pub fn build(self) -> Result<Runner, RunError> {
+        let program = match (&self.program, self.policy_files.is_empty()) {
+            (None, true) => None,
+            (Some(p), true) => Some(p.clone()),
+            (base, false) => {
+                let compiled = policy_lang::compile_files(&self.policy_files)
+                    .map_err(|d| RunError::Policy(d.render().trim_end().to_string()))?;
+                match base {
+                    None => Some(compiled.program),
+                    Some(_) => {
+                        return Err(RunError::Config(
+                            "give either a compiled program or policy files, not both".into(),
+                        ))
+                    }
+                }
+            }
+        };
+        if self.enforcement == Enforcement::Host && program.is_none() {
+            return Err(RunError::Config(
+                "host enforcement needs at least one policy".into(),
+            ));
+        }
+        for (host, guest) in &self.dirs {
+            if !host.is_dir() {
+                return Err(RunError::Config(format!(
+                    "--dir {}::{guest}: `{}` is not a directory",
+                    host.display(),
+                    host.display()
+                )));
+            }
+        }
+        let mut config = Config::new();
+        config.max_wasm_stack(self.wasm_stack);
+        // wasmtime requires the async stack to be larger, even for sync calls.
+        config.async_stack_size(self.wasm_stack.saturating_add(2 << 20));
+        let engine = Engine::new(&config)
+            .map_err(|e| RunError::Config(format!("cannot configure wasmtime: {e}")))?;
+        Ok(Runner {
+            cfg: self,
+            program: program.map(Arc::new),
+            engine,
+        })
+    }
+}
+
+/// Runs modules under a fixed configuration; see the [crate documentation](crate).
+pub struct Runner {
+    cfg: RunnerBuilder,
+    program: Option<Arc<Program>>,
+    engine: Engine,
+}
+
+/// A module ready to run: woven (inline enforcement) and compiled.
+pub struct Prepared {
+    module: Module,
+    manifest: Option<Manifest>,
+    name: String,
+    /// What the compiled-module cache did.
+    pub cache: CacheUse,
+    /// A warning about the cache (it could not be written), never fatal.
+    pub cache_warning: Option<String>,
+}
+
+impl Runner {
+    pub fn builder() -> RunnerBuilder {
+        RunnerBuilder::default()
+    }
+
+    /// The compiled policies, if any.
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_deref()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads a `.wasm` or `.wat` file and runs it.
+    pub fn run_file(&self, path: impl AsRef<Path>) -> Result<Finished, RunError> {
+        let prepared = self.prepare_file(path)?;
+        self.run_prepared(&prepared)
+    }
+
+    /// Runs module bytes (binary or text); `name` is used in messages and as argv\[0\]
+    /// when no arguments were given.
+    pub fn run_bytes(&self, wasm: &[u8], name: &str) -> Result<Finished, RunError> {
+        let prepared = self.prepare(wasm, name)?;
+        self.run_prepared(&prepared)
+    }
+
+    /// Reads, weaves and compiles a module file.
+    pub fn prepare_file(&self, path: impl AsRef<Path>) -> Result<Prepared, RunError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| RunError::Load {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        self.prepare(&bytes, &shown)
+    }
+
+    /// Weaves (inline enforcement) and compiles module bytes (binary or text).
+    pub fn prepare(&self, wasm: &[u8], name: &str) -> Result<Prepared, RunError> {
+        let binary = wat::parse_bytes(wasm).map_err(|e| RunError::Load {
+            path: name.to_string(),
+            message: e.to_string(),
+        })?;
+        let woven;
+        let bytes: &[u8] = match (&self.program, self.cfg.enforcement) {
+            (Some(program), Enforcement::Inline) => {
+                woven = instrumenter::weave(&binary, program, &WeaveOptions { host_hooks: true })
+                    .map_err(|source| RunError::Weave {
+                    path: name.to_string(),
+                    source: Box::new(source),
+                })?;
+                &woven.wasm
+            }
+            _ => &binary,
+        };
+        let manifest = manifest::read(bytes).map_err(|source| RunError::Weave {
+            path: name.to_string(),
+            source: Box::new(source),
+        })?;
+        let (module, cache, cache_warning) =
+            cache::compile(&self.engine, bytes, self.cfg.cache_dir.as_deref()).map_err(|e| {
+                RunError::Compile {
+                    path: name.to_string(),
+                    message: format!("{e:#}"),
+                }
+            })?;
+        Ok(Prepared {
+            module,
+            manifest,
+            name: name.to_string(),
+            cache,
+            cache_warning,
+        })
+    }
+
+    /// Runs a prepared module on a thread with enough native stack for the wasm stack.
+    pub fn run_prepared(&self, prepared: &Prepared) -> Result<Finished, RunError> {
+        let stack = self.cfg.wasm_stack.saturating_add(16 << 20);
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("irm-guest".into())
+                .stack_size(stack)
+                .spawn_scoped(s, || self.run_here(prepared))
+                .map_err(|e| RunError::Config(format!("cannot start the guest thread: {e}")))?
+                .join()
+                .unwrap_or_else(|_| Err(RunError::Host("the runtime panicked".into())))
+        })
+    }
+
+    fn wasi(&self, name: &str) -> Result<WasiP1Ctx, RunError> {
+        let mut b = WasiCtxBuilder::new();
+        b.inherit_stdio();
+        let mut argv = Vec::with_capacity(self.cfg.args.len() + 1);
+        if self.cfg.args.is_empty() {
+            argv.push(name.to_string());
+        }
+        argv.extend(self.cfg.args.iter().cloned());
+        b.args(&argv);
+        for (k, v) in &self.cfg.env {
+            b.env(k, v);
+        }
+        for (host, guest) in &self.cfg.dirs {
+            b.preopened_dir(host, guest, FsPerms::ReadWrite)
+                .map_err(|e| {
+                    RunError::Config(format!(
+                        "cannot preopen `{}` as `{guest}`: {e}",
+                        host.display()
+                    ))
+                })?;
+        }
+        Ok(b.build_p1())
+    }
+
+    fn run_here(&self, prepared: &Prepared) -> Result<Finished, RunError> {
+        let wasi = self.wasi(&prepared.name)?;
+        let mut store = Store::new(&self.engine, RunState { wasi });
+        let mut linker: Linker<RunState> = Linker::new(&self.engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
+            .map_err(|e| RunError::Config(format!("cannot add WASI: {e}")))?;
+        for f in &self.cfg.host_fns {
+            f(&mut linker).map_err(|e| {
+                RunError::Config(format!("cannot define the host functions: {e:#}"))
+            })?;
+        }
+        linker.allow_shadowing(true);
+
+        // The program whose events the runtime observes: the host-enforced one, else the
+        // one a woven module carries.
+        let observed: Option<Arc<Program>> =
+            match (self.cfg.enforcement, &self.program, &prepared.manifest) {
+                (Enforcement::Host, Some(p), _) => Some(Arc::clone(p)),
+                (_, _, Some(m)) => Some(Arc::new(m.program.clone())),
+                _ => None,
+            };
+        let observer = observed.as_ref().map(|p| {
+            Arc::new(Mutex::new(observe::Observer::new(
+                Arc::clone(p),
+                self.cfg.audit_sink.clone(),
+                self.cfg.record.is_some(),
+            )))
+        });
+        if let (Some(m), Some(obs)) = (&prepared.manifest, &observer) {
+            if let Some(hooks) = &m.hooks {
+                define_hooks(&mut linker, &mut store, &prepared.module, m, hooks, obs)?;
+            }
+        }
+        if let (Enforcement::Host, Some(program), Some(obs)) =
+            (self.cfg.enforcement, &self.program, &observer)
+        {
+            wrap_imports(&mut linker, &mut store, &prepared.module, program, obs)?;
+        }
+        check_imports(&linker, &mut store, &prepared.module)?;
+
+        let outcome = self.instantiate_and_call(&linker, &mut store, &prepared.module);
+        let (results, err, instance) = match outcome {
+            Ok((results, instance)) => (results, None, instance),
+            Err((e, instance)) => (Vec::new(), Some(e), instance),
+        };
+
+        let mut guard = observer.as_ref().map(|o| lock(o));
+        if let Some(o) = &mut guard {
+            o.finish();
+        }
+        // A woven module without hooks: the violation global and the manifest.
+        let mut violation = guard.as_mut().and_then(|o| o.violation.take());
+        if violation.is_none() && err.is_some() {
+            if let (Some(m), Some(instance)) = (&prepared.manifest, instance) {
+                let code = instance
+                    .get_global(&mut store, manifest::VIOLATION_GLOBAL)
+                    .and_then(|g| g.get(&mut store).i32())
+                    .unwrap_or(0) as u32;
+                if code != 0 {
+                    violation = Some(violation_from_manifest(m, code, guard.as_deref()));
+                }
+            }
+        }
+        if let Some(v) = &mut violation {
+            if let Some(bt) = err.as_ref().and_then(|e| e.downcast_ref::<WasmBacktrace>()) {
+                v.backtrace = Some(bt.to_string());
+            }
+        }
+        if let (Some(path), Some(o)) = (&self.cfg.record, guard.as_deref()) {
+            self.write_record(path, prepared, o, violation.as_ref())?;
+        }
+        let audits = guard
+            .map(|mut o| std::mem::take(&mut o.audits))
+            .unwrap_or_default();
+        if let Some(v) = violation {
+            return Err(RunError::Violation(Box::new(v)));
+        }
+        match err {
+            None => Ok(Finished {
+                audits,
+                results,
+                cache: prepared.cache,
+            }),
+            Some(e) => match classify(e) {
+                None => Ok(Finished {
+                    audits,
+                    results,
+                    cache: prepared.cache,
+                }),
+                Some(e) => Err(e),
+            },
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn instantiate_and_call(
+        &self,
+        linker: &Linker<RunState>,
+        store: &mut Store<RunState>,
+        module: &Module,
+    ) -> Result<
+        (Vec<String>, Option<wasmtime::Instance>),
+        (wasmtime::Error, Option<wasmtime::Instance>),
+    > {
+        let instance = linker
+            .instantiate(&mut *store, module)
+            .map_err(|e| (e, None))?;
+        let call = |store: &mut Store<RunState>,
+                    name: &str,
+                    args: &[String]|
+         -> wasmtime::Result<Vec<String>> {
+            let func = instance
+                .get_func(&mut *store, name)
+                .ok_or_else(|| wasmtime::Error::msg(MissingExport(name.to_string())))?;
+            let ty = func.ty(&*store);
+            let params: Vec<Val> = ty
+                .params()
+                .zip(args.iter().chain(std::iter::repeat(&String::new())))
+                .map(|(t, a)| parse_val(&t, a))
+                .collect::<Result<_, _>>()
+                .map_err(|m| wasmtime::Error::msg(BadInvokeArg(m)))?;
+            let mut results = vec![Val::I32(0); ty.results().len()];
+            func.call(&mut *store, &params, &mut results)?;
+            Ok(results.iter().map(show_val).collect())
+        };
+        let r = match &self.cfg.invoke {
+            Some(name) => {
+                let init = if instance.get_func(&mut *store, "_initialize").is_some() {
+                    call(store, "_initialize", &[])
+                } else {
+                    Ok(Vec::new())
+                };
+                init.and_then(|_| {
+                    let args: Vec<String> = self.cfg.args.iter().skip(1).cloned().collect();
+                    call(store, name, &args)
+                })
+            }
+            None => call(store, "_start", &[]).map(|_| Vec::new()),
+        };
+        r.map(|v| (v, Some(instance)))
+            .map_err(|e| (e, Some(instance)))
+    }
+
+    fn write_record(
+        &self,
+        path: &Path,
+        prepared: &Prepared,
+        obs: &observe::Observer,
+        violation: Option<&ViolationReport>,
+    ) -> Result<(), RunError> {
+        let steps = obs.recorded.as_deref().unwrap_or(&[]);
+        let deny = violation.map(|v| {
+            (
+                v.recent.last().map_or(steps.len(), |c| c.call),
+                v.policy.as_str(),
+                v.reason.as_str(),
+            )
+        });
+        let with: Vec<String> = self
+            .cfg
+            .policy_files
+            .iter()
+            .skip(1)
+            .map(|p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let text = record::render(
+            &obs.program,
+            steps,
+            &record::Ending { deny },
+            &prepared.name,
+            &with,
+        );
+        std::fs::write(path, text).map_err(|e| {
+            RunError::Config(format!(
+                "cannot write the recorded trace `{}`: {e}",
+                path.display()
+            ))
+        })
+    }
+}
+
+#[derive(Debug)]
+struct MissingExport(String);
+impl std::fmt::Display for MissingExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the module exports no function `{}`", self.0)
+    }
+}
+impl std::error::Error for MissingExport {}
+
+#[derive(Debug)]
+struct BadInvokeArg(String);
+impl std::fmt::Display for BadInvokeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BadInvokeArg {}
+
+/// Stops the guest from a host-enforced deny; the report is in the observer.
+#[derive(Debug)]
+struct PolicyStop;
+impl std::fmt::Display for PolicyStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by an irm policy")
+    }
+}
+impl std::error::Error for PolicyStop {}
+
+fn parse_val(t: &wasmtime::ValType, a: &str) -> Result<Val, String> {
+    let a = a.trim();
+    let bad = |what: &str| format!("invoke argument `{a}` is not {what}");
+    let a0 = if a.is_empty() { "0" } else { a };
+    Ok(match t {
+        wasmtime::ValType::I32 => Val::I32(
+            a0.parse::<i32>()
+                .or_else(|_| a0.parse::<u32>().map(|v| v as i32))
+                .map_err(|_| bad("an i32"))?,
+        ),
+        wasmtime::ValType::I64 => Val::I64(
+            a0.parse::<i64>()
+                .or_else(|_| a0.parse::<u64>().map(|v| v as i64))
+                .map_err(|_| bad("an i64"))?,
+        ),
+        wasmtime::ValType::F32 => Val::F32(a0.parse::<f32>().map_err(|_| bad("an f32"))?.to_bits()),
+        wasmtime::ValType::F64 => Val::F64(a0.parse::<f64>().map_err(|_| bad("an f64"))?.to_bits()),
+        other => return Err(format!("cannot pass a {other} from the command line")),
+    })
+}
+
+fn show_val(v: &Val) -> String {
+    match v {
+        Val::I32(x) => x.to_string(),
+        Val::I64(x) => x.to_string(),
+        Val::F32(x) => f32::from_bits(*x).to_string(),
+        Val::F64(x) => f64::from_bits(*x).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Turns a wasmtime error into what it is; `None` for `proc_exit(0)`.
+fn classify(e: wasmtime::Error) -> Option<RunError> {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return (exit.0 != 0).then_some(RunError::Exit(exit.0));
+    }
+    let backtrace = e.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return Some(RunError::Trap {
+            message: trap.to_string(),
+            backtrace,
+        });
+    }
+    if let Some(m) = e.downcast_ref::<MissingExport>() {
+        return Some(RunError::Config(m.to_string()));
+    }
+    if let Some(m) = e.downcast_ref::<BadInvokeArg>() {
+        return Some(RunError::Config(m.to_string()));
+    }
+    Some(RunError::Host(format!("{e:#}")))
+}
+
+fn violation_from_manifest(
+    m: &Manifest,
+    code: u32,
+    obs: Option<&observe::Observer>,
+) -> ViolationReport {
+    let recent = obs.map(|o| o.recent_calls()).unwrap_or_default();
+    match m.code(code) {
+        Some(c) => {
+            let event = m.program.events.get(c.event as usize);
+            ViolationReport {
+                policy: c.policy_name.clone(),
+                event: event.map_or_else(String::new, |e| e.name.clone()),
+                import: c.import.clone(),
+                args: Vec::new(),
+                result: None,
+                reason: c.reason.clone(),
+                phase: c.phase,
+                fault: None,
+                origin: Some(c.origin.clone()),
+                recent,
+                backtrace: None,
+            }
+        }
+        None => ViolationReport {
+            policy: "(unknown)".into(),
+            event: String::new(),
+            import: String::new(),
+            args: Vec::new(),
+            result: None,
+            reason: format!("the module reports violation code {code}, which its irm.monitor manifest does not list"),
+            phase: Phase::Pre,
+            fault: None,
+            origin: None,
+            recent,
+            backtrace: None,
+        },
+    }
+}
+
+/// Reads memory 0 (exported as `memory`, as WASI requires) and decodes the arguments.
+fn args_from_caller(
+    caller: &mut Caller<'_, RunState>,
+    program: &Program,
+    event: u32,
+    wasm: &[i64],
+) -> Vec<Value> {
+    let memory = match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    };
+    let data = memory.map(|m| m.data(&*caller));
+    observe::decode_args(program, event, wasm, data)
+}
+
+fn val_i64(v: &Val) -> i64 {
+    match v {
+        Val::I32(x) => *x as i64,
+        Val::I64(x) => *x,
+        Val::F32(x) => *x as i64,
+        Val::F64(x) => *x as i64,
+        _ => 0,
+    }
+}
+
+/// Defines the `irm` hook imports of a module woven with host hooks: they feed the
+/// observer; the woven code decides.
+fn define_hooks(
+    linker: &mut Linker<RunState>,
+    store: &mut Store<RunState>,
+    module: &Module,
+    m: &Manifest,
+    hooks: &manifest::HookLayout,
+    obs: &Arc<Mutex<observe::Observer>>,
+) -> Result<(), RunError> {
+    let program = Arc::new(m.program.clone());
+    let codes: Arc<Vec<manifest::Code>> = Arc::new(m.codes.clone());
+    for import in module.imports() {
+        if import.module() != hooks.module {
+            continue;
+        }
+        let Some(hook) = hooks.hooks.iter().find(|h| h.field == import.name()) else {
+            continue;
+        };
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        let (event, program, codes, obs) = (
+            hook.event,
+            Arc::clone(&program),
+            Arc::clone(&codes),
+            Arc::clone(obs),
+        );
+        let func = Func::new(&mut *store, ty, move |mut caller, params, _results| {
+            let kind = params.first().map(val_i64).unwrap_or(-1) as i32;
+            let code = params.get(1).map(val_i64).unwrap_or(0) as u32;
+            let extra = params.last().map(val_i64).unwrap_or(0);
+            let wasm: Vec<i64> = params
+                .get(2..params.len().saturating_sub(1))
+                .unwrap_or(&[])
+                .iter()
+                .map(val_i64)
+                .collect();
+            let code_of = |c: u32| codes.iter().find(|x| x.code == c);
+            match kind {
+                hook_kind::PRE => {
+                    let args = args_from_caller(&mut caller, &program, event, &wasm);
+                    lock(&obs).begin(event, args);
+                }
+                hook_kind::POST => {
+                    let has_result = program
+                        .events
+                        .get(event as usize)
+                        .is_some_and(|e| !e.results.is_empty());
+                    lock(&obs).returned(has_result.then_some(extra));
+                }
+                hook_kind::AUDIT => {
+                    if let Some(c) = code_of(code) {
+                        lock(&obs).audit(c.policy, c.phase, c.reason.clone());
+                    }
+                }
+                hook_kind::SUPPRESS => {
+                    if let Some(c) = code_of(code) {
+                        let value = match program
+                            .policies
+                            .get(c.policy)
+                            .and_then(|p| p.transitions.get(c.transition))
+                        {
+                            Some(t) => match t.verdict {
+                                IrVerdict::Suppress(v) => v,
+                                _ => None,
+                            },
+                            None => None,
+                        };
+                        let has_result = program
+                            .events
+                            .get(event as usize)
+                            .is_some_and(|e| !e.results.is_empty());
+                        lock(&obs).suppress(
+                            c.policy,
+                            c.reason.clone(),
+                            if has_result { value.or(Some(0)) } else { None },
+                        );
+                    }
+                }
+                hook_kind::DENY => {
+                    let mut o = lock(&obs);
+                    match code_of(code) {
+                        Some(c) => {
+                            let (fault, reason) = fault_of(&program, c, extra);
+                            o.deny(c.policy, c.phase, reason, fault, Some(c.origin.clone()));
+                        }
+                        None => o.deny(
+                            usize::MAX,
+                            Phase::Pre,
+                            format!("the module reports violation code {code}, which its manifest does not list"),
+                            None,
+                            None,
+                        ),
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        linker
+            .define(&*store, import.module(), import.name(), func)
+            .map_err(|e| {
+                RunError::Config(format!(
+                    "cannot define hook {}.{}: {e}",
+                    import.module(),
+                    import.name()
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+fn lock(o: &Mutex<observe::Observer>) -> std::sync::MutexGuard<'_, observe::Observer> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The fault of a deny code and the reason the interpreter gives it.
+fn fault_of(program: &Program, c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
+    let fault = match (&c.kind, &c.fault) {
+        (CodeKind::Fault, Some(Fault::StringOutOfBounds { param })) => {
+            Some(RuntimeFault::StringOutOfBounds { param: *param })
+        }
+        (CodeKind::Fault, Some(Fault::DivisionByZero)) => Some(RuntimeFault::DivisionByZero),
+        (CodeKind::Fault, Some(Fault::VarOutOfRange { var })) => {
+            Some(RuntimeFault::VarOutOfRange {
+                var: *var,
+                value: extra,
+            })
+        }
+        _ => None,
+    };
+    let reason = match &fault {
+        Some(f @ RuntimeFault::VarOutOfRange { .. }) => {
+            match program
+                .policies
+                .get(c.policy)
+                .and_then(|p| Some((p, p.transitions.get(c.transition)?)))
+            {
+                Some((p, t)) => interp::fault_reason(program, p, t, f, interp::FaultSite::Update),
+                None => c.reason.clone(),
+            }
+        }
+        _ => c.reason.clone(),
+    };
+    (fault, reason)
+}
+
+/// Host enforcement: replaces every import the program monitors by a function that asks
+/// the interpreter before (and after) calling the real one.
+fn wrap_imports(
+    linker: &mut Linker<RunState>,
+    store: &mut Store<RunState>,
+    module: &Module,
+    program: &Arc<Program>,
+    obs: &Arc<Mutex<observe::Observer>>,
+) -> Result<(), RunError> {
+    let monitor = Arc::new(Mutex::new(Monitor::from_arc(Arc::clone(program))));
+    for import in module.imports() {
+        let Some(event) = program.event_for_import(import.module(), import.name()) else {
+            continue;
+        };
+        let name = format!("{}.{}", import.module(), import.name());
+        let ExternType::Func(ty) = import.ty() else {
+            return Err(RunError::Link(vec![format!(
+                "{name}: the policies monitor it as a function, but the module imports it as {:?}",
+                import.ty()
+            )]));
+        };
+        let e = &program.events[event as usize];
+        let expected: Vec<String> = e
+            .wasm_params()
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect();
+        let got: Vec<String> = ty.params().map(|t| t.to_string()).collect();
+        let expected_results: Vec<String> = e
+            .results
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect();
+        let got_results: Vec<String> = ty.results().map(|t| t.to_string()).collect();
+        if expected != got || expected_results != got_results {
+            return Err(RunError::Link(vec![format!(
+                "{name}: imported as {ty}, but the policies monitor it as (params {}) (results {}); refusing to run it unmonitored",
+                expected.join(" "),
+                expected_results.join(" ")
+            )]));
+        }
+        let Ok(Extern::Func(inner)) = linker.get(&mut *store, import.module(), import.name())
+        else {
+            // Nothing provides it: check_imports reports it.
+            continue;
+        };
+        let (program, obs, monitor) = (Arc::clone(program), Arc::clone(obs), Arc::clone(&monitor));
+        let func = Func::new(
+            &mut *store,
+            ty.clone(),
+            move |mut caller, params, results| {
+                let wasm: Vec<i64> = params.iter().map(val_i64).collect();
+                let args = args_from_caller(&mut caller, &program, event, &wasm);
+                let step = monitor
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pre(event, &args);
+                {
+                    let mut o = lock(&obs);
+                    o.begin(event, args.clone());
+                    o.apply_step(&step, Phase::Pre);
+                }
+                match step.outcome {
+                    interp::Outcome::Deny(_) => return Err(wasmtime::Error::new(PolicyStop)),
+                    interp::Outcome::Suppress(v) => {
+                        for (slot, t) in results.iter_mut().zip(ty.results()) {
+                            *slot = match t {
+                                wasmtime::ValType::I32 => Val::I32(v.unwrap_or(0) as i32),
+                                wasmtime::ValType::I64 => Val::I64(v.unwrap_or(0)),
+                                wasmtime::ValType::F32 => Val::F32(0),
+                                wasmtime::ValType::F64 => Val::F64(0),
+                                _ => {
+                                    return Err(wasmtime::Error::msg(
+                                        "cannot suppress a call returning a reference",
+                                    ))
+                                }
+                            };
+                        }
+                        lock(&obs).finish();
+                        return Ok(());
+                    }
+                    interp::Outcome::Proceed => {}
+                }
+                inner.call(&mut caller, params, results)?;
+                let result = observe::first_result(&program, event, results);
+                let post = monitor
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .post(event, &args, result);
+                let mut o = lock(&obs);
+                o.returned(result);
+                o.apply_step(&post, Phase::Post);
+                if let interp::Outcome::Deny(_) = post.outcome {
+                    return Err(wasmtime::Error::new(PolicyStop));
+                }
+                o.finish();
+                Ok(())
+            },
+        );
+        linker
+            .define(&*store, import.module(), import.name(), func)
+            .map_err(|e| RunError::Config(format!("cannot wrap {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Every import must be provided with the right type; lists all that are not.
+fn check_imports(
+    linker: &Linker<RunState>,
+    store: &mut Store<RunState>,
+    module: &Module,
+) -> Result<(), RunError> {
+    let mut missing = Vec::new();
+    for import in module.imports() {
+        let found = linker.get(&mut *store, import.module(), import.name()).ok();
+        let describe = |t: &ExternType| match t {
+            ExternType::Func(f) => format!("function {f}"),
+            ExternType::Memory(m) => format!("memory {m:?}"),
+            ExternType::Table(t) => format!("table {t:?}"),
+            ExternType::Global(g) => format!("global {g:?}"),
+            ExternType::Tag(t) => format!("tag {t:?}"),
+        };
+        match found {
+            None => missing.push(format!(
+                "  {}.{}: {} — provided neither by WASI preview 1 nor by the host",
+                import.module(),
+                import.name(),
+                describe(&import.ty())
+            )),
+            Some(Extern::Func(f)) => {
+                if let ExternType::Func(want) = import.ty() {
+                    let have = f.ty(&*store);
+                    if !wasmtime::FuncType::eq(&have, &want) {
+                        missing.push(format!(
+                            "  {}.{}: imported as {want}, but the host provides {have}",
+                            import.module(),
+                            import.name()
+                        ));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Link(missing))
+    }
+}

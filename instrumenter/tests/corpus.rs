@@ -48,6 +48,8 @@ fn engine() -> Engine {
     config.wasm_exceptions(true);
     // cpython needs a deep stack (8 MiB of wasm stack, per the corpus README).
     config.max_wasm_stack(8 << 20);
+    // wasmtime refuses a wasm stack larger than the async fiber stack, even unused.
+    config.async_stack_size(9 << 20);
     Engine::new(&config).unwrap()
 }
 

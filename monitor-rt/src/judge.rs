@@ -62,7 +62,11 @@ fn enc(t: ValType) -> wasm_encoder::ValType {
 }
 
 fn mem(offset: u32, align: u32) -> MemArg {
-    MemArg { offset: offset as u64, align, memory_index: 0 }
+    MemArg {
+        offset: offset as u64,
+        align,
+        memory_index: 0,
+    }
 }
 
 /// One Wasm argument the driver passes.
@@ -94,7 +98,10 @@ pub struct Driver {
 }
 
 /// Lays out the strings and computes the Wasm arguments of every step.
-fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<(Vec<Vec<Arg>>, Vec<u8>, u32), JudgeError> {
+fn plan_args(
+    program: &Program,
+    trace: &[TraceEvent],
+) -> Result<(Vec<Vec<Arg>>, Vec<u8>, u32), JudgeError> {
     let strings_at = RESULTS_AT + 8 * trace.len() as u32;
     let mut data = Vec::new();
     let mut pending: Vec<Vec<Option<Arg>>> = Vec::new();
@@ -103,7 +110,10 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<(Vec<Vec<Arg>>, 
         let event = program
             .events
             .get(call.event as usize)
-            .ok_or(JudgeError::UnknownEvent { step: i + 1, event: call.event })?;
+            .ok_or(JudgeError::UnknownEvent {
+                step: i + 1,
+                event: call.event,
+            })?;
         let mut args = Vec::new();
         for (p, param) in event.params.iter().enumerate() {
             let value = call.args.get(p);
@@ -152,7 +162,10 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
     for (i, e) in program.events.iter().enumerate() {
-        types.ty().function(e.wasm_params().into_iter().map(enc), e.results.iter().copied().map(enc));
+        types.ty().function(
+            e.wasm_params().into_iter().map(enc),
+            e.results.iter().copied().map(enc),
+        );
         imports.import(&e.module, &e.field, EntityType::Function(i as u32));
     }
     let run_type = program.events.len() as u32;
@@ -174,7 +187,12 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
 
     // Locals hold results while the first one is stored: the largest result count of
     // any event, one slot per position and type.
-    let max_results = program.events.iter().map(|e| e.results.len()).max().unwrap_or(0) as u32;
+    let max_results = program
+        .events
+        .iter()
+        .map(|e| e.results.len())
+        .max()
+        .unwrap_or(0) as u32;
     let all = [ValType::I32, ValType::I64, ValType::F32, ValType::F64];
     let local = |t: ValType, j: usize| -> u32 {
         all.iter().position(|x| *x == t).unwrap() as u32 * max_results + j as u32
@@ -184,7 +202,9 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
         let mut sink = body.instructions();
         for (i, call) in trace.iter().enumerate() {
             let event: &Event = &program.events[call.event as usize];
-            sink.i32_const(STEP_CELL as i32).i32_const(i as i32 + 1).i32_store(mem(0, 2));
+            sink.i32_const(STEP_CELL as i32)
+                .i32_const(i as i32 + 1)
+                .i32_store(mem(0, 2));
             for a in &args[i] {
                 match *a {
                     Arg::I32(v) => sink.i32_const(v),
@@ -227,7 +247,10 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
         .section(&exports)
         .section(&code)
         .section(&datas);
-    Ok(Driver { wasm: module.finish(), args })
+    Ok(Driver {
+        wasm: module.finish(),
+        args,
+    })
 }
 
 /// What the host saw while the woven driver ran.
@@ -240,7 +263,9 @@ struct Seen {
 }
 
 fn step_in_progress(caller: &mut wasmtime::Caller<'_, ()>) -> usize {
-    let Some(Extern::Memory(m)) = caller.get_export("memory") else { return 0 };
+    let Some(Extern::Memory(m)) = caller.get_export("memory") else {
+        return 0;
+    };
     let mut cell = [0u8; 4];
     match m.read(&caller, STEP_CELL as usize, &mut cell) {
         Ok(()) => u32::from_le_bytes(cell) as usize,
@@ -261,7 +286,14 @@ fn result_val(t: &wasmtime::ValType, v: i64) -> Val {
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
 pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict, JudgeError> {
     let driver = driver(program, trace)?;
-    let woven = weave(&driver.wasm, program, &WeaveOptions { host_hooks: true, ..Default::default() })?;
+    let woven = weave(
+        &driver.wasm,
+        program,
+        &WeaveOptions {
+            host_hooks: true,
+            ..Default::default()
+        },
+    )?;
     let manifest = manifest::read(&woven.wasm)?.ok_or(JudgeError::NoManifest)?;
 
     let engine = Engine::default();
@@ -271,7 +303,9 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
     let seen = Arc::new(Mutex::new(Seen::default()));
     let results: Arc<Vec<Option<i64>>> = Arc::new(trace.iter().map(|c| c.result).collect());
     for import in module.imports() {
-        let Some(ty) = import.ty().func().cloned() else { continue };
+        let Some(ty) = import.ty().func().cloned() else {
+            continue;
+        };
         let (m, field) = (import.module().to_string(), import.name().to_string());
         let seen = Arc::clone(&seen);
         if m == manifest::HOOK_MODULE {
@@ -286,7 +320,9 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
                 })
                 .map_err(JudgeError::Wasm)?;
         } else {
-            let Some(event) = program.event_for_import(&m, &field) else { continue };
+            let Some(event) = program.event_for_import(&m, &field) else {
+                continue;
+            };
             let results = Arc::clone(&results);
             linker
                 .func_new(&m, &field, ty.clone(), move |mut caller, params, out| {
@@ -308,16 +344,20 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
                 .map_err(JudgeError::Wasm)?;
         }
     }
-    let instance = linker.instantiate(&mut store, &module).map_err(JudgeError::Wasm)?;
-    let run = instance.get_typed_func::<(), ()>(&mut store, "run").map_err(JudgeError::Wasm)?;
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .map_err(JudgeError::Wasm)?;
+    let run = instance
+        .get_typed_func::<(), ()>(&mut store, "run")
+        .map_err(JudgeError::Wasm)?;
     let outcome = run.call(&mut store, ());
     let violation_code = instance
         .get_global(&mut store, manifest::VIOLATION_GLOBAL)
         .and_then(|g| g.get(&mut store).i32())
         .unwrap_or(0) as u32;
-    let memory = instance
-        .get_memory(&mut store, "memory")
-        .ok_or_else(|| JudgeError::Inconsistent("the woven driver lost its memory export".into()))?;
+    let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| {
+        JudgeError::Inconsistent("the woven driver lost its memory export".into())
+    })?;
     let mut stored = vec![0u8; 8 * trace.len()];
     memory
         .read(&store, RESULTS_AT as usize, &mut stored)
@@ -329,9 +369,16 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
         (Ok(()), None) => {}
         (Err(e), Some(_)) => {
             if e.downcast_ref::<Trap>() != Some(&Trap::UnreachableCodeReached) {
-                return Err(JudgeError::Inconsistent(format!("a deny ended in a trap other than `unreachable`: {e:#}")));
+                return Err(JudgeError::Inconsistent(format!(
+                    "a deny ended in a trap other than `unreachable`: {e:#}"
+                )));
             }
-            let reported = seen.hooks.iter().rev().find(|h| h.1 == hook_kind::DENY).map(|h| h.2);
+            let reported = seen
+                .hooks
+                .iter()
+                .rev()
+                .find(|h| h.1 == hook_kind::DENY)
+                .map(|h| h.2);
             if reported != Some(violation_code) {
                 return Err(JudgeError::Inconsistent(format!(
                     "the deny hook reported code {reported:?} but irm:violation holds {violation_code}"
@@ -344,7 +391,11 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
                 v.step
             )))
         }
-        (Err(e), None) => return Err(JudgeError::Inconsistent(format!("the driver trapped without a deny: {e:#}"))),
+        (Err(e), None) => {
+            return Err(JudgeError::Inconsistent(format!(
+                "the driver trapped without a deny: {e:#}"
+            )))
+        }
     }
     check_calls(trace, &driver, &verdict, &seen)?;
     Ok(verdict)
@@ -362,9 +413,9 @@ fn verdict_from_hooks(
         if kind == hook_kind::PRE || kind == hook_kind::POST {
             continue;
         }
-        let c = manifest
-            .code(code)
-            .ok_or_else(|| JudgeError::Inconsistent(format!("hook kind {kind} with unknown code {code}")))?;
+        let c = manifest.code(code).ok_or_else(|| {
+            JudgeError::Inconsistent(format!("hook kind {kind} with unknown code {code}"))
+        })?;
         match kind {
             hook_kind::AUDIT => verdict.observations.push(Observation {
                 step,
@@ -374,10 +425,16 @@ fn verdict_from_hooks(
                 reason: c.reason.clone(),
             }),
             hook_kind::SUPPRESS => {
-                let has_result = program.events.get(c.event as usize).is_some_and(|e| !e.results.is_empty());
+                let has_result = program
+                    .events
+                    .get(c.event as usize)
+                    .is_some_and(|e| !e.results.is_empty());
                 let value = has_result.then(|| {
                     let at = 8 * (step.saturating_sub(1));
-                    let bytes: [u8; 8] = stored.get(at..at + 8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]);
+                    let bytes: [u8; 8] = stored
+                        .get(at..at + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0; 8]);
                     i64::from_le_bytes(bytes)
                 });
                 verdict.observations.push(Observation {
@@ -393,17 +450,31 @@ fn verdict_from_hooks(
                     (CodeKind::Fault, Some(Fault::StringOutOfBounds { param })) => {
                         Some(RuntimeFault::StringOutOfBounds { param: *param })
                     }
-                    (CodeKind::Fault, Some(Fault::DivisionByZero)) => Some(RuntimeFault::DivisionByZero),
+                    (CodeKind::Fault, Some(Fault::DivisionByZero)) => {
+                        Some(RuntimeFault::DivisionByZero)
+                    }
                     (CodeKind::Fault, Some(Fault::VarOutOfRange { var })) => {
-                        Some(RuntimeFault::VarOutOfRange { var: *var, value: extra })
+                        Some(RuntimeFault::VarOutOfRange {
+                            var: *var,
+                            value: extra,
+                        })
                     }
                     _ => None,
                 };
-                verdict.violation =
-                    Some(Violation { step, phase: c.phase, policy: c.policy_name.clone(), reason: c.reason.clone(), fault });
+                verdict.violation = Some(Violation {
+                    step,
+                    phase: c.phase,
+                    policy: c.policy_name.clone(),
+                    reason: c.reason.clone(),
+                    fault,
+                });
                 break;
             }
-            other => return Err(JudgeError::Inconsistent(format!("unknown hook kind {other}"))),
+            other => {
+                return Err(JudgeError::Inconsistent(format!(
+                    "unknown hook kind {other}"
+                )))
+            }
         }
     }
     Ok(verdict)
@@ -411,7 +482,12 @@ fn verdict_from_hooks(
 
 /// Every call the monitor let through reached the host once, in order, with the exact
 /// arguments the driver passed; suppressed and pre-denied calls did not.
-fn check_calls(trace: &[TraceEvent], driver: &Driver, verdict: &interp::Verdict, seen: &Seen) -> Result<(), JudgeError> {
+fn check_calls(
+    trace: &[TraceEvent],
+    driver: &Driver,
+    verdict: &interp::Verdict,
+    seen: &Seen,
+) -> Result<(), JudgeError> {
     let suppressed: Vec<usize> = verdict
         .observations
         .iter()
@@ -427,7 +503,8 @@ fn check_calls(trace: &[TraceEvent], driver: &Driver, verdict: &interp::Verdict,
         .filter(|s| !suppressed.contains(s))
         .map(|s| (s, trace[s - 1].event, &driver.args[s - 1]))
         .collect();
-    let got: Vec<(usize, u32, &Vec<Arg>)> = seen.calls.iter().map(|(s, e, a)| (*s, *e, a)).collect();
+    let got: Vec<(usize, u32, &Vec<Arg>)> =
+        seen.calls.iter().map(|(s, e, a)| (*s, *e, a)).collect();
     if expected != got {
         return Err(JudgeError::Inconsistent(format!(
             "the imports received {got:?}, but the monitor's decisions let through {expected:?}"
@@ -442,7 +519,9 @@ fn observable(program: &Program, trace: &[TraceEvent], v: &interp::Verdict) -> i
     let mut v = v.clone();
     for o in &mut v.observations {
         if let ObservationKind::Suppress(Some(value)) = &mut o.kind {
-            let event = trace.get(o.step - 1).and_then(|c| program.events.get(c.event as usize));
+            let event = trace
+                .get(o.step - 1)
+                .and_then(|c| program.events.get(c.event as usize));
             if event.and_then(|e| e.results.first()) == Some(&ValType::I32) {
                 *value = *value as i32 as i64;
             }
@@ -508,7 +587,10 @@ fn describe(v: &Option<Violation>) -> String {
             v.phase,
             v.policy,
             v.reason,
-            v.fault.as_ref().map(|f| format!(" [{f:?}]")).unwrap_or_default()
+            v.fault
+                .as_ref()
+                .map(|f| format!(" [{f:?}]"))
+                .unwrap_or_default()
         ),
     }
 }
@@ -526,12 +608,22 @@ mod tests {
             name: name.into(),
             module: "env".into(),
             field: name.into(),
-            params: params.into_iter().map(|(n, ty)| Param { name: n.into(), ty }).collect(),
+            params: params
+                .into_iter()
+                .map(|(n, ty)| Param { name: n.into(), ty })
+                .collect(),
             results,
         }
     }
 
-    fn t(event: u32, phase: Phase, from: u32, guard: Expr, verdict: Ir, next: Option<u32>) -> Transition {
+    fn t(
+        event: u32,
+        phase: Phase,
+        from: u32,
+        guard: Expr,
+        verdict: Ir,
+        next: Option<u32>,
+    ) -> Transition {
         Transition {
             event,
             phase,
@@ -551,7 +643,11 @@ mod tests {
             version: IR_VERSION,
             events: vec![
                 event("read", vec![("fd", ParamType::I32)], vec![ValType::I32]),
-                event("send", vec![("buf", ParamType::Str), ("n", ParamType::I64)], vec![ValType::I32]),
+                event(
+                    "send",
+                    vec![("buf", ParamType::Str), ("n", ParamType::I64)],
+                    vec![ValType::I32],
+                ),
                 event("open", vec![("path", ParamType::Str)], vec![]),
             ],
             policies,
@@ -561,7 +657,11 @@ mod tests {
     fn policy(name: &str, states: u32, vars: Vec<Var>, transitions: Vec<Transition>) -> Policy {
         Policy {
             name: name.into(),
-            states: (0..states).map(|s| State { name: format!("s{s}") }).collect(),
+            states: (0..states)
+                .map(|s| State {
+                    name: format!("s{s}"),
+                })
+                .collect(),
             initial: 0,
             vars,
             transitions,
@@ -570,7 +670,11 @@ mod tests {
     }
 
     fn call(event: u32, args: Vec<Value>, result: Option<i64>) -> TraceEvent {
-        TraceEvent { event, args, result }
+        TraceEvent {
+            event,
+            args,
+            result,
+        }
     }
 
     fn s(text: &str) -> Value {
@@ -601,14 +705,22 @@ mod tests {
 
     #[test]
     fn driver_module_validates() {
-        let trace = [call(1, vec![s("hello"), Value::Int(5)], Some(5)), call(2, vec![Value::Str(None)], None)];
+        let trace = [
+            call(1, vec![s("hello"), Value::Int(5)], Some(5)),
+            call(2, vec![Value::Str(None)], None),
+        ];
         let d = driver(&no_exfil(), &trace).unwrap();
-        wasmparser::Validator::new().validate_all(&d.wasm).expect("the driver validates");
+        wasmparser::Validator::new()
+            .validate_all(&d.wasm)
+            .expect("the driver validates");
     }
 
     #[test]
     fn accepted_trace_is_accepted_by_both_judges() {
-        let trace = [call(1, vec![s("hi"), Value::Int(2)], Some(2)), call(0, vec![Value::Int(3)], Some(10))];
+        let trace = [
+            call(1, vec![s("hi"), Value::Int(2)], Some(2)),
+            call(0, vec![Value::Int(3)], Some(10)),
+        ];
         assert!(assert_agrees(&no_exfil(), &trace).accepted());
     }
 
@@ -639,9 +751,15 @@ mod tests {
                 None,
             )],
         )]);
-        let trace = [call(0, vec![Value::Int(0)], Some(5)), call(0, vec![Value::Int(0)], Some(500))];
+        let trace = [
+            call(0, vec![Value::Int(0)], Some(5)),
+            call(0, vec![Value::Int(0)], Some(500)),
+        ];
         let v = assert_agrees(&p, &trace);
-        assert_eq!(v.violation.map(|v| (v.step, v.phase)), Some((2, Phase::Post)));
+        assert_eq!(
+            v.violation.map(|v| (v.step, v.phase)),
+            Some((2, Phase::Post))
+        );
     }
 
     #[test]
@@ -650,9 +768,19 @@ mod tests {
             "no_send",
             1,
             vec![],
-            vec![t(1, Phase::Pre, 0, Expr::Bool(true), Ir::Suppress(Some(-76)), None)],
+            vec![t(
+                1,
+                Phase::Pre,
+                0,
+                Expr::Bool(true),
+                Ir::Suppress(Some(-76)),
+                None,
+            )],
         )]);
-        let trace = [call(1, vec![s("x"), Value::Int(1)], Some(1)), call(0, vec![Value::Int(1)], Some(1))];
+        let trace = [
+            call(1, vec![s("x"), Value::Int(1)], Some(1)),
+            call(0, vec![Value::Int(1)], Some(1)),
+        ];
         let v = assert_agrees(&p, &trace);
         assert_eq!(v.observations.len(), 1);
     }
@@ -672,7 +800,10 @@ mod tests {
                 None,
             )],
         )]);
-        let trace = [call(2, vec![s("/etc/passwd")], None), call(2, vec![s("/tmp/x")], None)];
+        let trace = [
+            call(2, vec![s("/etc/passwd")], None),
+            call(2, vec![s("/tmp/x")], None),
+        ];
         let v = assert_agrees(&p, &trace);
         assert_eq!(v.observations.len(), 1);
     }
@@ -683,9 +814,19 @@ mod tests {
             "paths",
             1,
             vec![],
-            vec![t(2, Phase::Pre, 0, Expr::Str(0, Pattern::Prefix("/tmp/".into())), Ir::Deny, None)],
+            vec![t(
+                2,
+                Phase::Pre,
+                0,
+                Expr::Str(0, Pattern::Prefix("/tmp/".into())),
+                Ir::Deny,
+                None,
+            )],
         )]);
-        let trace = [call(2, vec![s("/home/u")], None), call(2, vec![Value::Str(None)], None)];
+        let trace = [
+            call(2, vec![s("/home/u")], None),
+            call(2, vec![Value::Str(None)], None),
+        ];
         let v = assert_agrees(&p, &trace);
         assert!(v.violation.unwrap().fault.is_some());
     }
@@ -700,17 +841,31 @@ mod tests {
         let p = program(vec![policy(
             "at_most_two",
             1,
-            vec![Var { name: "n".into(), min: 0, max: 2, init: 0 }],
+            vec![Var {
+                name: "n".into(),
+                min: 0,
+                max: 2,
+                init: 0,
+            }],
             vec![count],
         )]);
-        let trace: Vec<_> = (0..4).map(|_| call(0, vec![Value::Int(0)], Some(1))).collect();
+        let trace: Vec<_> = (0..4)
+            .map(|_| call(0, vec![Value::Int(0)], Some(1)))
+            .collect();
         let v = assert_agrees(&p, &trace);
         assert_eq!(v.violation.map(|v| v.step), Some(3));
     }
 
     #[test]
     fn first_denying_policy_in_program_order_is_reported() {
-        let deny = |name: &str| policy(name, 1, vec![], vec![t(0, Phase::Pre, 0, Expr::Bool(true), Ir::Deny, None)]);
+        let deny = |name: &str| {
+            policy(
+                name,
+                1,
+                vec![],
+                vec![t(0, Phase::Pre, 0, Expr::Bool(true), Ir::Deny, None)],
+            )
+        };
         let p = program(vec![deny("first"), deny("second")]);
         let v = assert_agrees(&p, &[call(0, vec![Value::Int(1)], Some(0))]);
         assert_eq!(v.violation.unwrap().policy, "first");
@@ -719,7 +874,10 @@ mod tests {
     #[test]
     fn a_disagreement_is_described() {
         let p = no_exfil();
-        let trace = [call(0, vec![Value::Int(3)], None), call(1, vec![s("a"), Value::Int(1)], None)];
+        let trace = [
+            call(0, vec![Value::Int(3)], None),
+            call(1, vec![s("a"), Value::Int(1)], None),
+        ];
         let reference = interp::run_trace(&p, &trace);
         let wrong = interp::Verdict::default();
         let msg = disagreement(&p, &trace, &reference, &wrong).expect("they differ");

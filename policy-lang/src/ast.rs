@@ -15,7 +15,11 @@ pub struct Span {
 impl Span {
     /// The smallest span covering both `self` and `other` (same file assumed).
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -149,10 +153,23 @@ pub struct UpdateDecl {
 
 #[derive(Clone, Debug)]
 pub enum Target {
-    Deny { reason: StrLit, span: Span },
-    Suppress { value: Option<Expr>, reason: Option<StrLit>, span: Span },
-    Audit { reason: Option<StrLit>, span: Span },
-    State { state: Ident, audit: Option<StrLit> },
+    Deny {
+        reason: StrLit,
+        span: Span,
+    },
+    Suppress {
+        value: Option<Expr>,
+        reason: Option<StrLit>,
+        span: Span,
+    },
+    Audit {
+        reason: Option<StrLit>,
+        span: Span,
+    },
+    State {
+        state: Ident,
+        audit: Option<StrLit>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -41,7 +41,13 @@ fn normalize(p: &Path) -> PathBuf {
 /// relative to the including source's name; a name matching a given source uses that
 /// source, anything else is read with `read`. Each file is loaded once.
 pub fn load(sources: Vec<Source>, read: &dyn Fn(&Path) -> std::io::Result<String>) -> Loaded {
-    let mut l = Loader { sources, files: Vec::new(), errors: Vec::new(), state: Vec::new(), read };
+    let mut l = Loader {
+        sources,
+        files: Vec::new(),
+        errors: Vec::new(),
+        state: Vec::new(),
+        read,
+    };
     l.state = vec![LoadState::New; l.sources.len()];
     for i in 0..l.sources.len() {
         if l.state[i] == LoadState::New {
@@ -49,7 +55,11 @@ pub fn load(sources: Vec<Source>, read: &dyn Fn(&Path) -> std::io::Result<String
             l.visit(i, &mut stack);
         }
     }
-    Loaded { sources: l.sources, files: l.files, errors: l.errors }
+    Loaded {
+        sources: l.sources,
+        files: l.files,
+        errors: l.errors,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,14 +90,22 @@ impl Loader<'_> {
         };
         for item in &file.items {
             let Item::Include(inc) = item else { continue };
-            let base = Path::new(&self.sources[id].name).parent().unwrap_or(Path::new(""));
+            let base = Path::new(&self.sources[id].name)
+                .parent()
+                .unwrap_or(Path::new(""));
             let path = normalize(&base.join(&inc.value));
-            let existing = self.sources.iter().position(|s| normalize(Path::new(&s.name)) == path);
+            let existing = self
+                .sources
+                .iter()
+                .position(|s| normalize(Path::new(&s.name)) == path);
             let target = match existing {
                 Some(t) => t,
                 None => match (self.read)(&path) {
                     Ok(text) => {
-                        self.sources.push(Source { name: path.to_string_lossy().into_owned(), text });
+                        self.sources.push(Source {
+                            name: path.to_string_lossy().into_owned(),
+                            text,
+                        });
                         self.state.push(LoadState::New);
                         self.sources.len() - 1
                     }
@@ -96,7 +114,11 @@ impl Loader<'_> {
                             Severity::Error,
                             &self.sources,
                             inc.span,
-                            format!("cannot read included file `{}`: {}", path.display(), io_reason(&e)),
+                            format!(
+                                "cannot read included file `{}`: {}",
+                                path.display(),
+                                io_reason(&e)
+                            ),
                         )
                         .with_hint("include paths are relative to the file that includes them");
                         self.errors.push(d);
@@ -108,7 +130,10 @@ impl Loader<'_> {
                 LoadState::Done => {}
                 LoadState::InProgress => {
                     let start = stack.iter().position(|&f| f == target).unwrap_or(0);
-                    let mut chain: Vec<&str> = stack[start..].iter().map(|&f| self.sources[f].name.as_str()).collect();
+                    let mut chain: Vec<&str> = stack[start..]
+                        .iter()
+                        .map(|&f| self.sources[f].name.as_str())
+                        .collect();
                     chain.push(&self.sources[target].name);
                     let d = Diagnostic::at(
                         Severity::Error,
@@ -167,11 +192,17 @@ struct Checker<'a> {
     program_events: Vec<ir::Event>,
     program_event_decl: Vec<Option<Span>>,
     by_key: HashMap<(String, String), ir::EventId>,
+    /// Names whose declaration already failed with an error: later uses report nothing
+    /// more, so one mistake gives one message.
+    poisoned: HashSet<String>,
 }
 
 /// Checks the loaded files and builds the program; `Err` holds every diagnostic (at least
 /// one error), `Ok` the program and the warnings.
-pub fn check(sources: &[Source], files: &[(FileId, ast::File)]) -> Result<(Program, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn check(
+    sources: &[Source],
+    files: &[(FileId, ast::File)],
+) -> Result<(Program, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker {
         sources,
         diags: Vec::new(),
@@ -183,6 +214,7 @@ pub fn check(sources: &[Source], files: &[(FileId, ast::File)]) -> Result<(Progr
         program_events: Vec::new(),
         program_event_decl: Vec::new(),
         by_key: HashMap::new(),
+        poisoned: HashSet::new(),
     };
     for (_, f) in files {
         for item in &f.items {
@@ -197,7 +229,9 @@ pub fn check(sources: &[Source], files: &[(FileId, ast::File)]) -> Result<(Progr
             if let Item::Policy(p) = item {
                 if let Some(first) = policy_names.get(&p.name.name) {
                     let note = format!("first declared at {}", c.loc(*first));
-                    c.err(p.name.span, format!("duplicate policy `{}`", p.name.name)).notes.push(note);
+                    c.err(p.name.span, format!("duplicate policy `{}`", p.name.name))
+                        .notes
+                        .push(note);
                     continue;
                 }
                 policy_names.insert(p.name.name.clone(), p.name.span);
@@ -217,18 +251,24 @@ pub fn check(sources: &[Source], files: &[(FileId, ast::File)]) -> Result<(Progr
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
-    let program = Program { version: ir::IR_VERSION, events: c.program_events, policies };
+    let program = Program {
+        version: ir::IR_VERSION,
+        events: c.program_events,
+        policies,
+    };
     Ok((program, diags))
 }
 
 impl<'a> Checker<'a> {
     fn err(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::at(Severity::Error, self.sources, span, msg));
+        self.diags
+            .push(Diagnostic::at(Severity::Error, self.sources, span, msg));
         self.diags.last_mut().expect("just pushed")
     }
 
     fn warn(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
-        self.diags.push(Diagnostic::at(Severity::Warning, self.sources, span, msg));
+        self.diags
+            .push(Diagnostic::at(Severity::Warning, self.sources, span, msg));
         self.diags.last_mut().expect("just pushed")
     }
 
@@ -238,7 +278,9 @@ impl<'a> Checker<'a> {
 
     fn duplicate(&mut self, what: &str, name: &ast::Ident, first: Span) {
         let note = format!("first declared at {}", self.loc(first));
-        self.err(name.span, format!("duplicate {what} `{}`", name.name)).notes.push(note);
+        self.err(name.span, format!("duplicate {what} `{}`", name.name))
+            .notes
+            .push(note);
     }
 
     /// The span of an existing global declaration named `name`, if any.
@@ -261,26 +303,62 @@ impl<'a> Checker<'a> {
                 }
                 let decl = match &e.body {
                     EventBody::Alias(target) => Decl::Alias(target.clone(), e.name.span),
-                    EventBody::Import { module, field, params, result } => {
-                        let Some(ev) = self.import_sig(&e.name.name, module, field, params, result.as_ref()) else { return };
+                    EventBody::Import {
+                        module,
+                        field,
+                        params,
+                        result,
+                    } => {
+                        let Some(ev) =
+                            self.import_sig(&e.name.name, module, field, params, result.as_ref())
+                        else {
+                            self.poisoned.insert(e.name.name.clone());
+                            return;
+                        };
                         // Two declarations of one import must agree on the signature.
                         let key = (ev.module.clone(), ev.field.clone());
                         for other in self.event_order.clone() {
                             if let Some(Decl::Import(o, ospan)) = self.events.get(&other) {
-                                if (o.module.clone(), o.field.clone()) == key && !same_signature(o, &ev) {
-                                    let note = format!("`{other}` declares it at {}", self.loc(*ospan));
-                                    let d = self.err(e.span, format!("conflicting declarations of import `{}.{}`", key.0, key.1));
+                                if (o.module.clone(), o.field.clone()) == key
+                                    && !same_signature(o, &ev)
+                                {
+                                    let note =
+                                        format!("`{other}` declares it at {}", self.loc(*ospan));
+                                    let d = self.err(
+                                        e.span,
+                                        format!(
+                                            "conflicting declarations of import `{}.{}`",
+                                            key.0, key.1
+                                        ),
+                                    );
                                     d.notes.push(note);
-                                    d.hint = Some("one import has one signature; make the declarations agree".into());
+                                    d.hint = Some(
+                                        "one import has one signature; make the declarations agree"
+                                            .into(),
+                                    );
+                                    self.poisoned.insert(e.name.name.clone());
                                     return;
                                 }
                             }
                         }
-                        if let Some(cat) = (key.0 == wasi::MODULE).then(|| wasi::function(&key.1)).flatten() {
+                        if let Some(cat) = (key.0 == wasi::MODULE)
+                            .then(|| wasi::function(&key.1))
+                            .flatten()
+                        {
                             if !same_signature(&cat, &ev) {
-                                let d = self.err(e.span, format!("conflicting declarations of import `{}.{}`", key.0, key.1));
-                                d.notes.push(format!("the WASI catalogue declares it as {}", signature(&cat)));
+                                let d = self.err(
+                                    e.span,
+                                    format!(
+                                        "conflicting declarations of import `{}.{}`",
+                                        key.0, key.1
+                                    ),
+                                );
+                                d.notes.push(format!(
+                                    "the WASI catalogue declares it as {}",
+                                    signature(&cat)
+                                ));
                                 d.hint = Some(format!("use the catalogue's `{}` directly, or alias it: `event {} = {};`", key.1, e.name.name, key.1));
+                                self.poisoned.insert(e.name.name.clone());
                                 return;
                             }
                         }
@@ -297,16 +375,24 @@ impl<'a> Checker<'a> {
                 }
                 if wasi::constant(&k.name.name).is_some() {
                     self.err(k.name.span, format!("duplicate constant `{}`", k.name.name))
-                        .notes.push("it is a built-in WASI constant".into());
+                        .notes
+                        .push("it is a built-in WASI constant".into());
                     return;
                 }
                 let mut lw = Lowerer::new(self.sources);
                 let scope = const_scope(&self.consts);
                 let v = lw.const_int(&k.value, &scope, "a constant's value");
                 self.diags.extend(lw.errors);
-                if let Some(v) = v {
-                    self.consts.insert(k.name.name.clone(), v);
-                    self.const_spans.insert(k.name.name.clone(), k.name.span);
+                match v {
+                    Some(v) => {
+                        self.consts.insert(k.name.name.clone(), v);
+                        self.const_spans.insert(k.name.name.clone(), k.name.span);
+                    }
+                    // The error is reported; a placeholder keeps uses from adding more.
+                    None => {
+                        self.consts.insert(k.name.name.clone(), 0);
+                        self.const_spans.insert(k.name.name.clone(), k.name.span);
+                    }
                 }
             }
             Item::Set(s) => {
@@ -314,23 +400,35 @@ impl<'a> Checker<'a> {
                     self.duplicate("set", &s.name, first);
                     return;
                 }
-                self.sets.insert(s.name.name.clone(), (s.members.clone(), s.name.span));
+                self.sets
+                    .insert(s.name.name.clone(), (s.members.clone(), s.name.span));
             }
         }
     }
 
-    fn import_sig(&mut self, name: &str, module: &ast::StrLit, field: &ast::StrLit, params: &[ast::ParamDecl], result: Option<&ast::Ident>) -> Option<ir::Event> {
+    fn import_sig(
+        &mut self,
+        name: &str,
+        module: &ast::StrLit,
+        field: &ast::StrLit,
+        params: &[ast::ParamDecl],
+        result: Option<&ast::Ident>,
+    ) -> Option<ir::Event> {
         let mut ok = true;
         let mut out: Vec<ir::Param> = Vec::new();
         for p in params {
             if out.iter().any(|q| q.name == p.name.name) {
-                self.err(p.name.span, format!("duplicate parameter `{}`", p.name.name));
+                self.err(
+                    p.name.span,
+                    format!("duplicate parameter `{}`", p.name.name),
+                );
                 ok = false;
                 continue;
             }
             if p.name.name == "result" {
                 self.err(p.name.span, "a parameter cannot be named `result`")
-                    .hint = Some("`result` refers to the call's result in `after` transitions".into());
+                    .hint =
+                    Some("`result` refers to the call's result in `after` transitions".into());
                 ok = false;
                 continue;
             }
@@ -341,14 +439,20 @@ impl<'a> Checker<'a> {
                 "f64" => ParamType::F64,
                 "string" => ParamType::Str,
                 other => {
-                    let hint = suggest(other, ["i32", "i64", "f32", "f64", "string"]).map(|s| format!("did you mean `{s}`?"));
+                    let hint = suggest(other, ["i32", "i64", "f32", "f64", "string"])
+                        .map(|s| format!("did you mean `{s}`?"));
                     let d = self.err(p.ty.span, format!("unknown parameter type `{other}`"));
-                    d.hint = hint.or_else(|| Some("parameter types: `i32`, `i64`, `f32`, `f64`, `string`".into()));
+                    d.hint = hint.or_else(|| {
+                        Some("parameter types: `i32`, `i64`, `f32`, `f64`, `string`".into())
+                    });
                     ok = false;
                     continue;
                 }
             };
-            out.push(ir::Param { name: p.name.name.clone(), ty });
+            out.push(ir::Param {
+                name: p.name.name.clone(),
+                ty,
+            });
         }
         let results = match result {
             None => Vec::new(),
@@ -376,11 +480,42 @@ impl<'a> Checker<'a> {
 
     fn check_aliases(&mut self) {
         for name in self.event_order.clone() {
-            if let Some(Decl::Alias(target, _)) = self.events.get(&name) {
-                let target = target.clone();
-                if self.resolve_event(&name).is_none() {
-                    self.unknown_event(&target);
+            if self.poisoned.contains(&name) {
+                continue;
+            }
+            let Some(Decl::Alias(target, span)) = self.events.get(&name) else {
+                continue;
+            };
+            let (target, span) = (target.clone(), *span);
+            if self.resolve_event(&name).is_some() {
+                continue;
+            }
+            // Follow the chain: a cycle is reported once, at its first alias; a dangling
+            // alias at its unknown target.
+            let mut chain = vec![name.clone()];
+            let mut cur = target.name.clone();
+            let cycle = loop {
+                if chain.contains(&cur) {
+                    break true;
                 }
+                match self.events.get(&cur) {
+                    Some(Decl::Alias(t, _)) => {
+                        chain.push(cur.clone());
+                        cur = t.name.clone();
+                    }
+                    _ => break false,
+                }
+            };
+            if cycle {
+                let start = chain.iter().position(|c| *c == cur).unwrap_or(0);
+                let mut shown: Vec<String> = chain[start..].to_vec();
+                shown.push(cur.clone());
+                self.err(span, format!("event alias cycle: {}", shown.join(" -> ")))
+                    .hint = Some("an alias must lead to an `event NAME = module.field(...)` declaration or a WASI function".into());
+                self.poisoned.extend(chain);
+            } else {
+                self.unknown_event(&target);
+                self.poisoned.extend(chain);
             }
         }
     }
@@ -401,7 +536,12 @@ impl<'a> Checker<'a> {
                 Some(Decl::Alias(t, _)) => cur = t.name.clone(),
                 None => {
                     let ev = wasi::function(&cur)?;
-                    return Some(Resolved { name: name.to_string(), key: (ev.module.clone(), ev.field.clone()), event: ev, decl: None });
+                    return Some(Resolved {
+                        name: name.to_string(),
+                        key: (ev.module.clone(), ev.field.clone()),
+                        event: ev,
+                        decl: None,
+                    });
                 }
             }
         }
@@ -409,16 +549,22 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_event(&mut self, id: &ast::Ident) {
+        if self.poisoned.contains(&id.name) {
+            return;
+        }
         let mut names: Vec<String> = self.event_order.clone();
         names.extend(self.sets.keys().cloned());
         names.extend(wasi::function_names().map(String::from));
         let hint = suggest(&id.name, names.iter().map(|s| s.as_str()));
         let is_alias_cycle = matches!(self.events.get(&id.name), Some(Decl::Alias(..)));
-        let d = self.err(id.span, if is_alias_cycle {
-            format!("event alias `{}` refers to itself", id.name)
-        } else {
-            format!("unknown event `{}`", id.name)
-        });
+        let d = self.err(
+            id.span,
+            if is_alias_cycle {
+                format!("event alias `{}` refers to itself", id.name)
+            } else {
+                format!("unknown event `{}`", id.name)
+            },
+        );
         d.hint = Some(match hint {
             Some(s) => format!("did you mean `{s}`?"),
             None => "declare it: `event name = module.field(param: i32, ...) -> i32;`".into(),
@@ -443,7 +589,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn expand_set(&mut self, set: &str, out: &mut Vec<Resolved>, visiting: &mut Vec<String>, ok: &mut bool) {
+    fn expand_set(
+        &mut self,
+        set: &str,
+        out: &mut Vec<Resolved>,
+        visiting: &mut Vec<String>,
+        ok: &mut bool,
+    ) {
         let members = self.sets[set].0.clone();
         for m in &members {
             if self.sets.contains_key(&m.name) {
@@ -473,10 +625,21 @@ impl<'a> Checker<'a> {
             if !same_signature(existing, &r.event) {
                 let first = self.program_event_decl[id as usize];
                 let note = match first {
-                    Some(s) => format!("`{}` declares it as {} at {}", existing.name, signature(existing), self.loc(s)),
+                    Some(s) => format!(
+                        "`{}` declares it as {} at {}",
+                        existing.name,
+                        signature(existing),
+                        self.loc(s)
+                    ),
                     None => format!("the WASI catalogue declares it as {}", signature(existing)),
                 };
-                let d = self.err(at, format!("conflicting declarations of import `{}.{}`", r.key.0, r.key.1));
+                let d = self.err(
+                    at,
+                    format!(
+                        "conflicting declarations of import `{}.{}`",
+                        r.key.0, r.key.1
+                    ),
+                );
                 d.notes.push(note);
                 return None;
             }
@@ -504,27 +667,43 @@ impl<'a> Checker<'a> {
             }
             if let Some(kw) = s.initial {
                 if let Some((first, _)) = initial {
-                    let note = format!("`{}` is already initial, at {}", states[first].name, self.loc(state_spans[first]));
+                    let note = format!(
+                        "`{}` is already initial, at {}",
+                        states[first].name,
+                        self.loc(state_spans[first])
+                    );
                     let d = self.err(kw.to(s.name.span), "a policy has exactly one initial state");
                     d.notes.push(note);
-                    d.hint = Some(format!("remove `initial` from `{}` or from `{}`", states[first].name, s.name.name));
+                    d.hint = Some(format!(
+                        "remove `initial` from `{}` or from `{}`",
+                        states[first].name, s.name.name
+                    ));
                 } else {
                     initial = Some((states.len(), s.name.span));
                 }
             }
-            states.push(ir::State { name: s.name.name.clone() });
+            states.push(ir::State {
+                name: s.name.name.clone(),
+            });
             state_spans.push(s.name.span);
         }
         let implicit = states.is_empty();
         if implicit {
-            states.push(ir::State { name: "start".into() });
+            states.push(ir::State {
+                name: "start".into(),
+            });
             state_spans.push(p.name.span);
             initial = Some((0, p.name.span));
         }
         let Some((initial, _)) = initial else {
             let first = states[0].name.clone();
-            self.err(p.name.span, format!("policy `{}` has no initial state", p.name.name))
-                .hint = Some(format!("mark one state `initial`, e.g. `initial state {first};`"));
+            self.err(
+                p.name.span,
+                format!("policy `{}` has no initial state", p.name.name),
+            )
+            .hint = Some(format!(
+                "mark one state `initial`, e.g. `initial state {first};`"
+            ));
             return None;
         };
         // Variables.
@@ -541,17 +720,46 @@ impl<'a> Checker<'a> {
             let max = lw.const_int(&v.max, &scope, "a range bound");
             let init = lw.const_int(&v.init, &scope, "an initial value");
             self.diags.extend(lw.errors);
-            let (Some(min), Some(max), Some(init)) = (min, max, init) else { continue };
-            if min > max {
-                self.err(v.min.span.to(v.max.span), format!("empty range {min}..{max} for variable `{}`", v.name.name))
-                    .hint = Some("ranges are inclusive and written `min..max` with min <= max".into());
-                continue;
-            }
-            if init < min || init > max {
-                self.err(v.init.span, format!("initial value {init} is outside the range {min}..{max} of `{}`", v.name.name));
-                continue;
-            }
-            vars.push(ir::Var { name: v.name.name.clone(), min, max, init });
+            // After an error the variable is still declared (with any value allowed), so
+            // its uses do not add "unknown variable" errors; the policy is not produced.
+            let placeholder = ir::Var {
+                name: v.name.name.clone(),
+                min: i64::MIN,
+                max: i64::MAX,
+                init: 0,
+            };
+            let var = match (min, max, init) {
+                (Some(min), Some(max), Some(init)) => {
+                    if min > max {
+                        self.err(
+                            v.min.span.to(v.max.span),
+                            format!("empty range {min}..{max} for variable `{}`", v.name.name),
+                        )
+                        .hint = Some(
+                            "ranges are inclusive and written `min..max` with min <= max".into(),
+                        );
+                        placeholder
+                    } else if init < min || init > max {
+                        self.err(
+                            v.init.span,
+                            format!(
+                                "initial value {init} is outside the range {min}..{max} of `{}`",
+                                v.name.name
+                            ),
+                        );
+                        placeholder
+                    } else {
+                        ir::Var {
+                            name: v.name.name.clone(),
+                            min,
+                            max,
+                            init,
+                        }
+                    }
+                }
+                _ => placeholder,
+            };
+            vars.push(var);
             var_spans.push(v.name.span);
         }
         // Transitions.
@@ -560,7 +768,9 @@ impl<'a> Checker<'a> {
         let mut source_of: Vec<(usize, bool)> = Vec::new();
         let mut vars_read: HashSet<ir::VarId> = HashSet::new();
         for (ti, t) in p.transitions.iter().enumerate() {
-            let Some((members, set_name)) = self.expand(&t.event) else { continue };
+            let Some((members, set_name)) = self.expand(&t.event) else {
+                continue;
+            };
             let from: Vec<ir::StateId> = match &t.from {
                 None => (0..states.len() as u32).collect(),
                 Some(list) => {
@@ -581,14 +791,31 @@ impl<'a> Checker<'a> {
             let post = t.phase == ast::Phase::After;
             let (verdict_kind, next, reason) = match &t.target {
                 None => (TargetKind::Allow, None, None),
-                Some(Target::Deny { reason, .. }) => (TargetKind::Deny, None, Some(reason.value.clone())),
-                Some(Target::Audit { reason, .. }) => (TargetKind::Audit, None, reason.as_ref().map(|r| r.value.clone())),
-                Some(Target::Suppress { value, reason, span }) => {
+                Some(Target::Deny { reason, .. }) => {
+                    (TargetKind::Deny, None, Some(reason.value.clone()))
+                }
+                Some(Target::Audit { reason, .. }) => (
+                    TargetKind::Audit,
+                    None,
+                    reason.as_ref().map(|r| r.value.clone()),
+                ),
+                Some(Target::Suppress {
+                    value,
+                    reason,
+                    span,
+                }) => {
                     if post {
                         self.err(*span, "`suppress` is not allowed in `after` transitions")
-                            .hint = Some("the call has already happened; use `on` to suppress it before it runs".into());
+                            .hint = Some(
+                            "the call has already happened; use `on` to suppress it before it runs"
+                                .into(),
+                        );
                     }
-                    (TargetKind::Suppress(value.as_ref(), *span), None, reason.as_ref().map(|r| r.value.clone()))
+                    (
+                        TargetKind::Suppress(value.as_ref(), *span),
+                        None,
+                        reason.as_ref().map(|r| r.value.clone()),
+                    )
                 }
                 Some(Target::State { state, audit }) => {
                     let next = match states.iter().position(|x| x.name == state.name) {
@@ -598,13 +825,22 @@ impl<'a> Checker<'a> {
                             None
                         }
                     };
-                    let kind = if audit.is_some() { TargetKind::Audit } else { TargetKind::Allow };
+                    let kind = if audit.is_some() {
+                        TargetKind::Audit
+                    } else {
+                        TargetKind::Allow
+                    };
                     (kind, next, audit.as_ref().map(|r| r.value.clone()))
                 }
             };
-            let all_params: Vec<String> = members.iter().flat_map(|m| m.event.params.iter().map(|p| p.name.clone())).collect();
+            let all_params: Vec<String> = members
+                .iter()
+                .flat_map(|m| m.event.params.iter().map(|p| p.name.clone()))
+                .collect();
             for m in &members {
-                let Some(event) = self.use_event(m, t.event.span) else { continue };
+                let Some(event) = self.use_event(m, t.event.span) else {
+                    continue;
+                };
                 let mut lw = Lowerer::new(self.sources);
                 let scope = Scope {
                     event: Some(&m.event),
@@ -624,17 +860,31 @@ impl<'a> Checker<'a> {
                 for u in &t.updates {
                     let Some(vi) = vars.iter().position(|v| v.name == u.var.name) else {
                         let hint = suggest(&u.var.name, vars.iter().map(|v| v.name.as_str()));
-                        let d = lw_err(&mut lw, u.var.span, format!("unknown variable `{}`", u.var.name));
+                        let d = lw_err(
+                            &mut lw,
+                            u.var.span,
+                            format!("unknown variable `{}`", u.var.name),
+                        );
                         d.hint = Some(match hint {
                             Some(h) => format!("did you mean `{h}`?"),
-                            None => format!("declare it in the policy: `var {}: 0..10 = 0;`", u.var.name),
+                            None => format!(
+                                "declare it in the policy: `var {}: 0..10 = 0;`",
+                                u.var.name
+                            ),
                         });
                         updates_ok = false;
                         continue;
                     };
                     if updates.iter().any(|x| x.var == vi as u32) {
-                        lw_err(&mut lw, u.var.span, format!("variable `{}` is updated twice in one transition", u.var.name))
-                            .hint = Some("updates are simultaneous; combine them into one".into());
+                        lw_err(
+                            &mut lw,
+                            u.var.span,
+                            format!(
+                                "variable `{}` is updated twice in one transition",
+                                u.var.name
+                            ),
+                        )
+                        .hint = Some("updates are simultaneous; combine them into one".into());
                         updates_ok = false;
                         continue;
                     }
@@ -651,22 +901,37 @@ impl<'a> Checker<'a> {
                     let v = &vars[vi];
                     if let Expr::Int(c) = value {
                         if c < v.min || c > v.max {
-                            lw_err(&mut lw, u.value.span, format!("value {c} is outside the range {}..{} of `{}`", v.min, v.max, v.name));
+                            lw_err(
+                                &mut lw,
+                                u.value.span,
+                                format!(
+                                    "value {c} is outside the range {}..{} of `{}`",
+                                    v.min, v.max, v.name
+                                ),
+                            );
                             updates_ok = false;
                             continue;
                         }
                     }
-                    updates.push(ir::Update { var: vi as u32, value });
+                    updates.push(ir::Update {
+                        var: vi as u32,
+                        value,
+                    });
                 }
                 let verdict = match verdict_kind {
                     TargetKind::Allow => Some(Verdict::Allow),
                     TargetKind::Audit => Some(Verdict::Audit),
                     TargetKind::Deny => Some(Verdict::Deny),
-                    TargetKind::Suppress(value, span) => suppress_value(&mut lw, &self.consts, &m.event, &m.name, value, span).map(Verdict::Suppress),
+                    TargetKind::Suppress(value, span) => {
+                        suppress_value(&mut lw, &self.consts, &m.event, &m.name, value, span)
+                            .map(Verdict::Suppress)
+                    }
                 };
                 vars_read.extend(lw.vars_read.iter().copied());
                 self.diags.extend(lw.errors);
-                let (Some(guard), Some(verdict), true) = (guard, verdict, updates_ok) else { continue };
+                let (Some(guard), Some(verdict), true) = (guard, verdict, updates_ok) else {
+                    continue;
+                };
                 if t.from.is_some() && from.is_empty() {
                     continue;
                 }
@@ -677,7 +942,11 @@ impl<'a> Checker<'a> {
                     guard,
                     updates,
                     verdict,
-                    next: if matches!(verdict_kind, TargetKind::Deny) { None } else { next },
+                    next: if matches!(verdict_kind, TargetKind::Deny) {
+                        None
+                    } else {
+                        next
+                    },
                     reason: reason.clone(),
                     origin: self.loc(t.span),
                 });
@@ -695,7 +964,15 @@ impl<'a> Checker<'a> {
             transitions,
             allow_shared_memory_strings: !p.allow_shared.is_empty(),
         };
-        self.analyse(p, &policy, &source_of, &state_spans, &var_spans, &vars_read, implicit);
+        self.analyse(
+            p,
+            &policy,
+            &source_of,
+            &state_spans,
+            &var_spans,
+            &vars_read,
+            implicit,
+        );
         Some(policy)
     }
 
@@ -708,14 +985,26 @@ impl<'a> Checker<'a> {
         let d = self.err(s.span, format!("unknown state `{}`", s.name));
         d.hint = Some(match hint {
             Some(h) => format!("did you mean `{h}`?"),
-            None if implicit => format!("declare it in the policy: `state {};` (and mark one state `initial`)", s.name),
+            None if implicit => format!(
+                "declare it in the policy: `state {};` (and mark one state `initial`)",
+                s.name
+            ),
             None => format!("declare it in the policy: `state {};`", s.name),
         });
     }
 
     /// Overlapping and dead transitions, unreachable states, unused variables.
     #[allow(clippy::too_many_arguments)]
-    fn analyse(&mut self, p: &ast::PolicyDecl, policy: &ir::Policy, source_of: &[(usize, bool)], state_spans: &[Span], var_spans: &[Span], vars_read: &HashSet<ir::VarId>, implicit: bool) {
+    fn analyse(
+        &mut self,
+        p: &ast::PolicyDecl,
+        policy: &ir::Policy,
+        source_of: &[(usize, bool)],
+        state_spans: &[Span],
+        var_spans: &[Span],
+        vars_read: &HashSet<ir::VarId>,
+        implicit: bool,
+    ) {
         let ts = &policy.transitions;
         // Lowered transitions grouped by (event, phase), in order.
         let mut groups: HashMap<(ir::EventId, Phase), Vec<usize>> = HashMap::new();
@@ -742,23 +1031,36 @@ impl<'a> Checker<'a> {
                     if !covers {
                         continue;
                     }
-                    let overlap: Vec<ir::StateId> = tj.from.iter().copied().filter(|s| ti.from.contains(s)).collect();
+                    let overlap: Vec<ir::StateId> = tj
+                        .from
+                        .iter()
+                        .copied()
+                        .filter(|s| ti.from.contains(s))
+                        .collect();
                     if overlap.is_empty() {
                         continue;
                     }
                     let (si, explicit_i) = source_of[i];
                     let (sj, explicit_j) = source_of[j];
-                    if same_guard && si != sj && explicit_i == explicit_j && !reported.contains(&sj) {
+                    if same_guard && si != sj && explicit_i == explicit_j && !reported.contains(&sj)
+                    {
                         reported.insert(sj);
                         let state = &policy.states[overlap[0] as usize].name;
                         let ev = &self.program_events[tj.event as usize].name;
-                        let cond = if tj.guard == Expr::Bool(true) { "without a guard".to_string() } else { "with the same guard".to_string() };
+                        let cond = if tj.guard == Expr::Bool(true) {
+                            "without a guard".to_string()
+                        } else {
+                            "with the same guard".to_string()
+                        };
                         let first = ti.origin.clone();
                         let d = self.err(p.transitions[sj].span, format!(
                             "nondeterministic transitions: two transitions on `{ev}` from state `{state}` {cond}"
                         ));
                         d.notes.push(format!("the other transition is at {first}"));
-                        d.hint = Some("add a guard that tells them apart, or restrict one with `in STATE`".into());
+                        d.hint = Some(
+                            "add a guard that tells them apart, or restrict one with `in STATE`"
+                                .into(),
+                        );
                     }
                     covered.extend(overlap);
                 }
@@ -782,7 +1084,10 @@ impl<'a> Checker<'a> {
             }
             let span = p.transitions[s].span;
             if const_false {
-                self.warn(span, "this transition never fires: its guard is always false");
+                self.warn(
+                    span,
+                    "this transition never fires: its guard is always false",
+                );
             } else {
                 self.warn(span, "this transition never fires: earlier transitions match first")
                     .hint = Some("transitions are tried in order and the first whose guard holds fires; move it up or remove it".into());
@@ -795,7 +1100,10 @@ impl<'a> Checker<'a> {
         let mut work = vec![policy.initial];
         while let Some(s) = work.pop() {
             for t in ts {
-                if t.verdict == Verdict::Deny || t.guard == Expr::Bool(false) || !t.from.contains(&s) {
+                if t.verdict == Verdict::Deny
+                    || t.guard == Expr::Bool(false)
+                    || !t.from.contains(&s)
+                {
                     continue;
                 }
                 if let Some(nx) = t.next {
@@ -810,8 +1118,17 @@ impl<'a> Checker<'a> {
             for (i, r) in reach.iter().enumerate() {
                 if !r {
                     let init = &policy.states[policy.initial as usize].name;
-                    self.warn(state_spans[i], format!("state `{}` is unreachable from the initial state `{init}`", policy.states[i].name))
-                        .hint = Some(format!("no transition leads to `{}`", policy.states[i].name));
+                    self.warn(
+                        state_spans[i],
+                        format!(
+                            "state `{}` is unreachable from the initial state `{init}`",
+                            policy.states[i].name
+                        ),
+                    )
+                    .hint = Some(format!(
+                        "no transition leads to `{}`",
+                        policy.states[i].name
+                    ));
                 }
             }
         }
@@ -825,7 +1142,8 @@ impl<'a> Checker<'a> {
 }
 
 fn lw_err<'l>(lw: &'l mut Lowerer, span: Span, msg: String) -> &'l mut Diagnostic {
-    lw.errors.push(Diagnostic::at(Severity::Error, lw.sources, span, msg));
+    lw.errors
+        .push(Diagnostic::at(Severity::Error, lw.sources, span, msg));
     lw.errors.last_mut().expect("just pushed")
 }
 
@@ -838,17 +1156,32 @@ enum TargetKind<'e> {
 }
 
 /// The value a suppressed call returns, checked against the import's result type.
-fn suppress_value(lw: &mut Lowerer, consts: &HashMap<String, i64>, ev: &ir::Event, name: &str, value: Option<&ast::Expr>, span: Span) -> Option<Option<i64>> {
+fn suppress_value(
+    lw: &mut Lowerer,
+    consts: &HashMap<String, i64>,
+    ev: &ir::Event,
+    name: &str,
+    value: Option<&ast::Expr>,
+    span: Span,
+) -> Option<Option<i64>> {
     match (ev.results.as_slice(), value) {
         ([], None) => Some(None),
         ([], Some(v)) => {
-            lw_err(lw, v.span, format!("`{name}` has no result, so a suppressed call cannot return a value"))
-                .hint = Some("write `suppress` without a value".into());
+            lw_err(
+                lw,
+                v.span,
+                format!("`{name}` has no result, so a suppressed call cannot return a value"),
+            )
+            .hint = Some("write `suppress` without a value".into());
             None
         }
         ([_], None) => {
-            lw_err(lw, span, format!("`suppress` needs the value `{name}` returns instead"))
-                .hint = Some("e.g. `suppress ERRNO_ACCES \"reason\"`".into());
+            lw_err(
+                lw,
+                span,
+                format!("`suppress` needs the value `{name}` returns instead"),
+            )
+            .hint = Some("e.g. `suppress ERRNO_ACCES \"reason\"`".into());
             None
         }
         ([ty], Some(v)) => {
@@ -856,7 +1189,11 @@ fn suppress_value(lw: &mut Lowerer, consts: &HashMap<String, i64>, ev: &ir::Even
             match ty {
                 ValType::I32 => {
                     if !(i32::MIN as i64..=u32::MAX as i64).contains(&c) {
-                        lw_err(lw, v.span, format!("suppress value {c} does not fit the i32 result of `{name}`"));
+                        lw_err(
+                            lw,
+                            v.span,
+                            format!("suppress value {c} does not fit the i32 result of `{name}`"),
+                        );
                         return None;
                     }
                     // Stored as the i32 the caller sees, sign-extended like every i32.
@@ -864,24 +1201,44 @@ fn suppress_value(lw: &mut Lowerer, consts: &HashMap<String, i64>, ev: &ir::Even
                 }
                 ValType::I64 => Some(Some(c)),
                 _ => {
-                    lw_err(lw, span, format!("cannot suppress `{name}`: its result is a float"));
+                    lw_err(
+                        lw,
+                        span,
+                        format!("cannot suppress `{name}`: its result is a float"),
+                    );
                     None
                 }
             }
         }
         _ => {
-            lw_err(lw, span, format!("cannot suppress `{name}`: it has several results"));
+            lw_err(
+                lw,
+                span,
+                format!("cannot suppress `{name}`: it has several results"),
+            );
             None
         }
     }
 }
 
 fn const_scope(consts: &HashMap<String, i64>) -> Scope<'_> {
-    Scope { event: None, event_name: "", set_name: None, set_params: &[], post: None, vars: &[], consts }
+    Scope {
+        event: None,
+        event_name: "",
+        set_name: None,
+        set_params: &[],
+        post: None,
+        vars: &[],
+        consts,
+    }
 }
 
 fn same_signature(a: &ir::Event, b: &ir::Event) -> bool {
-    a.params.iter().map(|p| p.ty).eq(b.params.iter().map(|p| p.ty)) && a.results == b.results
+    a.params
+        .iter()
+        .map(|p| p.ty)
+        .eq(b.params.iter().map(|p| p.ty))
+        && a.results == b.results
 }
 
 /// `(i32, string) -> i32`, for messages.
@@ -893,7 +1250,11 @@ fn signature(e: &ir::Event) -> String {
         ParamType::F64 => "f64",
         ParamType::Str => "string",
     };
-    let params: Vec<String> = e.params.iter().map(|p| format!("{}: {}", p.name, ty(p.ty))).collect();
+    let params: Vec<String> = e
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, ty(p.ty)))
+        .collect();
     let res = match e.results.as_slice() {
         [] => String::new(),
         rs => format!(

@@ -44,7 +44,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic located at `span` of `sources[span.file]`.
-    pub fn at(severity: Severity, sources: &[Source], span: Span, message: impl Into<String>) -> Self {
+    pub fn at(
+        severity: Severity,
+        sources: &[Source],
+        span: Span,
+        message: impl Into<String>,
+    ) -> Self {
         let (file, line, col, range) = match sources.get(span.file) {
             Some(src) => {
                 let start = floor_char_boundary(&src.text, span.start.min(src.text.len()));
@@ -114,7 +119,11 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         out.push_str(&format!("{label}: {}\n", self.message));
-        let pad = if self.line == 0 { 2 } else { self.line.to_string().len() + 1 };
+        let pad = if self.line == 0 {
+            2
+        } else {
+            self.line.to_string().len() + 1
+        };
         let blank = " ".repeat(pad);
         if self.line > 0 {
             out.push_str(&format!("{blank}--> {}\n", self.location()));
@@ -131,7 +140,11 @@ impl Diagnostic {
                 let width = shown(&text[start..end]).chars().count().max(1);
                 out.push_str(&format!("{blank} |\n"));
                 out.push_str(&format!("{:>pad$} | {}\n", self.line, shown(code)));
-                out.push_str(&format!("{blank} | {}{}\n", " ".repeat(indent), "^".repeat(width)));
+                out.push_str(&format!(
+                    "{blank} | {}{}\n",
+                    " ".repeat(indent),
+                    "^".repeat(width)
+                ));
             }
         }
         if let Some(hint) = &self.hint {
@@ -223,9 +236,21 @@ mod tests {
 
     #[test]
     fn renders_the_line_and_a_caret_under_the_span() {
-        let src = Source { name: "p.pol".into(), text: "a\nb\n  on path_opn -> deny \"x\";\n".into() };
-        let d = Diagnostic::at(Severity::Error, std::slice::from_ref(&src), Span { file: 0, start: 9, end: 17 }, "unknown event `path_opn`")
-            .with_hint("did you mean `path_open`?");
+        let src = Source {
+            name: "p.pol".into(),
+            text: "a\nb\n  on path_opn -> deny \"x\";\n".into(),
+        };
+        let d = Diagnostic::at(
+            Severity::Error,
+            std::slice::from_ref(&src),
+            Span {
+                file: 0,
+                start: 9,
+                end: 17,
+            },
+            "unknown event `path_opn`",
+        )
+        .with_hint("did you mean `path_open`?");
         assert_eq!(
             d.render(&[src]),
             "error: unknown event `path_opn`\n  --> p.pol:3:6\n   |\n 3 |   on path_opn -> deny \"x\";\n   |      ^^^^^^^^\n   = hint: did you mean `path_open`?\n"
@@ -234,7 +259,10 @@ mod tests {
 
     #[test]
     fn suggests_the_closest_name() {
-        assert_eq!(suggest("path_opn", ["path_open", "fd_read"]), Some("path_open".into()));
+        assert_eq!(
+            suggest("path_opn", ["path_open", "fd_read"]),
+            Some("path_open".into())
+        );
         assert_eq!(suggest("zzz", ["path_open"]), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Printing the IR back in policy-language syntax, for `irm show`, Graphviz labels and
 //! messages. Expressions print with the fewest parentheses that keep their meaning and
 //! re-parse to the same IR.
-use crate::ir::{BinOp, Event, Expr, Pattern, Phase, Policy, Transition, UnOp, Update, Var, Verdict};
+use crate::ir::{
+    BinOp, Event, Expr, Pattern, Phase, Policy, Transition, UnOp, Update, Var, Verdict,
+};
 use std::fmt;
 
 /// An expression with the names it needs: the event's parameters and the policy's vars.
@@ -15,7 +17,11 @@ impl Expr {
     /// Displays `self` using the parameter names of `event` and the names of `vars`;
     /// unknown indices print as `$param3` / `$var3`.
     pub fn display<'a>(&'a self, event: Option<&'a Event>, vars: &'a [Var]) -> ExprDisplay<'a> {
-        ExprDisplay { expr: self, event, vars }
+        ExprDisplay {
+            expr: self,
+            event,
+            vars,
+        }
     }
 }
 
@@ -94,7 +100,9 @@ impl ExprDisplay<'_> {
         match e {
             Expr::Binary(BinOp::Eq, l, r) if Self::has_form(l, r).is_some() => 7,
             Expr::Binary(op, _, _) => op.precedence(),
-            Expr::Unary(UnOp::Not, inner) if matches!(**inner, Expr::Str(_, Pattern::Exact(_))) => 6,
+            Expr::Unary(UnOp::Not, inner) if matches!(**inner, Expr::Str(_, Pattern::Exact(_))) => {
+                6
+            }
             Expr::Unary(..) => UNARY,
             Expr::Int(v) if *v < 0 => UNARY,
             Expr::Str(..) => 6,
@@ -172,7 +180,9 @@ impl fmt::Display for ExprDisplay<'_> {
 
 /// `v = expr`, or `v += n` / `v -= n` when the update has that shape.
 pub fn update_to_string(u: &Update, event: Option<&Event>, vars: &[Var]) -> String {
-    let name = vars.get(u.var as usize).map_or_else(|| format!("$var{}", u.var), |v| v.name.clone());
+    let name = vars
+        .get(u.var as usize)
+        .map_or_else(|| format!("$var{}", u.var), |v| v.name.clone());
     if let Expr::Binary(op @ (BinOp::Add | BinOp::Sub), l, r) = &u.value {
         if **l == Expr::Var(u.var) {
             let sym = if *op == BinOp::Add { "+=" } else { "-=" };
@@ -187,10 +197,19 @@ pub fn update_to_string(u: &Update, event: Option<&Event>, vars: &[Var]) -> Stri
 pub fn transition_to_string(t: &Transition, policy: &Policy, events: &[Event]) -> String {
     let event = events.get(t.event as usize);
     let mut s = String::new();
-    s.push_str(if t.phase == Phase::Pre { "on " } else { "after " });
+    s.push_str(if t.phase == Phase::Pre {
+        "on "
+    } else {
+        "after "
+    });
     s.push_str(event.map_or("?", |e| e.name.as_str()));
     if t.from.len() != policy.states.len() {
-        let names: Vec<&str> = t.from.iter().filter_map(|st| policy.states.get(*st as usize)).map(|st| st.name.as_str()).collect();
+        let names: Vec<&str> = t
+            .from
+            .iter()
+            .filter_map(|st| policy.states.get(*st as usize))
+            .map(|st| st.name.as_str())
+            .collect();
         s.push_str(" in ");
         s.push_str(&names.join(", "));
     }
@@ -198,7 +217,11 @@ pub fn transition_to_string(t: &Transition, policy: &Policy, events: &[Event]) -
         s.push_str(&format!(" when {}", t.guard.display(event, &policy.vars)));
     }
     if !t.updates.is_empty() {
-        let ups: Vec<String> = t.updates.iter().map(|u| update_to_string(u, event, &policy.vars)).collect();
+        let ups: Vec<String> = t
+            .updates
+            .iter()
+            .map(|u| update_to_string(u, event, &policy.vars))
+            .collect();
         s.push_str(&format!(" do {}", ups.join(", ")));
     }
     s.push_str(&target_to_string(t, policy));
@@ -208,8 +231,15 @@ pub fn transition_to_string(t: &Transition, policy: &Policy, events: &[Event]) -
 
 /// ` -> deny "..."`, ` -> tainted`, ... (empty for allow-and-stay).
 pub fn target_to_string(t: &Transition, policy: &Policy) -> String {
-    let reason = |r: &Option<String>| r.as_ref().map(|r| format!(" {}", quote(r))).unwrap_or_default();
-    let next = t.next.and_then(|n| policy.states.get(n as usize)).map(|s| s.name.as_str());
+    let reason = |r: &Option<String>| {
+        r.as_ref()
+            .map(|r| format!(" {}", quote(r)))
+            .unwrap_or_default()
+    };
+    let next = t
+        .next
+        .and_then(|n| policy.states.get(n as usize))
+        .map(|s| s.name.as_str());
     match (&t.verdict, next) {
         (Verdict::Deny, _) => format!(" -> deny{}", reason(&t.reason)),
         (Verdict::Suppress(v), _) => {

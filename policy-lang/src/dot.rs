@@ -8,7 +8,9 @@ use std::fmt::Write;
 
 /// Escapes a label for a double-quoted DOT string.
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The DOT text of `program.policies[policy]`.
@@ -22,20 +24,32 @@ pub fn to_dot(program: &Program, policy: usize) -> String {
     out.push_str("  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n");
     out.push_str("  __start [shape=point, label=\"\"];\n");
     for (i, s) in p.states.iter().enumerate() {
-        let shape = if i as u32 == p.initial { "doublecircle" } else { "circle" };
+        let shape = if i as u32 == p.initial {
+            "doublecircle"
+        } else {
+            "circle"
+        };
         let _ = writeln!(out, "  s{i} [shape={shape}, label=\"{}\"];", esc(&s.name));
     }
     let _ = writeln!(out, "  __start -> s{};", p.initial);
     for (ti, t) in p.transitions.iter().enumerate() {
         let event = program.events.get(t.event as usize);
         let mut label = String::new();
-        label.push_str(if t.phase == Phase::Pre { "on " } else { "after " });
+        label.push_str(if t.phase == Phase::Pre {
+            "on "
+        } else {
+            "after "
+        });
         label.push_str(event.map_or("?", |e| e.name.as_str()));
         if t.guard != Expr::Bool(true) {
             let _ = write!(label, " [{}]", t.guard.display(event, &p.vars));
         }
         if !t.updates.is_empty() {
-            let ups: Vec<String> = t.updates.iter().map(|u| update_to_string(u, event, &p.vars)).collect();
+            let ups: Vec<String> = t
+                .updates
+                .iter()
+                .map(|u| update_to_string(u, event, &p.vars))
+                .collect();
             let _ = write!(label, " / {}", ups.join(", "));
         }
         let reason = t.reason.as_deref().map(quote).unwrap_or_default();
@@ -55,7 +69,11 @@ pub fn to_dot(program: &Program, policy: usize) -> String {
             out.push_str(&sink);
             out.push('\n');
             for s in &t.from {
-                let _ = writeln!(out, "  s{s} -> t{ti} [label=\"{}\", color=red];", esc(&label));
+                let _ = writeln!(
+                    out,
+                    "  s{s} -> t{ti} [label=\"{}\", color=red];",
+                    esc(&label)
+                );
             }
             continue;
         }
@@ -67,7 +85,11 @@ pub fn to_dot(program: &Program, policy: usize) -> String {
         };
         for s in &t.from {
             let to = t.next.unwrap_or(*s);
-            let _ = writeln!(out, "  s{s} -> s{to} [label=\"{}\"{style}];", esc(label.trim_end()));
+            let _ = writeln!(
+                out,
+                "  s{s} -> s{to} [label=\"{}\"{style}];",
+                esc(label.trim_end())
+            );
         }
     }
     out.push_str("}\n");

@@ -275,10 +275,15 @@ pub enum Pattern {
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeFault {
     /// A string parameter's pointer and length do not lie inside memory 0.
-    StringOutOfBounds { param: ParamId },
+    StringOutOfBounds {
+        param: ParamId,
+    },
     DivisionByZero,
     /// An update would move the variable outside `min..=max`.
-    VarOutOfRange { var: VarId, value: i64 },
+    VarOutOfRange {
+        var: VarId,
+        value: i64,
+    },
 }
 
 impl Program {
@@ -321,9 +326,18 @@ mod tests {
             module: "m".into(),
             field: "open".into(),
             params: vec![
-                Param { name: "fd".into(), ty: ParamType::I32 },
-                Param { name: "path".into(), ty: ParamType::Str },
-                Param { name: "rights".into(), ty: ParamType::I64 },
+                Param {
+                    name: "fd".into(),
+                    ty: ParamType::I32,
+                },
+                Param {
+                    name: "path".into(),
+                    ty: ParamType::Str,
+                },
+                Param {
+                    name: "rights".into(),
+                    ty: ParamType::I64,
+                },
             ],
             results: vec![ValType::I32],
         }

@@ -2,17 +2,17 @@
 //!
 //! * [`ir`]: the compiled automaton, the contract every other crate consumes;
 //! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA.
-pub mod ir;
-pub mod pattern;
-pub mod interp;
-pub mod trace;
 pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod display;
 pub mod dot;
+pub mod interp;
+pub mod ir;
 pub mod lower;
 pub mod parse;
+pub mod pattern;
+pub mod trace;
 pub mod wasi;
 
 pub use diag::{Diagnostic, Diagnostics, Severity, Source};
@@ -48,15 +48,25 @@ pub fn compile_files(paths: &[impl AsRef<Path>]) -> Result<Compiled, Diagnostics
     for p in paths {
         let p = p.as_ref();
         match std::fs::read_to_string(p) {
-            Ok(text) => sources.push(Source { name: p.to_string_lossy().into_owned(), text }),
+            Ok(text) => sources.push(Source {
+                name: p.to_string_lossy().into_owned(),
+                text,
+            }),
             Err(e) => errors.push(Diagnostic::unlocated(
                 Severity::Error,
-                format!("cannot read policy file `{}`: {}", p.display(), check::io_reason(&e)),
+                format!(
+                    "cannot read policy file `{}`: {}",
+                    p.display(),
+                    check::io_reason(&e)
+                ),
             )),
         }
     }
     if !errors.is_empty() {
-        return Err(Diagnostics { diagnostics: errors, sources });
+        return Err(Diagnostics {
+            diagnostics: errors,
+            sources,
+        });
     }
     compile(&sources)
 }
@@ -68,16 +78,29 @@ pub fn compile_with(
 ) -> Result<Compiled, Diagnostics> {
     if sources.is_empty() {
         return Err(Diagnostics {
-            diagnostics: vec![Diagnostic::unlocated(Severity::Error, "no policy sources given")],
+            diagnostics: vec![Diagnostic::unlocated(
+                Severity::Error,
+                "no policy sources given",
+            )],
             sources,
         });
     }
     let loaded = check::load(sources, read);
     if !loaded.errors.is_empty() {
-        return Err(Diagnostics { diagnostics: loaded.errors, sources: loaded.sources });
+        return Err(Diagnostics {
+            diagnostics: loaded.errors,
+            sources: loaded.sources,
+        });
     }
     match check::check(&loaded.sources, &loaded.files) {
-        Ok((program, warnings)) => Ok(Compiled { program, warnings, sources: loaded.sources }),
-        Err(diagnostics) => Err(Diagnostics { diagnostics, sources: loaded.sources }),
+        Ok((program, warnings)) => Ok(Compiled {
+            program,
+            warnings,
+            sources: loaded.sources,
+        }),
+        Err(diagnostics) => Err(Diagnostics {
+            diagnostics,
+            sources: loaded.sources,
+        }),
     }
 }

@@ -58,11 +58,16 @@ pub struct Lowerer<'a> {
 
 impl<'a> Lowerer<'a> {
     pub fn new(sources: &'a [Source]) -> Self {
-        Lowerer { sources, errors: Vec::new(), vars_read: Vec::new() }
+        Lowerer {
+            sources,
+            errors: Vec::new(),
+            vars_read: Vec::new(),
+        }
     }
 
     fn error(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(Severity::Error, self.sources, span, msg));
+        self.errors
+            .push(Diagnostic::at(Severity::Error, self.sources, span, msg));
         self.errors.last_mut().expect("just pushed")
     }
 
@@ -96,11 +101,17 @@ impl<'a> Lowerer<'a> {
     fn type_error(&mut self, span: Span, what: &str, want: Ty, got: Ty) {
         let d = self.error(
             span,
-            format!("type mismatch: {what} must be {}, found {}", want.describe(), got.describe()),
+            format!(
+                "type mismatch: {what} must be {}, found {}",
+                want.describe(),
+                got.describe()
+            ),
         );
         d.hint = Some(match (want, got) {
             (Ty::Bool, Ty::Int) => "compare the value, e.g. `x != 0`".into(),
-            (_, Ty::Str) => "test strings with `==`, `!=`, `startswith` or `glob` and a string literal".into(),
+            (_, Ty::Str) => {
+                "test strings with `==`, `!=`, `startswith` or `glob` and a string literal".into()
+            }
             (Ty::Int, Ty::Bool) => "a condition cannot be used as a number".into(),
             _ => "check the operator and its operands".into(),
         });
@@ -124,15 +135,27 @@ impl<'a> Lowerer<'a> {
                     AUn::Neg | AUn::BitNot => {
                         let sym = if *op == AUn::Neg { "-" } else { "~" };
                         if ty != Ty::Int {
-                            self.type_error(inner.span, &format!("the operand of `{sym}`"), Ty::Int, ty);
+                            self.type_error(
+                                inner.span,
+                                &format!("the operand of `{sym}`"),
+                                Ty::Int,
+                                ty,
+                            );
                             return None;
                         }
-                        let uop = if *op == AUn::Neg { UnOp::Neg } else { UnOp::BitNot };
-                        Some((match x {
-                            Expr::Int(v) if uop == UnOp::Neg => Expr::Int(v.wrapping_neg()),
-                            Expr::Int(v) => Expr::Int(!v),
-                            x => Expr::Unary(uop, Box::new(x)),
-                        }, Ty::Int))
+                        let uop = if *op == AUn::Neg {
+                            UnOp::Neg
+                        } else {
+                            UnOp::BitNot
+                        };
+                        Some((
+                            match x {
+                                Expr::Int(v) if uop == UnOp::Neg => Expr::Int(v.wrapping_neg()),
+                                Expr::Int(v) => Expr::Int(!v),
+                                x => Expr::Unary(uop, Box::new(x)),
+                            },
+                            Ty::Int,
+                        ))
                     }
                 }
             }
@@ -148,8 +171,11 @@ impl<'a> Lowerer<'a> {
                     ParamType::I32 | ParamType::I64 => Some((Expr::Param(i as u32), Ty::Int)),
                     ParamType::Str => Some((Expr::Param(i as u32), Ty::Str)),
                     ParamType::F32 | ParamType::F64 => {
-                        self.error(span, format!("float parameter `{n}` cannot be used in guards"))
-                            .hint = Some("guards compute on integers only".into());
+                        self.error(
+                            span,
+                            format!("float parameter `{n}` cannot be used in guards"),
+                        )
+                        .hint = Some("guards compute on integers only".into());
                         None
                     }
                 };
@@ -157,18 +183,27 @@ impl<'a> Lowerer<'a> {
             if n == "result" {
                 if scope.post == Some(false) {
                     self.error(span, "`result` is only available in `after` transitions")
-                        .hint = Some(format!("write `after {}` to test the result of the call", scope.event_name));
+                        .hint = Some(format!(
+                        "write `after {}` to test the result of the call",
+                        scope.event_name
+                    ));
                     return None;
                 }
                 return match ev.results.as_slice() {
                     [ValType::I32] | [ValType::I64] => Some((Expr::Result, Ty::Int)),
                     [] => {
                         self.error(span, format!("event `{}` has no result", scope.event_name))
-                            .hint = Some(format!("`{}` is declared without `-> type`", ev.import_name()));
+                            .hint = Some(format!(
+                            "`{}` is declared without `-> type`",
+                            ev.import_name()
+                        ));
                         None
                     }
                     _ => {
-                        self.error(span, format!("the result of `{}` is not an integer", scope.event_name));
+                        self.error(
+                            span,
+                            format!("the result of `{}` is not an integer", scope.event_name),
+                        );
                         None
                     }
                 };
@@ -196,12 +231,17 @@ impl<'a> Lowerer<'a> {
         candidates.extend(scope.consts.keys().map(|k| k.as_str()));
         let builtins: Vec<(String, i64)> = wasi::constants().collect();
         candidates.extend(builtins.iter().map(|(k, _)| k.as_str()));
-        let looks_const = n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let looks_const = n
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         let msg = if looks_const {
             format!("unknown constant `{n}`")
         } else if let Some(ev) = scope.event {
             let _ = ev;
-            format!("unknown name `{n}`: not a parameter of `{}`, a variable or a constant", scope.event_name)
+            format!(
+                "unknown name `{n}`: not a parameter of `{}`, a variable or a constant",
+                scope.event_name
+            )
         } else if scope.vars.is_empty() {
             format!("unknown constant `{n}`")
         } else {
@@ -210,7 +250,8 @@ impl<'a> Lowerer<'a> {
         let hint = suggest(n, candidates.iter().copied()).map(|s| format!("did you mean `{s}`?"));
         let hint = hint.or_else(|| {
             scope.event.filter(|ev| !ev.params.is_empty()).map(|ev| {
-                let names: Vec<String> = ev.params.iter().map(|p| format!("`{}`", p.name)).collect();
+                let names: Vec<String> =
+                    ev.params.iter().map(|p| format!("`{}`", p.name)).collect();
                 format!("parameters of `{}`: {}", scope.event_name, names.join(", "))
             })
         });
@@ -219,22 +260,41 @@ impl<'a> Lowerer<'a> {
         None
     }
 
-    fn binary(&mut self, op: ABin, l: &ast::Expr, r: &ast::Expr, span: Span, scope: &Scope) -> Option<(Expr, Ty)> {
+    fn binary(
+        &mut self,
+        op: ABin,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        span: Span,
+        scope: &Scope,
+    ) -> Option<(Expr, Ty)> {
         let lhs = self.lower(l, scope);
         let rhs = self.lower(r, scope);
         let ((lx, lt), (rx, rt)) = (lhs?, rhs?);
         let sym = op.symbol();
         let (want, out) = match op {
             ABin::Or | ABin::And => (Ty::Bool, Ty::Bool),
-            ABin::Eq | ABin::Ne | ABin::Lt | ABin::Le | ABin::Gt | ABin::Ge | ABin::Has => (Ty::Int, Ty::Bool),
+            ABin::Eq | ABin::Ne | ABin::Lt | ABin::Le | ABin::Gt | ABin::Ge | ABin::Has => {
+                (Ty::Int, Ty::Bool)
+            }
             _ => (Ty::Int, Ty::Int),
         };
         for (ty, side) in [(lt, l), (rt, r)] {
             if ty != want {
                 if ty == Ty::Str && want == Ty::Int {
-                    let what = if out == Ty::Int { "arithmetic" } else { "comparison" };
-                    self.error(side.span, format!("{what} on string parameter: `{sym}` needs integer operands"))
-                        .hint = Some("test strings with `==`, `!=`, `startswith` or `glob` and a string literal".into());
+                    let what = if out == Ty::Int {
+                        "arithmetic"
+                    } else {
+                        "comparison"
+                    };
+                    self.error(
+                        side.span,
+                        format!("{what} on string parameter: `{sym}` needs integer operands"),
+                    )
+                    .hint = Some(
+                        "test strings with `==`, `!=`, `startswith` or `glob` and a string literal"
+                            .into(),
+                    );
                 } else {
                     self.type_error(side.span, &format!("the operand of `{sym}`"), want, ty);
                 }
@@ -242,8 +302,8 @@ impl<'a> Lowerer<'a> {
             }
         }
         if matches!(op, ABin::Div | ABin::Rem) && rx == Expr::Int(0) {
-            self.error(r.span, "division by zero")
-                .hint = Some("the divisor is the constant 0".into());
+            self.error(r.span, "division by zero").hint =
+                Some("the divisor is the constant 0".into());
             return None;
         }
         let _ = span;
@@ -275,19 +335,42 @@ impl<'a> Lowerer<'a> {
         Some((fold_binary(ir_op, lx, rx), out))
     }
 
-    fn str_test(&mut self, param: &ast::Ident, op: StrOp, lit: &ast::StrLit, span: Span, scope: &Scope) -> Option<(Expr, Ty)> {
+    fn str_test(
+        &mut self,
+        param: &ast::Ident,
+        op: StrOp,
+        lit: &ast::StrLit,
+        span: Span,
+        scope: &Scope,
+    ) -> Option<(Expr, Ty)> {
         let (x, ty) = self.name(&param.name, param.span, scope)?;
         let id = match (x, ty) {
             (Expr::Param(id), Ty::Str) => id,
             (_, ty) => {
-                let d = self.error(param.span, format!("string test on `{}`, which is {}, not a string parameter", param.name, ty.describe()));
+                let d = self.error(
+                    param.span,
+                    format!(
+                        "string test on `{}`, which is {}, not a string parameter",
+                        param.name,
+                        ty.describe()
+                    ),
+                );
                 d.hint = Some(match scope.event {
                     Some(ev) => {
-                        let strs: Vec<String> = ev.params.iter().filter(|p| p.ty == ParamType::Str).map(|p| format!("`{}`", p.name)).collect();
+                        let strs: Vec<String> = ev
+                            .params
+                            .iter()
+                            .filter(|p| p.ty == ParamType::Str)
+                            .map(|p| format!("`{}`", p.name))
+                            .collect();
                         if strs.is_empty() {
                             format!("`{}` has no string parameters", scope.event_name)
                         } else {
-                            format!("string parameters of `{}`: {}", scope.event_name, strs.join(", "))
+                            format!(
+                                "string parameters of `{}`: {}",
+                                scope.event_name,
+                                strs.join(", ")
+                            )
                         }
                     }
                     None => "string tests apply to string parameters of events".into(),
@@ -300,21 +383,37 @@ impl<'a> Lowerer<'a> {
             StrOp::StartsWith => Pattern::Prefix(lit.value.clone()),
             StrOp::Glob => {
                 if lit.value.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1 {
-                    self.error(lit.span, "invalid glob pattern: it ends with an escaping backslash")
-                        .hint = Some("escape a literal backslash as `\\\\\\\\`, or remove it".into());
+                    self.error(
+                        lit.span,
+                        "invalid glob pattern: it ends with an escaping backslash",
+                    )
+                    .hint = Some("escape a literal backslash as `\\\\\\\\`, or remove it".into());
                     return None;
                 }
                 Pattern::Glob(lit.value.clone())
             }
         };
         if pattern.to_dfa().is_err() {
-            self.error(lit.span, format!("pattern too complex: it needs more than {} automaton states", crate::pattern::MAX_DFA_STATES))
-                .hint = Some("split it into several simpler patterns joined with `||`".into());
+            self.error(
+                lit.span,
+                format!(
+                    "pattern too complex: it needs more than {} automaton states",
+                    crate::pattern::MAX_DFA_STATES
+                ),
+            )
+            .hint = Some("split it into several simpler patterns joined with `||`".into());
             return None;
         }
         let test = Expr::Str(id, pattern);
         let _ = span;
-        Some((if op == StrOp::Ne { Expr::Unary(UnOp::Not, Box::new(test)) } else { test }, Ty::Bool))
+        Some((
+            if op == StrOp::Ne {
+                Expr::Unary(UnOp::Not, Box::new(test))
+            } else {
+                test
+            },
+            Ty::Bool,
+        ))
     }
 }
 

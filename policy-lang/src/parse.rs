@@ -28,16 +28,35 @@ pub fn parse_file(sources: &[Source], file: FileId) -> Result<File, Vec<Diagnost
         Diagnostic::at(Severity::Error, sources, Span { file, start, end }, msg)
     };
     if let Some(pos) = too_deep(text) {
-        return Err(vec![err(pos, pos + 1, format!(
+        return Err(vec![err(
+            pos,
+            pos + 1,
+            format!(
             "nesting too deep: at most {MAX_NESTING} parentheses or prefix operators may be nested"
-        ))]);
+        ),
+        )]);
     }
     let pairs = match PolicyParser::parse(Rule::file, text) {
         Ok(p) => p,
-        Err(e) => return Err(vec![syntax_error(sources, file, &e)]),
+        Err(e) => {
+            // pest cannot tell an unterminated string or comment from other mistakes.
+            if let Some((start, len, msg, hint)) = unterminated(text) {
+                return Err(vec![
+                    err(start, start + len, msg.to_string()).with_hint(hint)
+                ]);
+            }
+            return Err(vec![syntax_error(sources, file, &e)]);
+        }
     };
-    let mut b = Builder { file, sources, errors: Vec::new() };
-    let file_pair = pairs.into_iter().next().expect("the file rule always yields one pair");
+    let mut b = Builder {
+        file,
+        sources,
+        errors: Vec::new(),
+    };
+    let file_pair = pairs
+        .into_iter()
+        .next()
+        .expect("the file rule always yields one pair");
     let mut items = Vec::new();
     for p in file_pair.into_inner() {
         if p.as_rule() == Rule::EOI {
@@ -101,6 +120,56 @@ fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
+/// The first string literal that reaches the end of its line, or block comment that
+/// reaches the end of the file: `(offset, length, message, hint)`.
+fn unterminated(text: &str) -> Option<(usize, usize, &'static str, &'static str)> {
+    let bytes = text.as_bytes();
+    let mut i = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if i >= bytes.len() || bytes[i] == b'\n' {
+                    return Some((
+                        start,
+                        1,
+                        "unterminated string",
+                        "strings end with `\"` on the same line",
+                    ));
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let start = i;
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                if i >= bytes.len() {
+                    return Some((
+                        start,
+                        2,
+                        "unterminated block comment",
+                        "block comments end with `*/` (they do not nest)",
+                    ));
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// A friendly name for what a grammar rule stands for, or `None` for rules that are
 /// summarised by others (e.g. the individual operators).
 fn describe(rule: Rule) -> Option<&'static str> {
@@ -122,9 +191,25 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::expr | Rule::paren | Rule::str_test | Rule::not | Rule::neg | Rule::bitnot => {
             "an expression"
         }
-        Rule::or | Rule::and | Rule::eq_op | Rule::ne | Rule::le | Rule::lt | Rule::ge
-        | Rule::gt | Rule::has | Rule::bitor | Rule::bitxor | Rule::bitand | Rule::shl
-        | Rule::shr | Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem => "an operator",
+        Rule::or
+        | Rule::and
+        | Rule::eq_op
+        | Rule::ne
+        | Rule::le
+        | Rule::lt
+        | Rule::ge
+        | Rule::gt
+        | Rule::has
+        | Rule::bitor
+        | Rule::bitxor
+        | Rule::bitand
+        | Rule::shl
+        | Rule::shr
+        | Rule::add
+        | Rule::sub
+        | Rule::mul
+        | Rule::div
+        | Rule::rem => "an operator",
         Rule::str_op | Rule::startswith | Rule::glob => "a string test",
         Rule::update_op => "`=`, `+=` or `-=`",
         Rule::kw_include | Rule::include => "`include`",
@@ -160,7 +245,11 @@ fn syntax_error(sources: &[Source], file: FileId, e: &pest::error::Error<Rule>) 
     };
     let found = token_at(text, pos);
     let end = pos + found.len();
-    let found_text = if found.is_empty() { "end of file".to_string() } else { format!("`{found}`") };
+    let found_text = if found.is_empty() {
+        "end of file".to_string()
+    } else {
+        format!("`{found}`")
+    };
     let mut expected: Vec<&str> = Vec::new();
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
         for r in positives {
@@ -174,9 +263,21 @@ fn syntax_error(sources: &[Source], file: FileId, e: &pest::error::Error<Rule>) 
     let message = if expected.is_empty() {
         format!("syntax error: unexpected {found_text}")
     } else {
-        format!("syntax error: expected {}, found {found_text}", one_of(&expected))
+        format!(
+            "syntax error: expected {}, found {found_text}",
+            one_of(&expected)
+        )
     };
-    let mut d = Diagnostic::at(Severity::Error, sources, Span { file, start: pos, end }, message);
+    let mut d = Diagnostic::at(
+        Severity::Error,
+        sources,
+        Span {
+            file,
+            start: pos,
+            end,
+        },
+        message,
+    );
     if let Some(hint) = syntax_hint(&expected, found) {
         d = d.with_hint(hint);
     }
@@ -185,11 +286,31 @@ fn syntax_error(sources: &[Source], file: FileId, e: &pest::error::Error<Rule>) 
 
 fn syntax_hint(expected: &[&str], found: &str) -> Option<String> {
     let keyword = [
-        "include", "event", "const", "set", "policy", "initial", "state", "var", "allow", "on",
-        "after", "in", "when", "do", "deny", "suppress", "audit", "has", "startswith", "glob",
+        "include",
+        "event",
+        "const",
+        "set",
+        "policy",
+        "initial",
+        "state",
+        "var",
+        "allow",
+        "on",
+        "after",
+        "in",
+        "when",
+        "do",
+        "deny",
+        "suppress",
+        "audit",
+        "has",
+        "startswith",
+        "glob",
     ];
     if expected.contains(&"a name") && keyword.contains(&found) {
-        return Some(format!("`{found}` is a keyword and cannot be used as a name"));
+        return Some(format!(
+            "`{found}` is a keyword and cannot be used as a name"
+        ));
     }
     if expected.contains(&"`;`") && expected.len() <= 2 {
         return Some("declarations and transitions end with `;`".into());
@@ -213,12 +334,18 @@ fn one_of(items: &[&str]) -> String {
 /// or one character (empty at end of input).
 fn token_at(text: &str, pos: usize) -> &str {
     let rest = &text[pos.min(text.len())..];
-    let Some(c) = rest.chars().next() else { return "" };
+    let Some(c) = rest.chars().next() else {
+        return "";
+    };
     if c.is_ascii_alphanumeric() || c == '_' {
-        let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         return &rest[..n];
     }
-    for op in ["->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "+=", "-=", "..", "//", "/*"] {
+    for op in [
+        "->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "+=", "-=", "..", "//", "/*",
+    ] {
         if rest.starts_with(op) {
             return &rest[..2];
         }
@@ -260,16 +387,24 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn span(&self, p: &Pair<Rule>) -> Span {
         let s = p.as_span();
-        Span { file: self.file, start: s.start(), end: s.end() }
+        Span {
+            file: self.file,
+            start: s.start(),
+            end: s.end(),
+        }
     }
 
     fn error(&mut self, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(Severity::Error, self.sources, span, msg));
+        self.errors
+            .push(Diagnostic::at(Severity::Error, self.sources, span, msg));
         self.errors.last_mut().expect("just pushed")
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(&p),
+        }
     }
 
     /// The children that carry meaning: keywords and punctuation are dropped.
@@ -277,12 +412,31 @@ impl<'a> Builder<'a> {
         p.into_inner().filter(|c| {
             !matches!(
                 c.as_rule(),
-                Rule::semi | Rule::arrow | Rule::eq | Rule::colon | Rule::comma | Rule::dot
-                    | Rule::dotdot | Rule::lparen | Rule::rparen | Rule::lbrace | Rule::rbrace
-                    | Rule::kw_include | Rule::kw_event | Rule::kw_const | Rule::kw_set
-                    | Rule::kw_policy | Rule::kw_state | Rule::kw_var | Rule::kw_allow
-                    | Rule::kw_in | Rule::kw_when | Rule::kw_do | Rule::kw_deny
-                    | Rule::kw_suppress | Rule::shared_memory_strings
+                Rule::semi
+                    | Rule::arrow
+                    | Rule::eq
+                    | Rule::colon
+                    | Rule::comma
+                    | Rule::dot
+                    | Rule::dotdot
+                    | Rule::lparen
+                    | Rule::rparen
+                    | Rule::lbrace
+                    | Rule::rbrace
+                    | Rule::kw_include
+                    | Rule::kw_event
+                    | Rule::kw_const
+                    | Rule::kw_set
+                    | Rule::kw_policy
+                    | Rule::kw_state
+                    | Rule::kw_var
+                    | Rule::kw_allow
+                    | Rule::kw_in
+                    | Rule::kw_when
+                    | Rule::kw_do
+                    | Rule::kw_deny
+                    | Rule::kw_suppress
+                    | Rule::shared_memory_strings
             )
         })
     }
@@ -339,13 +493,21 @@ impl<'a> Builder<'a> {
                 _ => {}
             }
         }
-        Some(EventBody::Import { module, field, params, result })
+        Some(EventBody::Import {
+            module,
+            field,
+            params,
+            result,
+        })
     }
 
     fn import_name(&mut self, p: Pair<Rule>) -> Option<StrLit> {
         match p.as_rule() {
             Rule::string => self.string(p),
-            _ => Some(StrLit { value: p.as_str().to_string(), span: self.span(&p) }),
+            _ => Some(StrLit {
+                value: p.as_str().to_string(),
+                span: self.span(&p),
+            }),
         }
     }
 
@@ -368,9 +530,10 @@ impl<'a> Builder<'a> {
                     for s in Self::parts(c) {
                         match s.as_rule() {
                             Rule::kw_initial => initial = Some(self.span(&s)),
-                            Rule::ident => {
-                                policy.states.push(StateDecl { name: self.ident(s), initial })
-                            }
+                            Rule::ident => policy.states.push(StateDecl {
+                                name: self.ident(s),
+                                initial,
+                            }),
                             _ => {}
                         }
                     }
@@ -382,7 +545,12 @@ impl<'a> Builder<'a> {
                     let max = self.expr(vi.next()?);
                     let init = self.expr(vi.next()?);
                     if let (Some(min), Some(max), Some(init)) = (min, max, init) {
-                        policy.vars.push(VarDecl { name, min, max, init });
+                        policy.vars.push(VarDecl {
+                            name,
+                            min,
+                            max,
+                            init,
+                        });
                     }
                 }
                 Rule::allow_decl => policy.allow_shared.push(self.span(&c)),
@@ -433,7 +601,12 @@ impl<'a> Builder<'a> {
                             _ => UpdateOp::Assign,
                         };
                         match self.expr(ui.next()?) {
-                            Some(value) => t.updates.push(UpdateDecl { var, op, value, span: uspan }),
+                            Some(value) => t.updates.push(UpdateDecl {
+                                var,
+                                op,
+                                value,
+                                span: uspan,
+                            }),
                             None => ok = false,
                         }
                     }
@@ -453,7 +626,10 @@ impl<'a> Builder<'a> {
         let rule = p.as_rule();
         let mut it = Self::parts(p).peekable();
         Some(match rule {
-            Rule::deny_target => Target::Deny { reason: self.string(it.next()?)?, span },
+            Rule::deny_target => Target::Deny {
+                reason: self.string(it.next()?)?,
+                span,
+            },
             Rule::suppress_target => {
                 let mut value = None;
                 let mut reason = None;
@@ -464,7 +640,11 @@ impl<'a> Builder<'a> {
                         _ => {}
                     }
                 }
-                Target::Suppress { value, reason, span }
+                Target::Suppress {
+                    value,
+                    reason,
+                    span,
+                }
             }
             Rule::audit_target => {
                 let reason = match it.find(|c| c.as_rule() == Rule::string) {
@@ -512,7 +692,11 @@ impl<'a> Builder<'a> {
                 }
                 other => {
                     let at = span.start + 1 + i;
-                    let esc = Span { file: span.file, start: at, end: at + 1 + other.len_utf8() };
+                    let esc = Span {
+                        file: span.file,
+                        start: at,
+                        end: at + 1 + other.len_utf8(),
+                    };
                     let d = self.error(esc, format!("unknown escape `\\{other}` in string"));
                     d.hint = Some("known escapes: `\\\\`, `\\\"`, `\\n`, `\\t`, `\\r`, `\\0`, and the glob escapes `\\*`, `\\?`".into());
                     return None;
@@ -541,21 +725,38 @@ impl<'a> Builder<'a> {
                     Rule::neg => UnOp::Neg,
                     _ => UnOp::BitNot,
                 };
-                let span = Span { file, start, end: rhs.span.end };
+                let span = Span {
+                    file,
+                    start,
+                    end: rhs.span.end,
+                };
                 // Fold `-literal` so that i64::MIN can be written.
                 if let (UnOp::Neg, ExprKind::Int(v)) = (uop, &rhs.kind) {
-                    return Some((Expr { kind: ExprKind::Int(v.wrapping_neg()), span }, depth));
+                    return Some((
+                        Expr {
+                            kind: ExprKind::Int(v.wrapping_neg()),
+                            span,
+                        },
+                        depth,
+                    ));
                 }
-                Some((Expr { kind: ExprKind::Unary(uop, Box::new(rhs)), span }, depth + 1))
+                Some((
+                    Expr {
+                        kind: ExprKind::Unary(uop, Box::new(rhs)),
+                        span,
+                    },
+                    depth + 1,
+                ))
             })
             .map_infix(|lhs, op, rhs| {
                 let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
                 let depth = dl.max(dr) + 1;
                 let span = lhs.span.to(rhs.span);
                 if depth > MAX_EXPR_DEPTH {
-                    this.borrow_mut().error(span, format!(
-                        "expression too deep: at most {MAX_EXPR_DEPTH} nested operators"
-                    ));
+                    this.borrow_mut().error(
+                        span,
+                        format!("expression too deep: at most {MAX_EXPR_DEPTH} nested operators"),
+                    );
                     return None;
                 }
                 let bop = match op.as_rule() {
@@ -579,7 +780,13 @@ impl<'a> Builder<'a> {
                     Rule::div => BinOp::Div,
                     _ => BinOp::Rem,
                 };
-                Some((Expr { kind: ExprKind::Binary(bop, Box::new(lhs), Box::new(rhs)), span }, depth))
+                Some((
+                    Expr {
+                        kind: ExprKind::Binary(bop, Box::new(lhs), Box::new(rhs)),
+                        span,
+                    },
+                    depth,
+                ))
             })
             .parse(pairs);
         result
@@ -590,16 +797,27 @@ impl<'a> Builder<'a> {
         match p.as_rule() {
             Rule::int => {
                 let text: String = p.as_str().chars().filter(|c| *c != '_').collect();
-                let value = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                let value = if let Some(hex) =
+                    text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))
+                {
                     // Hex literals are bit patterns: up to 64 bits, reinterpreted as i64.
                     u64::from_str_radix(hex, 16).ok().map(|v| v as i64)
                 } else {
                     text.parse::<i64>().ok()
                 };
                 match value {
-                    Some(v) => Some((Expr { kind: ExprKind::Int(v), span }, 1)),
+                    Some(v) => Some((
+                        Expr {
+                            kind: ExprKind::Int(v),
+                            span,
+                        },
+                        1,
+                    )),
                     None => {
-                        let d = self.error(span, format!("integer literal `{}` does not fit in 64 bits", p.as_str()));
+                        let d = self.error(
+                            span,
+                            format!("integer literal `{}` does not fit in 64 bits", p.as_str()),
+                        );
                         d.hint = Some("integers are i64: decimal up to 9223372036854775807, hex up to 0xFFFF_FFFF_FFFF_FFFF".into());
                         None
                     }
@@ -607,7 +825,13 @@ impl<'a> Builder<'a> {
             }
             Rule::name => {
                 let name = p.as_str().to_string();
-                Some((Expr { kind: ExprKind::Name(name), span }, 1))
+                Some((
+                    Expr {
+                        kind: ExprKind::Name(name),
+                        span,
+                    },
+                    1,
+                ))
             }
             Rule::paren => {
                 let inner = Self::parts(p).next()?;
@@ -625,7 +849,13 @@ impl<'a> Builder<'a> {
                     _ => StrOp::Glob,
                 };
                 let lit = self.string(it.next()?)?;
-                Some((Expr { kind: ExprKind::StrTest(param, op, lit), span }, 1))
+                Some((
+                    Expr {
+                        kind: ExprKind::StrTest(param, op, lit),
+                        span,
+                    },
+                    1,
+                ))
             }
             r => unreachable!("grammar yields no primary {r:?}"),
         }

@@ -51,7 +51,11 @@ impl Nfa {
     }
 
     fn build(pattern: &Pattern) -> Nfa {
-        let mut nfa = Nfa { edges: Vec::new(), eps: Vec::new(), accept: 0 };
+        let mut nfa = Nfa {
+            edges: Vec::new(),
+            eps: Vec::new(),
+            accept: 0,
+        };
         let mut cur = nfa.node();
         let literal = |nfa: &mut Nfa, cur: &mut usize, bytes: &[u8]| {
             for &b in bytes {
@@ -205,7 +209,11 @@ impl Pattern {
             i += 1;
         }
         let accepting = sets.iter().map(|s| s.contains(&nfa.accept)).collect();
-        Ok(Dfa { start: 0, accepting, table })
+        Ok(Dfa {
+            start: 0,
+            accepting,
+            table,
+        })
     }
 }
 

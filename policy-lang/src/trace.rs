@@ -120,7 +120,11 @@ pub struct TraceError {
 
 impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}:{}:{}: error: {}", self.file, self.line, self.col, self.message)?;
+        writeln!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         let gutter = self.line.to_string().len();
         writeln!(f, "{:gutter$} |", "")?;
         writeln!(f, "{} | {}", self.line, self.source_line)?;
@@ -224,7 +228,10 @@ impl<'a> Lexer<'a> {
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                     i += 1;
                 }
-                out.push(Token { tok: Tok::Ident(self.text[start..i].to_string()), pos: start });
+                out.push(Token {
+                    tok: Tok::Ident(self.text[start..i].to_string()),
+                    pos: start,
+                });
             } else if c.is_ascii_digit() {
                 let start = i;
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
@@ -236,7 +243,10 @@ impl<'a> Lexer<'a> {
                     None => lit.parse::<u64>().map(|v| v as i64),
                 };
                 match parsed {
-                    Ok(v) => out.push(Token { tok: Tok::Int(v), pos: start }),
+                    Ok(v) => out.push(Token {
+                        tok: Tok::Int(v),
+                        pos: start,
+                    }),
                     Err(_) => {
                         return Err(self.error(
                             start,
@@ -246,20 +256,32 @@ impl<'a> Lexer<'a> {
                 }
             } else if c == b'"' {
                 let (bytes, end) = self.string(i)?;
-                out.push(Token { tok: Tok::Str(bytes), pos: i });
+                out.push(Token {
+                    tok: Tok::Str(bytes),
+                    pos: i,
+                });
                 i = end;
             } else if let Some(p) = PUNCT2.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
-                out.push(Token { tok: Tok::P(p), pos: i });
+                out.push(Token {
+                    tok: Tok::P(p),
+                    pos: i,
+                });
                 i += 2;
             } else if let Some(p) = PUNCT1.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
-                out.push(Token { tok: Tok::P(p), pos: i });
+                out.push(Token {
+                    tok: Tok::P(p),
+                    pos: i,
+                });
                 i += 1;
             } else {
                 let ch = self.text[i..].chars().next().unwrap_or('?');
                 return Err(self.error(i, format!("unexpected character `{ch}`")));
             }
         }
-        out.push(Token { tok: Tok::Eof, pos: b.len() });
+        out.push(Token {
+            tok: Tok::Eof,
+            pos: b.len(),
+        });
         Ok(out)
     }
 
@@ -293,15 +315,12 @@ impl<'a> Lexer<'a> {
                                 out.push(v);
                                 i += 4;
                             }
-                            _ => {
-                                return Err(self.error(i, "`\\x` needs two hexadecimal digits"))
-                            }
+                            _ => return Err(self.error(i, "`\\x` needs two hexadecimal digits")),
                         }
                     } else {
-                        return Err(self.error(
-                            i,
-                            "unknown escape; use \\\" \\\\ \\n \\t \\r \\0 or \\xNN",
-                        ));
+                        return Err(
+                            self.error(i, "unknown escape; use \\\" \\\\ \\n \\t \\r \\0 or \\xNN")
+                        );
                     }
                 }
                 Some(_) => {
@@ -323,7 +342,13 @@ fn locate(file: &str, text: &str, pos: usize, message: String) -> TraceError {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = text[line_start..pos].chars().count() + 1;
     let source_line = text[line_start..].lines().next().unwrap_or("").to_string();
-    TraceError { file: file.to_string(), line, col, message, source_line }
+    TraceError {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+        source_line,
+    }
 }
 
 // ---- parser -------------------------------------------------------------------------
@@ -351,7 +376,14 @@ impl<'a> Parser<'a> {
         consts: Constants<'a>,
     ) -> PResult<Self> {
         let toks = Lexer { text, file }.tokens()?;
-        Ok(Parser { file, text, toks, i: 0, program, consts })
+        Ok(Parser {
+            file,
+            text,
+            toks,
+            i: 0,
+            program,
+            consts,
+        })
     }
 
     fn peek(&self) -> &Tok {
@@ -379,7 +411,10 @@ impl<'a> Parser<'a> {
     }
 
     fn unexpected(&self, wanted: &str) -> TraceError {
-        self.error_at(self.pos(), format!("expected {wanted}, found {}", self.peek()))
+        self.error_at(
+            self.pos(),
+            format!("expected {wanted}, found {}", self.peek()),
+        )
     }
 
     fn line_of(&self, pos: usize) -> usize {
@@ -464,7 +499,10 @@ impl<'a> Parser<'a> {
             if names.contains(&trace.name) {
                 return Err(self.error_at(
                     header_pos,
-                    format!("a trace named \"{}\" already exists in this file", trace.name),
+                    format!(
+                        "a trace named \"{}\" already exists in this file",
+                        trace.name
+                    ),
                 ));
             }
             names.push(trace.name.clone());
@@ -503,7 +541,11 @@ impl<'a> Parser<'a> {
             let (policy, ppos) = self.ident("the denying policy's name")?;
             self.check_policy(&policy, ppos)?;
             let reason = self.opt_string()?;
-            Expect::Reject { step, policy, reason }
+            Expect::Reject {
+                step,
+                policy,
+                reason,
+            }
         };
         self.expect_punct("{")?;
         let mut steps = Vec::new();
@@ -518,11 +560,19 @@ impl<'a> Parser<'a> {
             if *step > steps.len() {
                 return Err(self.error_at(
                     start,
-                    format!("the trace expects a deny at step {step} but has only {} steps", steps.len()),
+                    format!(
+                        "the trace expects a deny at step {step} but has only {} steps",
+                        steps.len()
+                    ),
                 ));
             }
         }
-        Ok(Trace { name, expect, steps, line })
+        Ok(Trace {
+            name,
+            expect,
+            steps,
+            line,
+        })
     }
 
     fn check_policy(&self, name: &str, pos: usize) -> PResult<()> {
@@ -545,7 +595,11 @@ impl<'a> Parser<'a> {
             .iter()
             .position(|e| e.name == name)
             .or_else(|| {
-                let mut by_field = program.events.iter().enumerate().filter(|(_, e)| e.field == name);
+                let mut by_field = program
+                    .events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.field == name);
                 match (by_field.next(), by_field.next()) {
                     (Some((i, _)), None) => Some(i),
                     _ => None,
@@ -588,7 +642,9 @@ impl<'a> Parser<'a> {
                     None if names.is_empty() => " (it has no parameters)".to_string(),
                     None => format!(" (its parameters: {})", names.join(", ")),
                 };
-                return Err(self.error_at(ppos, format!("`{name}` has no parameter `{pname}`{hint}")));
+                return Err(
+                    self.error_at(ppos, format!("`{name}` has no parameter `{pname}`{hint}"))
+                );
             };
             if given[index] {
                 return Err(self.error_at(ppos, format!("parameter `{pname}` is given twice")));
@@ -616,7 +672,9 @@ impl<'a> Parser<'a> {
                 ParamType::F32 | ParamType::F64 => Value::Float(self.const_expr()? as f64),
                 ParamType::I32 | ParamType::I64 => {
                     if matches!(self.peek(), Tok::Str(_)) {
-                        return Err(self.error_at(vpos, format!("`{pname}` is an integer, not a string")));
+                        return Err(
+                            self.error_at(vpos, format!("`{pname}` is an integer, not a string"))
+                        );
                     }
                     Value::Int(self.const_expr()?)
                 }
@@ -629,7 +687,10 @@ impl<'a> Parser<'a> {
         if self.is_punct("->") {
             let apos = self.bump().pos;
             if decl.results.is_empty() {
-                return Err(self.error_at(apos, format!("`{name}` returns nothing, so it takes no `-> RESULT`")));
+                return Err(self.error_at(
+                    apos,
+                    format!("`{name}` returns nothing, so it takes no `-> RESULT`"),
+                ));
             }
             result = Some(self.const_expr()?);
         }
@@ -642,7 +703,15 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok(Step { call: TraceEvent { event, args, result }, expect, line })
+        Ok(Step {
+            call: TraceEvent {
+                event,
+                args,
+                result,
+            },
+            expect,
+            line,
+        })
     }
 
     fn expectation(&mut self) -> PResult<Expectation> {
@@ -656,7 +725,11 @@ impl<'a> Parser<'a> {
                 Tok::Ident(k) => k != "by" && *self.peek_at(1) != Tok::P("("),
                 _ => false,
             };
-            ExpectKind::Suppress(if starts_value { Some(self.const_expr()?) } else { None })
+            ExpectKind::Suppress(if starts_value {
+                Some(self.const_expr()?)
+            } else {
+                None
+            })
         } else {
             return Err(self.unexpected("`audit` or `suppress`"));
         };
@@ -668,7 +741,11 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        Ok(Expectation { kind, reason, policy })
+        Ok(Expectation {
+            kind,
+            reason,
+            policy,
+        })
     }
 
     // Constant expressions, C precedence: | ^ & << >> + - * unary.
@@ -683,7 +760,9 @@ impl<'a> Parser<'a> {
         }
         let mut acc = self.binary(level + 1)?;
         loop {
-            let Tok::P(p) = self.peek().clone() else { break };
+            let Tok::P(p) = self.peek().clone() else {
+                break;
+            };
             if !LEVELS[level].contains(&p) {
                 break;
             }
@@ -746,7 +825,11 @@ impl<'a> Parser<'a> {
 /// The `with` files named at the top of a `.traces` file.
 pub fn parse_with_lines(file: &str, text: &str) -> Result<Vec<String>, TraceError> {
     let none = |_: &str| None;
-    let empty = Program { version: crate::ir::IR_VERSION, events: vec![], policies: vec![] };
+    let empty = Program {
+        version: crate::ir::IR_VERSION,
+        events: vec![],
+        policies: vec![],
+    };
     Parser::new(file, text, &empty, &none)?.with_lines()
 }
 
@@ -792,7 +875,11 @@ impl Judge for Interpreter {
 fn show_expect(e: &Expect) -> String {
     match e {
         Expect::Accept => "accept".into(),
-        Expect::Reject { step, policy, reason } => match reason {
+        Expect::Reject {
+            step,
+            policy,
+            reason,
+        } => match reason {
             Some(r) => format!("deny at step {step} by {policy} {r:?}"),
             None => format!("deny at step {step} by {policy}"),
         },
@@ -812,7 +899,10 @@ fn show_verdict(program: &Program, trace: &Trace, v: &Verdict) -> String {
                 crate::ir::Phase::Pre => "",
                 crate::ir::Phase::Post => " (after the call)",
             };
-            format!("deny at step {} ({event}){phase} by {} {:?}", x.step, x.policy, x.reason)
+            format!(
+                "deny at step {} ({event}){phase} by {} {:?}",
+                x.step, x.policy, x.reason
+            )
         }
     }
 }
@@ -820,7 +910,9 @@ fn show_verdict(program: &Program, trace: &Trace, v: &Verdict) -> String {
 fn show_observation(o: &interp::Observation) -> String {
     match o.kind {
         ObservationKind::Audit => format!("audit {:?} by {}", o.reason, o.policy),
-        ObservationKind::Suppress(Some(v)) => format!("suppress {v} {:?} by {}", o.reason, o.policy),
+        ObservationKind::Suppress(Some(v)) => {
+            format!("suppress {v} {:?} by {}", o.reason, o.policy)
+        }
         ObservationKind::Suppress(None) => format!("suppress {:?} by {}", o.reason, o.policy),
     }
 }
@@ -857,7 +949,14 @@ pub fn check(program: &Program, trace: &Trace, verdict: &Verdict) -> Result<(), 
     let mut diffs = Vec::new();
     let overall_ok = match (&trace.expect, &verdict.violation) {
         (Expect::Accept, None) => true,
-        (Expect::Reject { step, policy, reason }, Some(v)) => {
+        (
+            Expect::Reject {
+                step,
+                policy,
+                reason,
+            },
+            Some(v),
+        ) => {
             v.step == *step && v.policy == *policy && reason.as_ref().is_none_or(|r| *r == v.reason)
         }
         _ => false,
@@ -870,23 +969,40 @@ pub fn check(program: &Program, trace: &Trace, verdict: &Verdict) -> Result<(), 
         ));
     }
     // Steps that ran: all of them, or up to the violation.
-    let ran = verdict.violation.as_ref().map_or(trace.steps.len(), |v| v.step);
+    let ran = verdict
+        .violation
+        .as_ref()
+        .map_or(trace.steps.len(), |v| v.step);
     for (i, step) in trace.steps.iter().enumerate().take(ran) {
         let n = i + 1;
-        let got: Vec<&interp::Observation> =
-            verdict.observations.iter().filter(|o| o.step == n).collect();
+        let got: Vec<&interp::Observation> = verdict
+            .observations
+            .iter()
+            .filter(|o| o.step == n)
+            .collect();
         let same = got.len() == step.expect.len()
-            && step.expect.iter().zip(&got).all(|(e, o)| matches_expectation(e, o));
+            && step
+                .expect
+                .iter()
+                .zip(&got)
+                .all(|(e, o)| matches_expectation(e, o));
         if !same {
             let want = if step.expect.is_empty() {
                 "nothing".to_string()
             } else {
-                step.expect.iter().map(show_expectation).collect::<Vec<_>>().join(", ")
+                step.expect
+                    .iter()
+                    .map(show_expectation)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let have = if got.is_empty() {
                 "nothing".to_string()
             } else {
-                got.iter().map(|o| show_observation(o)).collect::<Vec<_>>().join(", ")
+                got.iter()
+                    .map(|o| show_observation(o))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             diffs.push(format!(
                 "step {n} (line {}): expected {want}\n     got {have}",
@@ -929,23 +1045,35 @@ pub struct LoadedTraces {
 
 /// Reads `path` (a `.traces` file), compiles its `.pol` and `with` files, and parses it.
 pub fn load_trace_file(path: &Path) -> Result<LoadedTraces, TraceFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| TraceFileError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| TraceFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let shown = path.to_string_lossy();
     let with = parse_with_lines(&shown, &text).map_err(TraceFileError::Parse)?;
     let policy = path.with_extension("pol");
     if !policy.is_file() {
-        return Err(TraceFileError::MissingPolicy { traces: path.to_path_buf(), policy });
+        return Err(TraceFileError::MissingPolicy {
+            traces: path.to_path_buf(),
+            policy,
+        });
     }
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut policy_paths = vec![policy];
     policy_paths.extend(with.iter().map(|w| dir.join(w)));
-    let compiled = crate::compile_files(&policy_paths).map_err(|diagnostics| {
-        TraceFileError::Compile { traces: path.to_path_buf(), diagnostics }
-    })?;
+    let compiled =
+        crate::compile_files(&policy_paths).map_err(|diagnostics| TraceFileError::Compile {
+            traces: path.to_path_buf(),
+            diagnostics,
+        })?;
     let file = parse_traces(&shown, &text, &compiled.program, &wasi_constants)
         .map_err(TraceFileError::Parse)?;
-    Ok(LoadedTraces { traces_path: path.to_path_buf(), policy_paths, compiled, file })
+    Ok(LoadedTraces {
+        traces_path: path.to_path_buf(),
+        policy_paths,
+        compiled,
+        file,
+    })
 }
 
 /// Runs every trace of a loaded file through `judge` and checks it.
@@ -960,7 +1088,11 @@ pub fn run_loaded(loaded: &LoadedTraces, judge: &dyn Judge) -> Vec<TraceResult> 
                 Ok(v) => check(program, t, &v).err(),
                 Err(e) => Some(format!("{} could not judge the trace: {e}", judge.name())),
             };
-            TraceResult { name: t.name.clone(), line: t.line, failure }
+            TraceResult {
+                name: t.name.clone(),
+                line: t.line,
+                failure,
+            }
         })
         .collect()
 }

@@ -17,54 +17,140 @@ type Entry = (&'static str, &'static [(&'static str, ParamType)], bool);
 
 const CATALOGUE: &[Entry] = &[
     ("args_get", &[("argv", I32), ("argv_buf", I32)], true),
-    ("args_sizes_get", &[("argc", I32), ("argv_buf_size", I32)], true),
-    ("environ_get", &[("environ", I32), ("environ_buf", I32)], true),
-    ("environ_sizes_get", &[("environc", I32), ("environ_buf_size", I32)], true),
+    (
+        "args_sizes_get",
+        &[("argc", I32), ("argv_buf_size", I32)],
+        true,
+    ),
+    (
+        "environ_get",
+        &[("environ", I32), ("environ_buf", I32)],
+        true,
+    ),
+    (
+        "environ_sizes_get",
+        &[("environc", I32), ("environ_buf_size", I32)],
+        true,
+    ),
     ("clock_res_get", &[("id", I32), ("resolution", I32)], true),
-    ("clock_time_get", &[("id", I32), ("precision", I64), ("time", I32)], true),
-    ("fd_advise", &[("fd", I32), ("offset", I64), ("len", I64), ("advice", I32)], true),
-    ("fd_allocate", &[("fd", I32), ("offset", I64), ("len", I64)], true),
+    (
+        "clock_time_get",
+        &[("id", I32), ("precision", I64), ("time", I32)],
+        true,
+    ),
+    (
+        "fd_advise",
+        &[("fd", I32), ("offset", I64), ("len", I64), ("advice", I32)],
+        true,
+    ),
+    (
+        "fd_allocate",
+        &[("fd", I32), ("offset", I64), ("len", I64)],
+        true,
+    ),
     ("fd_close", &[("fd", I32)], true),
     ("fd_datasync", &[("fd", I32)], true),
     ("fd_fdstat_get", &[("fd", I32), ("stat", I32)], true),
     ("fd_fdstat_set_flags", &[("fd", I32), ("flags", I32)], true),
     (
         "fd_fdstat_set_rights",
-        &[("fd", I32), ("fs_rights_base", I64), ("fs_rights_inheriting", I64)],
+        &[
+            ("fd", I32),
+            ("fs_rights_base", I64),
+            ("fs_rights_inheriting", I64),
+        ],
         true,
     ),
     ("fd_filestat_get", &[("fd", I32), ("buf", I32)], true),
     ("fd_filestat_set_size", &[("fd", I32), ("size", I64)], true),
     (
         "fd_filestat_set_times",
-        &[("fd", I32), ("atim", I64), ("mtim", I64), ("fst_flags", I32)],
+        &[
+            ("fd", I32),
+            ("atim", I64),
+            ("mtim", I64),
+            ("fst_flags", I32),
+        ],
         true,
     ),
     (
         "fd_pread",
-        &[("fd", I32), ("iovs", I32), ("iovs_len", I32), ("offset", I64), ("nread", I32)],
+        &[
+            ("fd", I32),
+            ("iovs", I32),
+            ("iovs_len", I32),
+            ("offset", I64),
+            ("nread", I32),
+        ],
         true,
     ),
     ("fd_prestat_get", &[("fd", I32), ("buf", I32)], true),
-    ("fd_prestat_dir_name", &[("fd", I32), ("path", I32), ("path_len", I32)], true),
     (
-        "fd_pwrite",
-        &[("fd", I32), ("iovs", I32), ("iovs_len", I32), ("offset", I64), ("nwritten", I32)],
+        "fd_prestat_dir_name",
+        &[("fd", I32), ("path", I32), ("path_len", I32)],
         true,
     ),
-    ("fd_read", &[("fd", I32), ("iovs", I32), ("iovs_len", I32), ("nread", I32)], true),
+    (
+        "fd_pwrite",
+        &[
+            ("fd", I32),
+            ("iovs", I32),
+            ("iovs_len", I32),
+            ("offset", I64),
+            ("nwritten", I32),
+        ],
+        true,
+    ),
+    (
+        "fd_read",
+        &[
+            ("fd", I32),
+            ("iovs", I32),
+            ("iovs_len", I32),
+            ("nread", I32),
+        ],
+        true,
+    ),
     (
         "fd_readdir",
-        &[("fd", I32), ("buf", I32), ("buf_len", I32), ("cookie", I64), ("bufused", I32)],
+        &[
+            ("fd", I32),
+            ("buf", I32),
+            ("buf_len", I32),
+            ("cookie", I64),
+            ("bufused", I32),
+        ],
         true,
     ),
     ("fd_renumber", &[("fd", I32), ("to", I32)], true),
-    ("fd_seek", &[("fd", I32), ("offset", I64), ("whence", I32), ("newoffset", I32)], true),
+    (
+        "fd_seek",
+        &[
+            ("fd", I32),
+            ("offset", I64),
+            ("whence", I32),
+            ("newoffset", I32),
+        ],
+        true,
+    ),
     ("fd_sync", &[("fd", I32)], true),
     ("fd_tell", &[("fd", I32), ("offset", I32)], true),
-    ("fd_write", &[("fd", I32), ("iovs", I32), ("iovs_len", I32), ("nwritten", I32)], true),
+    (
+        "fd_write",
+        &[
+            ("fd", I32),
+            ("iovs", I32),
+            ("iovs_len", I32),
+            ("nwritten", I32),
+        ],
+        true,
+    ),
     ("path_create_directory", &[("fd", I32), ("path", S)], true),
-    ("path_filestat_get", &[("fd", I32), ("flags", I32), ("path", S), ("buf", I32)], true),
+    (
+        "path_filestat_get",
+        &[("fd", I32), ("flags", I32), ("path", S), ("buf", I32)],
+        true,
+    ),
     (
         "path_filestat_set_times",
         &[
@@ -104,27 +190,51 @@ const CATALOGUE: &[Entry] = &[
     ),
     (
         "path_readlink",
-        &[("fd", I32), ("path", S), ("buf", I32), ("buf_len", I32), ("bufused", I32)],
+        &[
+            ("fd", I32),
+            ("path", S),
+            ("buf", I32),
+            ("buf_len", I32),
+            ("bufused", I32),
+        ],
         true,
     ),
     ("path_remove_directory", &[("fd", I32), ("path", S)], true),
     (
         "path_rename",
-        &[("fd", I32), ("old_path", S), ("new_fd", I32), ("new_path", S)],
+        &[
+            ("fd", I32),
+            ("old_path", S),
+            ("new_fd", I32),
+            ("new_path", S),
+        ],
         true,
     ),
-    ("path_symlink", &[("old_path", S), ("fd", I32), ("new_path", S)], true),
+    (
+        "path_symlink",
+        &[("old_path", S), ("fd", I32), ("new_path", S)],
+        true,
+    ),
     ("path_unlink_file", &[("fd", I32), ("path", S)], true),
     (
         "poll_oneoff",
-        &[("in", I32), ("out", I32), ("nsubscriptions", I32), ("nevents", I32)],
+        &[
+            ("in", I32),
+            ("out", I32),
+            ("nsubscriptions", I32),
+            ("nevents", I32),
+        ],
         true,
     ),
     ("proc_exit", &[("rval", I32)], false),
     ("proc_raise", &[("sig", I32)], true),
     ("sched_yield", &[], true),
     ("random_get", &[("buf", I32), ("buf_len", I32)], true),
-    ("sock_accept", &[("fd", I32), ("flags", I32), ("ro_fd", I32)], true),
+    (
+        "sock_accept",
+        &[("fd", I32), ("flags", I32), ("ro_fd", I32)],
+        true,
+    ),
     (
         "sock_recv",
         &[
@@ -139,7 +249,13 @@ const CATALOGUE: &[Entry] = &[
     ),
     (
         "sock_send",
-        &[("fd", I32), ("si_data", I32), ("si_data_len", I32), ("si_flags", I32), ("so_datalen", I32)],
+        &[
+            ("fd", I32),
+            ("si_data", I32),
+            ("si_data_len", I32),
+            ("si_flags", I32),
+            ("so_datalen", I32),
+        ],
         true,
     ),
     ("sock_shutdown", &[("fd", I32), ("how", I32)], true),
@@ -159,42 +275,144 @@ pub fn function(name: &str) -> Option<Event> {
         field: field.to_string(),
         params: params
             .iter()
-            .map(|(n, ty)| Param { name: n.to_string(), ty: *ty })
+            .map(|(n, ty)| Param {
+                name: n.to_string(),
+                ty: *ty,
+            })
             .collect(),
-        results: if *errno { vec![ValType::I32] } else { Vec::new() },
+        results: if *errno {
+            vec![ValType::I32]
+        } else {
+            Vec::new()
+        },
     })
 }
 
 /// witx `errno` cases in value order (`ERRNO_SUCCESS` = 0).
 const ERRNO: &[&str] = &[
-    "SUCCESS", "2BIG", "ACCES", "ADDRINUSE", "ADDRNOTAVAIL", "AFNOSUPPORT", "AGAIN", "ALREADY",
-    "BADF", "BADMSG", "BUSY", "CANCELED", "CHILD", "CONNABORTED", "CONNREFUSED", "CONNRESET",
-    "DEADLK", "DESTADDRREQ", "DOM", "DQUOT", "EXIST", "FAULT", "FBIG", "HOSTUNREACH", "IDRM",
-    "ILSEQ", "INPROGRESS", "INTR", "INVAL", "IO", "ISCONN", "ISDIR", "LOOP", "MFILE", "MLINK",
-    "MSGSIZE", "MULTIHOP", "NAMETOOLONG", "NETDOWN", "NETRESET", "NETUNREACH", "NFILE",
-    "NOBUFS", "NODEV", "NOENT", "NOEXEC", "NOLCK", "NOLINK", "NOMEM", "NOMSG", "NOPROTOOPT",
-    "NOSPC", "NOSYS", "NOTCONN", "NOTDIR", "NOTEMPTY", "NOTRECOVERABLE", "NOTSOCK", "NOTSUP",
-    "NOTTY", "NXIO", "OVERFLOW", "OWNERDEAD", "PERM", "PIPE", "PROTO", "PROTONOSUPPORT",
-    "PROTOTYPE", "RANGE", "ROFS", "SPIPE", "SRCH", "STALE", "TIMEDOUT", "TXTBSY", "XDEV",
+    "SUCCESS",
+    "2BIG",
+    "ACCES",
+    "ADDRINUSE",
+    "ADDRNOTAVAIL",
+    "AFNOSUPPORT",
+    "AGAIN",
+    "ALREADY",
+    "BADF",
+    "BADMSG",
+    "BUSY",
+    "CANCELED",
+    "CHILD",
+    "CONNABORTED",
+    "CONNREFUSED",
+    "CONNRESET",
+    "DEADLK",
+    "DESTADDRREQ",
+    "DOM",
+    "DQUOT",
+    "EXIST",
+    "FAULT",
+    "FBIG",
+    "HOSTUNREACH",
+    "IDRM",
+    "ILSEQ",
+    "INPROGRESS",
+    "INTR",
+    "INVAL",
+    "IO",
+    "ISCONN",
+    "ISDIR",
+    "LOOP",
+    "MFILE",
+    "MLINK",
+    "MSGSIZE",
+    "MULTIHOP",
+    "NAMETOOLONG",
+    "NETDOWN",
+    "NETRESET",
+    "NETUNREACH",
+    "NFILE",
+    "NOBUFS",
+    "NODEV",
+    "NOENT",
+    "NOEXEC",
+    "NOLCK",
+    "NOLINK",
+    "NOMEM",
+    "NOMSG",
+    "NOPROTOOPT",
+    "NOSPC",
+    "NOSYS",
+    "NOTCONN",
+    "NOTDIR",
+    "NOTEMPTY",
+    "NOTRECOVERABLE",
+    "NOTSOCK",
+    "NOTSUP",
+    "NOTTY",
+    "NXIO",
+    "OVERFLOW",
+    "OWNERDEAD",
+    "PERM",
+    "PIPE",
+    "PROTO",
+    "PROTONOSUPPORT",
+    "PROTOTYPE",
+    "RANGE",
+    "ROFS",
+    "SPIPE",
+    "SRCH",
+    "STALE",
+    "TIMEDOUT",
+    "TXTBSY",
+    "XDEV",
     "NOTCAPABLE",
 ];
 
 /// witx `rights` flags in bit order (`RIGHTS_FD_DATASYNC` = 1 << 0).
 const RIGHTS: &[&str] = &[
-    "FD_DATASYNC", "FD_READ", "FD_SEEK", "FD_FDSTAT_SET_FLAGS", "FD_SYNC", "FD_TELL",
-    "FD_WRITE", "FD_ADVISE", "FD_ALLOCATE", "PATH_CREATE_DIRECTORY", "PATH_CREATE_FILE",
-    "PATH_LINK_SOURCE", "PATH_LINK_TARGET", "PATH_OPEN", "FD_READDIR", "PATH_READLINK",
-    "PATH_RENAME_SOURCE", "PATH_RENAME_TARGET", "PATH_FILESTAT_GET", "PATH_FILESTAT_SET_SIZE",
-    "PATH_FILESTAT_SET_TIMES", "FD_FILESTAT_GET", "FD_FILESTAT_SET_SIZE",
-    "FD_FILESTAT_SET_TIMES", "PATH_SYMLINK", "PATH_REMOVE_DIRECTORY", "PATH_UNLINK_FILE",
-    "POLL_FD_READWRITE", "SOCK_SHUTDOWN", "SOCK_ACCEPT",
+    "FD_DATASYNC",
+    "FD_READ",
+    "FD_SEEK",
+    "FD_FDSTAT_SET_FLAGS",
+    "FD_SYNC",
+    "FD_TELL",
+    "FD_WRITE",
+    "FD_ADVISE",
+    "FD_ALLOCATE",
+    "PATH_CREATE_DIRECTORY",
+    "PATH_CREATE_FILE",
+    "PATH_LINK_SOURCE",
+    "PATH_LINK_TARGET",
+    "PATH_OPEN",
+    "FD_READDIR",
+    "PATH_READLINK",
+    "PATH_RENAME_SOURCE",
+    "PATH_RENAME_TARGET",
+    "PATH_FILESTAT_GET",
+    "PATH_FILESTAT_SET_SIZE",
+    "PATH_FILESTAT_SET_TIMES",
+    "FD_FILESTAT_GET",
+    "FD_FILESTAT_SET_SIZE",
+    "FD_FILESTAT_SET_TIMES",
+    "PATH_SYMLINK",
+    "PATH_REMOVE_DIRECTORY",
+    "PATH_UNLINK_FILE",
+    "POLL_FD_READWRITE",
+    "SOCK_SHUTDOWN",
+    "SOCK_ACCEPT",
 ];
 
 const OFLAGS: &[&str] = &["CREAT", "DIRECTORY", "EXCL", "TRUNC"];
 const FDFLAGS: &[&str] = &["APPEND", "DSYNC", "NONBLOCK", "RSYNC", "SYNC"];
 const LOOKUPFLAGS: &[&str] = &["SYMLINK_FOLLOW"];
 const FSTFLAGS: &[&str] = &["ATIM", "ATIM_NOW", "MTIM", "MTIM_NOW"];
-const CLOCKID: &[&str] = &["REALTIME", "MONOTONIC", "PROCESS_CPUTIME_ID", "THREAD_CPUTIME_ID"];
+const CLOCKID: &[&str] = &[
+    "REALTIME",
+    "MONOTONIC",
+    "PROCESS_CPUTIME_ID",
+    "THREAD_CPUTIME_ID",
+];
 const WHENCE: &[&str] = &["SET", "CUR", "END"];
 
 /// How a group's values are assigned.
@@ -274,7 +492,10 @@ mod tests {
     fn path_open_flattens_to_its_wasm_signature() {
         let e = function("path_open").unwrap();
         use ValType::*;
-        assert_eq!(e.wasm_params(), vec![I32, I32, I32, I32, I32, I64, I64, I32, I32]);
+        assert_eq!(
+            e.wasm_params(),
+            vec![I32, I32, I32, I32, I32, I64, I64, I32, I32]
+        );
         assert_eq!(e.results, vec![I32]);
     }
 

@@ -25,7 +25,10 @@ pub fn run(args: Args) -> Result<u8> {
         Err(diags) => {
             eprint!("{}", diags.render());
             let n = diags.errors().count();
-            eprintln!("irm: {n} error{} in the policies", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "irm: {n} error{} in the policies",
+                if n == 1 { "" } else { "s" }
+            );
             return Ok(1);
         }
     };

@@ -33,7 +33,10 @@ pub fn run(args: Args) -> Result<u8> {
     let selected: Vec<usize> = match &args.policy {
         Some(name) => match names.iter().position(|n| n == name) {
             Some(i) => vec![i],
-            None => bail!("no policy named `{name}`; the policies are: {}", names.join(", ")),
+            None => bail!(
+                "no policy named `{name}`; the policies are: {}",
+                names.join(", ")
+            ),
         },
         None if args.dot && program.policies.len() > 1 => bail!(
             "the files define {} policies ({}); pick one with --policy NAME",
@@ -62,11 +65,20 @@ fn summary(program: &Program, i: usize) -> String {
         .states
         .iter()
         .enumerate()
-        .map(|(s, st)| if s as u32 == p.initial { format!("{} (initial)", st.name) } else { st.name.clone() })
+        .map(|(s, st)| {
+            if s as u32 == p.initial {
+                format!("{} (initial)", st.name)
+            } else {
+                st.name.clone()
+            }
+        })
         .collect();
     out.push_str(&format!("  states: {}\n", states.join(", ")));
     for v in &p.vars {
-        out.push_str(&format!("  var {}: {}..{} = {}\n", v.name, v.min, v.max, v.init));
+        out.push_str(&format!(
+            "  var {}: {}..{} = {}\n",
+            v.name, v.min, v.max, v.init
+        ));
     }
     if p.allow_shared_memory_strings {
         out.push_str("  allows string guards on shared memories\n");
@@ -91,12 +103,25 @@ fn summary(program: &Program, i: usize) -> String {
                 format!("{}: {ty}", p.name)
             })
             .collect();
-        let result = if ev.results.is_empty() { "" } else { " -> result" };
-        out.push_str(&format!("    {} = {}({}){result}\n", ev.name, ev.import_name(), params.join(", ")));
+        let result = if ev.results.is_empty() {
+            ""
+        } else {
+            " -> result"
+        };
+        out.push_str(&format!(
+            "    {} = {}({}){result}\n",
+            ev.name,
+            ev.import_name(),
+            params.join(", ")
+        ));
     }
     out.push_str("  transitions (first match wins):\n");
     for t in &p.transitions {
-        out.push_str(&format!("    {}  // {}\n", transition_to_string(t, p, &program.events), t.origin));
+        out.push_str(&format!(
+            "    {}  // {}\n",
+            transition_to_string(t, p, &program.events),
+            t.origin
+        ));
     }
     out
 }

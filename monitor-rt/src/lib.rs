@@ -61,7 +61,7 @@ mod observe;
 mod record;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
 use instrumenter::{WeaveError, WeaveOptions};
@@ -493,6 +493,8 @@ impl Runner {
         let mut linker: Linker<RunState> = Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
             .map_err(|e| RunError::Config(format!("cannot add WASI: {e}")))?;
+        // Embedders may replace WASI functions (stubs in tests, sandboxed variants).
+        linker.allow_shadowing(true);
         for f in &self.cfg.host_fns {
             f(&mut linker).map_err(|e| {
                 RunError::Config(format!("cannot define the host functions: {e:#}"))
@@ -520,14 +522,16 @@ impl Runner {
                 define_hooks(&mut linker, &mut store, &prepared.module, m, hooks, obs)?;
             }
         }
+        let mut shim = None;
         if let (Enforcement::Host, Some(program), Some(obs)) =
             (self.cfg.enforcement, &self.program, &observer)
         {
-            wrap_imports(&mut linker, &mut store, &prepared.module, program, obs)?;
+            shim = wrap_imports(&mut linker, &mut store, &prepared.module, program, obs)?;
         }
         check_imports(&linker, &mut store, &prepared.module)?;
 
-        let outcome = self.instantiate_and_call(&linker, &mut store, &prepared.module);
+        let outcome =
+            self.instantiate_and_call(&linker, &mut store, &prepared.module, shim.as_ref());
         let (results, err, instance) = match outcome {
             Ok((results, instance)) => (results, None, instance),
             Err((e, instance)) => (Vec::new(), Some(e), instance),
@@ -587,6 +591,7 @@ impl Runner {
         linker: &Linker<RunState>,
         store: &mut Store<RunState>,
         module: &Module,
+        shim: Option<&HostShim>,
     ) -> Result<
         (Vec<String>, Option<wasmtime::Instance>),
         (wasmtime::Error, Option<wasmtime::Instance>),
@@ -594,6 +599,10 @@ impl Runner {
         let instance = linker
             .instantiate(&mut *store, module)
             .map_err(|e| (e, None))?;
+        if let Some(shim) = shim {
+            shim.connect(store, &instance)
+                .map_err(|e| (e, Some(instance)))?;
+        }
         let call = |store: &mut Store<RunState>,
                     name: &str,
                     args: &[String]|
@@ -967,14 +976,23 @@ fn fault_of(program: &Program, c: &manifest::Code, extra: i64) -> (Option<Runtim
 
 /// Host enforcement: replaces every import the program monitors by a function that asks
 /// the interpreter before (and after) calling the real one.
+///
+/// WASI's functions find the guest's memory through the instance that calls them, and a
+/// host function called from another host function has no calling instance. So the real
+/// functions are called through a small *shim* module, instantiated right after the
+/// guest, that imports them and the guest's memory and re-exports that memory as
+/// `memory`: the wrapper calls the shim's trampoline, the trampoline calls the real
+/// function, which sees the guest's memory.
 fn wrap_imports(
     linker: &mut Linker<RunState>,
     store: &mut Store<RunState>,
     module: &Module,
     program: &Arc<Program>,
     obs: &Arc<Mutex<observe::Observer>>,
-) -> Result<(), RunError> {
+) -> Result<Option<HostShim>, RunError> {
     let monitor = Arc::new(Mutex::new(Monitor::from_arc(Arc::clone(program))));
+    let slots: Arc<OnceLock<Vec<Func>>> = Arc::new(OnceLock::new());
+    let mut reals: Vec<(Func, wasmtime::FuncType)> = Vec::new();
     for import in module.imports() {
         let Some(event) = program.event_for_import(import.module(), import.name()) else {
             continue;
@@ -1011,7 +1029,14 @@ fn wrap_imports(
             // Nothing provides it: check_imports reports it.
             continue;
         };
-        let (program, obs, monitor) = (Arc::clone(program), Arc::clone(obs), Arc::clone(&monitor));
+        let slot = reals.len();
+        reals.push((inner, ty.clone()));
+        let (program, obs, monitor, slots) = (
+            Arc::clone(program),
+            Arc::clone(obs),
+            Arc::clone(&monitor),
+            Arc::clone(&slots),
+        );
         let func = Func::new(
             &mut *store,
             ty.clone(),
@@ -1030,8 +1055,8 @@ fn wrap_imports(
                 match step.outcome {
                     interp::Outcome::Deny(_) => return Err(wasmtime::Error::new(PolicyStop)),
                     interp::Outcome::Suppress(v) => {
-                        for (slot, t) in results.iter_mut().zip(ty.results()) {
-                            *slot = match t {
+                        for (out, t) in results.iter_mut().zip(ty.results()) {
+                            *out = match t {
                                 wasmtime::ValType::I32 => Val::I32(v.unwrap_or(0) as i32),
                                 wasmtime::ValType::I64 => Val::I64(v.unwrap_or(0)),
                                 wasmtime::ValType::F32 => Val::F32(0),
@@ -1048,7 +1073,13 @@ fn wrap_imports(
                     }
                     interp::Outcome::Proceed => {}
                 }
-                inner.call(&mut caller, params, results)?;
+                let Some(real) = slots.get().and_then(|v| v.get(slot)) else {
+                    return Err(wasmtime::Error::msg(format!(
+                    "{}.{} was called while the module was being instantiated (start function); host enforcement cannot forward such calls",
+                    program.events[event as usize].module, program.events[event as usize].field
+                )));
+                };
+                real.call(&mut caller, params, results)?;
                 let result = observe::first_result(&program, event, results);
                 let post = monitor
                     .lock()
@@ -1068,7 +1099,128 @@ fn wrap_imports(
             .define(&*store, import.module(), import.name(), func)
             .map_err(|e| RunError::Config(format!("cannot wrap {name}: {e}")))?;
     }
-    Ok(())
+    if reals.is_empty() {
+        return Ok(None);
+    }
+    let memory = match module.get_export("memory") {
+        Some(ExternType::Memory(m)) => Some(m),
+        _ => None,
+    };
+    let wasm = shim_module(&reals, memory.as_ref());
+    let shim = Module::new(store.engine(), &wasm).map_err(|e| {
+        RunError::Config(format!("cannot compile the host-enforcement shim: {e:#}"))
+    })?;
+    Ok(Some(HostShim {
+        module: shim,
+        reals: reals.into_iter().map(|(f, _)| f).collect(),
+        has_memory: memory.is_some(),
+        slots,
+    }))
+}
+
+/// The trampolines through which host enforcement calls the real imports.
+struct HostShim {
+    module: Module,
+    reals: Vec<Func>,
+    has_memory: bool,
+    slots: Arc<OnceLock<Vec<Func>>>,
+}
+
+impl HostShim {
+    /// Instantiates the shim against the guest's memory and arms the wrappers.
+    fn connect(
+        &self,
+        store: &mut Store<RunState>,
+        guest: &wasmtime::Instance,
+    ) -> wasmtime::Result<()> {
+        let mut imports: Vec<Extern> = self.reals.iter().map(|f| Extern::Func(*f)).collect();
+        if self.has_memory {
+            let m = guest
+                .get_export(&mut *store, "memory")
+                .ok_or_else(|| wasmtime::Error::msg("the module lost its memory export"))?;
+            imports.push(m);
+        }
+        let instance = wasmtime::Instance::new(&mut *store, &self.module, &imports)?;
+        let funcs = (0..self.reals.len())
+            .map(|i| {
+                instance
+                    .get_func(&mut *store, &format!("f{i}"))
+                    .ok_or_else(|| wasmtime::Error::msg("the shim lacks a trampoline"))
+            })
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        let _ = self.slots.set(funcs);
+        Ok(())
+    }
+}
+
+fn enc_val(t: &wasmtime::ValType) -> wasm_encoder::ValType {
+    match t {
+        wasmtime::ValType::I64 => wasm_encoder::ValType::I64,
+        wasmtime::ValType::F32 => wasm_encoder::ValType::F32,
+        wasmtime::ValType::F64 => wasm_encoder::ValType::F64,
+        _ => wasm_encoder::ValType::I32,
+    }
+}
+
+/// `(import "real" "i" (func ...))` for every real import, `(import "guest" "memory")`
+/// re-exported as `memory`, and `(export "fi")` trampolines that forward their arguments.
+fn shim_module(
+    reals: &[(Func, wasmtime::FuncType)],
+    memory: Option<&wasmtime::MemoryType>,
+) -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+        ImportSection, TypeSection,
+    };
+    let mut types = TypeSection::new();
+    let mut imports = ImportSection::new();
+    let mut funcs = FunctionSection::new();
+    let mut exports = ExportSection::new();
+    let mut code = CodeSection::new();
+    let n = reals.len() as u32;
+    for (i, (_, ty)) in reals.iter().enumerate() {
+        types.ty().function(
+            ty.params().map(|t| enc_val(&t)),
+            ty.results().map(|t| enc_val(&t)),
+        );
+        imports.import("real", &i.to_string(), EntityType::Function(i as u32));
+    }
+    if let Some(m) = memory {
+        imports.import(
+            "guest",
+            "memory",
+            EntityType::Memory(wasm_encoder::MemoryType {
+                minimum: 0,
+                maximum: if m.is_shared() { m.maximum() } else { None },
+                memory64: m.is_64(),
+                shared: m.is_shared(),
+                page_size_log2: (m.page_size_log2() != 16).then_some(m.page_size_log2() as u32),
+            }),
+        );
+        exports.export("memory", ExportKind::Memory, 0);
+    }
+    for (i, (_, ty)) in reals.iter().enumerate() {
+        funcs.function(i as u32);
+        exports.export(&format!("f{i}"), ExportKind::Func, n + i as u32);
+        let mut body = Function::new([]);
+        {
+            let mut sink = body.instructions();
+            for p in 0..ty.params().len() as u32 {
+                sink.local_get(p);
+            }
+            sink.call(i as u32);
+            sink.end();
+        }
+        code.function(&body);
+    }
+    let mut module = wasm_encoder::Module::new();
+    module
+        .section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&exports)
+        .section(&code);
+    module.finish()
 }
 
 /// Every import must be provided with the right type; lists all that are not.

@@ -556,7 +556,7 @@ impl Runner {
         }
         if let Some(v) = &mut violation {
             if let Some(bt) = err.as_ref().and_then(|e| e.downcast_ref::<WasmBacktrace>()) {
-                v.backtrace = Some(bt.to_string());
+                v.backtrace = Some(backtrace_text(bt));
             }
         }
         if let (Some(path), Some(o)) = (&self.cfg.record, guard.as_deref()) {
@@ -741,12 +741,23 @@ fn show_val(v: &Val) -> String {
     }
 }
 
+/// The frames of a backtrace, one per line, without wasmtime's heading.
+fn backtrace_text(b: &WasmBacktrace) -> String {
+    let text = b.to_string();
+    let frames: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("error while executing"))
+        .map(str::trim)
+        .collect();
+    frames.join("\n")
+}
+
 /// Turns a wasmtime error into what it is; `None` for `proc_exit(0)`.
 fn classify(e: wasmtime::Error) -> Option<RunError> {
     if let Some(exit) = e.downcast_ref::<I32Exit>() {
         return (exit.0 != 0).then_some(RunError::Exit(exit.0));
     }
-    let backtrace = e.downcast_ref::<WasmBacktrace>().map(|b| b.to_string());
+    let backtrace = e.downcast_ref::<WasmBacktrace>().map(backtrace_text);
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return Some(RunError::Trap {
             message: trap.to_string(),
@@ -958,20 +969,44 @@ fn fault_of(program: &Program, c: &manifest::Code, extra: i64) -> (Option<Runtim
         }
         _ => None,
     };
-    let reason = match &fault {
-        Some(f @ RuntimeFault::VarOutOfRange { .. }) => {
-            match program
-                .policies
-                .get(c.policy)
-                .and_then(|p| Some((p, p.transitions.get(c.transition)?)))
-            {
-                Some((p, t)) => interp::fault_reason(program, p, t, f, interp::FaultSite::Update),
+    // The interpreter's wording, so reports do not depend on the enforcement mode.
+    let located = program
+        .policies
+        .get(c.policy)
+        .and_then(|p| Some((p, p.transitions.get(c.transition)?)));
+    let reason = match (&fault, located) {
+        (Some(f), Some((p, t))) => {
+            let site = match f {
+                RuntimeFault::VarOutOfRange { .. } => Some(interp::FaultSite::Update),
+                RuntimeFault::StringOutOfBounds { .. } => Some(interp::FaultSite::Guard),
+                RuntimeFault::DivisionByZero => match (
+                    divides(&t.guard),
+                    t.updates.iter().any(|u| divides(&u.value)),
+                ) {
+                    (true, false) => Some(interp::FaultSite::Guard),
+                    (false, true) => Some(interp::FaultSite::Update),
+                    // Either could have faulted; the manifest's generic reason it is.
+                    _ => None,
+                },
+            };
+            match site {
+                Some(site) => interp::fault_reason(program, p, t, f, site),
                 None => c.reason.clone(),
             }
         }
         _ => c.reason.clone(),
     };
     (fault, reason)
+}
+
+/// Whether `e` divides (or takes a remainder) anywhere.
+fn divides(e: &policy_lang::ir::Expr) -> bool {
+    use policy_lang::ir::{BinOp, Expr};
+    match e {
+        Expr::Binary(op, a, b) => matches!(op, BinOp::Div | BinOp::Rem) || divides(a) || divides(b),
+        Expr::Unary(_, a) => divides(a),
+        _ => false,
+    }
 }
 
 /// Host enforcement: replaces every import the program monitors by a function that asks

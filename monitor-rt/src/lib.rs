@@ -279,9 +279,9 @@ impl RunnerBuilder {
         self
     }
 
-    /// Adds host functions to the linker of every run, after WASI (so they may shadow
-    /// nothing of WASI's; a duplicate definition is an error). Host enforcement wraps
-    /// them like WASI's when a policy monitors them.
+    /// Adds host functions to the linker of every run, after WASI; they may replace WASI
+    /// functions (stubs, sandboxed variants). Host enforcement wraps them like WASI's
+    /// when a policy monitors them; inline enforcement monitors the module's calls to them.
     pub fn host_functions(
         mut self,
         f: impl Fn(&mut Linker<RunState>) -> anyhow::Result<()> + Send + Sync + 'static,

@@ -8,11 +8,15 @@
 //! copied byte for byte, in runs.
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{ConstExpr, Encode};
-use wasmparser::{BinaryReader, Name, Operator, Parser, Payload};
+use wasmparser::{
+    BinaryReader, FuncToValidate, FuncValidatorAllocations, Name, Parser, Payload,
+    ValidatorResources,
+};
 
 use crate::codegen::Registry;
 use crate::plan::Plan;
 use crate::report::Redirects;
+use crate::validate;
 use crate::WeaveError;
 
 /// Which kind of reference `function_index` is currently mapping (for the report).
@@ -85,6 +89,8 @@ pub(crate) struct Emitted {
     pub counts: Vec<Redirects>,
     pub bodies_rewritten: u32,
     pub bodies_copied: u32,
+    /// Per input body: copied byte for byte.
+    pub copied_mask: Vec<bool>,
     pub dropped: Vec<String>,
 }
 
@@ -164,6 +170,11 @@ struct Emitter<'a> {
     dropped: Vec<String>,
     saw_names: bool,
     saw_producers: bool,
+    /// Validation of the input's bodies, fused with the search for references.
+    to_validate: std::vec::IntoIter<FuncToValidate<ValidatorResources>>,
+    allocs: FuncValidatorAllocations,
+    /// Per input body: copied byte for byte (so the output validation may skip it).
+    copied_mask: Vec<bool>,
 }
 
 pub(crate) fn emit(
@@ -171,6 +182,7 @@ pub(crate) fn emit(
     plan: &Plan,
     gen: &Generated,
     num_data: u32,
+    bodies: Vec<FuncToValidate<ValidatorResources>>,
 ) -> Result<Emitted, WeaveError> {
     let first_wrapper = plan
         .wrappers
@@ -204,6 +216,9 @@ pub(crate) fn emit(
         dropped: Vec::new(),
         saw_names: false,
         saw_producers: false,
+        to_validate: bodies.into_iter(),
+        allocs: FuncValidatorAllocations::default(),
+        copied_mask: Vec::new(),
     };
 
     // Types: hooks, then the matcher.
@@ -366,6 +381,7 @@ pub(crate) fn emit(
         counts: e.red.counts,
         bodies_rewritten: e.rewritten,
         bodies_copied: e.copied,
+        copied_mask: std::mem::take(&mut e.copied_mask),
         dropped: e.dropped,
     })
 }
@@ -538,23 +554,30 @@ impl Emitter<'_> {
         st.prev_end = range.end;
         let mut refs = Redirects::default();
         let mut per: Vec<(u32, u8)> = Vec::new();
-        if self.plan.any() {
-            let mut ops = body.get_operators_reader().map_err(WeaveError::malformed)?;
-            while !ops.eof() {
-                let (f, kind) = match ops.read().map_err(WeaveError::malformed)? {
-                    Operator::Call { function_index } => (function_index, 0u8),
-                    Operator::ReturnCall { function_index } => (function_index, 1),
-                    Operator::RefFunc { function_index } => (function_index, 2),
-                    _ => continue,
-                };
-                if let Some(w) = self.plan.redirect.get(f as usize).copied().flatten() {
-                    match kind {
-                        0 => refs.call += 1,
-                        1 => refs.return_call += 1,
-                        _ => refs.ref_func += 1,
-                    }
-                    per.push((w, kind));
+        let to_validate = self
+            .to_validate
+            .next()
+            .ok_or_else(|| WeaveError::Internal {
+                message: "the code section has more bodies than the function section".into(),
+            })?;
+        let redirect = &self.plan.redirect;
+        let wrapper_of = |f: u32| redirect.get(f as usize).copied().flatten();
+        let mut found = Vec::new();
+        self.allocs = validate::body(
+            to_validate,
+            std::mem::take(&mut self.allocs),
+            &body,
+            &|f| wrapper_of(f).is_some(),
+            &mut found,
+        )?;
+        for (f, kind) in found {
+            if let Some(w) = wrapper_of(f) {
+                match kind {
+                    0 => refs.call += 1,
+                    1 => refs.return_call += 1,
+                    _ => refs.ref_func += 1,
                 }
+                per.push((w, kind));
             }
         }
         for (w, kind) in per {
@@ -565,7 +588,9 @@ impl Emitter<'_> {
                 _ => c.ref_func += 1,
             }
         }
-        if refs.total() == 0 && self.plan.shift == 0 {
+        let copy = refs.total() == 0 && self.plan.shift == 0;
+        self.copied_mask.push(copy);
+        if copy {
             self.copied += 1;
             if st.run.is_none() {
                 st.run = Some(entry_start);

@@ -32,12 +32,13 @@ pub mod manifest;
 mod module;
 mod plan;
 pub mod report;
+mod validate;
 
 pub use error::WeaveError;
 pub use report::WeaveReport;
 
 use policy_lang::ir::Program;
-use wasmparser::{Validator, WasmFeatures};
+use wasmparser::WasmFeatures;
 
 /// The version recorded in `producers` and the manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -62,21 +63,12 @@ pub fn features() -> WasmFeatures {
     WasmFeatures::WASM3
 }
 
-fn validate(bytes: &[u8]) -> Result<(), wasmparser::BinaryReaderError> {
-    Validator::new_with_features(features())
-        .validate_all(bytes)
-        .map(|_| ())
-}
-
 /// Weaves `program` into the core module `input` (binary).
 pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<Woven, WeaveError> {
-    let info = module::ModuleInfo::scan(input)?;
-    // Validate up front so no planning works on an invalid module; the output is
-    // validated again at the end.
-    validate(input).map_err(|e| WeaveError::Invalid {
-        offset: e.offset(),
-        message: e.message().to_string(),
-    })?;
+    // Validates every module-level section, so no planning works on an invalid module;
+    // bodies are validated while they are emitted, and the output again at the end.
+    let mut info = module::ModuleInfo::scan(input)?;
+    let bodies = std::mem::take(&mut info.bodies);
     let plan = plan::plan(&info, program, options)?;
 
     let mut reg = codegen::Registry::new(codegen::audit_save_len(program, &plan));
@@ -160,8 +152,8 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         manifest_json,
         irm_version: VERSION,
     };
-    let emitted = emit::emit(input, &plan, &gen, info.num_data)?;
-    if let Err(e) = validate(&emitted.wasm) {
+    let emitted = emit::emit(input, &plan, &gen, info.num_data, bodies)?;
+    if let Err(e) = validate::output(&emitted.wasm, &emitted.copied_mask) {
         return Err(WeaveError::Internal {
             message: format!(
                 "the woven module does not validate: {} (at byte offset {:#x} of the output)",

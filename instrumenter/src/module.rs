@@ -1,7 +1,11 @@
 //! A cheap first pass over the input: the facts about the module that planning needs.
-//! Function bodies are not looked at here.
-use wasmparser::{Encoding, FuncType, MemoryType, Parser, Payload, TypeRef};
+//! Module-level sections are validated here; function bodies are not looked at.
+use wasmparser::{
+    Encoding, FuncToValidate, FuncType, MemoryType, Parser, Payload, TypeRef, ValidPayload,
+    Validator, ValidatorResources,
+};
 
+use crate::validate::invalid;
 use crate::WeaveError;
 
 pub(crate) struct FuncImport<'a> {
@@ -28,6 +32,9 @@ pub(crate) struct ModuleInfo<'a> {
     pub memories: Vec<MemoryType>,
     pub num_data: u32,
     pub export_names: Vec<&'a str>,
+    /// One per defined function body, in order: module-level validation is done during
+    /// the scan, bodies are validated while they are emitted (see `crate::validate`).
+    pub bodies: Vec<FuncToValidate<ValidatorResources>>,
 }
 
 impl<'a> ModuleInfo<'a> {
@@ -49,10 +56,29 @@ impl<'a> ModuleInfo<'a> {
             memories: Vec::new(),
             num_data: 0,
             export_names: Vec::new(),
+            bodies: Vec::new(),
         };
+        let mut validator = Validator::new_with_features(crate::features());
         let m = WeaveError::malformed;
         for payload in Parser::new(0).parse_all(input) {
-            match payload.map_err(m)? {
+            let payload = payload.map_err(m)?;
+            match &payload {
+                Payload::Version {
+                    encoding: Encoding::Component,
+                    ..
+                } => return Err(WeaveError::Component),
+                Payload::UnknownSection { id, range, .. } => {
+                    return Err(WeaveError::UnknownSection {
+                        id: *id,
+                        offset: range.start,
+                    })
+                }
+                _ => {}
+            }
+            if let ValidPayload::Func(f, _) = validator.payload(&payload).map_err(invalid)? {
+                info.bodies.push(f);
+            }
+            match payload {
                 Payload::Version {
                     encoding: Encoding::Component,
                     ..

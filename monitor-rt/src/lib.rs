@@ -79,6 +79,9 @@ pub use cache::CacheUse;
 pub use observe::{Arg, ArgValue, AuditRecord, AuditSink, CallRecord, ViolationReport, RECENT};
 pub use policy_lang;
 pub use wasmtime;
+pub use wasmtime_wasi;
+/// An in-memory stdout/stderr for [`RunnerBuilder::stdout`] and [`RunnerBuilder::stderr`].
+pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Exit code of `irm run` when a policy stopped the program.
 pub const EXIT_VIOLATION: u8 = 86;
@@ -196,7 +199,8 @@ pub struct RunnerBuilder {
     host_fns: Vec<HostFns>,
     audit_sink: Option<AuditSink>,
     record: Option<PathBuf>,
-    verbose: bool,
+    stdout: Option<MemoryOutputPipe>,
+    stderr: Option<MemoryOutputPipe>,
 }
 
 impl Default for RunnerBuilder {
@@ -214,7 +218,8 @@ impl Default for RunnerBuilder {
             host_fns: Vec::new(),
             audit_sink: None,
             record: None,
-            verbose: false,
+            stdout: None,
+            stderr: None,
         }
     }
 }
@@ -303,9 +308,16 @@ impl RunnerBuilder {
         self
     }
 
-    /// Captures Wasm backtraces for violation reports.
-    pub fn verbose(mut self, v: bool) -> Self {
-        self.verbose = v;
+    /// Sends the guest's stdout into `pipe` (a clone shares the buffer; read it with
+    /// `contents()` after the run) instead of inheriting the process's.
+    pub fn stdout(mut self, pipe: MemoryOutputPipe) -> Self {
+        self.stdout = Some(pipe);
+        self
+    }
+
+    /// Sends the guest's stderr into `pipe` instead of inheriting the process's.
+    pub fn stderr(mut self, pipe: MemoryOutputPipe) -> Self {
+        self.stderr = Some(pipe);
         self
     }
 
@@ -466,6 +478,12 @@ impl Runner {
     fn wasi(&self, name: &str) -> Result<WasiP1Ctx, RunError> {
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdio();
+        if let Some(p) = &self.cfg.stdout {
+            b.stdout(p.clone());
+        }
+        if let Some(p) = &self.cfg.stderr {
+            b.stderr(p.clone());
+        }
         let mut argv = Vec::with_capacity(self.cfg.args.len() + 1);
         if self.cfg.args.is_empty() {
             argv.push(name.to_string());

@@ -70,8 +70,7 @@ pub fn run(args: Args) -> Result<u8> {
             Mode::Inline => Enforcement::Inline,
             Mode::Host => Enforcement::Host,
         })
-        .wasm_stack(args.wasm_stack)
-        .verbose(args.verbose);
+        .wasm_stack(args.wasm_stack);
     for p in &args.policies {
         b = b.policy_file(p);
     }

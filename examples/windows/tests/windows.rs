@@ -3,7 +3,7 @@
 //! another after a close — enforced woven into the guest or around the host functions.
 use std::path::{Path, PathBuf};
 
-use monitor_rt::{Enforcement, RunError};
+use monitor_rt::{Enforcement, MemoryOutputPipe, RunError};
 use windows_host::{guest_runner, Desktop};
 
 fn guest() -> PathBuf {
@@ -16,13 +16,26 @@ fn max_windows() -> PathBuf {
 
 const MODES: [Enforcement; 2] = [Enforcement::Inline, Enforcement::Host];
 
-fn run(desktop: &Desktop, policy: bool, mode: Enforcement, script: &str) -> Result<(), RunError> {
+/// Runs the guest with `script`; returns the outcome and what the guest printed.
+fn run_with_output(
+    desktop: &Desktop,
+    policy: bool,
+    mode: Enforcement,
+    script: &str,
+) -> (Result<(), RunError>, String) {
     let policy = policy.then(max_windows);
-    guest_runner(desktop, policy.as_deref(), mode, script)
+    let out = MemoryOutputPipe::new(1 << 16);
+    let r = guest_runner(desktop, policy.as_deref(), mode, script)
         .cache_dir(None)
-        .build()?
-        .run_file(guest())
-        .map(|_| ())
+        .stdout(out.clone())
+        .build()
+        .and_then(|r| r.run_file(guest()))
+        .map(|_| ());
+    (r, String::from_utf8_lossy(&out.contents()).into_owned())
+}
+
+fn run(desktop: &Desktop, policy: bool, mode: Enforcement, script: &str) -> Result<(), RunError> {
+    run_with_output(desktop, policy, mode, script).0
 }
 
 #[test]

@@ -100,6 +100,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<CompileResult>> {
     Ok(out)
 }
 
+/// Whether the 1,000-transition policy took 10 ms or more (the brief's target).
+pub fn misses_target(results: &[CompileResult]) -> bool {
+    results
+        .iter()
+        .any(|r| r.transitions == 1000 && r.secs.is_some_and(|s| s >= 0.010))
+}
+
 pub fn markdown(results: &[CompileResult]) -> String {
     let mut s = String::new();
     s.push_str("| transitions (source) | transitions (IR) | states | source size | median compile time | runs | note |\n");

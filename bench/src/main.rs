@@ -14,6 +14,7 @@ mod child;
 mod compile;
 mod irm;
 mod machine;
+mod profile;
 mod programs;
 mod report;
 mod runtime;
@@ -67,6 +68,17 @@ enum Sub {
         #[arg(long)]
         policy: Vec<PathBuf>,
     },
+    /// Internal: repeat one piece of work for a few seconds under `perf record` (used to
+    /// explain a missed target).
+    ProfileWork {
+        #[arg(long)]
+        work: profile::Work,
+        /// The runtime scenario (index) for `--work inline`.
+        #[arg(long, default_value_t = 0)]
+        scenario: usize,
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
 }
 
 /// Settings shared by all sections.
@@ -80,15 +92,22 @@ pub struct Ctx {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Sub::Measure {
-        tool,
-        module,
-        policy,
-    }) = cli.command
-    {
-        let m = tools::measure(tool, &module, &policy)?;
-        println!("{}", serde_json::to_string(&m)?);
-        return Ok(());
+    match cli.command {
+        Some(Sub::Measure {
+            tool,
+            module,
+            policy,
+        }) => {
+            let m = tools::measure(tool, &module, &policy)?;
+            println!("{}", serde_json::to_string(&m)?);
+            return Ok(());
+        }
+        Some(Sub::ProfileWork {
+            work,
+            scenario,
+            secs,
+        }) => return profile::work(work, scenario, secs),
+        None => {}
     }
 
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -114,13 +133,33 @@ fn main() -> Result<()> {
         rep.weave = Some(weave::run(&ctx)?);
     }
     if wants(Section::Runtime) {
-        rep.runtime = Some(runtime::run(&ctx)?);
+        let r = runtime::run(&ctx)?;
+        if !ctx.quick {
+            rep.runtime_profile = runtime::worst_fsm_miss(&r).and_then(|(i, name)| {
+                eprintln!("runtime: profiling the inline {name} loop");
+                profile::perf(
+                    &ctx,
+                    &["--work", "inline", "--scenario", &i.to_string()],
+                    &format!("Profile of the inline-monitored `{name}` loop"),
+                )
+            });
+        }
+        rep.runtime = Some(r);
     }
     if wants(Section::Programs) {
         rep.programs = Some(programs::run(&ctx)?);
     }
     if wants(Section::Compile) {
-        rep.compile = Some(compile::run(&ctx)?);
+        let c = compile::run(&ctx)?;
+        if !ctx.quick && compile::misses_target(&c) {
+            eprintln!("compile: profiling the 1,000-transition compile");
+            rep.compile_profile = profile::perf(
+                &ctx,
+                &["--work", "compile1000"],
+                "Profile of compiling the 1,000-transition policy repeatedly",
+            );
+        }
+        rep.compile = Some(c);
     }
     let text = rep.markdown();
     std::fs::write(&cli.out, &text).with_context(|| format!("writing {}", cli.out.display()))?;

@@ -1,24 +1,24 @@
 //! Section 3: real programs, unhardened vs woven vs host-enforced.
 //!
-//! * cpython runs a file-heavy script (writes, reads back, lists and deletes files under
-//!   `/tmp`) under `no-exfil` + `tmp-writes`;
-//! * resvg renders a generated SVG from `/tmp` to a PNG in `/tmp` under `tmp-writes`.
+//! * cpython runs a file-heavy script (writes, reads back, lists and deletes 200 files under
+//!   `/tmp`) under `no-exfil` + `bench/policies/cpython-tmp.pol`;
+//! * resvg renders a generated SVG to a PNG under `examples/resvg/resvg-fs.pol`.
 //!
-//! Reported: wall time of a whole run through `monitor-rt`'s runner (compiled modules come
-//! from its disk cache, so only instantiation and the run are timed), module size growth, and
-//! the wasmtime compile time of the original and the woven module (measured once each, with
-//! a fresh engine, since cpython takes about a minute to compile).
+//! Each runs three ways through `monitor-rt`'s [`Runner`]: unhardened, woven beforehand in the
+//! default mode (what `irm weave` ships; the runner then needs no policy), and with the same
+//! policies enforced in host functions (`irm run --enforce host`). Reported: wall time of a
+//! whole run (modules are compiled before timing, so a run is instantiation, WASI set-up and
+//! the program), the growth of the code section and of the whole module, and the wasmtime
+//! compile time of the original and the woven module (fresh engine, no cache).
 
 use crate::stats::{fmt_ratio, fmt_secs, median};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use monitor_rt::{Enforcement, Prepared, Runner};
+use policy_lang::ir::Program;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wasmtime::{Config, Engine, Linker, Module, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime::{Config, Engine, Module};
 
 #[derive(Debug, Clone)]
 pub struct ProgramResult {
@@ -27,8 +27,14 @@ pub struct ProgramResult {
     pub policies: Vec<String>,
     pub original_size: u64,
     pub woven_size: Option<u64>,
+    /// Bytes of code (the code section's contents) before and after weaving.
+    pub code_sizes: Option<(u64, u64)>,
+    /// Sections whose size changed, as `name: before -> after` (custom sections by name).
+    pub section_changes: Vec<String>,
     pub compile_original: Option<f64>,
     pub compile_woven: Option<f64>,
+    /// Compiles of each module behind the compile medians.
+    pub compile_runs: usize,
     pub wall_unhardened: Option<f64>,
     pub wall_inline: Option<f64>,
     pub wall_host: Option<f64>,
@@ -45,10 +51,89 @@ impl ProgramResult {
         Some(self.wall_host? / self.wall_unhardened?)
     }
 
-    /// Relative growth of the module, e.g. 0.0004 for +0.04%.
+    /// Relative growth of the whole module, e.g. 0.0004 for +0.04%.
     pub fn size_growth(&self) -> Option<f64> {
         Some(self.woven_size? as f64 / self.original_size as f64 - 1.0)
     }
+
+    /// Relative growth of the code section: what the wrappers add to the program's code.
+    pub fn code_growth(&self) -> Option<f64> {
+        let (before, after) = self.code_sizes?;
+        Some(after as f64 / before as f64 - 1.0)
+    }
+}
+
+/// The size of every section of a module, in order: standard sections by their name, custom
+/// sections as `custom "name"`. Repeated names are summed.
+pub fn section_sizes(wasm: &[u8]) -> Result<Vec<(String, u64)>> {
+    use wasmparser::{Parser, Payload};
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let mut add = |name: String, len: usize| match out.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, l)) => *l += len as u64,
+        None => out.push((name, len as u64)),
+    };
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| anyhow!("parsing sections: {e}"))?;
+        if let Payload::CustomSection(c) = &payload {
+            add(format!("custom \"{}\"", c.name()), c.range().len());
+            continue;
+        }
+        if let Payload::CodeSectionStart { range, .. } = &payload {
+            add("code".into(), range.len());
+            continue;
+        }
+        if let Some((id, range)) = payload.as_section() {
+            if id != 10 {
+                add(section_name(id).to_string(), range.len());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The name of a standard section by id.
+fn section_name(id: u8) -> &'static str {
+    match id {
+        1 => "type",
+        2 => "import",
+        3 => "function",
+        4 => "table",
+        5 => "memory",
+        6 => "global",
+        7 => "export",
+        8 => "start",
+        9 => "element",
+        10 => "code",
+        11 => "data",
+        12 => "data count",
+        13 => "tag",
+        _ => "unknown section",
+    }
+}
+
+/// Code section sizes (before, after) and the sections whose size changed.
+type SectionComparison = (Option<(u64, u64)>, Vec<String>);
+
+/// Sections whose size differs between `before` and `after`, plus the code section sizes.
+fn compare_sections(before: &[u8], after: &[u8]) -> Result<SectionComparison> {
+    let a = section_sizes(before)?;
+    let b = section_sizes(after)?;
+    let get = |v: &[(String, u64)], n: &str| v.iter().find(|(m, _)| m == n).map(|(_, l)| *l);
+    let code = get(&a, "code").zip(get(&b, "code"));
+    let mut changes = Vec::new();
+    for (name, len) in &a {
+        match get(&b, name) {
+            Some(l) if l == *len => {}
+            Some(l) => changes.push(format!("{name}: {len} → {l} B")),
+            None => changes.push(format!("{name}: {len} B → dropped")),
+        }
+    }
+    for (name, len) in &b {
+        if get(&a, name).is_none() {
+            changes.push(format!("{name}: new, {len} B"));
+        }
+    }
+    Ok((code, changes))
 }
 
 /// How to run one real program.
@@ -92,7 +177,8 @@ names = sorted(os.listdir(base))
 for n in names:
     os.remove(os.path.join(base, n))
 os.rmdir(base)
-print(len(names), total)
+with open("/tmp/irm-bench-result.txt", "w") as f:
+    f.write("%d %d\n" % (len(names), total))
 "#;
 
 /// A deterministic SVG with enough shapes, gradients and paths to make rendering dominate.
@@ -140,7 +226,6 @@ pub fn generate_svg(shapes: usize) -> String {
 
 pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
     let mut out = Vec::new();
-    let engine = engine()?;
     for spec in specs() {
         if ctx.quick && spec.name == "cpython" {
             // A cold compile of cpython takes about a minute; not for a smoke run.
@@ -157,8 +242,11 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
                 .collect(),
             original_size: 0,
             woven_size: None,
+            code_sizes: None,
+            section_changes: vec![],
             compile_original: None,
             compile_woven: None,
+            compile_runs: 0,
             wall_unhardened: None,
             wall_inline: None,
             wall_host: None,
@@ -184,11 +272,27 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
             .iter()
             .map(|p| crate::irm::policy_file(&ctx.workspace, p).0)
             .collect();
-        let woven =
-            crate::irm::compile_policies(&files).and_then(|p| crate::irm::weave(&original, &p));
+        let program = match crate::irm::compile_policies(&files) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                r.notes.push(format!("{e:#}"));
+                None
+            }
+        };
+        let woven = match &program {
+            Some(p) => crate::irm::weave(&original, p),
+            None => Err(anyhow!("no policy to weave")),
+        };
         let woven = match woven {
             Ok(w) => {
                 r.woven_size = Some(w.len() as u64);
+                match compare_sections(&original, &w) {
+                    Ok((code, changes)) => {
+                        r.code_sizes = code;
+                        r.section_changes = changes;
+                    }
+                    Err(e) => r.notes.push(format!("section sizes: {e:#}")),
+                }
                 Some(w)
             }
             Err(e) => {
@@ -196,26 +300,51 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
                 None
             }
         };
-        match compile_secs(&original) {
-            Ok(s) => r.compile_original = Some(s),
-            Err(e) => r
-                .notes
-                .push(format!("compile of the original failed: {e:#}")),
-        }
-        if let Some(w) = &woven {
-            match compile_secs(w) {
-                Ok(s) => r.compile_woven = Some(s),
-                Err(e) => r
-                    .notes
-                    .push(format!("compile of the woven module failed: {e:#}")),
+        // Compile times, interleaved so background load hits both alike; a fresh engine each
+        // time (no cache). cpython takes about a minute per compile, so it gets two rounds.
+        let rounds = if ctx.quick {
+            1
+        } else if original.len() > 20_000_000 {
+            2
+        } else {
+            ctx.runs.min(3)
+        };
+        let (mut co, mut cw) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            match compile_secs(&original) {
+                Ok(s) => co.push(s),
+                Err(e) => {
+                    r.notes
+                        .push(format!("compile of the original failed: {e:#}"));
+                    break;
+                }
+            }
+            if let Some(w) = &woven {
+                match compile_secs(w) {
+                    Ok(s) => cw.push(s),
+                    Err(e) => {
+                        r.notes
+                            .push(format!("compile of the woven module failed: {e:#}"));
+                        break;
+                    }
+                }
             }
         }
+        r.compile_original = median(&co);
+        r.compile_woven = median(&cw);
+        r.compile_runs = co.len().min(cw.len());
         eprintln!(
             "  compile: original {}, woven {}",
             r.compile_original.map(fmt_secs).unwrap_or_default(),
             r.compile_woven.map(fmt_secs).unwrap_or_default()
         );
-        match wall_times(ctx, &engine, spec.name, &original, woven.as_deref()) {
+        match wall_times(
+            ctx,
+            spec.name,
+            &original,
+            woven.as_deref(),
+            program.as_ref(),
+        ) {
             Ok(w) => {
                 r.wall_unhardened = w.unhardened;
                 r.wall_inline = w.inline;
@@ -230,7 +359,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
     Ok(out)
 }
 
-/// The engine real programs need: exceptions on, 8 MiB of wasm stack (cpython).
+/// The engine configuration monitor-rt's runner uses: 8 MiB of wasm stack (cpython).
 fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_exceptions(true);
@@ -251,112 +380,41 @@ fn compile_secs(wasm: &[u8]) -> Result<f64> {
     Ok(secs)
 }
 
-/// Compiles `wasm`, reusing an artifact cached under `<corpus>/../cwasm/` (keyed by the
-/// bytes and the engine's compatibility hash), so wall times exclude compilation.
-fn compile_cached(ctx: &Ctx, engine: &Engine, wasm: &[u8]) -> Result<Module> {
-    let mut h = DefaultHasher::new();
-    wasm.hash(&mut h);
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let dir = ctx.corpus.parent().unwrap_or(&ctx.corpus).join("cwasm");
-    let path = dir.join(format!("{:016x}.cwasm", h.finish()));
-    if path.exists() {
-        // SAFETY: the file was written by `Module::serialize` of an engine with the same
-        // compatibility hash (it is part of the file name), by this harness or by
-        // instrumenter's corpus tests, which use the same scheme.
-        if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
-            return Ok(m);
-        }
-    }
-    let module = Module::new(engine, wasm).map_err(|e| anyhow!("compiling: {e:#}"))?;
-    if std::fs::create_dir_all(&dir).is_ok() {
-        if let Ok(bytes) = module.serialize() {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
-        }
-    }
-    Ok(module)
-}
-
-/// How a program is started: WASI arguments, environment, preopens and entry points.
+/// How a program is started: WASI arguments (argv\[0\] first), environment, preopens and,
+/// for a reactor, the export to call after `_initialize`.
 struct Invocation {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<(PathBuf, String)>,
-    /// A reactor (`_initialize`, then `run() -> i32`) rather than a command (`_start`).
-    reactor: bool,
+    invoke: Option<String>,
 }
 
-/// One run of an instantiated program: wall time of instantiation plus the run, its exit
-/// code and its stdout.
-struct Ran {
-    secs: f64,
-    exit: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_once(engine: &Engine, module: &Module, inv: &Invocation) -> Result<Ran> {
-    let stdout = MemoryOutputPipe::new(16 << 20);
-    let stderr = MemoryOutputPipe::new(16 << 20);
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.args(&inv.args)
-        .envs(&inv.env)
-        .stdout(stdout.clone())
-        .stderr(stderr.clone());
-    for (host, guest) in &inv.preopens {
-        wasi.preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(|e| anyhow!("preopening {}: {e:#}", host.display()))?;
+/// A monitor-rt runner for `inv`: no policy (unhardened, or a module woven beforehand), or
+/// `program` enforced in host functions (`irm run --enforce host`).
+fn runner(inv: &Invocation, host: Option<&Program>, cache: &Path) -> Result<Runner> {
+    let mut b = Runner::builder()
+        .args(inv.args.iter().cloned())
+        .cache_dir(Some(cache.to_path_buf()));
+    for (k, v) in &inv.env {
+        b = b.env(k, v);
     }
-    let start = Instant::now();
-    let mut store: Store<WasiP1Ctx> = Store::new(engine, wasi.build_p1());
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |t| t).map_err(|e| anyhow!("{e:#}"))?;
+    for (host_dir, guest) in &inv.preopens {
+        b = b.dir(host_dir, guest);
+    }
+    if let Some(f) = &inv.invoke {
+        b = b.invoke(f);
+    }
     // cpython's host-tool door; -1 means "no host tools here".
-    linker
-        .func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+    b = b.host_functions(|linker| {
+        linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
             -1
-        })
-        .map_err(|e| anyhow!("{e:#}"))?;
-    let instance = linker
-        .instantiate(&mut store, module)
-        .map_err(|e| anyhow!("instantiating: {e:#}"))?;
-    let outcome = if inv.reactor {
-        instance
-            .get_typed_func::<(), ()>(&mut store, "_initialize")
-            .and_then(|f| f.call(&mut store, ()))
-            .and_then(|()| {
-                instance
-                    .get_typed_func::<(), i32>(&mut store, "run")?
-                    .call(&mut store, ())
-            })
-    } else {
-        instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .and_then(|f| f.call(&mut store, ()))
-            .map(|()| 0)
-    };
-    let secs = start.elapsed().as_secs_f64();
-    let exit = match outcome {
-        Ok(code) => code,
-        Err(e) => match e.downcast_ref::<I32Exit>() {
-            Some(I32Exit(code)) => *code,
-            None => bail!(
-                "trapped: {e:#}; stderr: {}",
-                String::from_utf8_lossy(&stderr.contents())
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            ),
-        },
-    };
-    Ok(Ran {
-        secs,
-        exit,
-        stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
-    })
+        })?;
+        Ok(())
+    });
+    if let Some(p) = host {
+        b = b.program(p.clone()).enforcement(Enforcement::Host);
+    }
+    b.build().map_err(|e| anyhow!("{e}"))
 }
 
 struct WallTimes {
@@ -367,8 +425,9 @@ struct WallTimes {
     notes: Vec<String>,
 }
 
-/// A scratch folder for one program, with the inputs it needs, and how to start it.
-fn prepare(ctx: &Ctx, name: &str, work: &Path) -> Result<(Invocation, String)> {
+/// A scratch folder for one program, with the inputs it needs, how to start it, and the
+/// file (relative to the scratch folder) whose content proves the run did its work.
+fn prepare(ctx: &Ctx, name: &str, work: &Path) -> Result<(Invocation, PathBuf)> {
     let mk =
         |p: &Path| std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()));
     match name {
@@ -399,9 +458,9 @@ fn prepare(ctx: &Ctx, name: &str, work: &Path) -> Result<(Invocation, String)> {
                     (tmp, "/tmp".into()),
                     (root, "/".into()),
                 ],
-                reactor: true,
+                invoke: Some("run".into()),
             };
-            Ok((inv, "200 ".into()))
+            Ok((inv, PathBuf::from("tmp/irm-bench-result.txt")))
         }
         "resvg" => {
             let input = work.join("in");
@@ -419,71 +478,90 @@ fn prepare(ctx: &Ctx, name: &str, work: &Path) -> Result<(Invocation, String)> {
                 env: vec![],
                 // Input first (descriptor 3), output second (4), as resvg-fs.pol expects.
                 preopens: vec![(input, "/in".into()), (output, "/out".into())],
-                reactor: false,
+                invoke: None,
             };
-            Ok((inv, String::new()))
+            Ok((inv, PathBuf::from("out/drawing.png")))
         }
         other => bail!("no invocation known for {other}"),
     }
 }
 
+/// Wall times of whole runs through monitor-rt's runner: unhardened, the module woven
+/// beforehand (default mode, what `irm weave` ships) and host enforcement of `program`.
+/// Modules are woven and compiled before timing (compiled artifacts are cached); a timed
+/// run is instantiation, WASI set-up and the program itself.
 fn wall_times(
     ctx: &Ctx,
-    engine: &Engine,
     name: &str,
     original: &[u8],
     woven: Option<&[u8]>,
+    program: Option<&Program>,
 ) -> Result<WallTimes> {
     let work = std::env::temp_dir().join(format!("irm-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
+    let cache = ctx
+        .corpus
+        .parent()
+        .unwrap_or(&ctx.corpus)
+        .join("irm-bench-cache");
     let result = (|| {
-        let (inv, expect) = prepare(ctx, name, &work)?;
+        let (inv, proof) = prepare(ctx, name, &work)?;
         let mut notes = Vec::new();
-        let mut modules: Vec<(&str, Module)> =
-            vec![("unhardened", compile_cached(ctx, engine, original)?)];
+        let plain = runner(&inv, None, &cache)?;
+        let mut modes: Vec<(&str, &Runner, Prepared)> = Vec::new();
+        let p = plain.prepare(original, name).map_err(|e| anyhow!("{e}"))?;
+        modes.push(("unhardened", &plain, p));
         if let Some(w) = woven {
-            modules.push(("woven", compile_cached(ctx, engine, w)?));
+            let p = plain.prepare(w, name).map_err(|e| anyhow!("{e}"))?;
+            modes.push(("woven", &plain, p));
+        }
+        let host = match program {
+            Some(prog) => Some(runner(&inv, Some(prog), &cache)?),
+            None => None,
+        };
+        if let Some(h) = &host {
+            let p = h.prepare(original, name).map_err(|e| anyhow!("{e}"))?;
+            modes.push(("host-enforced", h, p));
         }
         let runs = if ctx.quick { 1 } else { ctx.runs };
-        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); modules.len()];
-        let mut outputs: Vec<Option<String>> = vec![None; modules.len()];
-        // One untimed warm-up run of each, then the modes interleaved so drift hits both.
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let mut outputs: Vec<Option<Vec<u8>>> = vec![None; modes.len()];
+        // One untimed warm-up run of each, then the modes interleaved so drift hits all alike.
         for round in 0..=runs {
-            for (i, (label, module)) in modules.iter().enumerate() {
-                let ran = run_once(engine, module, &inv).with_context(|| format!("{label} run"))?;
-                if ran.exit != 0 || !ran.stdout.contains(&expect) {
-                    bail!(
-                        "{label} run failed: exit {}, stdout {:?}, stderr {:?}",
-                        ran.exit,
-                        ran.stdout.chars().take(200).collect::<String>(),
-                        ran.stderr.chars().take(300).collect::<String>()
-                    );
+            for (i, (label, r, prepared)) in modes.iter().enumerate() {
+                let _ = std::fs::remove_file(work.join(&proof));
+                let start = Instant::now();
+                let ran = r.run_prepared(prepared);
+                let t = start.elapsed().as_secs_f64();
+                if let Err(e) = ran {
+                    bail!("{label} run failed: {e}");
                 }
-                if name == "resvg" {
-                    let png = std::fs::read(work.join("out/drawing.png")).unwrap_or_default();
-                    if !png.starts_with(b"\x89PNG") {
-                        bail!("{label} run wrote no PNG");
-                    }
-                    outputs[i] = Some(format!("{} PNG bytes", png.len()));
-                } else {
-                    outputs[i] = Some(ran.stdout.clone());
-                }
+                let out = std::fs::read(work.join(&proof))
+                    .with_context(|| format!("{label} run wrote no {}", proof.display()))?;
+                outputs[i] = Some(out);
                 if round > 0 {
-                    secs[i].push(ran.secs);
+                    secs[i].push(t);
                 }
             }
         }
-        if outputs.len() == 2 && outputs[0] != outputs[1] {
-            notes.push(format!(
-                "woven output differs from the original: {:?} vs {:?}",
-                outputs[0], outputs[1]
-            ));
+        for (i, (label, _, _)) in modes.iter().enumerate().skip(1) {
+            if outputs[i] != outputs[0] {
+                notes.push(format!(
+                    "the {label} run's {} differs from the unhardened one",
+                    proof.display()
+                ));
+            }
         }
-        notes.push(HOST_NOT_AVAILABLE.to_string());
+        let get = |label: &str| {
+            modes
+                .iter()
+                .position(|m| m.0 == label)
+                .and_then(|i| median(&secs[i]))
+        };
         Ok(WallTimes {
-            unhardened: median(&secs[0]),
-            inline: secs.get(1).and_then(|s| median(s)),
-            host: None,
+            unhardened: get("unhardened"),
+            inline: get("woven"),
+            host: get("host-enforced"),
             runs,
             notes,
         })
@@ -492,21 +570,15 @@ fn wall_times(
     result
 }
 
-/// What the host-enforced columns say while monitor-rt has no host-side enforcement.
-pub const HOST_NOT_AVAILABLE_SHORT: &str =
-    "not measured: host enforcement not available in this build";
-pub const HOST_NOT_AVAILABLE: &str =
-    "host-enforced: not measured: host enforcement not available in this build";
-
 pub fn markdown(results: &[ProgramResult]) -> String {
     let mut s = String::new();
-    s.push_str("| program | policies | wall: unhardened | woven (inline) | host-enforced | inline / unhardened | host / unhardened | module size | size growth | compile: original | woven | compile ratio |\n");
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| program | policies | wall: unhardened | woven (inline) | host-enforced | inline / unhardened | host / unhardened | module size | code section growth | whole-module size change | compile: original | woven | compile ratio |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let t = |v: Option<f64>| v.map(fmt_secs).unwrap_or_else(|| "–".into());
     let r = |v: Option<f64>| v.map(fmt_ratio).unwrap_or_else(|| "–".into());
     for p in results {
         s.push_str(&format!(
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} MB | {} | {} | {} | {} |\n",
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {:.1} MB | {} | {} | {} | {} | {} |\n",
             p.name,
             p.what,
             p.policies.join(", "),
@@ -516,6 +588,10 @@ pub fn markdown(results: &[ProgramResult]) -> String {
             r(p.wall_ratio_inline()),
             r(p.wall_ratio_host()),
             p.original_size as f64 / 1e6,
+            p.code_growth()
+                .zip(p.code_sizes)
+                .map(|(g, (a, b))| format!("{:+.3}% ({:+} B)", g * 100.0, b as i64 - a as i64))
+                .unwrap_or_else(|| "–".into()),
             p.size_growth()
                 .map(|g| format!(
                     "{:+.3}% ({:+} B)",
@@ -527,6 +603,23 @@ pub fn markdown(results: &[ProgramResult]) -> String {
             t(p.compile_woven),
             r(p.compile_woven.zip(p.compile_original).map(|(w, o)| w / o)),
         ));
+    }
+    s.push_str("\nRuns behind the medians: ");
+    let runs: Vec<String> = results
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} runs of each, {} compiles of each",
+                p.name, p.runs, p.compile_runs
+            )
+        })
+        .collect();
+    s.push_str(&runs.join("; "));
+    s.push_str(".\n\nSections whose size changed in weaving:\n\n");
+    for p in results {
+        if !p.section_changes.is_empty() {
+            s.push_str(&format!("- {}: {}\n", p.name, p.section_changes.join("; ")));
+        }
     }
     let notes: Vec<String> = results
         .iter()

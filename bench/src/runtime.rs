@@ -15,9 +15,10 @@
 use crate::stats::{fmt_ratio, median};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
+use monitor_rt::{Enforcement, Runner};
 use policy_lang::ir::Program;
 use std::time::Instant;
-use wasmtime::{Caller, Engine, Instance, Linker, Module, Store};
+use wasmtime::{Engine, Instance, Linker, Module, Store};
 
 /// The cheap monitored import a scenario's loop calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub fn scenarios() -> Vec<Scenario> {
             policy: "policy counter {\n  var calls: 0..2000000000 = 0;\n  on tick when calls == 2000000000 -> deny \"too many ticks\";\n  on tick do calls += 1;\n}\n",
         },
         Scenario {
-            name: "path glob guard",
+            name: GLOB_SCENARIO,
             what: "deny opens outside `/tmp/**` (string read from memory, DFA match)",
             import: Import::Open,
             policy: "policy tmp_only {\n  on open when !(path glob \"/tmp/**\") -> deny \"opens outside /tmp\";\n}\n",
@@ -116,19 +117,15 @@ pub enum Mode {
     Inline,
     /// monitor-rt's host-side enforcement (`irm run --enforce host`).
     Host,
-    /// The harness's own model of host enforcement: the reference interpreter stepped
-    /// inside the host function (a lower bound on what any host-side check costs).
-    HostModel,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Unhardened, Mode::Inline, Mode::Host, Mode::HostModel];
+    pub const ALL: [Mode; 3] = [Mode::Unhardened, Mode::Inline, Mode::Host];
     pub fn label(self) -> &'static str {
         match self {
             Mode::Unhardened => "unhardened",
             Mode::Inline => "inline monitor",
-            Mode::Host => "host enforcement (--enforce host)",
-            Mode::HostModel => "interpreter in the host function (harness model)",
+            Mode::Host => "host enforcement",
         }
     }
 }
@@ -229,59 +226,119 @@ fn measure_mode(
 ) -> Result<(f64, u64, usize)> {
     let wasm = match mode {
         Mode::Inline => crate::irm::weave(original, program)?,
-        Mode::Host => bail!("{}", crate::programs::HOST_NOT_AVAILABLE_SHORT),
-        Mode::Unhardened | Mode::HostModel => original.to_vec(),
+        Mode::Host => return measure_host(original, program, import, runs, target_secs),
+        Mode::Unhardened => original.to_vec(),
     };
     let module = Module::new(engine, &wasm)
         .map_err(anyhow::Error::from)
         .context("compiling the benchmark module")?;
-    let enforce = match mode {
-        Mode::HostModel => Some(program),
-        _ => None,
-    };
     let sample = |n: u32| -> Result<f64> {
-        let (mut store, instance) = instantiate(engine, &module, import, enforce)?;
+        let (mut store, instance) = instantiate(engine, &module, import)?;
         let run = instance
             .get_typed_func::<u32, i32>(&mut store, "run")
             .map_err(anyhow::Error::from)?;
         let start = Instant::now();
         let acc = run.call(&mut store, n).map_err(anyhow::Error::from)?;
         let secs = start.elapsed().as_secs_f64();
-        std::hint::black_box(acc);
+        if acc as u32 != n {
+            bail!("run({n}) returned {acc}: the import was not called once per iteration");
+        }
         Ok(secs)
     };
-    // Calibrate: a short run (also warms caches), then size n for the target sample time.
+    calibrated(sample, runs, target_secs, 0.0)
+}
+
+/// Calibrates `n` so one sample takes about `target_secs` (after a warm-up probe), then
+/// returns the median of `(sample(n) - overhead) / n` in ns, `n`, and the sample count.
+fn calibrated(
+    sample: impl Fn(u32) -> Result<f64>,
+    runs: usize,
+    target_secs: f64,
+    overhead: f64,
+) -> Result<(f64, u64, usize)> {
     let probe_n = 100_000u32;
-    let probe = sample(probe_n)?;
+    let probe = (sample(probe_n)? - overhead).max(1e-9);
     let per_call = (probe / probe_n as f64).max(1e-10);
     let n = ((target_secs / per_call) as u64).clamp(100_000, 1_000_000_000) as u32;
     let mut ns = Vec::new();
     for _ in 0..runs.max(1) {
-        ns.push(sample(n)? * 1e9 / n as f64);
+        ns.push((sample(n)? - overhead) * 1e9 / n as f64);
     }
     let m = median(&ns).ok_or_else(|| anyhow!("no samples"))?;
     Ok((m, n as u64, ns.len()))
 }
 
-/// Host state: the host-side monitor when the policy is enforced in the host function.
-struct HostState {
-    monitor: Option<policy_lang::interp::Monitor>,
+/// Host enforcement through monitor-rt's runner (`irm run --enforce host --invoke run`):
+/// the module is unchanged and the runner decides every call of the import in a host
+/// function around the real one. A sample is a whole run (new instance, WASI context and
+/// host wrappers), so the fixed cost of a run with `n = 0` (median of several) is
+/// subtracted before dividing by `n`.
+fn measure_host(
+    original: &[u8],
+    program: &Program,
+    import: Import,
+    runs: usize,
+    target_secs: f64,
+) -> Result<(f64, u64, usize)> {
+    let sample = |n: u32| -> Result<f64> {
+        let runner = Runner::builder()
+            .program(program.clone())
+            .enforcement(Enforcement::Host)
+            .cache_dir(None)
+            .invoke("run")
+            .args(["bench".to_string(), n.to_string()])
+            .host_functions(move |linker| {
+                match import {
+                    Import::Tick => linker.func_wrap("env", "tick", |_: i32| -> i32 { 1 })?,
+                    Import::Open => {
+                        linker.func_wrap("env", "open", |_: i32, _: i32| -> i32 { 1 })?
+                    }
+                };
+                Ok(())
+            })
+            .build()
+            .map_err(|e| anyhow!("{e}"))?;
+        let prepared = runner
+            .prepare(original, "bench")
+            .map_err(|e| anyhow!("{e}"))?;
+        let start = Instant::now();
+        let done = runner.run_prepared(&prepared).map_err(|e| anyhow!("{e}"))?;
+        let secs = start.elapsed().as_secs_f64();
+        if done.results.first().map(String::as_str) != Some(n.to_string().as_str()) {
+            bail!(
+                "run({n}) returned {:?}: the import was not called once per iteration",
+                done.results
+            );
+        }
+        Ok(secs)
+    };
+    let mut fixed = Vec::new();
+    for _ in 0..5 {
+        fixed.push(sample(0)?);
+    }
+    let overhead = median(&fixed).unwrap_or(0.0);
+    calibrated(sample, runs, target_secs, overhead)
 }
 
-fn instantiate(
-    engine: &Engine,
-    module: &Module,
-    import: Import,
-    enforce: Option<&Program>,
-) -> Result<(Store<HostState>, Instance)> {
-    let mut store = Store::new(
-        engine,
-        HostState {
-            monitor: enforce.map(policy_lang::interp::Monitor::new),
-        },
-    );
-    let mut linker = Linker::new(engine);
-    define_imports(&mut linker, import, enforce)?;
+/// One call of `run(n)` in a fresh instance (used by the profiler).
+pub fn run_once(engine: &Engine, module: &Module, import: Import, n: u32) -> Result<i32> {
+    let (mut store, instance) = instantiate(engine, module, import)?;
+    let run = instance
+        .get_typed_func::<u32, i32>(&mut store, "run")
+        .map_err(anyhow::Error::from)?;
+    run.call(&mut store, n).map_err(anyhow::Error::from)
+}
+
+/// A fresh instance of the benchmark module with the import defined as a plain host
+/// function returning 1 (so `run` counts calls).
+fn instantiate(engine: &Engine, module: &Module, import: Import) -> Result<(Store<()>, Instance)> {
+    let mut store = Store::new(engine, ());
+    let mut linker: Linker<()> = Linker::new(engine);
+    match import {
+        Import::Tick => linker.func_wrap("env", "tick", |_: i32| -> i32 { 1 }),
+        Import::Open => linker.func_wrap("env", "open", |_: i32, _: i32| -> i32 { 1 }),
+    }
+    .map_err(anyhow::Error::from)?;
     let instance = linker
         .instantiate(&mut store, module)
         .map_err(anyhow::Error::from)
@@ -289,110 +346,30 @@ fn instantiate(
     Ok((store, instance))
 }
 
-/// The host side of the benchmark's import: returns 1 (so `run` counts calls). With
-/// `enforce`, every call first steps the reference interpreter (pre), then the real
-/// function runs, then the post step: what host-side enforcement has to do per call.
-fn define_imports(
-    linker: &mut Linker<HostState>,
-    import: Import,
-    enforce: Option<&Program>,
-) -> Result<()> {
-    use policy_lang::interp::Value;
-    let event = match (import, enforce) {
-        (Import::Tick, Some(p)) => Some(
-            p.event_for_import("env", "tick")
-                .ok_or_else(|| anyhow!("the policy does not monitor env.tick"))?,
-        ),
-        (Import::Open, Some(p)) => Some(
-            p.event_for_import("env", "open")
-                .ok_or_else(|| anyhow!("the policy does not monitor env.open"))?,
-        ),
-        (_, None) => None,
-    };
-    match import {
-        Import::Tick => {
-            linker
-                .func_wrap(
-                    "env",
-                    "tick",
-                    move |mut caller: Caller<'_, HostState>, x: i32| -> wasmtime::Result<i32> {
-                        let (Some(event), Some(m)) = (event, caller.data_mut().monitor.as_mut())
-                        else {
-                            return Ok(1);
-                        };
-                        let args = [Value::Int(i64::from(x))];
-                        host_step(m, event, &args, || 1)
-                    },
-                )
-                .map_err(anyhow::Error::from)?;
-        }
-        Import::Open => {
-            linker
-                .func_wrap(
-                    "env",
-                    "open",
-                    move |mut caller: Caller<'_, HostState>,
-                          ptr: i32,
-                          len: i32|
-                          -> wasmtime::Result<i32> {
-                        let Some(event) = event else {
-                            return Ok(1);
-                        };
-                        let path = read_string(&mut caller, ptr, len);
-                        let args = [Value::Str(path)];
-                        let m = caller
-                            .data_mut()
-                            .monitor
-                            .as_mut()
-                            .ok_or_else(|| wasmtime::format_err!("no host monitor"))?;
-                        host_step(m, event, &args, || 1)
-                    },
-                )
-                .map_err(anyhow::Error::from)?;
-        }
-    }
-    Ok(())
+/// The finite-state scenario (index, name) whose inline monitor adds the most per call,
+/// when that is 1 ns or more (the brief's target).
+pub fn worst_fsm_miss(results: &[ScenarioResult]) -> Option<(usize, &'static str)> {
+    results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name != GLOB_SCENARIO)
+        .filter_map(|(i, r)| Some((i, r.name, r.ns(Mode::Inline)? - r.ns(Mode::Unhardened)?)))
+        .filter(|(_, _, added)| *added >= 1.0)
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(i, name, _)| (i, name))
 }
 
-/// Pre step, the call itself, post step: a deny becomes a trap.
-fn host_step(
-    m: &mut policy_lang::interp::Monitor,
-    event: u32,
-    args: &[policy_lang::interp::Value],
-    call: impl FnOnce() -> i32,
-) -> wasmtime::Result<i32> {
-    use policy_lang::interp::Outcome;
-    match m.pre(event, args).outcome {
-        Outcome::Deny(r) => wasmtime::bail!("policy violation: {}", r.reason),
-        Outcome::Suppress(v) => return Ok(v.unwrap_or(0) as i32),
-        Outcome::Proceed => {}
-    }
-    let result = call();
-    if let Outcome::Deny(r) = m.post(event, args, Some(i64::from(result))).outcome {
-        wasmtime::bail!("policy violation: {}", r.reason);
-    }
-    Ok(result)
-}
-
-/// The bytes of a (ptr, len) string in the caller's exported memory; `None` when out of
-/// bounds, as the interpreter expects.
-fn read_string(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Option<Vec<u8>> {
-    let mem = caller.get_export("memory")?.into_memory()?;
-    let data = mem.data(&*caller);
-    let start = ptr as u32 as usize;
-    let end = start.checked_add(len as u32 as usize)?;
-    data.get(start..end).map(<[u8]>::to_vec)
-}
+/// The one scenario that is not a finite-state check (it matches a string).
+pub const GLOB_SCENARIO: &str = "path glob guard";
 
 pub fn markdown(results: &[ScenarioResult]) -> String {
     let mut s = String::new();
-    s.push_str("| policy | what it checks | unhardened | inline monitor | host enforcement (`--enforce host`) | interpreter in host fn (harness model) | inline adds | host adds | model adds | inline / unhardened | host added / inline added | model added / inline added |\n");
-    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| policy | what it checks | unhardened | inline monitor | host enforcement | inline adds | host adds | inline / unhardened | host added / inline added |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let u = r.ns(Mode::Unhardened);
         let i = r.ns(Mode::Inline);
         let h = r.ns(Mode::Host);
-        let hm = r.ns(Mode::HostModel);
         let cell = |v: Option<f64>| {
             v.map(|v| format!("{v:.2} ns"))
                 .unwrap_or_else(|| "–".into())
@@ -405,25 +382,22 @@ pub fn markdown(results: &[ScenarioResult]) -> String {
             (Some(i), Some(u)) => fmt_ratio(i / u),
             _ => "–".into(),
         };
-        let added_ratio = |v: Option<f64>| match (v, i, u) {
-            (Some(v), Some(i), Some(u)) if i - u > 0.05 => fmt_ratio((v - u) / (i - u)),
+        let ratio_hi = match (h, i, u) {
+            (Some(h), Some(i), Some(u)) if i - u > 0.05 => fmt_ratio((h - u) / (i - u)),
             (Some(_), Some(_), Some(_)) => "inline adds < 0.05 ns".into(),
             _ => "–".into(),
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.what,
             cell(u),
             cell(i),
             cell(h),
-            cell(hm),
             add(i),
             add(h),
-            add(hm),
             ratio_iu,
-            added_ratio(h),
-            added_ratio(hm)
+            ratio_hi
         ));
     }
     s.push_str("\nSamples (median taken over them; calls per sample calibrated per mode to about a quarter second):\n\n");
@@ -471,7 +445,7 @@ mod tests {
         let engine = Engine::default();
         let wasm = wat::parse_str(module_wat(Import::Tick)).unwrap();
         let module = Module::new(&engine, &wasm).unwrap();
-        let (mut store, instance) = instantiate(&engine, &module, Import::Tick, None).unwrap();
+        let (mut store, instance) = instantiate(&engine, &module, Import::Tick).unwrap();
         let run = instance
             .get_typed_func::<u32, i32>(&mut store, "run")
             .unwrap();
@@ -500,7 +474,7 @@ mod tests {
             let woven =
                 crate::irm::weave(&wat::parse_str(module_wat(sc.import)).unwrap(), &p).unwrap();
             let module = Module::new(&engine, &woven).unwrap();
-            let (mut store, instance) = instantiate(&engine, &module, sc.import, None).unwrap();
+            let (mut store, instance) = instantiate(&engine, &module, sc.import).unwrap();
             let run = instance
                 .get_typed_func::<u32, i32>(&mut store, "run")
                 .unwrap();
@@ -509,24 +483,29 @@ mod tests {
     }
 
     #[test]
-    fn harness_host_model_denies_what_the_policy_denies() {
-        // The deny-list scenario denies x == -1; the loop passes 0, 1, 2, ... so a module
-        // calling tick(-1) must trap under the host model.
+    fn host_enforced_run_counts_every_call() {
+        let sc = &scenarios()[1];
+        let p = crate::irm::compile_source("three.pol", &sc.source()).unwrap();
+        let original = wat::parse_str(module_wat(sc.import)).unwrap();
+        // One sample of 100,000 calls through the runner's host enforcement; measure_host
+        // fails unless run(n) returned n.
+        let (ns, calls, samples) = measure_host(&original, &p, sc.import, 1, 0.0).unwrap();
+        assert!(ns.is_finite());
+        assert_eq!((calls, samples), (100_000, 1));
+    }
+
+    #[test]
+    fn host_enforcement_denies_what_the_policy_denies() {
+        // The deny-list scenario denies x == -1.
         let sc = &scenarios()[0];
         let p = crate::irm::compile_source("deny.pol", &sc.source()).unwrap();
-        let engine = Engine::default();
         let wasm = wat::parse_str(
             r#"(module (import "env" "tick" (func $f (param i32) (result i32)))
                  (memory (export "memory") 1)
                  (func (export "run") (param i32) (result i32) (call $f (i32.const -1))))"#,
         )
         .unwrap();
-        let module = Module::new(&engine, &wasm).unwrap();
-        let (mut store, instance) = instantiate(&engine, &module, Import::Tick, Some(&p)).unwrap();
-        let run = instance
-            .get_typed_func::<u32, i32>(&mut store, "run")
-            .unwrap();
-        let err = run.call(&mut store, 0).unwrap_err();
+        let err = measure_host(&wasm, &p, Import::Tick, 1, 0.0).unwrap_err();
         assert!(
             format!("{err:#}").contains("value on the deny list"),
             "{err:#}"

@@ -257,76 +257,24 @@ pub fn misses_weave_target(m: &ModuleResult) -> bool {
 
 /// A flat `perf` profile of one weave of `module` (first policy set), when perf works here.
 fn profile_weave(ctx: &Ctx, module: &Path) -> Option<String> {
-    let data = std::env::temp_dir().join(format!("irm-bench-perf-{}.data", std::process::id()));
     let (label, files) = &policy_sets()[0];
-    let mut cmd = Command::new("perf");
-    cmd.arg("record")
-        .arg("-F")
-        .arg("999")
-        .arg("-o")
-        .arg(&data)
-        .arg("--");
-    cmd.arg(&ctx.self_exe)
-        .arg("measure")
-        .arg("--tool")
-        .arg("weave")
-        .arg("--module")
-        .arg(module);
+    let mut cmd: Vec<std::ffi::OsString> = vec![
+        ctx.self_exe.clone().into(),
+        "measure".into(),
+        "--tool".into(),
+        "weave".into(),
+        "--module".into(),
+        module.into(),
+    ];
     for f in files {
-        cmd.arg("--policy")
-            .arg(crate::irm::policy_file(&ctx.workspace, f).0);
+        cmd.push("--policy".into());
+        cmd.push(crate::irm::policy_file(&ctx.workspace, f).0.into());
     }
-    let rec = run_measured(&mut cmd).ok()?;
-    if !rec.success() {
-        eprintln!("  perf record failed: {}", rec.stderr_tail());
-        return None;
-    }
-    let rep = Command::new("perf")
-        .arg("report")
-        .arg("-i")
-        .arg(&data)
-        .args([
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "symbol",
-            "--percent-limit",
-            "1.5",
-        ])
-        .output()
-        .ok()?;
-    let _ = std::fs::remove_file(&data);
-    let text = String::from_utf8_lossy(&rep.stdout);
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .take(20)
-        .map(|l| {
-            // Long Rust symbols make the table unreadable; keep the tail that names the function.
-            let l = l.trim_end();
-            if l.chars().count() > 140 {
-                let tail: String = l
-                    .chars()
-                    .rev()
-                    .take(120)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                format!("{}…{tail}", &l[..l.find("[.]").map(|i| i + 3).unwrap_or(0)])
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    if lines.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "`perf record` of one `{label}` of {} (self time per symbol, ≥1.5%):\n\n```\n{}\n```\n",
-        module.file_name().unwrap_or_default().to_string_lossy(),
-        lines.join("\n")
-    ))
+    let caption = format!(
+        "Profile of one `{label}` of {} (includes reading the file and compiling the policy)",
+        module.file_name().unwrap_or_default().to_string_lossy()
+    );
+    crate::profile::perf_of(&cmd, &caption)
 }
 
 pub fn markdown(results: &[ModuleResult]) -> String {

@@ -1,0 +1,95 @@
+//! A woven module enforces its policy in any engine: here Node.js (V8 and its own WASI
+//! implementation), with nothing from irm at run time. Skips when `node` is missing.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn weave_exfil(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("exfil.hardened.wasm");
+    let o = Command::new(env!("CARGO_BIN_EXE_irm"))
+        .args([
+            "weave",
+            "-q",
+            "--policy",
+            "policies/no-exfil.pol",
+            "examples/exfil/exfil.wat",
+            "-o",
+        ])
+        .arg(&out)
+        .current_dir(root())
+        .output()
+        .expect("irm runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn node(module: &Path, args: &[&str]) -> Output {
+    Command::new("node")
+        .arg("--no-warnings")
+        .arg(root().join("tests/node/run-wasi.mjs"))
+        .arg(module)
+        .arg(root().join("examples/exfil/data"))
+        .arg("/data")
+        .args(args)
+        .output()
+        .expect("node runs")
+}
+
+#[test]
+fn woven_exfil_is_stopped_in_node_with_the_monitor_message() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = node(&weave_exfil(dir.path()), &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(134),
+        "the deny traps\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("exfil: sending 37 bytes"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "irm: policy no_exfil denied wasi_snapshot_preview1.sock_send: network send after a file read"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("host answered"),
+        "the send never reached node's WASI: {stdout}"
+    );
+}
+
+#[test]
+fn woven_exfil_sends_in_node_when_nothing_was_read() {
+    if !node_available() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = node(&weave_exfil(dir.path()), &["--no-read"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("host answered errno"),
+        "the send reached node's WASI: {stdout}"
+    );
+}

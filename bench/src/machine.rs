@@ -14,6 +14,11 @@ pub struct Machine {
     pub wasm_opt: Option<String>,
     pub date: String,
     pub commit: String,
+    /// Top-level paths with uncommitted changes when the run started (the numbers are of
+    /// the working tree, which then differs from `commit`).
+    pub dirty: Vec<String>,
+    /// `/proc/loadavg` when the run started: other work on the machine shows up here.
+    pub load: String,
 }
 
 impl Machine {
@@ -62,7 +67,20 @@ impl Machine {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_else(|| "unknown".into());
+        let dirty = Command::new("git")
+            .args(["status", "--porcelain", "--untracked-files=no"])
+            .current_dir(workspace)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| dirty_paths(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or_default();
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into());
         Machine {
+            dirty,
+            load,
             cpu,
             cores,
             memory,
@@ -79,7 +97,19 @@ impl Machine {
         let mut s = String::new();
         s.push_str("| | |\n|---|---|\n");
         s.push_str(&format!("| date | {} |\n", self.date));
-        s.push_str(&format!("| commit | `{}` |\n", self.commit));
+        if self.dirty.is_empty() {
+            s.push_str(&format!("| commit | `{}` |\n", self.commit));
+        } else {
+            s.push_str(&format!(
+                "| commit | `{}` plus uncommitted changes in {} |\n",
+                self.commit,
+                self.dirty.join(", ")
+            ));
+        }
+        s.push_str(&format!(
+            "| load average at start (1, 5, 15 min) | {} |\n",
+            self.load
+        ));
         s.push_str(&format!("| CPU | {} |\n", self.cpu));
         s.push_str(&format!("| cores available | {} |\n", self.cores));
         s.push_str(&format!("| memory | {} |\n", self.memory));
@@ -104,6 +134,23 @@ fn command_line(program: &str, args: &[&str]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The distinct top-level folders (or root files) named in `git status --porcelain`.
+pub fn dirty_paths(status: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in status.lines() {
+        let Some(path) = line.get(3..) else { continue };
+        let path = path.rsplit(" -> ").next().unwrap_or(path);
+        let top = match path.split_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => path.to_string(),
+        };
+        if !out.contains(&top) {
+            out.push(top);
+        }
+    }
+    out
+}
+
 /// Every version of package `name` in a Cargo.lock, in file order.
 pub fn locked_versions(lock: &str, name: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -125,6 +172,12 @@ pub fn locked_versions(lock: &str, name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dirty_paths_are_grouped_by_top_level_folder() {
+        let status = " M instrumenter/src/lib.rs\n M instrumenter/src/emit.rs\nM  Cargo.lock\nR  a/x.rs -> b/y.rs\n";
+        assert_eq!(dirty_paths(status), ["instrumenter/", "Cargo.lock", "b/"]);
+    }
 
     #[test]
     fn locked_versions_lists_every_copy_of_a_package() {

@@ -1,7 +1,7 @@
 //! `irm-bench`: measures irm against what users would run instead and writes BENCHMARKS.md.
 //!
 //! ```text
-//! cargo run --release -p irm-bench -- --out BENCHMARKS.md           # full run (~10 min)
+//! cargo run --release -p irm-bench -- --out BENCHMARKS.md           # full run (~15 min)
 //! cargo run --release -p irm-bench -- --quick --out /tmp/bench.md   # smoke run (~1 min)
 //! ```
 //!

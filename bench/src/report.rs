@@ -237,8 +237,10 @@ impl Report {
                 "A generated module calls a cheap host import in a loop; ns per call is the loop's \
                  time divided by its iterations (the loop and the host call included, so the \
                  *added* columns are the monitor's cost). Inline = `irm weave` default mode; \
-                 host = the same policy evaluated by the reference interpreter inside the host \
-                 function, before and after the real call.\n\n",
+                 host = `irm run --enforce host` through monitor-rt's `Runner` (the module \
+                 unchanged, the policy decided in a host function around the real one by the \
+                 reference interpreter); a host sample is a whole run, so the fixed cost of a \
+                 run with zero calls is subtracted.\n\n",
             );
             s.push_str(&crate::runtime::markdown(r));
             s.push('\n');
@@ -249,6 +251,16 @@ impl Report {
         }
         if let Some(p) = &self.programs {
             s.push_str("## 3. Real programs\n\n");
+            s.push_str(
+                "Whole runs through monitor-rt's `Runner`: the original module; the module woven \
+                 beforehand in the default mode (what `irm weave` ships); the original with the \
+                 same policies enforced in host functions (`irm run --enforce host`). Modules are \
+                 compiled before timing (a run is instantiation, WASI set-up and the program); \
+                 the modes are interleaved after one warm-up run each, and each run's output file \
+                 is checked. Compile times use a fresh engine without cache. The code section \
+                 growth is what the wrappers add; the whole-module change also counts custom \
+                 sections (DWARF that weaving would make stale is dropped).\n\n",
+            );
             s.push_str(&crate::programs::markdown(p));
             s.push('\n');
         }

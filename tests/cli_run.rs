@@ -371,6 +371,37 @@ fn host_enforcement_without_a_policy_is_an_error() {
         .stderr_has(&["policy"]);
 }
 
+#[test]
+fn prewoven_module_violation_is_reported_from_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "open.wat", &opens("secret", 0));
+    let p = write(dir.path(), "p.pol", NO_SECRETS);
+    let woven = dir.path().join("open.woven.wasm");
+    irm(&["weave", "--policy", &p, &m, "-o", woven.to_str().unwrap()]).code(0);
+    irm(&["run", woven.to_str().unwrap()])
+        .code(VIOLATION)
+        .stderr_has(&[
+            "policy violation: no_secret_files stopped wasi_snapshot_preview1.path_open",
+            "files named like secrets stay closed",
+            "arguments unknown",
+        ]);
+}
+
+#[test]
+fn trap_with_a_forged_violation_global_but_no_manifest_is_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "forged.wat",
+        r#"(module (memory (export "memory") 1)
+             (global (export "irm:violation") (mut i32) (i32.const 1))
+             (func (export "_start") unreachable))"#,
+    );
+    irm(&["run", &m])
+        .code(TRAP)
+        .stderr_lacks("policy violation:");
+}
+
 // ---------------------------------------------------------------------------------------
 // differential: inline and host enforcement decide alike
 
@@ -597,4 +628,183 @@ fn inline_and_host_enforcement_agree_on_trace_driver_runs() {
         }
     }
     assert!(compared > 10, "compared {compared} traces");
+}
+
+// ---------------------------------------------------------------------------------------
+// CPython from the corpus (a reactor: `_initialize`, then `run()`)
+
+/// cpython.wasm and its stdlib zip from the corpus cache, or None (with a message).
+fn cpython() -> Option<(PathBuf, PathBuf)> {
+    let cache = std::env::var_os("IRM_CORPUS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irm-corpus")))?;
+    let wasm = cache.join("wasm/cpython.wasm");
+    let zip = cache.join("wasm/python-stdlib.zip");
+    if wasm.is_file() && zip.is_file() {
+        Some((wasm, zip))
+    } else {
+        eprintln!(
+            "skipping: cpython.wasm is not in the corpus cache; run ../shared/corpus/fetch.sh"
+        );
+        None
+    }
+}
+
+/// What one Python run did.
+struct PyRun {
+    outcome: Result<monitor_rt::Finished, RunError>,
+    stdout: String,
+    stderr: String,
+}
+
+/// The directories a Python run sees: the stdlib as /usr/local/lib/python315.zip, a
+/// private /tmp and a /data folder.
+struct PyWorld {
+    lib: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+    data: tempfile::TempDir,
+}
+
+impl PyWorld {
+    fn new(zip: &Path) -> PyWorld {
+        let lib = tempfile::tempdir().unwrap();
+        // A copy, not a hard link: wasmtime-wasi answers EPERM to a stat of a file with
+        // more than one link.
+        fs::copy(zip, lib.path().join("python315.zip")).expect("copy the stdlib zip");
+        PyWorld {
+            lib,
+            tmp: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn python(&self, wasm: &Path, code: &str, policies: &[&str], mode: Enforcement) -> PyRun {
+        let out = monitor_rt::MemoryOutputPipe::new(1 << 20);
+        let err = monitor_rt::MemoryOutputPipe::new(1 << 20);
+        let mut b = Runner::builder()
+            .enforcement(mode)
+            .args(["/usr/local/bin/python.wasm", "-c", code])
+            .env("TMPDIR", "/tmp")
+            .env("PYTHONTZPATH", "")
+            .env("HOME", "/tmp")
+            .dir(self.lib.path(), "/usr/local/lib")
+            .dir(self.tmp.path(), "/tmp")
+            .dir(self.data.path(), "/data")
+            .invoke("run")
+            .wasm_stack(8 << 20)
+            .stdout(out.clone())
+            .stderr(err.clone())
+            .host_functions(|linker| {
+                linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+                    -1
+                })?;
+                Ok(())
+            });
+        for p in policies {
+            b = b.policy_file(root().join("policies").join(p));
+        }
+        let outcome = b.build().expect("runner").run_file(wasm);
+        PyRun {
+            outcome,
+            stdout: String::from_utf8_lossy(&out.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&err.contents()).into_owned(),
+        }
+    }
+}
+
+const PY_POLICIES: [&str; 3] = ["no-exfil.pol", "no-secrets.pol", "tmp-writes.pol"];
+
+#[test]
+fn cpython_hardened_prints_what_the_unhardened_run_prints() {
+    let Some((wasm, zip)) = cpython() else { return };
+    let world = PyWorld::new(&zip);
+    fs::write(world.data.path().join("input.txt"), "forty-two\n").unwrap();
+    let code = "import json, sys\n\
+                text = open('/data/input.txt').read().strip()\n\
+                print(json.dumps({'text': text, 'n': sum(range(10))}))\n\
+                print('err line', file=sys.stderr)";
+    let plain = world.python(&wasm, code, &[], Enforcement::Inline);
+    assert!(
+        plain.outcome.is_ok(),
+        "unhardened: {:?}\n{}",
+        plain.outcome.err(),
+        plain.stderr
+    );
+    assert_eq!(
+        plain.stdout, "{\"text\": \"forty-two\", \"n\": 45}\n",
+        "{}",
+        plain.stderr
+    );
+    for mode in [Enforcement::Inline, Enforcement::Host] {
+        let hardened = world.python(&wasm, code, &PY_POLICIES, mode);
+        assert!(
+            hardened.outcome.is_ok(),
+            "{mode:?}: {:?}\n{}",
+            hardened.outcome.err(),
+            hardened.stderr
+        );
+        assert_eq!(hardened.stdout, plain.stdout, "{mode:?}");
+    }
+}
+
+/// Runs `code` under `policy` in both modes; each must stop at a `path_open` of `path`
+/// with `reason`, after printing `before\n` and nothing else.
+fn python_is_stopped(code: &str, policy: &str, policy_name: &str, path: &str, reason: &str) {
+    let Some((wasm, zip)) = cpython() else { return };
+    for mode in [Enforcement::Inline, Enforcement::Host] {
+        let world = PyWorld::new(&zip);
+        fs::write(
+            world.data.path().join("key.pem"),
+            "-----BEGIN PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let run = world.python(&wasm, code, &[policy], mode);
+        match &run.outcome {
+            Err(RunError::Violation(v)) => {
+                assert_eq!(v.policy, policy_name, "{mode:?}");
+                assert_eq!(v.import, "wasi_snapshot_preview1.path_open", "{mode:?}");
+                assert_eq!(v.reason, reason, "{mode:?}");
+                let shown = v.recent.last().map(|c| c.to_string()).unwrap_or_default();
+                assert!(
+                    shown.contains(&format!("path=\"{path}\"")),
+                    "{mode:?}: {shown}"
+                );
+            }
+            other => panic!(
+                "{mode:?}: expected a violation, got {other:?}\n{}",
+                run.stderr
+            ),
+        }
+        assert_eq!(
+            run.stdout, "before\n",
+            "{mode:?}: nothing runs after the stopped call"
+        );
+        assert_eq!(
+            fs::read_dir(world.data.path()).unwrap().count(),
+            1,
+            "{mode:?}: nothing was written"
+        );
+    }
+}
+
+#[test]
+fn cpython_opening_a_pem_file_is_stopped_at_the_open() {
+    python_is_stopped(
+        "print('before', flush=True)\nopen('/data/key.pem').read()\nprint('after')",
+        "no-secrets.pol",
+        "no_secrets",
+        "key.pem",
+        "PEM files are off limits",
+    );
+}
+
+#[test]
+fn cpython_writing_outside_tmp_is_stopped_at_the_open() {
+    python_is_stopped(
+        "print('before', flush=True)\nopen('/data/out.txt', 'w').write('x')\nprint('after')",
+        "tmp-writes.pol",
+        "tmp_writes",
+        "out.txt",
+        "files may be created or written only under /tmp",
+    );
 }

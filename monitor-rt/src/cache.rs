@@ -7,6 +7,9 @@
 //! run sees either no entry or a complete one; an entry that fails to load (corrupt, or
 //! written by an incompatible wasmtime) is compiled again and replaced.
 //!
+//! The directory is kept under [`MAX_BYTES`]: after storing an entry, the least recently
+//! used ones (by modification time, refreshed on every hit) are removed until it fits.
+//!
 //! Loading an entry runs native code from the cache directory without verifying it, so
 //! the directory must be writable only by the user running `irm` (the default, under
 //! `$XDG_CACHE_HOME` or `~/.cache`, is).
@@ -15,6 +18,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
+
+/// The size the cache directory is trimmed to after each store (a compiled CPython is
+/// about 250 MB).
+pub const MAX_BYTES: u64 = 4 << 30;
 
 /// The default cache directory: `$XDG_CACHE_HOME/irm`, else `~/.cache/irm`; `None` when
 /// neither variable is set.
@@ -86,12 +93,20 @@ pub fn compile(
         // module compiled by this engine configuration (the key covers it); wasmtime
         // checks the header and refuses artifacts of another version or configuration.
         if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
+            // Mark it recently used; failing to is harmless.
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok((m, CacheUse::Hit, None));
         }
     }
     let module = Module::new(engine, wasm)?;
     match store(&module, dir, &path) {
-        Ok(()) => Ok((module, CacheUse::Stored, None)),
+        Ok(()) => {
+            trim(dir, &path, MAX_BYTES);
+            Ok((module, CacheUse::Stored, None))
+        }
         Err(e) => Ok((
             module,
             CacheUse::StoreFailed,
@@ -112,6 +127,35 @@ fn store(module: &Module, dir: &Path, path: &Path) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         e.to_string()
     })
+}
+
+/// Removes the least recently used `.cwasm` entries (never `keep`) until the directory's
+/// entries take at most `max` bytes. Errors are ignored: the cache is an optimisation.
+fn trim(dir: &Path, keep: &Path, max: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let path = e.path();
+            if path.extension()? != "cwasm" {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), path))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +182,27 @@ mod tests {
         let (m, second, _) = compile(&engine, &wasm, Some(dir.path())).unwrap();
         assert_eq!((first, second), (CacheUse::Stored, CacheUse::Hit));
         assert!(m.get_export("f").is_some());
+    }
+
+    #[test]
+    fn trimming_removes_the_least_recently_used_entries_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.cwasm");
+        let new = dir.path().join("new.cwasm");
+        let kept = dir.path().join("kept.cwasm");
+        for (p, age) in [(&old, 300), (&new, 100), (&kept, 200)] {
+            std::fs::write(p, [0u8; 100]).unwrap();
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            std::fs::File::options()
+                .append(true)
+                .open(p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        trim(dir.path(), &kept, 200);
+        assert!(!old.exists(), "the oldest goes first");
+        assert!(new.exists() && kept.exists());
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub struct Args {
     /// Write audit events as JSON lines to FILE instead of printing them.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Write the monitored calls of the run to FILE as an `irm test` trace.
+    /// Write the monitored calls of the run to FILE as an `irm test` trace (whatever the
+    /// outcome). `irm test` reads NAME.traces next to NAME.pol: save it next to the first
+    /// policy; the others are named in `with` lines.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
     /// Show the Wasm backtrace of a violation or trap.
@@ -158,6 +160,10 @@ fn report(e: RunError, verbose: bool) -> Result<u8> {
                 (_, false) => eprintln!("(run with -v for the wasm backtrace)"),
                 _ => {}
             }
+        }
+        RunError::Policy(diagnostics) => {
+            eprintln!("{diagnostics}");
+            eprintln!("irm: the policies do not compile");
         }
         other => eprintln!("irm: error: {other}"),
     }

@@ -16,6 +16,12 @@
 //! * [`RunError::Link`]: imports nobody provides, each with its type; and errors loading,
 //!   weaving or compiling.
 //!
+//! Compiled modules are cached on disk ([`cache`], keyed by the SHA-256 of the exact bytes
+//! and the engine configuration), so a 99 MB module compiles once. The guest inherits the
+//! process's stdio unless [`RunnerBuilder::stdout`] / [`RunnerBuilder::stderr`] give it
+//! in-memory pipes. Audit records reach [`RunnerBuilder::on_audit`] as they happen, and
+//! [`RunnerBuilder::record`] writes the run's monitored calls as an `irm test` trace.
+//!
 //! **Inline** enforcement weaves the policies into the module with host hooks
 //! (`instrumenter::WeaveOptions { host_hooks: true }`): the woven code decides, the
 //! hooks only tell the runtime what happened so it can report it. **Host** enforcement

@@ -37,6 +37,11 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// Deepest chain of includes.
+pub const MAX_INCLUDE_DEPTH: usize = 32;
+/// Most files one compilation loads.
+pub const MAX_FILES: usize = 512;
+
 /// Parses `sources` and, transitively, the files they include. Includes are resolved
 /// relative to the including source's name; a name matching a given source uses that
 /// source, anything else is read with `read`. Each file is loaded once.
@@ -98,6 +103,23 @@ impl Loader<'_> {
                 .sources
                 .iter()
                 .position(|s| normalize(Path::new(&s.name)) == path);
+            // Bounds against include chains that never end (a symbolic link to its own
+            // directory makes `include "self/x.pol"` a new path every time).
+            if existing.is_none()
+                && (stack.len() >= MAX_INCLUDE_DEPTH || self.sources.len() >= MAX_FILES)
+            {
+                let d = Diagnostic::at(
+                    Severity::Error,
+                    &self.sources,
+                    inc.span,
+                    format!(
+                        "too many included files: includes nest at most {MAX_INCLUDE_DEPTH} deep and load at most {MAX_FILES} files"
+                    ),
+                )
+                .with_hint("does a file include itself through a different path?");
+                self.errors.push(d);
+                continue;
+            }
             let target = match existing {
                 Some(t) => t,
                 None => match (self.read)(&path) {

@@ -356,10 +356,12 @@ fn token_at(text: &str, pos: usize) -> &str {
 fn pratt() -> &'static PrattParser<Rule> {
     static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
     P.get_or_init(|| {
-        // C precedence, lowest first.
+        // C precedence, lowest first; `has` binds looser than the bitwise operators so
+        // that `oflags has OFLAGS_CREAT | OFLAGS_TRUNC` tests both flags.
         PrattParser::new()
             .op(Op::infix(Rule::or, Assoc::Left))
             .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::infix(Rule::has, Assoc::Left))
             .op(Op::infix(Rule::bitor, Assoc::Left))
             .op(Op::infix(Rule::bitxor, Assoc::Left))
             .op(Op::infix(Rule::bitand, Assoc::Left))
@@ -367,8 +369,7 @@ fn pratt() -> &'static PrattParser<Rule> {
             .op(Op::infix(Rule::lt, Assoc::Left)
                 | Op::infix(Rule::le, Assoc::Left)
                 | Op::infix(Rule::gt, Assoc::Left)
-                | Op::infix(Rule::ge, Assoc::Left)
-                | Op::infix(Rule::has, Assoc::Left))
+                | Op::infix(Rule::ge, Assoc::Left))
             .op(Op::infix(Rule::shl, Assoc::Left) | Op::infix(Rule::shr, Assoc::Left))
             .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
             .op(Op::infix(Rule::mul, Assoc::Left)

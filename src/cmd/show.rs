@@ -1,7 +1,7 @@
 //! `irm show`: a human summary of compiled policies, or Graphviz with `--dot`.
 use anyhow::{bail, Result};
 use policy_lang::display::transition_to_string;
-use policy_lang::ir::{ParamType, Program};
+use policy_lang::ir::{ParamType, Program, ValType};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -103,10 +103,20 @@ fn summary(program: &Program, i: usize) -> String {
                 format!("{}: {ty}", p.name)
             })
             .collect();
-        let result = if ev.results.is_empty() {
-            ""
+        let results: Vec<&str> = ev
+            .results
+            .iter()
+            .map(|r| match r {
+                ValType::I32 => "i32",
+                ValType::I64 => "i64",
+                ValType::F32 => "f32",
+                ValType::F64 => "f64",
+            })
+            .collect();
+        let result = if results.is_empty() {
+            String::new()
         } else {
-            " -> result"
+            format!(" -> {}", results.join(", "))
         };
         out.push_str(&format!(
             "    {} = {}({}){result}\n",

@@ -207,6 +207,20 @@ fn missing_import_is_a_link_error_naming_it_and_its_type() {
 }
 
 #[test]
+fn stub_provides_a_missing_import_returning_its_value() {
+    let wat = format!(
+        r#"(module
+             (import "env" "answer" (func $answer (param i32) (result i32)))
+             (import "{WASI}" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $exit (call $answer (i32.const 0)))))"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "stub.wat", &wat);
+    irm(&["run", "--stub", "env.answer=9", &m]).code(9);
+}
+
+#[test]
 fn deep_recursion_needs_a_bigger_wasm_stack() {
     let wat = r#"(module (memory (export "memory") 1)
         (func $down (param i32) (result i32)

@@ -207,6 +207,7 @@ pub struct RunnerBuilder {
     record: Option<PathBuf>,
     stdout: Option<MemoryOutputPipe>,
     stderr: Option<MemoryOutputPipe>,
+    stubs: Vec<(String, String, i64)>,
 }
 
 impl Default for RunnerBuilder {
@@ -226,6 +227,7 @@ impl Default for RunnerBuilder {
             record: None,
             stdout: None,
             stderr: None,
+            stubs: Vec::new(),
         }
     }
 }
@@ -311,6 +313,14 @@ impl RunnerBuilder {
     /// the run's outcome.
     pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
         self.record = Some(path.into());
+        self
+    }
+
+    /// Provides function import `module.field`, whatever its type, as a function that
+    /// does nothing and returns `value` as its first result (0 for the others); e.g.
+    /// CPython's `host.call` with -1. Stubs replace WASI and host functions of the same name.
+    pub fn stub(mut self, module: impl Into<String>, field: impl Into<String>, value: i64) -> Self {
+        self.stubs.push((module.into(), field.into(), value));
         self
     }
 
@@ -525,6 +535,45 @@ impl Runner {
             })?;
         }
         linker.allow_shadowing(true);
+
+        for import in prepared.module.imports() {
+            let Some(&(_, _, value)) = self
+                .cfg
+                .stubs
+                .iter()
+                .find(|(m, f, _)| m == import.module() && f == import.name())
+            else {
+                continue;
+            };
+            let ExternType::Func(ty) = import.ty() else {
+                return Err(RunError::Config(format!(
+                    "--stub {}.{}: the module imports it as {:?}, not as a function",
+                    import.module(),
+                    import.name(),
+                    import.ty()
+                )));
+            };
+            let results: Vec<wasmtime::ValType> = ty.results().collect();
+            linker
+                .func_new(import.module(), import.name(), ty, move |_, _, out| {
+                    for (i, (slot, t)) in out.iter_mut().zip(&results).enumerate() {
+                        let v = if i == 0 { value } else { 0 };
+                        *slot = match t {
+                            wasmtime::ValType::I64 => Val::I64(v),
+                            wasmtime::ValType::F32 => Val::F32((v as f32).to_bits()),
+                            wasmtime::ValType::F64 => Val::F64((v as f64).to_bits()),
+                            wasmtime::ValType::I32 => Val::I32(v as i32),
+                            _ => {
+                                return Err(wasmtime::Error::msg(
+                                    "a stub cannot return a reference",
+                                ))
+                            }
+                        };
+                    }
+                    Ok(())
+                })
+                .map_err(|e| RunError::Config(format!("cannot define the stub: {e}")))?;
+        }
 
         // The program whose events the runtime observes: the host-enforced one, else the
         // one a woven module carries.

@@ -28,6 +28,10 @@ pub struct Args {
     /// parameters and the guest's argv.
     #[arg(long, value_name = "FUNC")]
     pub invoke: Option<String>,
+    /// Provide function import MODULE.FIELD as a stub that returns VALUE (default 0),
+    /// e.g. `--stub host.call=-1`.
+    #[arg(long = "stub", value_name = "MODULE.FIELD[=VALUE]")]
+    pub stubs: Vec<String>,
     /// Maximum wasm stack in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = monitor_rt::DEFAULT_WASM_STACK)]
     pub wasm_stack: usize,
@@ -85,6 +89,22 @@ pub fn run(args: Args) -> Result<u8> {
             .split_once('=')
             .with_context(|| format!("--env {e}: expected K=V"))?;
         b = b.env(k, v);
+    }
+    for st in &args.stubs {
+        let (import, value) = match st.split_once('=') {
+            Some((i, v)) => {
+                let v: i64 = v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--stub {st}: `{v}` is not an integer"))?;
+                (i, v)
+            }
+            None => (st.as_str(), 0),
+        };
+        let (m, f) = import
+            .split_once('.')
+            .with_context(|| format!("--stub {st}: expected MODULE.FIELD[=VALUE]"))?;
+        b = b.stub(m, f, value);
     }
     let name = args.module.display().to_string();
     b = b.arg(name.clone()).args(args.args.iter().cloned());

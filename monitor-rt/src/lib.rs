@@ -46,10 +46,10 @@
 //!     .arg("windows")
 //!     .host_functions(move |linker| {
 //!         let open = Arc::clone(&open);
-//!         linker.func_wrap("env", "open_window", move |_title: i32, _len: i32| -> i32 {
+//!         linker.func_wrap("env", "open_window", move |_width: i32, _height: i32| -> i32 {
 //!             open.fetch_add(1, Ordering::SeqCst) + 1
 //!         })?;
-//!         linker.func_wrap("env", "close_window", |_id: i32| -> i32 { 0 })?;
+//!         linker.func_wrap("env", "close_window", |_handle: i32| {})?;
 //!         Ok(())
 //!     })
 //!     .build()?;

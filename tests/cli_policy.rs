@@ -1,0 +1,347 @@
+//! End-to-end tests of `irm compile`, `irm show` and `irm test` through the binary:
+//! exit codes, what is printed, and the shipped policies' trace tests under both judges.
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What one `irm` run did.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `irm` with `args` from the workspace root.
+fn irm(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_irm"))
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the irm binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout\n{}--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    fs::write(&p, text).expect("write test file");
+    p.to_str().expect("UTF-8 path").to_string()
+}
+
+#[test]
+fn every_shipped_policy_passes_its_traces_under_both_judges() {
+    let r = irm(&["test", "policies"]);
+    r.code(0);
+    let summary = r.stdout.lines().last().unwrap_or_default();
+    assert!(summary.ends_with("passed, 0 failed"), "{summary}");
+    let passed: usize = summary
+        .split(' ')
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .expect("a count");
+    assert!(passed >= 80, "{summary}");
+}
+
+#[test]
+fn every_shipped_policy_has_five_accepted_and_five_rejected_traces() {
+    for entry in fs::read_dir(root().join("policies")).expect("policies/") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_none_or(|e| e != "pol") {
+            continue;
+        }
+        let traces = fs::read_to_string(p.with_extension("traces"))
+            .unwrap_or_else(|_| panic!("{} has no .traces file", p.display()));
+        let accepts = traces.lines().filter(|l| l.starts_with("accept ")).count();
+        let rejects = traces.lines().filter(|l| l.starts_with("reject ")).count();
+        assert!(
+            accepts >= 5 && rejects >= 5,
+            "{}: {accepts} accepted, {rejects} rejected",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn test_reports_a_failing_trace_with_its_difference_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(
+        dir.path(),
+        "p.pol",
+        "policy p { on fd_write when fd != 1 -> deny \"stdout only\"; }\n",
+    );
+    write(
+        dir.path(),
+        "p.traces",
+        "accept \"fine\" { fd_write(fd=1) }\naccept \"wrong\" { fd_write(fd=1) fd_write(fd=3) }\n",
+    );
+    let d = dir.path().to_str().expect("UTF-8");
+    let r = irm(&["test", d]);
+    r.code(1);
+    assert!(r.stdout.contains("ok    fine"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL  wrong (line 2)"), "{}", r.stdout);
+    assert!(r.stdout.contains("expected accept"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("got deny at step 2 (fd_write) by p \"stdout only\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("[interpreter]") && r.stdout.contains("[woven]"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.ends_with("1 passed, 1 failed\n"), "{}", r.stdout);
+}
+
+#[test]
+fn test_runs_only_the_judge_asked_for() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(
+        dir.path(),
+        "p.pol",
+        "policy p { on fd_write -> deny \"never\"; }\n",
+    );
+    let traces = write(dir.path(), "p.traces", "accept \"wrong\" { fd_write() }\n");
+    let r = irm(&["test", "--judge", "interp", &traces]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("[interpreter]") && !r.stdout.contains("[woven]"),
+        "{}",
+        r.stdout
+    );
+    let r = irm(&["test", "--judge", "woven", &traces]);
+    r.code(1);
+    assert!(
+        !r.stdout.contains("[interpreter]") && r.stdout.contains("[woven]"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn test_accepts_a_policy_file_and_finds_its_traces() {
+    let r = irm(&["test", "policies/no-exfil.pol"]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with("policies/no-exfil.traces\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(" passed, 0 failed"), "{}", r.stdout);
+}
+
+#[test]
+fn test_fails_on_a_policy_without_traces_or_a_missing_path() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pol = write(
+        dir.path(),
+        "lonely.pol",
+        "policy p { on fd_write -> audit; }\n",
+    );
+    let r = irm(&["test", &pol]);
+    r.code(1);
+    assert!(r.stderr.contains("has no trace file"), "{}", r.stderr);
+    let r = irm(&["test", "no/such/dir"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("no such file or directory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn test_counts_a_trace_file_that_does_not_parse_as_a_failure() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(dir.path(), "p.pol", "policy p { on fd_write -> audit; }\n");
+    write(dir.path(), "p.traces", "accept \"x\" { fd_wirte() }\n");
+    let r = irm(&["test", dir.path().to_str().expect("UTF-8")]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("unknown event `fd_wirte`"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("0 passed, 1 failed"), "{}", r.stdout);
+}
+
+#[test]
+fn compile_summarises_each_policy() {
+    let r = irm(&[
+        "compile",
+        "policies/max-windows.pol",
+        "policies/no-exfil.pol",
+    ]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("policy max_windows: 1 state, 1 variable, 3 transitions, 2 events"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("policy no_exfil: 2 states"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn compile_emit_json_prints_the_ir() {
+    let r = irm(&["compile", "policies/no-network-errno.pol", "--emit", "json"]);
+    r.code(0);
+    let ir: serde_json::Value = serde_json::from_str(&r.stdout).expect("valid JSON");
+    assert_eq!(ir["version"], 1);
+    assert_eq!(ir["policies"][0]["name"], "no_network_errno");
+    assert_eq!(ir["events"].as_array().map(Vec::len), Some(4));
+    let program: policy_lang::ir::Program =
+        serde_json::from_str(&r.stdout).expect("the IR deserialises");
+    assert_eq!(program.policies[0].transitions.len(), 4);
+}
+
+#[test]
+fn compile_errors_are_located_with_a_caret_and_a_hint_and_exit_1() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pol = write(
+        dir.path(),
+        "bad.pol",
+        "policy p {\n  on path_opn -> deny \"x\";\n}\n",
+    );
+    let r = irm(&["compile", &pol]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("error: unknown event `path_opn`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("bad.pol:2:6"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(" 2 |   on path_opn -> deny \"x\";\n   |      ^^^^^^^^"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: did you mean `path_open`?"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn compile_prints_warnings_and_still_succeeds() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pol = write(
+        dir.path(),
+        "w.pol",
+        "policy p {\n  on fd_write -> audit;\n  on fd_write when fd == 3 -> deny \"x\";\n}\n",
+    );
+    let r = irm(&["compile", &pol]);
+    r.code(0);
+    assert!(
+        r.stderr.contains("warning: this transition never fires"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn compile_of_a_missing_file_is_an_error_not_a_panic() {
+    let r = irm(&["compile", "no/such.pol"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("cannot read policy file `no/such.pol`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn show_dot_prints_a_graphviz_digraph() {
+    let r = irm(&["show", "policies/no-exfil.pol", "--dot"]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with("digraph \"no_exfil\" {"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("label=\"clean\""), "{}", r.stdout);
+    assert!(r.stdout.contains("label=\"tainted\""), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with('}'), "{}", r.stdout);
+}
+
+#[test]
+fn show_dot_with_several_policies_needs_a_choice() {
+    let r = irm(&[
+        "show",
+        "policies/no-exfil.pol",
+        "policies/stdio-only.pol",
+        "--dot",
+    ]);
+    r.code(1);
+    assert!(r.stderr.contains("--policy NAME"), "{}", r.stderr);
+    irm(&[
+        "show",
+        "policies/no-exfil.pol",
+        "policies/stdio-only.pol",
+        "--dot",
+        "--policy",
+        "stdio_only",
+    ])
+    .code(0);
+}
+
+#[test]
+fn show_prints_the_transitions_readably() {
+    let r = irm(&["show", "policies/chinese-wall.pol"]);
+    r.code(0);
+    assert!(r.stdout.contains("chinese_wall"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("/data/b is closed after /data/a was opened"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn show_lists_event_signatures_with_their_result_types() {
+    let r = irm(&["show", "policies/max-windows.pol"]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("open_window = env.open_window(width: i32, height: i32) -> i32"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("close_window = env.close_window(handle: i32)\n"),
+        "{}",
+        r.stdout
+    );
+}

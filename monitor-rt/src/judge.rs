@@ -33,13 +33,22 @@ use wasm_encoder::{
 };
 use wasmtime::{Engine, Extern, Linker, Store, Trap, Val};
 
+impl From<WeaveError> for JudgeError {
+    fn from(e: WeaveError) -> Self {
+        JudgeError::Weave(Box::new(e))
+    }
+}
+
+/// The driver's Wasm arguments per step, its data segment and its memory size in pages.
+type Plan = (Vec<Vec<Arg>>, Vec<u8>, u32);
+
 /// Why the woven judge could not reach a verdict (as opposed to reaching a different one).
 #[derive(Debug, Error)]
 pub enum JudgeError {
     #[error("trace step {step}: event #{event} is not an event of the program")]
     UnknownEvent { step: usize, event: u32 },
     #[error("the driver module could not be woven: {0}")]
-    Weave(#[from] WeaveError),
+    Weave(Box<WeaveError>),
     #[error("the woven driver has no readable irm.monitor manifest")]
     NoManifest,
     #[error("the woven driver could not be run: {0:#}")]
@@ -98,10 +107,7 @@ pub struct Driver {
 }
 
 /// Lays out the strings and computes the Wasm arguments of every step.
-fn plan_args(
-    program: &Program,
-    trace: &[TraceEvent],
-) -> Result<(Vec<Vec<Arg>>, Vec<u8>, u32), JudgeError> {
+fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError> {
     let strings_at = RESULTS_AT + 8 * trace.len() as u32;
     let mut data = Vec::new();
     let mut pending: Vec<Vec<Option<Arg>>> = Vec::new();
@@ -286,14 +292,7 @@ fn result_val(t: &wasmtime::ValType, v: i64) -> Val {
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
 pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict, JudgeError> {
     let driver = driver(program, trace)?;
-    let woven = weave(
-        &driver.wasm,
-        program,
-        &WeaveOptions {
-            host_hooks: true,
-            ..Default::default()
-        },
-    )?;
+    let woven = weave(&driver.wasm, program, &WeaveOptions { host_hooks: true })?;
     let manifest = manifest::read(&woven.wasm)?.ok_or(JudgeError::NoManifest)?;
 
     let engine = Engine::default();

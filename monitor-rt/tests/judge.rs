@@ -87,7 +87,7 @@ fn random_trace(rng: &mut Rng, program: &Program, len: usize) -> Vec<TraceEvent>
                 .params
                 .iter()
                 .map(|p| match p.ty {
-                    ParamType::Str if rng.next() % 8 == 0 => Value::Str(None),
+                    ParamType::Str if rng.next().is_multiple_of(8) => Value::Str(None),
                     ParamType::Str => Value::Str(Some(rng.pick(STRS).as_bytes().to_vec())),
                     ParamType::F32 | ParamType::F64 => Value::Float(1.5),
                     _ => Value::Int(rng.pick(INTS)),

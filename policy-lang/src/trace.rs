@@ -364,9 +364,15 @@ struct Parser<'a> {
     /// Empty while only the `with` header is read.
     program: &'a Program,
     consts: Constants<'a>,
+    /// Current nesting of [`Parser::unary`].
+    depth: usize,
 }
 
 type PResult<T> = Result<T, TraceError>;
+
+/// Deepest nesting of parentheses and prefix operators in a value, so that hostile
+/// trace files cannot exhaust the stack of the recursive parser.
+const MAX_CONST_NESTING: usize = 64;
 
 impl<'a> Parser<'a> {
     fn new(
@@ -383,6 +389,7 @@ impl<'a> Parser<'a> {
             i: 0,
             program,
             consts,
+            depth: 0,
         })
     }
 
@@ -759,10 +766,7 @@ impl<'a> Parser<'a> {
             return self.product();
         }
         let mut acc = self.binary(level + 1)?;
-        loop {
-            let Tok::P(p) = self.peek().clone() else {
-                break;
-            };
+        while let Tok::P(p) = self.peek().clone() {
             if !LEVELS[level].contains(&p) {
                 break;
             }
@@ -790,6 +794,22 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> PResult<i64> {
+        self.depth += 1;
+        let v = if self.depth > MAX_CONST_NESTING {
+            Err(self.error_at(
+                self.pos(),
+                format!(
+                    "nesting too deep: at most {MAX_CONST_NESTING} parentheses or prefix operators"
+                ),
+            ))
+        } else {
+            self.unary_inner()
+        };
+        self.depth -= 1;
+        v
+    }
+
+    fn unary_inner(&mut self) -> PResult<i64> {
         if self.eat_punct("-") {
             return Ok(self.unary()?.wrapping_neg());
         }

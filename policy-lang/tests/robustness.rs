@@ -258,3 +258,23 @@ fn mutated_trace_files_never_panic_the_trace_parser_or_interpreter() {
         }
     }
 }
+
+#[test]
+fn deeply_nested_trace_values_are_an_error_not_a_stack_overflow() {
+    let program = policy_lang::compile(&[Source {
+        name: "p.pol".into(),
+        text: "policy p { on fd_write -> audit; }".into(),
+    }])
+    .expect("compiles")
+    .program;
+    for value in [
+        "(".repeat(100_000),
+        "-".repeat(100_000),
+        "~".repeat(100_000),
+    ] {
+        let text = format!("accept \"deep\" {{ fd_write(fd={value}1) }}");
+        let e = trace::parse_traces("deep.traces", &text, &program, &trace::wasi_constants)
+            .expect_err("too deep");
+        assert!(e.message.contains("nesting too deep"), "{e}");
+    }
+}

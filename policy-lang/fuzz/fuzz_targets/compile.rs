@@ -18,14 +18,20 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let text = String::from_utf8_lossy(policy).into_owned();
-    let sources = vec![Source { name: "fuzz.pol".into(), text }];
+    let sources = vec![Source {
+        name: "fuzz.pol".into(),
+        text,
+    }];
     // Includes read nothing from disk: every include is "not found".
     let no_files = |_: &std::path::Path| -> std::io::Result<String> {
         Err(std::io::Error::new(std::io::ErrorKind::NotFound, "fuzzing"))
     };
     match policy_lang::compile_with(sources, &no_files) {
         Err(d) => {
-            assert!(d.errors().count() > 0, "a failed compilation reports an error");
+            assert!(
+                d.errors().count() > 0,
+                "a failed compilation reports an error"
+            );
             let _ = d.render();
         }
         Ok(c) => {
@@ -35,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = policy_lang::dot::to_dot(&c.program, i);
             }
             let text = String::from_utf8_lossy(traces);
-            if let Ok(file) = trace::parse_traces("fuzz.traces", &text, &c.program, &trace::wasi_constants) {
+            if let Ok(file) =
+                trace::parse_traces("fuzz.traces", &text, &c.program, &trace::wasi_constants)
+            {
                 for t in &file.traces {
                     let v = interp::run_trace(&c.program, &t.events());
                     let _ = trace::check(&c.program, t, &v);

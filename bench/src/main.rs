@@ -76,6 +76,10 @@ enum Sub {
         /// The runtime scenario (index) for `--work inline`.
         #[arg(long, default_value_t = 0)]
         scenario: usize,
+        #[arg(long)]
+        module: Option<PathBuf>,
+        #[arg(long)]
+        policy: Vec<PathBuf>,
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
@@ -105,8 +109,10 @@ fn main() -> Result<()> {
         Some(Sub::ProfileWork {
             work,
             scenario,
+            module,
+            policy,
             secs,
-        }) => return profile::work(work, scenario, secs),
+        }) => return profile::work(work, scenario, module.as_deref(), &policy, secs),
         None => {}
     }
 
@@ -139,7 +145,12 @@ fn main() -> Result<()> {
                 eprintln!("runtime: profiling the inline {name} loop");
                 profile::perf(
                     &ctx,
-                    &["--work", "inline", "--scenario", &i.to_string()],
+                    &[
+                        "--work".into(),
+                        "inline".into(),
+                        "--scenario".into(),
+                        i.to_string().into(),
+                    ],
                     &format!("Profile of the inline-monitored `{name}` loop"),
                 )
             });
@@ -155,7 +166,7 @@ fn main() -> Result<()> {
             eprintln!("compile: profiling the 1,000-transition compile");
             rep.compile_profile = profile::perf(
                 &ctx,
-                &["--work", "compile1000"],
+                &["--work".into(), "compile1000".into()],
                 "Profile of compiling the 1,000-transition policy repeatedly",
             );
         }

@@ -9,6 +9,7 @@ use crate::runtime::{module_wat, scenarios};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,12 +20,30 @@ pub enum Work {
     Compile1000,
     /// Run the inline-woven loop of a runtime scenario (`--scenario`).
     Inline,
+    /// Weave `--module` with `--policy` files (the module read and the policies compiled
+    /// once, outside the loop).
+    Weave,
 }
 
 /// The child side: repeat `work` for about `secs` seconds.
-pub fn work(work: Work, scenario: usize, secs: f64) -> Result<()> {
+pub fn work(
+    work: Work,
+    scenario: usize,
+    module: Option<&Path>,
+    policies: &[PathBuf],
+    secs: f64,
+) -> Result<()> {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     match work {
+        Work::Weave => {
+            let module = module.ok_or_else(|| anyhow!("--work weave needs --module"))?;
+            let bytes =
+                std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+            let program = crate::irm::compile_policies(policies)?;
+            while Instant::now() < until {
+                std::hint::black_box(crate::irm::weave(&bytes, &program)?);
+            }
+        }
         Work::Compile1000 => {
             let text = crate::compile::generate(1000);
             while Instant::now() < until {
@@ -53,9 +72,9 @@ pub fn work(work: Work, scenario: usize, secs: f64) -> Result<()> {
 
 /// `perf record` of `irm-bench profile-work ARGS`, as a markdown paragraph headed by
 /// `caption`; `None` (with a message) when perf is unavailable or records nothing.
-pub fn perf(ctx: &Ctx, args: &[&str], caption: &str) -> Option<String> {
+pub fn perf(ctx: &Ctx, args: &[OsString], caption: &str) -> Option<String> {
     let mut child: Vec<OsString> = vec![ctx.self_exe.clone().into(), "profile-work".into()];
-    child.extend(args.iter().map(OsString::from));
+    child.extend(args.iter().cloned());
     perf_of(&child, caption)
 }
 

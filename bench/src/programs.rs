@@ -35,6 +35,8 @@ pub struct ProgramResult {
     pub compile_woven: Option<f64>,
     /// Compiles of each module behind the compile medians.
     pub compile_runs: usize,
+    /// Run-to-run spread of the unhardened runs, (max - min) / median.
+    pub wall_spread: Option<f64>,
     pub wall_unhardened: Option<f64>,
     pub wall_inline: Option<f64>,
     pub wall_host: Option<f64>,
@@ -247,6 +249,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
             compile_original: None,
             compile_woven: None,
             compile_runs: 0,
+            wall_spread: None,
             wall_unhardened: None,
             wall_inline: None,
             wall_host: None,
@@ -346,6 +349,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
             program.as_ref(),
         ) {
             Ok(w) => {
+                r.wall_spread = w.spread;
                 r.wall_unhardened = w.unhardened;
                 r.wall_inline = w.inline;
                 r.wall_host = w.host;
@@ -417,7 +421,19 @@ fn runner(inv: &Invocation, host: Option<&Program>, cache: &Path) -> Result<Runn
     b.build().map_err(|e| anyhow!("{e}"))
 }
 
+/// (max - min) / median of `xs`; `None` for fewer than two samples.
+pub fn spread(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let max = xs.iter().cloned().fold(f64::MIN, f64::max);
+    let min = xs.iter().cloned().fold(f64::MAX, f64::min);
+    Some((max - min) / median(xs)?)
+}
+
 struct WallTimes {
+    /// (max - min) / median of the unhardened runs: the run-to-run noise.
+    spread: Option<f64>,
     unhardened: Option<f64>,
     inline: Option<f64>,
     host: Option<f64>,
@@ -559,6 +575,7 @@ fn wall_times(
                 .and_then(|i| median(&secs[i]))
         };
         Ok(WallTimes {
+            spread: spread(&secs[0]),
             unhardened: get("unhardened"),
             inline: get("woven"),
             host: get("host-enforced"),
@@ -649,6 +666,12 @@ mod tests {
             + svg.matches("<rect x").count()
             + svg.matches("<path").count();
         assert_eq!(shapes, 30);
+    }
+
+    #[test]
+    fn spread_is_range_over_median() {
+        assert_eq!(spread(&[1.0, 2.0, 4.0]), Some(1.5));
+        assert_eq!(spread(&[3.0]), None);
     }
 
     #[test]

@@ -255,26 +255,24 @@ pub fn misses_weave_target(m: &ModuleResult) -> bool {
     })
 }
 
-/// A flat `perf` profile of one weave of `module` (first policy set), when perf works here.
+/// A `perf` profile of weaving `module` repeatedly (first policy set), when perf works here.
 fn profile_weave(ctx: &Ctx, module: &Path) -> Option<String> {
     let (label, files) = &policy_sets()[0];
-    let mut cmd: Vec<std::ffi::OsString> = vec![
-        ctx.self_exe.clone().into(),
-        "measure".into(),
-        "--tool".into(),
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--work".into(),
         "weave".into(),
         "--module".into(),
         module.into(),
     ];
     for f in files {
-        cmd.push("--policy".into());
-        cmd.push(crate::irm::policy_file(&ctx.workspace, f).0.into());
+        args.push("--policy".into());
+        args.push(crate::irm::policy_file(&ctx.workspace, f).0.into());
     }
     let caption = format!(
-        "Profile of one `{label}` of {} (includes reading the file and compiling the policy)",
+        "Profile of `{label}` of {}, repeated for 3 s (the module read and the policy compiled once, outside the loop)",
         module.file_name().unwrap_or_default().to_string_lossy()
     );
-    crate::profile::perf_of(&cmd, &caption)
+    crate::profile::perf(ctx, &args, &caption)
 }
 
 pub fn markdown(results: &[ModuleResult]) -> String {

@@ -701,8 +701,9 @@ impl PyWorld {
             .env("TMPDIR", "/tmp")
             .env("PYTHONTZPATH", "")
             .env("HOME", "/tmp")
-            .dir(self.lib.path(), "/usr/local/lib")
+            // /tmp first: tmp-writes.pol names it by its descriptor, 3.
             .dir(self.tmp.path(), "/tmp")
+            .dir(self.lib.path(), "/usr/local/lib")
             .dir(self.data.path(), "/data")
             .invoke("run")
             .wasm_stack(8 << 20)
@@ -810,6 +811,27 @@ fn cpython_opening_a_pem_file_is_stopped_at_the_open() {
         "key.pem",
         "PEM files are off limits",
     );
+}
+
+#[test]
+fn cpython_writing_under_tmp_is_allowed_by_tmp_writes() {
+    let Some((wasm, zip)) = cpython() else { return };
+    let world = PyWorld::new(&zip);
+    let code = "open('/tmp/out.txt', 'w').write('kept')\nprint(open('/tmp/out.txt').read())";
+    for mode in [Enforcement::Inline, Enforcement::Host] {
+        let run = world.python(&wasm, code, &["tmp-writes.pol"], mode);
+        assert!(
+            run.outcome.is_ok(),
+            "{mode:?}: {:?}\n{}",
+            run.outcome.err(),
+            run.stderr
+        );
+        assert_eq!(run.stdout, "kept\n", "{mode:?}");
+        assert_eq!(
+            fs::read_to_string(world.tmp.path().join("out.txt")).unwrap(),
+            "kept"
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "irm", version, about = "Inline reference monitors for WebAssembly")]
+#[command(
+    name = "irm",
+    version,
+    about = "Inline reference monitors for WebAssembly"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -164,7 +164,15 @@ fn exfil_woven_module_stops_the_send_on_its_own() {
     // module's own monitor stops the send and reports through the module's fd_write.
     let dir = tempfile::tempdir().expect("temporary directory");
     let woven = dir.path().join("exfil.hardened.wasm");
-    irm(&["weave", "--policy", NO_EXFIL, EXFIL_WAT, "-o", path_str(&woven)]).assert_code(0);
+    irm(&[
+        "weave",
+        "--policy",
+        NO_EXFIL,
+        EXFIL_WAT,
+        "-o",
+        path_str(&woven),
+    ])
+    .assert_code(0);
     irm(&["run", "--dir", EXFIL_DATA, path_str(&woven)])
         .assert_code(VIOLATION)
         .assert_stdout(&exfil_read_then_send_stdout())
@@ -327,9 +335,9 @@ const RESVG_FS: &str = "examples/resvg/resvg-fs.pol";
 
 /// resvg.wasm from the corpus cache, or None (with a message) when it was not fetched.
 fn resvg() -> Option<PathBuf> {
-    let cache = std::env::var_os("IRM_CORPUS").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irm-corpus"))
-    });
+    let cache = std::env::var_os("IRM_CORPUS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irm-corpus")));
     let wasm = cache.map(|c| c.join("wasm/resvg.wasm"));
     match wasm {
         Some(w) if w.is_file() => Some(w),
@@ -363,8 +371,14 @@ fn resvg_hardened_renders_the_same_png_as_the_original() {
     let plain = tempfile::tempdir().expect("temporary directory");
     let hardened = tempfile::tempdir().expect("temporary directory");
     render(&resvg, None, input.path(), plain.path(), "/out/drawing.png").assert_code(0);
-    render(&resvg, Some(RESVG_FS), input.path(), hardened.path(), "/out/drawing.png")
-        .assert_code(0);
+    render(
+        &resvg,
+        Some(RESVG_FS),
+        input.path(),
+        hardened.path(),
+        "/out/drawing.png",
+    )
+    .assert_code(0);
     let a = fs::read(plain.path().join("drawing.png")).expect("original output");
     let b = fs::read(hardened.path().join("drawing.png")).expect("hardened output");
     assert!(a.starts_with(b"\x89PNG"), "resvg wrote a PNG");
@@ -376,14 +390,24 @@ fn resvg_hardened_cannot_write_into_its_input_directory() {
     let Some(resvg) = resvg() else { return };
     let input = copy_dir(&root().join("examples/resvg/input"));
     let out = tempfile::tempdir().expect("temporary directory");
-    render(&resvg, Some(RESVG_FS), input.path(), out.path(), "/in/drawing.png")
-        .assert_code(VIOLATION)
-        .assert_stderr_has(&[
-            "resvg_writes",
-            "path_open",
-            "resvg may only write PNG files into the output directory",
-        ]);
-    assert_eq!(file_names(input.path()), ["drawing.svg"], "nothing was written");
+    render(
+        &resvg,
+        Some(RESVG_FS),
+        input.path(),
+        out.path(),
+        "/in/drawing.png",
+    )
+    .assert_code(VIOLATION)
+    .assert_stderr_has(&[
+        "resvg_writes",
+        "path_open",
+        "resvg may only write PNG files into the output directory",
+    ]);
+    assert_eq!(
+        file_names(input.path()),
+        ["drawing.svg"],
+        "nothing was written"
+    );
 }
 
 #[test]

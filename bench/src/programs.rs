@@ -625,8 +625,17 @@ pub fn markdown(results: &[ProgramResult]) -> String {
     let runs: Vec<String> = results
         .iter()
         .map(|p| {
+            let spread = p
+                .wall_spread
+                .map(|x| {
+                    format!(
+                        " (unhardened runs spread over {:.1}% of their median)",
+                        x * 100.0
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "{} {} runs of each, {} compiles of each",
+                "{} {} runs of each{spread}, {} compiles of each",
                 p.name, p.runs, p.compile_runs
             )
         })

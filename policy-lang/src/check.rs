@@ -5,7 +5,7 @@
 //! program. The analyses at the end (overlapping and dead transitions, unreachable
 //! states, unused variables) run on the lowered transitions.
 use crate::ast::{self, EventBody, FileId, Item, Span, Target};
-use crate::diag::{suggest, Diagnostic, Severity, Source};
+use crate::diag::{suggest, Diagnostic, LineIndex, Severity, Source};
 use crate::ir::{self, Expr, ParamType, Phase, Program, ValType, Verdict};
 use crate::lower::{fold_binary, Lowerer, Scope, Ty};
 use crate::parse;
@@ -217,6 +217,8 @@ struct Checker<'a> {
     /// Names whose declaration already failed with an error: later uses report nothing
     /// more, so one mistake gives one message.
     poisoned: HashSet<String>,
+    /// Per source, for [`Checker::loc`].
+    line_index: Vec<LineIndex>,
 }
 
 /// Checks the loaded files and builds the program; `Err` holds every diagnostic (at least
@@ -237,6 +239,7 @@ pub fn check(
         program_event_decl: Vec::new(),
         by_key: HashMap::new(),
         poisoned: HashSet::new(),
+        line_index: sources.iter().map(|s| LineIndex::new(&s.text)).collect(),
     };
     for (_, f) in files {
         for item in &f.items {
@@ -294,8 +297,15 @@ impl<'a> Checker<'a> {
         self.diags.last_mut().expect("just pushed")
     }
 
+    /// `file:line:col` of `span`, as [`Diagnostic::location`] gives it.
     fn loc(&self, span: Span) -> String {
-        Diagnostic::at(Severity::Error, self.sources, span, "").location()
+        match (self.sources.get(span.file), self.line_index.get(span.file)) {
+            (Some(src), Some(index)) => {
+                let (line, col) = index.line_col(&src.text, span.start);
+                format!("{}:{line}:{col}", src.name)
+            }
+            _ => String::new(),
+        }
     }
 
     fn duplicate(&mut self, what: &str, name: &ast::Ident, first: Span) {
@@ -1037,6 +1047,17 @@ impl<'a> Checker<'a> {
         let mut dead: Vec<bool> = vec![false; ts.len()];
         let mut group_keys: Vec<_> = groups.keys().copied().collect();
         group_keys.sort_by_key(|(e, ph)| (*e, *ph == Phase::Post));
+        // Comparing guards pair by pair is quadratic; a fingerprint per guard makes the
+        // common case (different guards) one integer comparison.
+        let fingerprint: Vec<u64> = ts
+            .iter()
+            .map(|t| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                format!("{:?}", t.guard).hash(&mut h);
+                h.finish()
+            })
+            .collect();
         for key in group_keys {
             let members = &groups[&key];
             for (jpos, &j) in members.iter().enumerate() {
@@ -1048,7 +1069,7 @@ impl<'a> Checker<'a> {
                 let mut covered: HashSet<ir::StateId> = HashSet::new();
                 for &i in &members[..jpos] {
                     let ti = &ts[i];
-                    let same_guard = ti.guard == tj.guard;
+                    let same_guard = fingerprint[i] == fingerprint[j] && ti.guard == tj.guard;
                     let covers = ti.guard == Expr::Bool(true) || same_guard;
                     if !covers {
                         continue;

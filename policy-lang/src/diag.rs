@@ -157,6 +157,30 @@ impl Diagnostic {
     }
 }
 
+/// Line starts of a source, so many locations in one file cost a binary search each
+/// instead of a scan from the start (a 1,000-transition policy records 1,000 origins).
+#[derive(Clone, Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` of `text`, exactly as
+    /// [`Diagnostic::at`] computes them.
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let start = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&s| s <= start);
+        let line_start = self.starts[line - 1];
+        (line, text[line_start..start].chars().count() + 1)
+    }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -264,5 +288,33 @@ mod tests {
             Some("path_open".into())
         );
         assert_eq!(suggest("zzz", ["path_open"]), None);
+    }
+}
+
+#[cfg(test)]
+mod line_index_tests {
+    use super::*;
+
+    #[test]
+    fn line_index_agrees_with_diagnostic_locations_at_every_offset() {
+        let text = "policy p {\n  on fd_read -> deny \"é\";\n\n}\nlast";
+        let sources = [Source {
+            name: "f.pol".into(),
+            text: text.into(),
+        }];
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() + 2 {
+            let span = Span {
+                file: 0,
+                start: offset,
+                end: offset,
+            };
+            let d = Diagnostic::at(Severity::Error, &sources, span, "");
+            assert_eq!(
+                index.line_col(text, offset),
+                (d.line, d.col),
+                "offset {offset}"
+            );
+        }
     }
 }

@@ -183,9 +183,19 @@ impl Pattern {
         let nfa = Nfa::build(self);
         let mut start = vec![0];
         nfa.closure(&mut start);
+        // DFA states are keyed by the NFA state set as a bitset: much cheaper to hash and
+        // compare than the sorted list (this lookup dominated compiling big policies).
+        let words = nfa.edges.len().div_ceil(64).max(1);
+        let key = |set: &[usize]| {
+            let mut k = vec![0u64; words];
+            for &n in set {
+                k[n / 64] |= 1 << (n % 64);
+            }
+            k
+        };
         let mut sets: Vec<Vec<usize>> = vec![start.clone()];
         let mut index = std::collections::HashMap::new();
-        index.insert(start, 0u32);
+        index.insert(key(&start), 0u32);
         // Bytes the pattern never names (and that are not `/`) all behave alike: step once
         // for a representative of them and once per named byte, then fill the row.
         let mut named = [false; 256];
@@ -217,14 +227,15 @@ impl Pattern {
                     other.unwrap_or(b)
                 };
                 let next = nfa.step(&set, probe);
-                let id = match index.get(&next) {
+                let k = key(&next);
+                let id = match index.get(&k) {
                     Some(&id) => id,
                     None => {
                         if sets.len() >= MAX_DFA_STATES {
                             return Err(PatternTooComplex);
                         }
                         let id = sets.len() as u32;
-                        index.insert(next.clone(), id);
+                        index.insert(k, id);
                         sets.push(next);
                         id
                     }

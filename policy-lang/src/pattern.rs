@@ -36,6 +36,21 @@ impl Class {
 }
 
 /// A Thompson-style NFA: node 0 is the start, `accept` the only accepting node.
+/// The indices of the set bits of `set`.
+fn ones(set: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    set.iter().enumerate().flat_map(|(w, &word)| {
+        let mut word = word;
+        std::iter::from_fn(move || {
+            if word == 0 {
+                return None;
+            }
+            let bit = word.trailing_zeros() as usize;
+            word &= word - 1;
+            Some(w * 64 + bit)
+        })
+    })
+}
+
 #[derive(Debug)]
 struct Nfa {
     edges: Vec<Vec<(Class, usize)>>,
@@ -150,6 +165,34 @@ impl Nfa {
         set.dedup();
     }
 
+    /// [`Nfa::closure`] on a bitset of states.
+    fn closure_bits(&self, set: &mut [u64]) {
+        let mut stack: Vec<usize> = ones(set).collect();
+        while let Some(n) = stack.pop() {
+            for &m in &self.eps[n] {
+                let (w, bit) = (m / 64, 1u64 << (m % 64));
+                if set[w] & bit == 0 {
+                    set[w] |= bit;
+                    stack.push(m);
+                }
+            }
+        }
+    }
+
+    /// [`Nfa::step`] on a bitset of states.
+    fn step_bits(&self, set: &[u64], b: u8, words: usize) -> Vec<u64> {
+        let mut next = vec![0u64; words];
+        for n in ones(set) {
+            for (c, m) in &self.edges[n] {
+                if c.accepts(b) {
+                    next[m / 64] |= 1 << (m % 64);
+                }
+            }
+        }
+        self.closure_bits(&mut next);
+        next
+    }
+
     fn step(&self, set: &[usize], b: u8) -> Vec<usize> {
         let mut next: Vec<usize> = set
             .iter()
@@ -181,21 +224,18 @@ impl Pattern {
     /// [`MAX_DFA_STATES`] states.
     pub fn to_dfa(&self) -> Result<Dfa, PatternTooComplex> {
         let nfa = Nfa::build(self);
-        let mut start = vec![0];
-        nfa.closure(&mut start);
-        // DFA states are keyed by the NFA state set as a bitset: much cheaper to hash and
-        // compare than the sorted list (this lookup dominated compiling big policies).
+        // Subset construction with NFA state sets as bitsets: they are the hash keys of
+        // the DFA states, and cheap to hash, compare and step (this dominated compiling
+        // big policies when sets were sorted lists).
         let words = nfa.edges.len().div_ceil(64).max(1);
-        let key = |set: &[usize]| {
-            let mut k = vec![0u64; words];
-            for &n in set {
-                k[n / 64] |= 1 << (n % 64);
-            }
-            k
-        };
-        let mut sets: Vec<Vec<usize>> = vec![start.clone()];
+        let mut start = vec![0u64; words];
+        start[0] = 1;
+        nfa.closure_bits(&mut start);
+        let accepts = |set: &[u64]| set[nfa.accept / 64] & (1 << (nfa.accept % 64)) != 0;
+        let mut sets: Vec<Vec<u64>> = vec![start.clone()];
+        let mut accepting = vec![accepts(&start)];
         let mut index = std::collections::HashMap::new();
-        index.insert(key(&start), 0u32);
+        index.insert(start, 0u32);
         // Bytes the pattern never names (and that are not `/`) all behave alike: step once
         // for a representative of them and once per named byte, then fill the row.
         let mut named = [false; 256];
@@ -211,7 +251,7 @@ impl Pattern {
         let mut table = Vec::new();
         let mut i = 0;
         while i < sets.len() {
-            let set = sets[i].clone();
+            let set = std::mem::take(&mut sets[i]);
             let mut row = [0u32; 256];
             let mut other_id = None;
             for b in 0..=255u8 {
@@ -226,16 +266,16 @@ impl Pattern {
                 } else {
                     other.unwrap_or(b)
                 };
-                let next = nfa.step(&set, probe);
-                let k = key(&next);
-                let id = match index.get(&k) {
+                let next = nfa.step_bits(&set, probe, words);
+                let id = match index.get(&next) {
                     Some(&id) => id,
                     None => {
                         if sets.len() >= MAX_DFA_STATES {
                             return Err(PatternTooComplex);
                         }
                         let id = sets.len() as u32;
-                        index.insert(k, id);
+                        accepting.push(accepts(&next));
+                        index.insert(next.clone(), id);
                         sets.push(next);
                         id
                     }
@@ -248,7 +288,6 @@ impl Pattern {
             table.extend_from_slice(&row);
             i += 1;
         }
-        let accepting = sets.iter().map(|s| s.contains(&nfa.accept)).collect();
         Ok(Dfa {
             start: 0,
             accepting,

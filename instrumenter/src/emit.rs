@@ -165,7 +165,6 @@ struct Emitter<'a> {
     needs_data_count: bool,
     num_data: u32,
     rewritten: u32,
-    copied: u32,
     dwarf_stale: bool,
     dropped: Vec<String>,
     saw_names: bool,
@@ -211,7 +210,6 @@ pub(crate) fn emit(
         needs_data_count: false,
         num_data,
         rewritten: 0,
-        copied: 0,
         dwarf_stale: plan.any() || plan.shift > 0,
         dropped: Vec::new(),
         saw_names: false,
@@ -380,7 +378,7 @@ pub(crate) fn emit(
         wasm: e.out,
         counts: e.red.counts,
         bodies_rewritten: e.rewritten,
-        bodies_copied: e.copied,
+        bodies_copied: e.copied_mask.iter().filter(|&&c| c).count() as u32,
         copied_mask: std::mem::take(&mut e.copied_mask),
         dropped: e.dropped,
     })
@@ -591,7 +589,6 @@ impl Emitter<'_> {
         let copy = refs.total() == 0 && self.plan.shift == 0;
         self.copied_mask.push(copy);
         if copy {
-            self.copied += 1;
             if st.run.is_none() {
                 st.run = Some(entry_start);
             }

@@ -1,5 +1,7 @@
 //! `irm compile`: check policies and print the compiled automaton.
 use anyhow::Result;
+
+use super::input::plural;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -20,21 +22,10 @@ pub enum Emit {
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let compiled = match policy_lang::compile_files(&args.policies) {
+    let compiled = match super::input::compile_policies(&args.policies) {
         Ok(c) => c,
-        Err(diags) => {
-            eprint!("{}", diags.render());
-            let n = diags.errors().count();
-            eprintln!(
-                "irm: {n} error{} in the policies",
-                if n == 1 { "" } else { "s" }
-            );
-            return Ok(1);
-        }
+        Err(code) => return Ok(code),
     };
-    if !compiled.warnings.is_empty() {
-        eprintln!("{}", compiled.render_warnings());
-    }
     match args.emit {
         Some(Emit::Json) => println!("{}", serde_json::to_string_pretty(&compiled.program)?),
         None => {
@@ -57,12 +48,4 @@ pub fn run(args: Args) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

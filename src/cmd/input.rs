@@ -21,10 +21,7 @@ pub fn compile_policies(
         Err(diags) => {
             eprint!("{}", diags.render());
             let n = diags.errors().count();
-            eprintln!(
-                "irm: {n} error{} in the policies",
-                if n == 1 { "" } else { "s" }
-            );
+            eprintln!("irm: {n} error{} in the policies", plural(n));
             Err(1)
         }
     }
@@ -53,5 +50,14 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
         Ok(b) => Ok(b),
         // wat's error already carries `--> file:line:col` and the source line.
         Err(e) => bail!("cannot parse the text module: {e}"),
+    }
+}
+
+/// The plural suffix for `n` things.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }

@@ -18,16 +18,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<u8> {
-    let compiled = match policy_lang::compile_files(&args.policies) {
+    let compiled = match super::input::compile_policies(&args.policies) {
         Ok(c) => c,
-        Err(diags) => {
-            eprint!("{}", diags.render());
-            return Ok(1);
-        }
+        Err(code) => return Ok(code),
     };
-    if !compiled.warnings.is_empty() {
-        eprintln!("{}", compiled.render_warnings());
-    }
     let program = &compiled.program;
     let names: Vec<&str> = program.policies.iter().map(|p| p.name.as_str()).collect();
     let selected: Vec<usize> = match &args.policy {

@@ -289,14 +289,21 @@ fn result_val(t: &wasmtime::ValType, v: i64) -> Val {
     }
 }
 
+/// One engine for every trace: creating an engine is far costlier than the tiny driver
+/// modules it compiles, and `irm test` judges every trace of every policy.
+fn shared_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(Engine::default)
+}
+
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
 pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict, JudgeError> {
     let driver = driver(program, trace)?;
     let woven = weave(&driver.wasm, program, &WeaveOptions { host_hooks: true })?;
     let manifest = manifest::read(&woven.wasm)?.ok_or(JudgeError::NoManifest)?;
 
-    let engine = Engine::default();
-    let module = wasmtime::Module::new(&engine, &woven.wasm).map_err(JudgeError::Wasm)?;
+    let engine = shared_engine();
+    let module = wasmtime::Module::new(engine, &woven.wasm).map_err(JudgeError::Wasm)?;
     let mut store = Store::new(&engine, ());
     let mut linker = Linker::new(&engine);
     let seen = Arc::new(Mutex::new(Seen::default()));

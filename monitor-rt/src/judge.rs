@@ -304,8 +304,8 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
 
     let engine = shared_engine();
     let module = wasmtime::Module::new(engine, &woven.wasm).map_err(JudgeError::Wasm)?;
-    let mut store = Store::new(&engine, ());
-    let mut linker = Linker::new(&engine);
+    let mut store = Store::new(engine, ());
+    let mut linker = Linker::new(engine);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let results: Arc<Vec<Option<i64>>> = Arc::new(trace.iter().map(|c| c.result).collect());
     for import in module.imports() {

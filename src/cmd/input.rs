@@ -2,7 +2,7 @@
 //!
 //! Both return errors that name the file and, for text, the line and column, so a user
 //! never has to guess which of several inputs was wrong.
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
 
 /// Compiles policy files together, printing warnings to stderr. On errors the rendered
@@ -27,30 +27,10 @@ pub fn compile_policies(
     }
 }
 
-/// Reads a module: the binary format as is, the text format (`.wat`, or any file that
-/// does not start with the Wasm magic) parsed with `wat`.
+/// Reads a module: the binary format as is, the text format parsed by `wat` (whose
+/// errors carry `file:line:col` and the source line).
 pub fn read_module(path: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read module `{}`", path.display()))?;
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
-    }
-    let looks_textual = path.extension().is_some_and(|e| e == "wat" || e == "wast")
-        || std::str::from_utf8(&bytes).is_ok_and(|s| s.trim_start().starts_with('('));
-    if !looks_textual {
-        bail!(
-            "`{}` is neither a WebAssembly binary (it does not start with \\0asm) nor the text format",
-            path.display()
-        );
-    }
-    let text = std::str::from_utf8(&bytes)
-        .with_context(|| format!("`{}` is not valid UTF-8 text", path.display()))?;
-    let buf = wat::Parser::new();
-    match buf.parse_str(Some(path), text) {
-        Ok(b) => Ok(b),
-        // wat's error already carries `--> file:line:col` and the source line.
-        Err(e) => bail!("cannot parse the text module: {e}"),
-    }
+    wat::parse_file(path).with_context(|| format!("cannot read module `{}`", path.display()))
 }
 
 /// The plural suffix for `n` things.

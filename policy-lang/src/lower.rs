@@ -393,7 +393,7 @@ impl<'a> Lowerer<'a> {
                 Pattern::Glob(lit.value.clone())
             }
         };
-        if pattern.to_dfa().is_err() {
+        if pattern.check_dfa_size().is_err() {
             self.error(
                 lit.span,
                 format!(

@@ -14,6 +14,7 @@
 //! [`Dfa`] is the compiled form the weaver emits as a table. The two are tested to agree.
 
 use crate::ir::Pattern;
+use std::collections::HashMap;
 
 /// Upper bound on DFA states, so a hostile pattern cannot blow up weaving.
 pub const MAX_DFA_STATES: usize = 4096;
@@ -165,32 +166,49 @@ impl Nfa {
         set.dedup();
     }
 
-    /// [`Nfa::closure`] on a bitset of states.
-    fn closure_bits(&self, set: &mut [u64]) {
-        let mut stack: Vec<usize> = ones(set).collect();
-        while let Some(n) = stack.pop() {
-            for &m in &self.eps[n] {
-                let (w, bit) = (m / 64, 1u64 << (m % 64));
-                if set[w] & bit == 0 {
-                    set[w] |= bit;
-                    stack.push(m);
-                }
-            }
+    /// An upper bound on the number of states subset construction reaches.
+    ///
+    /// Let `f` be the first node that is not a plain link (exactly one byte edge, to the
+    /// next node, and no epsilon edge). If nothing at or after `f` leads back before it,
+    /// every reachable set is a singleton `{i}` with `i < f` or a subset of the nodes from
+    /// `f` on, so there are at most `f + 2^(n - f)` of them. Globs put their wildcards
+    /// after a literal directory prefix, which keeps `n - f` small.
+    fn dfa_state_bound(&self) -> usize {
+        let n = self.edges.len();
+        let link = |i: usize| {
+            self.eps[i].is_empty() && matches!(self.edges[i][..], [(_, m)] if m == i + 1)
+        };
+        let f = (0..n).find(|&i| !link(i)).unwrap_or(n);
+        let back = (f..n).any(|i| {
+            self.eps[i].iter().any(|&m| m < f) || self.edges[i].iter().any(|&(_, m)| m < f)
+        });
+        if back || n - f >= usize::BITS as usize - 1 {
+            return usize::MAX;
         }
+        f.saturating_add(1 << (n - f))
     }
 
-    /// [`Nfa::step`] on a bitset of states.
-    fn step_bits(&self, set: &[u64], b: u8, words: usize) -> Vec<u64> {
-        let mut next = vec![0u64; words];
-        for n in ones(set) {
-            for (c, m) in &self.edges[n] {
-                if c.accepts(b) {
-                    next[m / 64] |= 1 << (m % 64);
+    /// The epsilon closure of every single node, as bitsets of `words` words each: node
+    /// `n`'s closure is `closures[n * words..(n + 1) * words]`. The closure of a set is the
+    /// union of its members' closures, so subset construction never walks epsilon edges.
+    fn closures(&self, words: usize) -> Vec<u64> {
+        let mut closures = vec![0u64; self.edges.len() * words];
+        let mut stack = Vec::new();
+        for n in 0..self.edges.len() {
+            let set = &mut closures[n * words..(n + 1) * words];
+            set[n / 64] |= 1 << (n % 64);
+            stack.push(n);
+            while let Some(k) = stack.pop() {
+                for &m in &self.eps[k] {
+                    let (w, bit) = (m / 64, 1u64 << (m % 64));
+                    if set[w] & bit == 0 {
+                        set[w] |= bit;
+                        stack.push(m);
+                    }
                 }
             }
         }
-        self.closure_bits(&mut next);
-        next
+        closures
     }
 
     fn step(&self, set: &[usize], b: u8) -> Vec<usize> {
@@ -220,22 +238,33 @@ impl Pattern {
         set.contains(&nfa.accept)
     }
 
+    /// Fails exactly when [`Pattern::to_dfa`] would, without building the DFA when a cheap
+    /// bound already shows it is small enough (the policy compiler checks every string
+    /// guard; the weaver builds the DFAs it emits).
+    pub fn check_dfa_size(&self) -> Result<(), PatternTooComplex> {
+        if Nfa::build(self).dfa_state_bound() <= MAX_DFA_STATES {
+            return Ok(());
+        }
+        self.to_dfa().map(|_| ())
+    }
+
     /// Compiles the pattern to a DFA, or fails when it needs more than
     /// [`MAX_DFA_STATES`] states.
     pub fn to_dfa(&self) -> Result<Dfa, PatternTooComplex> {
         let nfa = Nfa::build(self);
         // Subset construction with NFA state sets as bitsets: they are the hash keys of
-        // the DFA states, and cheap to hash, compare and step (this dominated compiling
-        // big policies when sets were sorted lists).
+        // the DFA states, and cheap to hash, compare and step. Compiling a policy builds
+        // one DFA per string guard (to bound its size), so this is on the compile path:
+        // steps go into one scratch set and allocate only for a new DFA state.
         let words = nfa.edges.len().div_ceil(64).max(1);
-        let mut start = vec![0u64; words];
-        start[0] = 1;
-        nfa.closure_bits(&mut start);
+        let closures = nfa.closures(words);
+        let closure = |n: usize| &closures[n * words..(n + 1) * words];
         let accepts = |set: &[u64]| set[nfa.accept / 64] & (1 << (nfa.accept % 64)) != 0;
-        let mut sets: Vec<Vec<u64>> = vec![start.clone()];
+        let start: Box<[u64]> = closure(0).into();
+        let mut sets: Vec<Box<[u64]>> = vec![start.clone()];
         let mut accepting = vec![accepts(&start)];
-        let mut index = std::collections::HashMap::new();
-        index.insert(start, 0u32);
+        let mut index: HashMap<Box<[u64]>, u32> = HashMap::new();
+        index.insert(start, 0);
         // Bytes the pattern never names (and that are not `/`) all behave alike: step once
         // for a representative of them and once per named byte, then fill the row.
         let mut named = [false; 256];
@@ -247,43 +276,45 @@ impl Pattern {
                 }
             }
         }
+        let probes: Vec<u8> = (0..=255u8).filter(|b| named[*b as usize]).collect();
         let other = (0..=255u8).find(|b| !named[*b as usize]);
         let mut table = Vec::new();
+        let mut next = vec![0u64; words];
         let mut i = 0;
         while i < sets.len() {
             let set = std::mem::take(&mut sets[i]);
+            // Unnamed bytes first, so the row starts filled with their common target.
             let mut row = [0u32; 256];
-            let mut other_id = None;
-            for b in 0..=255u8 {
-                if !named[b as usize] {
-                    if let Some(id) = other_id {
-                        row[b as usize] = id;
-                        continue;
+            for probe in other.iter().chain(&probes) {
+                next.fill(0);
+                for n in ones(&set) {
+                    for &(class, m) in &nfa.edges[n] {
+                        if class.accepts(*probe) {
+                            for (w, c) in next.iter_mut().zip(closure(m)) {
+                                *w |= c;
+                            }
+                        }
                     }
                 }
-                let probe = if named[b as usize] {
-                    b
-                } else {
-                    other.unwrap_or(b)
-                };
-                let next = nfa.step_bits(&set, probe, words);
-                let id = match index.get(&next) {
+                let id = match index.get(&next[..]) {
                     Some(&id) => id,
                     None => {
                         if sets.len() >= MAX_DFA_STATES {
                             return Err(PatternTooComplex);
                         }
                         let id = sets.len() as u32;
-                        accepting.push(accepts(&next));
-                        index.insert(next.clone(), id);
-                        sets.push(next);
+                        let key: Box<[u64]> = next.as_slice().into();
+                        accepting.push(accepts(&key));
+                        index.insert(key.clone(), id);
+                        sets.push(key);
                         id
                     }
                 };
-                if !named[b as usize] {
-                    other_id = Some(id);
+                if Some(*probe) == other {
+                    row.fill(id);
+                } else {
+                    row[*probe as usize] = id;
                 }
-                row[b as usize] = id;
             }
             table.extend_from_slice(&row);
             i += 1;
@@ -390,6 +421,20 @@ mod tests {
         assert!(d.table.iter().all(|&q| (q as usize) < d.state_count()));
     }
 
+    #[test]
+    fn a_pattern_needing_too_many_states_is_rejected_by_both_checks() {
+        let p = glob("**a?????????????");
+        assert_eq!(p.to_dfa().unwrap_err(), PatternTooComplex);
+        assert_eq!(p.check_dfa_size().unwrap_err(), PatternTooComplex);
+    }
+
+    #[test]
+    fn a_literal_directory_before_the_wildcards_keeps_the_bound_small() {
+        let p = glob("/data/d123/**/*.txt");
+        assert!(Nfa::build(&p).dfa_state_bound() <= MAX_DFA_STATES);
+        assert!(p.to_dfa().unwrap().state_count() <= Nfa::build(&p).dfa_state_bound());
+    }
+
     fn pattern_strategy() -> impl Strategy<Value = Pattern> {
         let g = proptest::collection::vec(
             prop_oneof![
@@ -417,6 +462,12 @@ mod tests {
         fn dfa_agrees_with_reference(p in pattern_strategy(), s in "[ab/]{0,8}") {
             let d = p.to_dfa().unwrap();
             prop_assert_eq!(d.matches(s.as_bytes()), p.matches(s.as_bytes()));
+        }
+
+        #[test]
+        fn dfa_state_bound_is_an_upper_bound(p in pattern_strategy()) {
+            let d = p.to_dfa().unwrap();
+            prop_assert!(d.state_count() <= Nfa::build(&p).dfa_state_bound());
         }
 
         /// Bytes the pattern never names share one transition per state; strings full of

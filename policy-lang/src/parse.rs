@@ -188,9 +188,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::ident | Rule::name => "a name",
         Rule::string => "a string",
         Rule::int => "a number",
-        Rule::expr | Rule::paren | Rule::str_test | Rule::not | Rule::neg | Rule::bitnot => {
-            "an expression"
-        }
+        Rule::expr | Rule::paren | Rule::not | Rule::neg | Rule::bitnot => "an expression",
         Rule::or
         | Rule::and
         | Rule::eq_op
@@ -825,10 +823,28 @@ impl<'a> Builder<'a> {
                 }
             }
             Rule::name => {
-                let name = p.as_str().to_string();
+                let mut it = p.into_inner();
+                let param = self.ident(it.next()?);
+                let Some(op) = it.next() else {
+                    return Some((
+                        Expr {
+                            span: param.span,
+                            kind: ExprKind::Name(param.name),
+                        },
+                        1,
+                    ));
+                };
+                let op = match op.as_str() {
+                    "==" => StrOp::Eq,
+                    "!=" => StrOp::Ne,
+                    "startswith" => StrOp::StartsWith,
+                    _ => StrOp::Glob,
+                };
+                let lit = self.string(it.next()?)?;
+                let span = param.span.to(lit.span);
                 Some((
                     Expr {
-                        kind: ExprKind::Name(name),
+                        kind: ExprKind::StrTest(param, op, lit),
                         span,
                     },
                     1,
@@ -839,24 +855,6 @@ impl<'a> Builder<'a> {
                 let (mut e, d) = self.expr_pairs(inner.into_inner())?;
                 e.span = span;
                 Some((e, d))
-            }
-            Rule::str_test => {
-                let mut it = p.into_inner();
-                let param = self.ident(it.next()?);
-                let op = match it.next()?.as_str() {
-                    "==" => StrOp::Eq,
-                    "!=" => StrOp::Ne,
-                    "startswith" => StrOp::StartsWith,
-                    _ => StrOp::Glob,
-                };
-                let lit = self.string(it.next()?)?;
-                Some((
-                    Expr {
-                        kind: ExprKind::StrTest(param, op, lit),
-                        span,
-                    },
-                    1,
-                ))
             }
             r => unreachable!("grammar yields no primary {r:?}"),
         }

@@ -60,6 +60,19 @@ fn line_and_block_comments_are_ignored() {
 }
 
 #[test]
+fn a_slash_between_operands_divides_and_does_not_start_a_comment() {
+    let p = compile(
+        "policy p { on fd_write when fd/2 == 2 -> deny \"x\"; on fd_read when fd / /* c */ 3 == 3 -> deny \"y\"; }",
+    );
+    assert_traces(
+        &p,
+        r#"reject "r" at 1 by p "x" { fd_write(fd=5) }
+accept "a" { fd_write(fd=6) fd_read(fd=8) }
+reject "s" at 1 by p "y" { fd_read(fd=9) }"#,
+    );
+}
+
+#[test]
 fn include_brings_declarations_from_another_file() {
     let c = compile_files(&[
         (

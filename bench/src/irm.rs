@@ -15,7 +15,16 @@ pub fn compile_policies(paths: &[PathBuf]) -> Result<Program> {
 
 /// Weaves `program` into `wasm` in the default mode (no host hooks): what `irm weave` ships.
 pub fn weave(wasm: &[u8], program: &Program) -> Result<Vec<u8>> {
-    instrumenter::weave(wasm, program, &instrumenter::WeaveOptions::default())
+    weave_on(wasm, program, 0)
+}
+
+/// [`weave`] with `threads` validating threads (0: one per core, the default).
+pub fn weave_on(wasm: &[u8], program: &Program, threads: usize) -> Result<Vec<u8>> {
+    let options = instrumenter::WeaveOptions {
+        threads,
+        ..instrumenter::WeaveOptions::default()
+    };
+    instrumenter::weave(wasm, program, &options)
         .map(|w| w.wasm)
         .map_err(|e| anyhow!("weave failed: {e}"))
 }

@@ -18,8 +18,11 @@ pub enum InProcTool {
     Reencode,
     /// walrus: parse into its IR and emit.
     Walrus,
-    /// irm: compile the policies (untimed), then `instrumenter::weave` (timed).
+    /// irm: compile the policies (untimed), then `instrumenter::weave` (timed), validating
+    /// bodies on one thread: the single-core number the brief's targets are stated for.
     Weave,
+    /// The same with irm's default of one validating thread per core.
+    WeaveAllCores,
 }
 
 /// What a measurement child prints on stdout, as one JSON line.
@@ -32,7 +35,7 @@ pub struct Measurement {
 /// Runs `tool` on `module` once and returns the timing of the work itself.
 pub fn measure(tool: InProcTool, module: &Path, policies: &[PathBuf]) -> Result<Measurement> {
     let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
-    let program = if tool == InProcTool::Weave {
+    let program = if matches!(tool, InProcTool::Weave | InProcTool::WeaveAllCores) {
         Some(crate::irm::compile_policies(policies)?)
     } else {
         None
@@ -58,9 +61,10 @@ pub fn measure(tool: InProcTool, module: &Path, policies: &[PathBuf]) -> Result<
                 walrus::Module::from_buffer(&bytes).map_err(|e| anyhow!("walrus parse: {e:#}"))?;
             m.emit_wasm().len() as u64
         }
-        InProcTool::Weave => {
-            let program = program.expect("compiled above for Weave");
-            crate::irm::weave(&bytes, &program)?.len() as u64
+        InProcTool::Weave | InProcTool::WeaveAllCores => {
+            let program = program.expect("compiled above for weaving");
+            let threads = if tool == InProcTool::Weave { 1 } else { 0 };
+            crate::irm::weave_on(&bytes, &program, threads)?.len() as u64
         }
     };
     Ok(Measurement {

@@ -47,16 +47,20 @@ pub const REENCODE: &str = "wasm-encoder RoundtripReencoder";
 pub const WALRUS: &str = "walrus parse + emit";
 pub const WASM_OPT: &str = "binaryen wasm-opt (no passes)";
 
-/// The policy sets woven in this section: label and files relative to the workspace.
+/// The policy sets woven in this section on one validating thread (the brief's targets
+/// are per core): label and files relative to the workspace.
 pub fn policy_sets() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
-        ("irm weave no-exfil", vec![crate::irm::NO_EXFIL]),
+        ("irm weave no-exfil, 1 thread", vec![crate::irm::NO_EXFIL]),
         (
-            "irm weave filesystem (resvg-fs)",
+            "irm weave filesystem (resvg-fs), 1 thread",
             vec!["examples/resvg/resvg-fs.pol"],
         ),
     ]
 }
+
+/// The first policy set woven with irm's default, one validating thread per core.
+pub const ALL_CORES: &str = "irm weave no-exfil, all cores";
 
 pub fn run(ctx: &Ctx) -> Result<Vec<ModuleResult>> {
     let modules: &[&str] = if ctx.quick {
@@ -96,6 +100,14 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ModuleResult>> {
                 .collect();
             tools.push(in_proc(ctx, label, InProcTool::Weave, &path, &files));
         }
+        let no_exfil = crate::irm::policy_file(&ctx.workspace, crate::irm::NO_EXFIL).0;
+        tools.push(in_proc(
+            ctx,
+            ALL_CORES,
+            InProcTool::WeaveAllCores,
+            &path,
+            &[no_exfil],
+        ));
         let mut m = ModuleResult {
             name: name.to_string(),
             size: meta.len(),
@@ -137,7 +149,11 @@ fn in_proc(
         let mut cmd = Command::new(&ctx.self_exe);
         cmd.arg("measure")
             .arg("--tool")
-            .arg(format!("{tool:?}").to_lowercase())
+            .arg(
+                clap::ValueEnum::to_possible_value(&tool)
+                    .expect("every tool has a name")
+                    .get_name(),
+            )
             .arg("--module")
             .arg(module);
         for p in policies {

@@ -8,10 +8,7 @@
 //! copied byte for byte, in runs.
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{ConstExpr, Encode};
-use wasmparser::{
-    BinaryReader, FuncToValidate, FuncValidatorAllocations, Name, Parser, Payload,
-    ValidatorResources,
-};
+use wasmparser::{BinaryReader, FuncToValidate, Name, Parser, Payload, ValidatorResources};
 
 use crate::codegen::Registry;
 use crate::plan::Plan;
@@ -170,8 +167,8 @@ struct Emitter<'a> {
     saw_names: bool,
     saw_producers: bool,
     /// Validation of the input's bodies, fused with the search for references.
-    to_validate: std::vec::IntoIter<FuncToValidate<ValidatorResources>>,
-    allocs: FuncValidatorAllocations,
+    to_validate: Vec<FuncToValidate<ValidatorResources>>,
+    threads: usize,
     /// Per input body: copied byte for byte (so the output validation may skip it).
     copied_mask: Vec<bool>,
 }
@@ -182,6 +179,7 @@ pub(crate) fn emit(
     gen: &Generated,
     num_data: u32,
     bodies: Vec<FuncToValidate<ValidatorResources>>,
+    threads: usize,
 ) -> Result<Emitted, WeaveError> {
     let first_wrapper = plan
         .wrappers
@@ -214,8 +212,8 @@ pub(crate) fn emit(
         dropped: Vec::new(),
         saw_names: false,
         saw_producers: false,
-        to_validate: bodies.into_iter(),
-        allocs: FuncValidatorAllocations::default(),
+        to_validate: bodies,
+        threads,
         copied_mask: Vec::new(),
     };
 
@@ -306,7 +304,6 @@ pub(crate) fn emit(
     e.new_data = (data.len(), items_of(&data));
 
     e.out.extend_from_slice(&[0, b'a', b's', b'm', 1, 0, 0, 0]);
-    let mut code_state: Option<CodeState> = None;
     for payload in Parser::new(0).parse_all(input) {
         let payload = payload.map_err(WeaveError::malformed)?;
         match payload {
@@ -318,29 +315,39 @@ pub(crate) fn emit(
                 let header_len = content.len() - rest.len();
                 let mut st = CodeState {
                     count,
-                    seen: 0,
-                    content: Vec::with_capacity(content.len() + 4096),
+                    pieces: Vec::new(),
+                    encoded: Vec::new(),
                     run: None,
                     prev_end: range.start + header_len,
                     header_len,
                 };
-                (count + e.new_funcs.0).encode(&mut st.content);
-                if count == 0 {
-                    e.finish_code(st, input)?;
-                } else {
-                    code_state = Some(st);
+                (count + e.new_funcs.0).encode(&mut st.encoded);
+                st.pieces.push(Piece::Encoded(0..st.encoded.len()));
+                // The whole section at once, so its bodies can be validated in parallel;
+                // the parser's `CodeSectionEntry` payloads that follow are then skipped.
+                let reader = wasmparser::CodeSectionReader::new(BinaryReader::new_features(
+                    content,
+                    range.start,
+                    crate::features(),
+                ))
+                .map_err(WeaveError::malformed)?;
+                let bodies = reader
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(WeaveError::malformed)?;
+                let redirect = &e.plan.redirect;
+                let found = validate::bodies(
+                    std::mem::take(&mut e.to_validate),
+                    &bodies,
+                    &|f| redirect.get(f as usize).copied().flatten().is_some(),
+                    e.threads,
+                )?;
+                for (body, found) in bodies.into_iter().zip(found) {
+                    e.body(&mut st, body, found)?;
                 }
+                e.finish_code(st, input)?;
             }
-            Payload::CodeSectionEntry(body) => {
-                let st = code_state.as_mut().ok_or_else(|| WeaveError::Internal {
-                    message: "function body outside a code section".into(),
-                })?;
-                e.body(st, body, input)?;
-                if st.seen == st.count {
-                    let st = code_state.take().expect("checked above");
-                    e.finish_code(st, input)?;
-                }
-            }
+            Payload::CodeSectionEntry(_) => {}
             Payload::CustomSection(c) => e.custom(c, input)?,
             Payload::End(_) => {}
             other => {
@@ -391,14 +398,41 @@ fn custom_bytes(name: &str, data: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The new code section, built as pieces so that runs of bodies copied unchanged are
+/// moved once, from the input straight into the output (CPython: 75 MB).
 struct CodeState {
     count: u32,
-    seen: u32,
-    content: Vec<u8>,
+    /// The section content in order.
+    pieces: Vec<Piece>,
+    /// The bytes of every [`Piece::Encoded`].
+    encoded: Vec<u8>,
     /// Start of the current run of bodies copied unchanged.
     run: Option<usize>,
     prev_end: usize,
     header_len: usize,
+}
+
+enum Piece {
+    /// A range of the input.
+    Input(std::ops::Range<usize>),
+    /// A range of [`CodeState::encoded`].
+    Encoded(std::ops::Range<usize>),
+}
+
+impl CodeState {
+    /// Ends the current run of copied bodies at `end`.
+    fn close_run(&mut self, end: usize) {
+        if let Some(start) = self.run.take() {
+            self.pieces.push(Piece::Input(start..end));
+        }
+    }
+
+    /// Adds what `encode` writes as the next piece.
+    fn encode_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.encoded.len();
+        encode(&mut self.encoded);
+        self.pieces.push(Piece::Encoded(start..self.encoded.len()));
+    }
 }
 
 impl Emitter<'_> {
@@ -544,30 +578,15 @@ impl Emitter<'_> {
         &mut self,
         st: &mut CodeState,
         body: wasmparser::FunctionBody,
-        input: &[u8],
+        found: Vec<validate::FuncRef>,
     ) -> Result<(), WeaveError> {
-        st.seen += 1;
         let range = body.range();
         let entry_start = st.prev_end;
         st.prev_end = range.end;
         let mut refs = Redirects::default();
         let mut per: Vec<(u32, u8)> = Vec::new();
-        let to_validate = self
-            .to_validate
-            .next()
-            .ok_or_else(|| WeaveError::Internal {
-                message: "the code section has more bodies than the function section".into(),
-            })?;
         let redirect = &self.plan.redirect;
         let wrapper_of = |f: u32| redirect.get(f as usize).copied().flatten();
-        let mut found = Vec::new();
-        self.allocs = validate::body(
-            to_validate,
-            std::mem::take(&mut self.allocs),
-            &body,
-            &|f| wrapper_of(f).is_some(),
-            &mut found,
-        )?;
         for (f, kind) in found {
             if let Some(w) = wrapper_of(f) {
                 match kind {
@@ -594,9 +613,7 @@ impl Emitter<'_> {
             }
             return Ok(());
         }
-        if let Some(start) = st.run.take() {
-            st.content.extend_from_slice(&input[start..entry_start]);
-        }
+        st.close_run(entry_start);
         self.rewritten += 1;
         self.red.ctx = Ctx::Uncounted;
         let mut f = self
@@ -607,21 +624,30 @@ impl Emitter<'_> {
         while !ops.eof() {
             f.instruction(&self.red.parse_instruction(&mut ops).map_err(internal)?);
         }
-        f.encode(&mut st.content);
+        st.encode_with(|out| f.encode(out));
         Ok(())
     }
 
     fn finish_code(&mut self, mut st: CodeState, input: &[u8]) -> Result<(), WeaveError> {
-        if let Some(start) = st.run.take() {
-            st.content.extend_from_slice(&input[start..st.prev_end]);
-        }
+        st.close_run(st.prev_end);
         let mut new_header = Vec::new();
         (st.count + self.new_funcs.0).encode(&mut new_header);
         // DWARF addresses code by its offset in the section: stale once any body moved.
         self.dwarf_stale = self.rewritten > 0 || new_header.len() != st.header_len;
-        let mut content = st.content;
-        self.append_generated(&mut content);
-        section(&mut self.out, 10, &content);
+        st.encode_with(|out| self.append_generated(out));
+        let bytes = |p: &Piece| match p {
+            Piece::Input(r) => &input[r.clone()],
+            Piece::Encoded(r) => &st.encoded[r.clone()],
+        };
+        let size: usize = st.pieces.iter().map(|p| bytes(p).len()).sum();
+        let size = u32::try_from(size).map_err(|_| WeaveError::Internal {
+            message: "the woven code section exceeds 4 GiB".into(),
+        })?;
+        self.out.push(10);
+        size.encode(&mut self.out);
+        for p in &st.pieces {
+            self.out.extend_from_slice(bytes(p));
+        }
         Ok(())
     }
 

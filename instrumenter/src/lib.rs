@@ -48,6 +48,9 @@ pub struct WeaveOptions {
     /// Import `irm` hook functions so the host sees every monitored call (for `irm run`
     /// and differential tests). Re-encodes every function body.
     pub host_hooks: bool,
+    /// Threads that validate function bodies (most of a weave's time): 0 means one per
+    /// available core. The output does not depend on it.
+    pub threads: usize,
 }
 
 /// A woven module and what was done to it.
@@ -152,7 +155,11 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         manifest_json,
         irm_version: VERSION,
     };
-    let emitted = emit::emit(input, &plan, &gen, info.num_data, bodies)?;
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let emitted = emit::emit(input, &plan, &gen, info.num_data, bodies, threads)?;
     if let Err(e) = validate::output(&emitted.wasm, &emitted.copied_mask) {
         return Err(WeaveError::Internal {
             message: format!(

@@ -4,6 +4,8 @@
 //! * The input's module-level sections are validated during [`crate::module::ModuleInfo::scan`],
 //!   which keeps one [`FuncToValidate`] per body. Each body is validated while the emitter
 //!   looks for references to wrapped imports ([`body`]): one operator decode does both.
+//!   Bodies are independent, so [`bodies`] spreads them over threads; this is most of a
+//!   weave's time.
 //! * The output is validated again, but a body copied byte for byte from the (already
 //!   validated) input is not: in the default mode nothing it names moves (types,
 //!   functions, globals, memories, tables, data and element segments are only appended to),
@@ -33,7 +35,7 @@ pub(crate) fn body(
     to_validate: FuncToValidate<ValidatorResources>,
     allocs: FuncValidatorAllocations,
     body: &FunctionBody<'_>,
-    interesting: &dyn Fn(u32) -> bool,
+    interesting: &(dyn Fn(u32) -> bool + Sync),
     found: &mut Vec<FuncRef>,
 ) -> Result<FuncValidatorAllocations, WeaveError> {
     let mut fv = to_validate.into_validator(allocs);
@@ -56,6 +58,80 @@ pub(crate) fn body(
         .finish_expression(&fv.visitor(reader.original_position()))
         .map_err(invalid)?;
     Ok(fv.into_allocations())
+}
+
+/// Code sections smaller than this are validated on the calling thread: spawning costs
+/// more than it saves.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// [`body`] for every body of a code section, on up to `threads` threads, each taking a
+/// contiguous run of bodies of about equal total size. Returns each body's references in
+/// module order, or the error of the first invalid body in module order: the same result
+/// as validating one body after the other.
+pub(crate) fn bodies(
+    work: Vec<FuncToValidate<ValidatorResources>>,
+    bodies: &[FunctionBody<'_>],
+    interesting: &(dyn Fn(u32) -> bool + Sync),
+    threads: usize,
+) -> Result<Vec<Vec<FuncRef>>, WeaveError> {
+    if work.len() != bodies.len() {
+        return Err(WeaveError::Internal {
+            message: format!(
+                "the code section has {} bodies but the function section declares {}",
+                bodies.len(),
+                work.len()
+            ),
+        });
+    }
+    let run = |work: Vec<FuncToValidate<ValidatorResources>>, bodies: &[FunctionBody<'_>]| {
+        let mut allocs = FuncValidatorAllocations::default();
+        let mut out = Vec::with_capacity(bodies.len());
+        for (to_validate, b) in work.into_iter().zip(bodies) {
+            let mut found = Vec::new();
+            allocs = body(to_validate, allocs, b, interesting, &mut found)?;
+            out.push(found);
+        }
+        Ok::<_, WeaveError>(out)
+    };
+    let total: usize = bodies.iter().map(|b| b.range().len()).sum();
+    let threads = threads.clamp(1, bodies.len().max(1));
+    if threads == 1 || total < PARALLEL_MIN_BYTES {
+        return run(work, bodies);
+    }
+    let share = total.div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    let (mut start, mut size) = (0, 0);
+    for (i, b) in bodies.iter().enumerate() {
+        size += b.range().len();
+        if size >= share && chunks.len() + 1 < threads {
+            chunks.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < bodies.len() {
+        chunks.push(start..bodies.len());
+    }
+    let mut work = work.into_iter();
+    let parts: Vec<_> = chunks
+        .into_iter()
+        .map(|r| (work.by_ref().take(r.len()).collect::<Vec<_>>(), &bodies[r]))
+        .collect();
+    let run = &run;
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(w, b)| s.spawn(move || run(w, b)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(bodies.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
 }
 
 /// Validates the woven module. `copied[i]` says the output's defined function `i` is a

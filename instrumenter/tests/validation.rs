@@ -88,3 +88,71 @@ fn simd_and_exception_bodies_validate_through_the_fused_pass() {
         .validate_all(&wasm)
         .expect("output validates");
 }
+
+/// A module whose code section is large enough (over 1 MiB) to be validated on several
+/// threads; the bodies listed in `bad` (and only they) are ill-typed. Every tenth body calls the
+/// monitored import, so rewritten and copied bodies alternate across thread boundaries.
+fn big_module(bad: &[usize]) -> Vec<u8> {
+    let mut wat = String::from(
+        "(module (import \"env\" \"secret\" (func $s (param i32) (result i32))) (memory 1)\n",
+    );
+    for i in 0..3000 {
+        wat.push_str("(func (param $x i32) (result i32)\n");
+        for k in 0..60 {
+            wat.push_str(&format!(
+                "(local.set $x (i32.add (local.get $x) (i32.load offset={k} (local.get $x))))\n"
+            ));
+        }
+        if i % 10 == 0 {
+            wat.push_str("(local.set $x (call $s (local.get $x)))\n");
+        }
+        if bad.contains(&i) {
+            wat.push_str("(drop (i64.add (local.get $x) (i64.const 1)))\n");
+        }
+        wat.push_str("(local.get $x))\n");
+    }
+    wat.push(')');
+    let wasm = wat::parse_str(&wat).expect("the text parses");
+    assert!(
+        wasm.len() > 1 << 20,
+        "big enough to be validated in parallel"
+    );
+    wasm
+}
+
+fn weave_with_threads(wasm: &[u8], threads: usize) -> Result<Vec<u8>, Box<WeaveError>> {
+    let options = WeaveOptions {
+        threads,
+        ..WeaveOptions::default()
+    };
+    weave(wasm, &deny_secret(), &options)
+        .map(|w| w.wasm)
+        .map_err(Box::new)
+}
+
+#[test]
+fn the_output_does_not_depend_on_the_number_of_validating_threads() {
+    let wasm = big_module(&[]);
+    let one = weave_with_threads(&wasm, 1).expect("weaves");
+    for threads in [2, 3, 7] {
+        assert!(
+            one == weave_with_threads(&wasm, threads).expect("weaves"),
+            "{threads} threads"
+        );
+    }
+}
+
+#[test]
+fn parallel_validation_reports_the_first_invalid_body_like_sequential_validation() {
+    // Bodies 400 and 2500 fall in different threads' shares; body 400's error wins.
+    let offset = |e: Box<WeaveError>| match *e {
+        WeaveError::Invalid { offset, .. } => offset,
+        other => panic!("not Invalid: {other}"),
+    };
+    let both = big_module(&[400, 2500]);
+    let sequential = offset(weave_with_threads(&both, 1).expect_err("invalid"));
+    let parallel = offset(weave_with_threads(&both, 3).expect_err("invalid"));
+    assert_eq!(sequential, parallel);
+    let later_only = offset(weave_with_threads(&big_module(&[2500]), 3).expect_err("invalid"));
+    assert!(sequential < later_only, "the error is body 400's");
+}

@@ -299,7 +299,14 @@ fn shared_engine() -> &'static Engine {
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
 pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict, JudgeError> {
     let driver = driver(program, trace)?;
-    let woven = weave(&driver.wasm, program, &WeaveOptions { host_hooks: true })?;
+    let woven = weave(
+        &driver.wasm,
+        program,
+        &WeaveOptions {
+            host_hooks: true,
+            ..WeaveOptions::default()
+        },
+    )?;
     let manifest = manifest::read(&woven.wasm)?.ok_or(JudgeError::NoManifest)?;
 
     let engine = shared_engine();

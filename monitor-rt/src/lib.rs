@@ -23,7 +23,7 @@
 //! [`RunnerBuilder::record`] writes the run's monitored calls as an `irm test` trace.
 //!
 //! **Inline** enforcement weaves the policies into the module with host hooks
-//! (`instrumenter::WeaveOptions { host_hooks: true }`): the woven code decides, the
+//! (`instrumenter::WeaveOptions { host_hooks: true, .. }`): the woven code decides, the
 //! hooks only tell the runtime what happened so it can report it. **Host** enforcement
 //! leaves the module untouched and decides every call of a monitored import in a host
 //! function wrapped around the real one, with the reference interpreter
@@ -448,8 +448,15 @@ impl Runner {
         let woven;
         let bytes: &[u8] = match (&self.program, self.cfg.enforcement) {
             (Some(program), Enforcement::Inline) => {
-                woven = instrumenter::weave(&binary, program, &WeaveOptions { host_hooks: true })
-                    .map_err(|source| RunError::Weave {
+                woven = instrumenter::weave(
+                    &binary,
+                    program,
+                    &WeaveOptions {
+                        host_hooks: true,
+                        ..WeaveOptions::default()
+                    },
+                )
+                .map_err(|source| RunError::Weave {
                     path: name.to_string(),
                     source: Box::new(source),
                 })?;

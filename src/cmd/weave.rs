@@ -24,6 +24,10 @@ pub struct Args {
     /// does internally; the output then needs those imports).
     #[arg(long)]
     pub host_hooks: bool,
+    /// Threads that validate function bodies (0: one per core). The output is the same
+    /// for any number.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
@@ -48,6 +52,7 @@ pub fn run(args: Args) -> Result<u8> {
         &compiled.program,
         &WeaveOptions {
             host_hooks: args.host_hooks,
+            threads: args.threads,
         },
     )
     .with_context(|| format!("cannot weave `{}`", args.input.display()))?;

@@ -45,6 +45,7 @@ pub fn check(case: &Case) -> std::result::Result<Outcome, String> {
     }
     let options = WeaveOptions {
         host_hooks: case.host_hooks,
+        ..WeaveOptions::default()
     };
     match weave(&case.wasm, &case.program, &options) {
         Err(_) => Ok(Outcome::Refused),

@@ -69,6 +69,29 @@ fn weave_writes_a_valid_module_with_the_irm_manifest() {
 }
 
 #[test]
+fn weave_writes_the_same_module_whatever_the_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let mut outputs = Vec::new();
+    for j in ["1", "2", "0"] {
+        let out = dir.path().join(format!("j{j}.wasm"));
+        let o = irm(&[
+            "weave",
+            "-j",
+            j,
+            "--policy",
+            s(&pol),
+            EXFIL_WAT,
+            "-o",
+            s(&out),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "-j {j}: {}", stderr(&o));
+        outputs.push(fs::read(&out).unwrap());
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
 fn weave_summary_names_the_policy_and_the_wrapped_imports() {
     let dir = tempfile::tempdir().unwrap();
     let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);

@@ -17,6 +17,7 @@ use wasmparser::{
 };
 
 use crate::WeaveError;
+use std::sync::Mutex;
 
 pub(crate) fn invalid(e: BinaryReaderError) -> WeaveError {
     WeaveError::Invalid {
@@ -59,6 +60,12 @@ pub(crate) fn body(
         .map_err(invalid)?;
     Ok(fv.into_allocations())
 }
+
+/// A contiguous run of bodies and their validators, validated by one thread.
+type Share<'a, 'b> = (
+    Vec<FuncToValidate<ValidatorResources>>,
+    &'a [FunctionBody<'b>],
+);
 
 /// Code sections smaller than this are validated on the calling thread: spawning costs
 /// more than it saves.
@@ -111,20 +118,37 @@ pub(crate) fn bodies(
     if start < bodies.len() {
         chunks.push(start..bodies.len());
     }
+    // Each share waits in a slot its thread takes it from; a share whose thread cannot be
+    // started (a process limit) is then still in its slot and is validated here.
     let mut work = work.into_iter();
-    let parts: Vec<_> = chunks
+    let slots: Vec<Mutex<Option<Share<'_, '_>>>> = chunks
         .into_iter()
-        .map(|r| (work.by_ref().take(r.len()).collect::<Vec<_>>(), &bodies[r]))
+        .map(|r| Mutex::new(Some((work.by_ref().take(r.len()).collect(), &bodies[r]))))
         .collect();
-    let run = &run;
+    let run_slot = |slot: &Mutex<Option<Share<'_, '_>>>| {
+        let share = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        share.map(|(w, b)| run(w, b))
+    };
     let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|(w, b)| s.spawn(move || run(w, b)))
+        let handles: Vec<_> = slots
+            .iter()
+            .map(|slot| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, || run_slot(slot))
+                    .ok()
+            })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .zip(&slots)
+            .map(|(h, slot)| {
+                let ran = match h {
+                    Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    None => None,
+                };
+                ran.or_else(|| run_slot(slot))
+                    .expect("every share is validated once")
+            })
             .collect()
     });
     let mut out = Vec::with_capacity(bodies.len());

@@ -134,7 +134,7 @@ fn weave_with_threads(wasm: &[u8], threads: usize) -> Result<Vec<u8>, Box<WeaveE
 fn the_output_does_not_depend_on_the_number_of_validating_threads() {
     let wasm = big_module(&[]);
     let one = weave_with_threads(&wasm, 1).expect("weaves");
-    for threads in [2, 3, 7] {
+    for threads in [2, 3, 7, 64] {
         assert!(
             one == weave_with_threads(&wasm, threads).expect("weaves"),
             "{threads} threads"

@@ -41,7 +41,7 @@ impl Reencode for Redirector<'_> {
     type Error = WeaveError;
 
     fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error<WeaveError>> {
-        match self.plan.redirect.get(func as usize).copied().flatten() {
+        match self.plan.wrapper_of(func) {
             Some(w) => {
                 let c = &mut self.counts[(w - self.first_wrapper) as usize];
                 match self.ctx {
@@ -335,11 +335,11 @@ pub(crate) fn emit(
                     .into_iter()
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(WeaveError::malformed)?;
-                let redirect = &e.plan.redirect;
+                let plan = e.plan;
                 let found = validate::bodies(
                     std::mem::take(&mut e.to_validate),
                     &bodies,
-                    &|f| redirect.get(f as usize).copied().flatten().is_some(),
+                    &|f| plan.wrapper_of(f).is_some(),
                     e.threads,
                 )?;
                 for (body, found) in bodies.into_iter().zip(found) {
@@ -583,21 +583,12 @@ impl Emitter<'_> {
         let range = body.range();
         let entry_start = st.prev_end;
         st.prev_end = range.end;
-        let mut refs = Redirects::default();
-        let mut per: Vec<(u32, u8)> = Vec::new();
-        let redirect = &self.plan.redirect;
-        let wrapper_of = |f: u32| redirect.get(f as usize).copied().flatten();
+        // `found` holds exactly the references to wrapped imports (see `validate::bodies`).
+        let copy = found.is_empty() && self.plan.shift == 0;
         for (f, kind) in found {
-            if let Some(w) = wrapper_of(f) {
-                match kind {
-                    0 => refs.call += 1,
-                    1 => refs.return_call += 1,
-                    _ => refs.ref_func += 1,
-                }
-                per.push((w, kind));
-            }
-        }
-        for (w, kind) in per {
+            let Some(w) = self.plan.wrapper_of(f) else {
+                continue;
+            };
             let c = &mut self.red.counts[(w - self.red.first_wrapper) as usize];
             match kind {
                 0 => c.call += 1,
@@ -605,7 +596,6 @@ impl Emitter<'_> {
                 _ => c.ref_func += 1,
             }
         }
-        let copy = refs.total() == 0 && self.plan.shift == 0;
         self.copied_mask.push(copy);
         if copy {
             if st.run.is_none() {

@@ -79,10 +79,6 @@ impl<'a> ModuleInfo<'a> {
                 info.bodies.push(f);
             }
             match payload {
-                Payload::Version {
-                    encoding: Encoding::Component,
-                    ..
-                } => return Err(WeaveError::Component),
                 Payload::TypeSection(r) => {
                     for group in r {
                         for sub in group.map_err(m)?.into_types() {
@@ -141,12 +137,6 @@ impl<'a> ModuleInfo<'a> {
                     return Err(WeaveError::AlreadyWoven {
                         section: crate::manifest::SECTION,
                     });
-                }
-                Payload::UnknownSection { id, range, .. } => {
-                    return Err(WeaveError::UnknownSection {
-                        id,
-                        offset: range.start,
-                    })
                 }
                 _ => {}
             }

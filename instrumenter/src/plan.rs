@@ -67,6 +67,11 @@ impl Plan {
         !self.wrappers.is_empty()
     }
 
+    /// The wrapper references to original function `f` are redirected to, if any.
+    pub fn wrapper_of(&self, f: u32) -> Option<u32> {
+        self.redirect.get(f as usize).copied().flatten()
+    }
+
     /// New index of original function `f` (references to wrapped imports excluded).
     pub fn shifted(&self, f: u32) -> u32 {
         if f < self.num_func_imports {

@@ -1049,14 +1049,10 @@ impl<'a> Checker<'a> {
         group_keys.sort_by_key(|(e, ph)| (*e, *ph == Phase::Post));
         // Comparing guards pair by pair is quadratic; a fingerprint per guard makes the
         // common case (different guards) one integer comparison.
+        let hasher = std::collections::hash_map::RandomState::new();
         let fingerprint: Vec<u64> = ts
             .iter()
-            .map(|t| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                format!("{:?}", t.guard).hash(&mut h);
-                h.finish()
-            })
+            .map(|t| std::hash::BuildHasher::hash_one(&hasher, &t.guard))
             .collect();
         for key in group_keys {
             let members = &groups[&key];

@@ -207,7 +207,7 @@ pub enum Verdict {
 
 /// Typed by the compiler: a guard is boolean, an update value and comparison operands are
 /// integers. Consumers may rely on well-typedness.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Hash, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expr {
     Bool(bool),
@@ -223,7 +223,7 @@ pub enum Expr {
     Str(ParamId, Pattern),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Hash, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UnOp {
     /// Integer negation (wrapping).
@@ -234,7 +234,7 @@ pub enum UnOp {
     BitNot,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Hash, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BinOp {
     Add,

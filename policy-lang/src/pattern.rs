@@ -36,7 +36,6 @@ impl Class {
     }
 }
 
-/// A Thompson-style NFA: node 0 is the start, `accept` the only accepting node.
 /// The indices of the set bits of `set`.
 fn ones(set: &[u64]) -> impl Iterator<Item = usize> + '_ {
     set.iter().enumerate().flat_map(|(w, &word)| {
@@ -52,6 +51,7 @@ fn ones(set: &[u64]) -> impl Iterator<Item = usize> + '_ {
     })
 }
 
+/// A Thompson-style NFA: node 0 is the start, `accept` the only accepting node.
 #[derive(Debug)]
 struct Nfa {
     edges: Vec<Vec<(Class, usize)>>,
@@ -211,55 +211,16 @@ impl Nfa {
         closures
     }
 
-    fn step(&self, set: &[usize], b: u8) -> Vec<usize> {
-        let mut next: Vec<usize> = set
-            .iter()
-            .flat_map(|&n| self.edges[n].iter())
-            .filter(|(c, _)| c.accepts(b))
-            .map(|&(_, m)| m)
-            .collect();
-        self.closure(&mut next);
-        next
-    }
-}
-
-impl Pattern {
-    /// Whether `s` matches; the reference semantics.
-    pub fn matches(&self, s: &[u8]) -> bool {
-        let nfa = Nfa::build(self);
-        let mut set = vec![0];
-        nfa.closure(&mut set);
-        for &b in s {
-            set = nfa.step(&set, b);
-            if set.is_empty() {
-                return false;
-            }
-        }
-        set.contains(&nfa.accept)
-    }
-
-    /// Fails exactly when [`Pattern::to_dfa`] would, without building the DFA when a cheap
-    /// bound already shows it is small enough (the policy compiler checks every string
-    /// guard; the weaver builds the DFAs it emits).
-    pub fn check_dfa_size(&self) -> Result<(), PatternTooComplex> {
-        if Nfa::build(self).dfa_state_bound() <= MAX_DFA_STATES {
-            return Ok(());
-        }
-        self.to_dfa().map(|_| ())
-    }
-
-    /// Compiles the pattern to a DFA, or fails when it needs more than
-    /// [`MAX_DFA_STATES`] states.
-    pub fn to_dfa(&self) -> Result<Dfa, PatternTooComplex> {
-        let nfa = Nfa::build(self);
+    /// Subset construction; fails when it needs more than [`MAX_DFA_STATES`] states.
+    fn to_dfa(&self) -> Result<Dfa, PatternTooComplex> {
         // Subset construction with NFA state sets as bitsets: they are the hash keys of
         // the DFA states, and cheap to hash, compare and step. Compiling a policy builds
         // one DFA per string guard (to bound its size), so this is on the compile path:
         // steps go into one scratch set and allocate only for a new DFA state.
-        let words = nfa.edges.len().div_ceil(64).max(1);
-        let closures = nfa.closures(words);
+        let words = self.edges.len().div_ceil(64).max(1);
+        let closures = self.closures(words);
         let closure = |n: usize| &closures[n * words..(n + 1) * words];
-        let accepts = |set: &[u64]| set[nfa.accept / 64] & (1 << (nfa.accept % 64)) != 0;
+        let accepts = |set: &[u64]| set[self.accept / 64] & (1 << (self.accept % 64)) != 0;
         let start: Box<[u64]> = closure(0).into();
         let mut sets: Vec<Box<[u64]>> = vec![start.clone()];
         let mut accepting = vec![accepts(&start)];
@@ -269,7 +230,7 @@ impl Pattern {
         // for a representative of them and once per named byte, then fill the row.
         let mut named = [false; 256];
         named[b'/' as usize] = true;
-        for edges in &nfa.edges {
+        for edges in &self.edges {
             for (class, _) in edges {
                 if let Class::Byte(c) = class {
                     named[*c as usize] = true;
@@ -288,7 +249,7 @@ impl Pattern {
             for probe in other.iter().chain(&probes) {
                 next.fill(0);
                 for n in ones(&set) {
-                    for &(class, m) in &nfa.edges[n] {
+                    for &(class, m) in &self.edges[n] {
                         if class.accepts(*probe) {
                             for (w, c) in next.iter_mut().zip(closure(m)) {
                                 *w |= c;
@@ -324,6 +285,50 @@ impl Pattern {
             accepting,
             table,
         })
+    }
+
+    fn step(&self, set: &[usize], b: u8) -> Vec<usize> {
+        let mut next: Vec<usize> = set
+            .iter()
+            .flat_map(|&n| self.edges[n].iter())
+            .filter(|(c, _)| c.accepts(b))
+            .map(|&(_, m)| m)
+            .collect();
+        self.closure(&mut next);
+        next
+    }
+}
+
+impl Pattern {
+    /// Whether `s` matches; the reference semantics.
+    pub fn matches(&self, s: &[u8]) -> bool {
+        let nfa = Nfa::build(self);
+        let mut set = vec![0];
+        nfa.closure(&mut set);
+        for &b in s {
+            set = nfa.step(&set, b);
+            if set.is_empty() {
+                return false;
+            }
+        }
+        set.contains(&nfa.accept)
+    }
+
+    /// Fails exactly when [`Pattern::to_dfa`] would, without building the DFA when a cheap
+    /// bound already shows it is small enough (the policy compiler checks every string
+    /// guard; the weaver builds the DFAs it emits).
+    pub fn check_dfa_size(&self) -> Result<(), PatternTooComplex> {
+        let nfa = Nfa::build(self);
+        if nfa.dfa_state_bound() <= MAX_DFA_STATES {
+            return Ok(());
+        }
+        nfa.to_dfa().map(|_| ())
+    }
+
+    /// Compiles the pattern to a DFA, or fails when it needs more than
+    /// [`MAX_DFA_STATES`] states.
+    pub fn to_dfa(&self) -> Result<Dfa, PatternTooComplex> {
+        Nfa::build(self).to_dfa()
     }
 }
 

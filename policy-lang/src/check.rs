@@ -6,6 +6,7 @@
 //! states, unused variables) run on the lowered transitions.
 use crate::ast::{self, EventBody, FileId, Item, Span, Target};
 use crate::diag::{suggest, Diagnostic, LineIndex, Severity, Source};
+use crate::display::signature;
 use crate::ir::{self, Expr, ParamType, Phase, Program, ValType, Verdict};
 use crate::lower::{fold_binary, Lowerer, Scope, Ty};
 use crate::parse;
@@ -1278,36 +1279,4 @@ fn same_signature(a: &ir::Event, b: &ir::Event) -> bool {
         .map(|p| p.ty)
         .eq(b.params.iter().map(|p| p.ty))
         && a.results == b.results
-}
-
-/// `(i32, string) -> i32`, for messages.
-fn signature(e: &ir::Event) -> String {
-    let ty = |t: ParamType| match t {
-        ParamType::I32 => "i32",
-        ParamType::I64 => "i64",
-        ParamType::F32 => "f32",
-        ParamType::F64 => "f64",
-        ParamType::Str => "string",
-    };
-    let params: Vec<String> = e
-        .params
-        .iter()
-        .map(|p| format!("{}: {}", p.name, ty(p.ty)))
-        .collect();
-    let res = match e.results.as_slice() {
-        [] => String::new(),
-        rs => format!(
-            " -> {}",
-            rs.iter()
-                .map(|r| match r {
-                    ValType::I32 => "i32",
-                    ValType::I64 => "i64",
-                    ValType::F32 => "f32",
-                    ValType::F64 => "f64",
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    format!("({}){res}", params.join(", "))
 }

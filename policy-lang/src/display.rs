@@ -2,7 +2,8 @@
 //! messages. Expressions print with the fewest parentheses that keep their meaning and
 //! re-parse to the same IR.
 use crate::ir::{
-    BinOp, Event, Expr, Pattern, Phase, Policy, Transition, UnOp, Update, Var, Verdict,
+    BinOp, Event, Expr, ParamType, Pattern, Phase, Policy, Transition, UnOp, Update, ValType, Var,
+    Verdict,
 };
 use std::fmt;
 
@@ -251,4 +252,37 @@ pub fn target_to_string(t: &Transition, policy: &Policy) -> String {
         (Verdict::Allow, Some(n)) => format!(" -> {n}"),
         (Verdict::Allow, None) => String::new(),
     }
+}
+
+/// `(fd: i32, path: string) -> i32`: an event's parameters and results as the policy
+/// language writes them.
+pub fn signature(e: &Event) -> String {
+    let ty = |t: ParamType| match t {
+        ParamType::I32 => "i32",
+        ParamType::I64 => "i64",
+        ParamType::F32 => "f32",
+        ParamType::F64 => "f64",
+        ParamType::Str => "string",
+    };
+    let params: Vec<String> = e
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, ty(p.ty)))
+        .collect();
+    let res = match e.results.as_slice() {
+        [] => String::new(),
+        rs => format!(
+            " -> {}",
+            rs.iter()
+                .map(|r| match r {
+                    ValType::I32 => "i32",
+                    ValType::I64 => "i64",
+                    ValType::F32 => "f32",
+                    ValType::F64 => "f64",
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!("({}){res}", params.join(", "))
 }

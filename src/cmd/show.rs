@@ -1,7 +1,7 @@
 //! `irm show`: a human summary of compiled policies, or Graphviz with `--dot`.
 use anyhow::{bail, Result};
-use policy_lang::display::transition_to_string;
-use policy_lang::ir::{ParamType, Program, ValType};
+use policy_lang::display::{signature, transition_to_string};
+use policy_lang::ir::Program;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -83,40 +83,11 @@ fn summary(program: &Program, i: usize) -> String {
     used.dedup();
     for e in used {
         let ev = &program.events[e as usize];
-        let params: Vec<String> = ev
-            .params
-            .iter()
-            .map(|p| {
-                let ty = match p.ty {
-                    ParamType::I32 => "i32",
-                    ParamType::I64 => "i64",
-                    ParamType::F32 => "f32",
-                    ParamType::F64 => "f64",
-                    ParamType::Str => "string",
-                };
-                format!("{}: {ty}", p.name)
-            })
-            .collect();
-        let results: Vec<&str> = ev
-            .results
-            .iter()
-            .map(|r| match r {
-                ValType::I32 => "i32",
-                ValType::I64 => "i64",
-                ValType::F32 => "f32",
-                ValType::F64 => "f64",
-            })
-            .collect();
-        let result = if results.is_empty() {
-            String::new()
-        } else {
-            format!(" -> {}", results.join(", "))
-        };
         out.push_str(&format!(
-            "    {} = {}({}){result}\n",
+            "    {} = {}{}\n",
             ev.name,
             ev.import_name(),
-            params.join(", ")
+            signature(ev)
         ));
     }
     out.push_str("  transitions (first match wins):\n");

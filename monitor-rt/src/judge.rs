@@ -279,16 +279,6 @@ fn step_in_progress(caller: &mut wasmtime::Caller<'_, ()>) -> usize {
     }
 }
 
-fn result_val(t: &wasmtime::ValType, v: i64) -> Val {
-    match t {
-        wasmtime::ValType::I32 => Val::I32(v as i32),
-        wasmtime::ValType::I64 => Val::I64(v),
-        wasmtime::ValType::F32 => Val::F32((v as f32).to_bits()),
-        wasmtime::ValType::F64 => Val::F64((v as f64).to_bits()),
-        _ => Val::I32(0),
-    }
-}
-
 /// One engine for every trace: creating an engine is far costlier than the tiny driver
 /// modules it compiles, and `irm test` judges every trace of every policy.
 fn shared_engine() -> &'static Engine {
@@ -337,8 +327,9 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
                 continue;
             };
             let results = Arc::clone(&results);
+            let types: Vec<wasmtime::ValType> = ty.results().collect();
             linker
-                .func_new(&m, &field, ty.clone(), move |mut caller, params, out| {
+                .func_new(&m, &field, ty, move |mut caller, params, out| {
                     let step = step_in_progress(&mut caller);
                     let args = params.iter().filter_map(Arg::from_val).collect();
                     seen.lock().unwrap().calls.push((step, event, args));
@@ -346,13 +337,7 @@ pub fn judge(program: &Program, trace: &[TraceEvent]) -> Result<interp::Verdict,
                         .checked_sub(1)
                         .and_then(|i| results.get(i).copied().flatten())
                         .unwrap_or(0);
-                    for (slot, t) in out.iter_mut().zip(ty.results()) {
-                        *slot = result_val(&t, 0);
-                    }
-                    if let (Some(slot), Some(t)) = (out.first_mut(), ty.results().next()) {
-                        *slot = result_val(&t, value);
-                    }
-                    Ok(())
+                    crate::fill_results(out, &types, value)
                 })
                 .map_err(JudgeError::Wasm)?;
         }

@@ -563,21 +563,7 @@ impl Runner {
             let results: Vec<wasmtime::ValType> = ty.results().collect();
             linker
                 .func_new(import.module(), import.name(), ty, move |_, _, out| {
-                    for (i, (slot, t)) in out.iter_mut().zip(&results).enumerate() {
-                        let v = if i == 0 { value } else { 0 };
-                        *slot = match t {
-                            wasmtime::ValType::I64 => Val::I64(v),
-                            wasmtime::ValType::F32 => Val::F32((v as f32).to_bits()),
-                            wasmtime::ValType::F64 => Val::F64((v as f64).to_bits()),
-                            wasmtime::ValType::I32 => Val::I32(v as i32),
-                            _ => {
-                                return Err(wasmtime::Error::msg(
-                                    "a stub cannot return a reference",
-                                ))
-                            }
-                        };
-                    }
-                    Ok(())
+                    fill_results(out, &results, value)
                 })
                 .map_err(|e| RunError::Config(format!("cannot define the stub: {e}")))?;
         }
@@ -1381,4 +1367,24 @@ fn check_imports(
     } else {
         Err(RunError::Link(missing))
     }
+}
+
+/// Fills a host function's results: `first` in the first, 0 in the others (numbers only;
+/// the stubs and the judge's fake imports never return references).
+pub(crate) fn fill_results(
+    out: &mut [Val],
+    types: &[wasmtime::ValType],
+    first: i64,
+) -> wasmtime::Result<()> {
+    for (i, (slot, t)) in out.iter_mut().zip(types).enumerate() {
+        let v = if i == 0 { first } else { 0 };
+        *slot = match t {
+            wasmtime::ValType::I32 => Val::I32(v as i32),
+            wasmtime::ValType::I64 => Val::I64(v),
+            wasmtime::ValType::F32 => Val::F32((v as f32).to_bits()),
+            wasmtime::ValType::F64 => Val::F64((v as f64).to_bits()),
+            _ => return Err(wasmtime::Error::msg("a stub cannot return a reference")),
+        };
+    }
+    Ok(())
 }

@@ -94,10 +94,7 @@ pub fn compile(
         // checks the header and refuses artifacts of another version or configuration.
         if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
             // Mark it recently used; failing to is harmless.
-            let _ = std::fs::File::options()
-                .append(true)
-                .open(&path)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            let _ = touch(&path, std::time::SystemTime::now());
             return Ok((m, CacheUse::Hit, None));
         }
     }
@@ -116,6 +113,14 @@ pub fn compile(
             )),
         )),
     }
+}
+
+/// Sets the modification time `trim` orders entries by.
+fn touch(path: &Path, t: std::time::SystemTime) -> std::io::Result<()> {
+    std::fs::File::options()
+        .append(true)
+        .open(path)?
+        .set_modified(t)
 }
 
 fn store(module: &Module, dir: &Path, path: &Path) -> Result<(), String> {
@@ -193,12 +198,7 @@ mod tests {
         for (p, age) in [(&old, 300), (&new, 100), (&kept, 200)] {
             std::fs::write(p, [0u8; 100]).unwrap();
             let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
-            std::fs::File::options()
-                .append(true)
-                .open(p)
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
+            touch(p, t).unwrap();
         }
         trim(dir.path(), &kept, 200);
         assert!(!old.exists(), "the oldest goes first");

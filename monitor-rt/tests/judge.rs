@@ -2,9 +2,6 @@
 //! policy (`policies/*.pol`) alone and for all of them composed, seeded random traces are
 //! run through a woven driver module in wasmtime and through the interpreter, and the two
 //! verdicts (violation, audits, suppressions and their values) must be identical.
-//!
-//! Minimal reproductions of weaver disagreements found here are kept below as ignored
-//! tests naming the bug, until the weaver is fixed.
 use monitor_rt::judge::{disagreement, judge};
 use policy_lang::interp::{self, TraceEvent, Value};
 use policy_lang::ir::{ParamType, Program};

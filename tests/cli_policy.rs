@@ -1,54 +1,9 @@
 //! End-to-end tests of `irm compile`, `irm show` and `irm test` through the binary:
 //! exit codes, what is printed, and the shipped policies' trace tests under both judges.
+mod common;
+
+use common::{irm, root, write};
 use std::fs;
-use std::path::Path;
-use std::process::Command;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// What one `irm` run did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `irm` with `args` from the workspace root.
-fn irm(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_irm"))
-        .args(args)
-        .current_dir(root())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("the irm binary runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    fs::write(&p, text).expect("write test file");
-    p.to_str().expect("UTF-8 path").to_string()
-}
 
 #[test]
 fn every_shipped_policy_passes_its_traces_under_both_judges() {

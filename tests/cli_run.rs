@@ -2,9 +2,11 @@
 //! errors, violation reports, audit logs, recorded traces, the module cache, and the
 //! differential oracle — inline (woven) and host enforcement reach the same decisions.
 
+mod common;
+
+use common::{corpus_file, irm, irm_in, root, write};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use monitor_rt::wasmtime;
@@ -14,80 +16,6 @@ use policy_lang::trace;
 
 const VIOLATION: i32 = 86;
 const TRAP: i32 = 134;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `irm` from the workspace root with a private cache directory.
-fn irm_in(cache: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_irm"))
-        .args(args)
-        .current_dir(root())
-        .env("XDG_CACHE_HOME", cache)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("the irm binary runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn irm(args: &[&str]) -> Run {
-    let cache = tempfile::tempdir().expect("temporary directory");
-    irm_in(cache.path(), args)
-}
-
-impl Run {
-    #[track_caller]
-    fn code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn stderr_has(&self, needles: &[&str]) -> &Run {
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr lacks {n:?}:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
-
-    #[track_caller]
-    fn stderr_lacks(&self, needle: &str) -> &Run {
-        assert!(
-            !self.stderr.contains(needle),
-            "stderr has {needle:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Writes `text` as `name` into `dir` and returns its path as a string.
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    fs::write(&p, text).expect("write test file");
-    p.to_str().expect("UTF-8 path").to_string()
-}
 
 const WASI: &str = "wasi_snapshot_preview1";
 
@@ -649,19 +577,10 @@ fn inline_and_host_enforcement_agree_on_trace_driver_runs() {
 
 /// cpython.wasm and its stdlib zip from the corpus cache, or None (with a message).
 fn cpython() -> Option<(PathBuf, PathBuf)> {
-    let cache = std::env::var_os("IRM_CORPUS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irm-corpus")))?;
-    let wasm = cache.join("wasm/cpython.wasm");
-    let zip = cache.join("wasm/python-stdlib.zip");
-    if wasm.is_file() && zip.is_file() {
-        Some((wasm, zip))
-    } else {
-        eprintln!(
-            "skipping: cpython.wasm is not in the corpus cache; run ../shared/corpus/fetch.sh"
-        );
-        None
-    }
+    Some((
+        corpus_file("cpython.wasm")?,
+        corpus_file("python-stdlib.zip")?,
+    ))
 }
 
 /// What one Python run did.
@@ -709,12 +628,7 @@ impl PyWorld {
             .wasm_stack(8 << 20)
             .stdout(out.clone())
             .stderr(err.clone())
-            .host_functions(|linker| {
-                linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
-                    -1
-                })?;
-                Ok(())
-            });
+            .stub("host", "call", -1);
         for p in policies {
             b = b.policy_file(root().join("policies").join(p));
         }

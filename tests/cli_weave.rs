@@ -2,6 +2,9 @@
 //! Policies are written into temporary folders so these tests depend only on the
 //! language, not on the policy library.
 
+mod common;
+
+use common::root;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,10 +19,6 @@ policy no_exfil {
 "#;
 
 const EXFIL_WAT: &str = "examples/exfil/exfil.wat";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn irm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_irm"))

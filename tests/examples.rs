@@ -7,6 +7,9 @@
 //! toolchain for wasm32-wasi, the third-party corpus) print why and pass without
 //! checking anything else.
 
+mod common;
+
+use common::root;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,10 +19,6 @@ const VIOLATION: i32 = 86;
 /// WASI errno values the examples print.
 const ERRNO_ACCES: u32 = 2;
 const ERRNO_BADF: u32 = 8;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs `irm` with `args` from the workspace root, with no standard input.
 fn irm(args: &[&str]) -> Run {
@@ -335,19 +334,7 @@ const RESVG_FS: &str = "examples/resvg/resvg-fs.pol";
 
 /// resvg.wasm from the corpus cache, or None (with a message) when it was not fetched.
 fn resvg() -> Option<PathBuf> {
-    let cache = std::env::var_os("IRM_CORPUS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/irm-corpus")));
-    let wasm = cache.map(|c| c.join("wasm/resvg.wasm"));
-    match wasm {
-        Some(w) if w.is_file() => Some(w),
-        _ => {
-            eprintln!(
-                "skipping: resvg.wasm is not in the corpus cache; run ../shared/corpus/fetch.sh"
-            );
-            None
-        }
-    }
+    common::corpus_file("resvg.wasm")
 }
 
 /// Renders examples/resvg/input/drawing.svg into `out` (preopened as /out) as

@@ -1,11 +1,10 @@
 //! A woven module enforces its policy in any engine: here Node.js (V8 and its own WASI
 //! implementation), with nothing from irm at run time. Skips when `node` is missing.
+mod common;
+
+use common::root;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn node_available() -> bool {
     Command::new("node")

@@ -59,22 +59,15 @@ impl Machine {
         let wasm_opt = command_line("wasm-opt", &["--version"]);
         let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
             .unwrap_or_else(|| "unknown".into());
-        let commit = Command::new("git")
-            .args(["rev-parse", "--short", "HEAD"])
-            .current_dir(workspace)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let commit = git(workspace, &["rev-parse", "--short", "HEAD"])
+            .map(|o| o.trim().to_string())
             .unwrap_or_else(|| "unknown".into());
-        let dirty = Command::new("git")
-            .args(["status", "--porcelain", "--untracked-files=no"])
-            .current_dir(workspace)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| dirty_paths(&String::from_utf8_lossy(&o.stdout)))
-            .unwrap_or_default();
+        let dirty = git(
+            workspace,
+            &["status", "--porcelain", "--untracked-files=no"],
+        )
+        .map(|o| dirty_paths(&o))
+        .unwrap_or_default();
         let load = std::fs::read_to_string("/proc/loadavg")
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_else(|_| "unknown".into());
@@ -126,12 +119,24 @@ impl Machine {
     }
 }
 
+/// The trimmed standard output of `program args`, if it ran and succeeded.
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).output().ok()?;
+    command_output(Command::new(program).args(args)).map(|o| o.trim().to_string())
+}
+
+/// The standard output of `git args` run in `workspace`, untrimmed (the leading blanks of
+/// `git status --porcelain` are meaningful), if it succeeded.
+fn git(workspace: &Path, args: &[&str]) -> Option<String> {
+    command_output(Command::new("git").args(args).current_dir(workspace))
+}
+
+/// The standard output of `cmd`, if it ran and succeeded.
+fn command_output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
     if !out.status.success() {
         return None;
     }
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The distinct top-level folders (or root files) named in `git status --porcelain`.

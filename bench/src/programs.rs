@@ -11,14 +11,14 @@
 //! the program), the growth of the code section and of the whole module, and the wasmtime
 //! compile time of the original and the woven module (fresh engine, no cache).
 
-use crate::stats::{fmt_ratio, fmt_secs, median};
+use crate::stats::{fmt_ratio, fmt_secs, median, spread};
 use crate::Ctx;
 use anyhow::{anyhow, bail, Context, Result};
 use monitor_rt::{Enforcement, Prepared, Runner};
 use policy_lang::ir::Program;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Engine, Module};
 
 #[derive(Debug, Clone)]
 pub struct ProgramResult {
@@ -78,16 +78,9 @@ pub fn section_sizes(wasm: &[u8]) -> Result<Vec<(String, u64)>> {
         let payload = payload.map_err(|e| anyhow!("parsing sections: {e}"))?;
         if let Payload::CustomSection(c) = &payload {
             add(format!("custom \"{}\"", c.name()), c.range().len());
-            continue;
-        }
-        if let Payload::CodeSectionStart { range, .. } = &payload {
-            add("code".into(), range.len());
-            continue;
-        }
-        if let Some((id, range)) = payload.as_section() {
-            if id != 10 {
-                add(section_name(id).to_string(), range.len());
-            }
+        } else if let Some((id, range)) = payload.as_section() {
+            // The code section comes as `CodeSectionStart`, whose range is the whole section.
+            add(section_name(id).to_string(), range.len());
         }
     }
     Ok(out)
@@ -363,18 +356,18 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ProgramResult>> {
     Ok(out)
 }
 
-/// The engine configuration monitor-rt's runner uses: 8 MiB of wasm stack (cpython).
+/// A fresh engine with the configuration monitor-rt's runner uses (taken from a runner with
+/// default settings, so the two cannot drift apart).
 fn engine() -> Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_exceptions(true);
-    config.max_wasm_stack(8 << 20);
-    // wasmtime-wasi enables wasmtime's async support, which requires the async stack to be
-    // at least as large as the wasm stack (no async calls are made here).
-    config.async_stack_size(9 << 20);
-    Engine::new(&config).map_err(|e| anyhow!("creating the engine: {e:#}"))
+    let runner = Runner::builder()
+        .cache_dir(None)
+        .build()
+        .map_err(|e| anyhow!("creating the engine: {e}"))?;
+    Ok(runner.engine().clone())
 }
 
-/// Seconds to compile `wasm` with a fresh engine of the same configuration (no cache).
+/// Seconds to compile `wasm` with a fresh engine of the runner's configuration; the module
+/// goes straight to wasmtime, not through the runner's compiled-module cache.
 fn compile_secs(wasm: &[u8]) -> Result<f64> {
     let engine = engine()?;
     let start = Instant::now();
@@ -419,16 +412,6 @@ fn runner(inv: &Invocation, host: Option<&Program>, cache: &Path) -> Result<Runn
         b = b.program(p.clone()).enforcement(Enforcement::Host);
     }
     b.build().map_err(|e| anyhow!("{e}"))
-}
-
-/// (max - min) / median of `xs`; `None` for fewer than two samples.
-pub fn spread(xs: &[f64]) -> Option<f64> {
-    if xs.len() < 2 {
-        return None;
-    }
-    let max = xs.iter().cloned().fold(f64::MIN, f64::max);
-    let min = xs.iter().cloned().fold(f64::MAX, f64::min);
-    Some((max - min) / median(xs)?)
 }
 
 struct WallTimes {
@@ -675,12 +658,6 @@ mod tests {
             + svg.matches("<rect x").count()
             + svg.matches("<path").count();
         assert_eq!(shapes, 30);
-    }
-
-    #[test]
-    fn spread_is_range_over_median() {
-        assert_eq!(spread(&[1.0, 2.0, 4.0]), Some(1.5));
-        assert_eq!(spread(&[3.0]), None);
     }
 
     #[test]

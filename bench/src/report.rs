@@ -29,6 +29,28 @@ pub struct Target {
     pub met: Option<bool>,
 }
 
+/// `ratio(secs of label, secs of baseline)` with where it was measured (`label on module`),
+/// for every module measured with `baseline` and each of `labels`, in module then label order.
+fn ratios(
+    weave: &[ModuleResult],
+    baseline: &str,
+    labels: &[&str],
+    ratio: impl Fn(f64, f64) -> f64,
+) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    for m in weave {
+        let Some(base) = m.secs(baseline) else {
+            continue;
+        };
+        for l in labels {
+            if let Some(w) = m.secs(l) {
+                out.push((ratio(w, base), format!("{} on {}", l, m.name)));
+            }
+        }
+    }
+    out
+}
+
 impl Report {
     pub fn new(machine: Machine, quick: bool) -> Report {
         Report {
@@ -67,20 +89,9 @@ impl Report {
         });
 
         // At most 1.5x validation, on every module.
-        let mut worst: Option<(f64, String)> = None;
-        for m in weave {
-            let Some(floor) = m.secs(VALIDATE) else {
-                continue;
-            };
-            for l in &weave_labels {
-                if let Some(w) = m.secs(l) {
-                    let r = w / floor;
-                    if worst.as_ref().is_none_or(|(x, _)| r > *x) {
-                        worst = Some((r, format!("{} on {}", l, m.name)));
-                    }
-                }
-            }
-        }
+        let worst = ratios(weave, VALIDATE, &weave_labels, |w, floor| w / floor)
+            .into_iter()
+            .reduce(|a, b| if b.0 > a.0 { b } else { a });
         t.push(Target {
             target: "weave time ≤ 1.5x wasmparser validation of the same module",
             measured: worst
@@ -94,21 +105,9 @@ impl Report {
         // tools as a user runs them (wasm-opt uses its thread pool, irm one validating
         // thread per core); the one-thread ratio is shown too.
         let least_ratio = |labels: &[&str]| {
-            let mut least: Option<(f64, String)> = None;
-            for m in weave {
-                let Some(opt) = m.secs(WASM_OPT) else {
-                    continue;
-                };
-                for l in labels {
-                    if let Some(w) = m.secs(l) {
-                        let r = opt / w;
-                        if least.as_ref().is_none_or(|(x, _)| r < *x) {
-                            least = Some((r, format!("{} on {}", l, m.name)));
-                        }
-                    }
-                }
-            }
-            least
+            ratios(weave, WASM_OPT, labels, |w, opt| opt / w)
+                .into_iter()
+                .reduce(|a, b| if b.0 < a.0 { b } else { a })
         };
         let least = least_ratio(&[ALL_CORES]);
         let least_one = least_ratio(&weave_labels);
@@ -128,21 +127,13 @@ impl Report {
 
         // Runtime: a finite-state check adds < 1 ns and is cheaper than host enforcement.
         let runtime = self.runtime.as_deref().unwrap_or(&[]);
-        let fsm: Vec<&ScenarioResult> = runtime
-            .iter()
-            .filter(|r| r.name != crate::runtime::GLOB_SCENARIO)
-            .collect();
-        let added: Vec<(f64, &str)> = fsm
-            .iter()
-            .filter_map(|r| Some((r.ns(Mode::Inline)? - r.ns(Mode::Unhardened)?, r.name)))
-            .collect();
-        let worst_added = added.iter().cloned().max_by(|a, b| a.0.total_cmp(&b.0));
+        let worst_added = crate::runtime::worst_fsm_added(runtime);
         t.push(Target {
             target: "a finite-state check adds < 1 ns per monitored call (inline)",
             measured: worst_added
-                .map(|(ns, name)| format!("worst {ns:+.2} ns ({name})"))
+                .map(|(_, name, ns)| format!("worst {ns:+.2} ns ({name})"))
                 .unwrap_or_else(|| "not measured".into()),
-            met: worst_added.map(|(ns, _)| ns < 1.0),
+            met: worst_added.map(|(_, _, ns)| ns < crate::runtime::FSM_TARGET_NS),
         });
         let cheaper: Vec<(bool, &str)> = runtime
             .iter()
@@ -200,17 +191,11 @@ impl Report {
         });
 
         // Policy compilation.
-        let c1000 = self
-            .compile
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .find(|c| c.transitions == 1000)
-            .and_then(|c| c.secs);
+        let c1000 = crate::compile::secs_1000(self.compile.as_deref().unwrap_or(&[]));
         t.push(Target {
             target: "compile a 1,000-transition policy in < 10 ms",
             measured: c1000.map(fmt_secs).unwrap_or_else(|| "not measured".into()),
-            met: c1000.map(|s| s < 0.010),
+            met: c1000.map(|s| s < crate::compile::TARGET_SECS),
         });
         t
     }

@@ -18,6 +18,16 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     })
 }
 
+/// (max - min) / median of `xs`; `None` for fewer than two samples.
+pub fn spread(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let max = xs.iter().cloned().fold(f64::MIN, f64::max);
+    let min = xs.iter().cloned().fold(f64::MAX, f64::min);
+    Some((max - min) / median(xs)?)
+}
+
 /// A duration in the unit that keeps three significant digits readable.
 pub fn fmt_secs(s: f64) -> String {
     if s >= 1.0 {
@@ -69,6 +79,12 @@ mod tests {
     #[test]
     fn median_of_nothing_is_none() {
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn spread_is_range_over_median() {
+        assert_eq!(spread(&[1.0, 2.0, 4.0]), Some(1.5));
+        assert_eq!(spread(&[3.0]), None);
     }
 
     #[test]

@@ -54,7 +54,11 @@ impl Diagnostic {
             Some(src) => {
                 let start = floor_char_boundary(&src.text, span.start.min(src.text.len()));
                 let end = floor_char_boundary(&src.text, span.end.clamp(start, src.text.len()));
-                let (line, col) = LineIndex::new(&src.text).line_col(&src.text, start);
+                // A scan up to `start`: cheaper than a `LineIndex` for one location, and
+                // diagnostics near the top of a big file (unreachable states) are common.
+                let line_start = src.text[..start].rfind('\n').map_or(0, |i| i + 1);
+                let line = src.text[..start].matches('\n').count() + 1;
+                let col = src.text[line_start..start].chars().count() + 1;
                 (src.name.clone(), line, col, start..end)
             }
             None => (String::new(), 0, 0, 0..0),
@@ -169,8 +173,8 @@ impl LineIndex {
         LineIndex { starts }
     }
 
-    /// 1-based line and column (in characters) of byte `offset` of `text` (the
-    /// locations of every [`Diagnostic`]).
+    /// 1-based line and column (in characters) of byte `offset` of `text`, exactly as
+    /// [`Diagnostic::at`] computes them.
     pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
         let start = floor_char_boundary(text, offset.min(text.len()));
         let line = self.starts.partition_point(|&s| s <= start);

@@ -1,9 +1,12 @@
 //! irm's policy language.
 //!
 //! * [`ir`]: the compiled automaton, the contract every other crate consumes;
-//! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA.
+//! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA;
+//! * [`path`] and [`descriptors`]: the resource model guards speak about (resolved guest
+//!   paths, what each descriptor is).
 pub mod ast;
 pub mod check;
+pub mod descriptors;
 pub mod diag;
 pub mod display;
 pub mod dot;
@@ -11,6 +14,7 @@ pub mod interp;
 pub mod ir;
 pub mod lower;
 pub mod parse;
+pub mod path;
 pub mod pattern;
 pub mod trace;
 pub mod wasi;

@@ -288,6 +288,164 @@ pub fn function(name: &str) -> Option<Event> {
     })
 }
 
+/// What a catalogue parameter means beyond its Wasm type, for the monitor's resource model
+/// ([`crate::descriptors`], [`crate::path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A descriptor number: guards may ask the descriptor table what it is.
+    Descriptor,
+    /// A path string resolved relative to the directory descriptor parameter `dir`.
+    Path { dir: &'static str },
+    /// Symbolic-link contents (`path_symlink`'s `old_path`): resolved relative to the
+    /// directory of the resolved path parameter `link`, where the link is made.
+    LinkTarget { link: &'static str },
+    /// An out-pointer the host writes a `size`-byte value to, aligned to `align`, after
+    /// the call's effect: checked before the call, because a bad one makes the import trap
+    /// after it acted. `size_p0` is the size under WASI preview 0 where it differs.
+    Out { size: u32, align: u32, size_p0: u32 },
+}
+
+const fn out(size: u32, align: u32) -> Role {
+    Role::Out {
+        size,
+        align,
+        size_p0: size,
+    }
+}
+
+/// `filestat`: 64 bytes in preview 1, 56 in preview 0 (its `linkcount` is a `u32`).
+const FILESTAT: Role = Role::Out {
+    size: 64,
+    align: 8,
+    size_p0: 56,
+};
+
+/// `(function, parameter, role)`. Every descriptor parameter of the catalogue is listed
+/// (`fd`, `old_fd`, `new_fd`, `to`), every path string, and every fixed-size out-pointer.
+const ROLES: &[(&str, &str, Role)] = &[
+    ("args_sizes_get", "argc", out(4, 4)),
+    ("args_sizes_get", "argv_buf_size", out(4, 4)),
+    ("environ_sizes_get", "environc", out(4, 4)),
+    ("environ_sizes_get", "environ_buf_size", out(4, 4)),
+    ("clock_res_get", "resolution", out(8, 8)),
+    ("clock_time_get", "time", out(8, 8)),
+    ("fd_advise", "fd", Role::Descriptor),
+    ("fd_allocate", "fd", Role::Descriptor),
+    ("fd_close", "fd", Role::Descriptor),
+    ("fd_datasync", "fd", Role::Descriptor),
+    ("fd_fdstat_get", "fd", Role::Descriptor),
+    ("fd_fdstat_get", "stat", out(24, 8)),
+    ("fd_fdstat_set_flags", "fd", Role::Descriptor),
+    ("fd_fdstat_set_rights", "fd", Role::Descriptor),
+    ("fd_filestat_get", "fd", Role::Descriptor),
+    ("fd_filestat_get", "buf", FILESTAT),
+    ("fd_filestat_set_size", "fd", Role::Descriptor),
+    ("fd_filestat_set_times", "fd", Role::Descriptor),
+    ("fd_pread", "fd", Role::Descriptor),
+    ("fd_pread", "nread", out(4, 4)),
+    ("fd_prestat_get", "fd", Role::Descriptor),
+    ("fd_prestat_get", "buf", out(8, 4)),
+    ("fd_prestat_dir_name", "fd", Role::Descriptor),
+    ("fd_pwrite", "fd", Role::Descriptor),
+    ("fd_pwrite", "nwritten", out(4, 4)),
+    ("fd_read", "fd", Role::Descriptor),
+    ("fd_read", "nread", out(4, 4)),
+    ("fd_readdir", "fd", Role::Descriptor),
+    ("fd_readdir", "bufused", out(4, 4)),
+    ("fd_renumber", "fd", Role::Descriptor),
+    ("fd_renumber", "to", Role::Descriptor),
+    ("fd_seek", "fd", Role::Descriptor),
+    ("fd_seek", "newoffset", out(8, 8)),
+    ("fd_sync", "fd", Role::Descriptor),
+    ("fd_tell", "fd", Role::Descriptor),
+    ("fd_tell", "offset", out(8, 8)),
+    ("fd_write", "fd", Role::Descriptor),
+    ("fd_write", "nwritten", out(4, 4)),
+    ("path_create_directory", "fd", Role::Descriptor),
+    ("path_create_directory", "path", Role::Path { dir: "fd" }),
+    ("path_filestat_get", "fd", Role::Descriptor),
+    ("path_filestat_get", "path", Role::Path { dir: "fd" }),
+    ("path_filestat_get", "buf", FILESTAT),
+    ("path_filestat_set_times", "fd", Role::Descriptor),
+    ("path_filestat_set_times", "path", Role::Path { dir: "fd" }),
+    ("path_link", "old_fd", Role::Descriptor),
+    ("path_link", "old_path", Role::Path { dir: "old_fd" }),
+    ("path_link", "new_fd", Role::Descriptor),
+    ("path_link", "new_path", Role::Path { dir: "new_fd" }),
+    ("path_open", "fd", Role::Descriptor),
+    ("path_open", "path", Role::Path { dir: "fd" }),
+    ("path_open", "opened_fd", out(4, 4)),
+    ("path_readlink", "fd", Role::Descriptor),
+    ("path_readlink", "path", Role::Path { dir: "fd" }),
+    ("path_readlink", "bufused", out(4, 4)),
+    ("path_remove_directory", "fd", Role::Descriptor),
+    ("path_remove_directory", "path", Role::Path { dir: "fd" }),
+    ("path_rename", "fd", Role::Descriptor),
+    ("path_rename", "old_path", Role::Path { dir: "fd" }),
+    ("path_rename", "new_fd", Role::Descriptor),
+    ("path_rename", "new_path", Role::Path { dir: "new_fd" }),
+    (
+        "path_symlink",
+        "old_path",
+        Role::LinkTarget { link: "new_path" },
+    ),
+    ("path_symlink", "fd", Role::Descriptor),
+    ("path_symlink", "new_path", Role::Path { dir: "fd" }),
+    ("path_unlink_file", "fd", Role::Descriptor),
+    ("path_unlink_file", "path", Role::Path { dir: "fd" }),
+    ("poll_oneoff", "nevents", out(4, 4)),
+    ("sock_accept", "fd", Role::Descriptor),
+    ("sock_accept", "ro_fd", out(4, 4)),
+    ("sock_recv", "fd", Role::Descriptor),
+    ("sock_recv", "ro_datalen", out(4, 4)),
+    ("sock_recv", "ro_flags", out(2, 2)),
+    ("sock_send", "fd", Role::Descriptor),
+    ("sock_send", "so_datalen", out(4, 4)),
+    ("sock_shutdown", "fd", Role::Descriptor),
+];
+
+/// The role of parameter `param` of catalogue function `function`, if it has one.
+pub fn role(function: &str, param: &str) -> Option<Role> {
+    ROLES
+        .iter()
+        .find(|(f, p, _)| *f == function && *p == param)
+        .map(|(_, _, r)| *r)
+}
+
+/// The roles of `function`'s parameters, in parameter order.
+pub fn roles(function: &str) -> impl Iterator<Item = (&'static str, Role)> + '_ {
+    ROLES
+        .iter()
+        .filter(move |(f, _, _)| *f == function)
+        .map(|(_, p, r)| (*p, *r))
+}
+
+/// The import module of WASI preview 0, which the wasmtime CLI links by default.
+pub const PREVIEW0_MODULE: &str = "wasi_unstable";
+
+/// Whether `wasi_unstable.field` is the same event as `wasi_snapshot_preview1.field`.
+///
+/// Checked against the two witx files (wasmtime-wasi 48's `witx/p0` and `witx/p1`): every
+/// preview 0 function has the preview 1 signature, parameter for parameter; preview 1
+/// added `sock_accept`. What differs is inside the types: the `whence` enumeration is
+/// ordered `cur, end, set` in preview 0 (`set, cur, end` in preview 1), so a guard on
+/// `fd_seek`'s `whence` would mean something else ([`preview0_meaning_differs`]), and
+/// `filestat` is 8 bytes shorter ([`Role::Out::size_p0`]).
+pub fn in_preview0(field: &str) -> bool {
+    field != "sock_accept" && function(field).is_some()
+}
+
+/// Why a guard on parameter `param` of `wasi_unstable.field` would not mean what it says
+/// under preview 1's names, if it would not.
+pub fn preview0_meaning_differs(field: &str, param: &str) -> Option<&'static str> {
+    match (field, param) {
+        ("fd_seek", "whence") => Some(
+            "WASI preview 0 numbers `whence` differently (cur = 0, end = 1, set = 2), so WHENCE_* constants do not apply",
+        ),
+        _ => None,
+    }
+}
+
 /// witx `errno` cases in value order (`ERRNO_SUCCESS` = 0).
 const ERRNO: &[&str] = &[
     "SUCCESS",
@@ -497,6 +655,64 @@ mod tests {
             vec![I32, I32, I32, I32, I32, I64, I64, I32, I32]
         );
         assert_eq!(e.results, vec![I32]);
+    }
+
+    #[test]
+    fn every_role_names_a_parameter_of_its_function() {
+        for (f, p, role) in ROLES {
+            let e = function(f).unwrap_or_else(|| panic!("{f} is not in the catalogue"));
+            assert!(e.params.iter().any(|x| x.name == *p), "{f} has no `{p}`");
+            match role {
+                Role::Path { dir } => assert_eq!(super::role(f, dir), Some(Role::Descriptor)),
+                Role::LinkTarget { link } => {
+                    assert!(matches!(super::role(f, link), Some(Role::Path { .. })))
+                }
+                Role::Out { .. } | Role::Descriptor => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_string_parameter_of_the_catalogue_is_a_path() {
+        for name in function_names() {
+            for p in function(name).unwrap().params {
+                if p.ty == ParamType::Str {
+                    assert!(
+                        matches!(
+                            role(name, &p.name),
+                            Some(Role::Path { .. } | Role::LinkTarget { .. })
+                        ),
+                        "{name}.{}",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_descriptor_parameter_has_the_descriptor_role() {
+        for name in function_names() {
+            for p in function(name).unwrap().params {
+                if ["fd", "old_fd", "new_fd", "to"].contains(&p.name.as_str()) {
+                    assert_eq!(
+                        role(name, &p.name),
+                        Some(Role::Descriptor),
+                        "{name}.{}",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn preview0_has_every_function_but_sock_accept() {
+        assert!(in_preview0("path_open"));
+        assert!(!in_preview0("sock_accept"));
+        assert!(!in_preview0("no_such_function"));
+        assert!(preview0_meaning_differs("fd_seek", "whence").is_some());
+        assert!(preview0_meaning_differs("fd_seek", "offset").is_none());
     }
 
     #[test]

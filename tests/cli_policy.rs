@@ -1,13 +1,13 @@
 //! End-to-end tests of `irm compile`, `irm show` and `irm test` through the binary:
-//! exit codes, what is printed, and the shipped policies' trace tests under both judges.
+//! exit codes, what is printed, and the shipped policies' trace tests under every judge.
 mod common;
 
 use common::{irm, root, write};
 use std::fs;
 
 #[test]
-fn every_shipped_policy_passes_its_traces_under_both_judges() {
-    let r = irm(&["test", "policies"]);
+fn every_shipped_policy_passes_its_traces_under_every_judge() {
+    let r = irm(&["test", "--judge", "all", "policies"]);
     r.code(0);
     let summary = r.stdout.lines().last().unwrap_or_default();
     assert!(summary.ends_with("passed, 0 failed"), "{summary}");
@@ -92,6 +92,22 @@ fn test_runs_only_the_judge_asked_for() {
     r.code(1);
     assert!(
         !r.stdout.contains("[interpreter]") && r.stdout.contains("[woven]"),
+        "{}",
+        r.stdout
+    );
+    let r = irm(&["test", "--judge", "host", &traces]);
+    r.code(1);
+    assert!(
+        !r.stdout.contains("[woven]") && r.stdout.contains("[host]"),
+        "{}",
+        r.stdout
+    );
+    let r = irm(&["test", "--judge", "all", &traces]);
+    r.code(1);
+    assert!(
+        ["[interpreter]", "[woven]", "[host]"]
+            .iter()
+            .all(|j| r.stdout.contains(j)),
         "{}",
         r.stdout
     );

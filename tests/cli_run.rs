@@ -257,11 +257,11 @@ fn audit_log_lines_are_json_with_the_arguments() {
     );
 }
 
-/// Records a run of `module` under `policy`, then checks the recorded trace parses and the
-/// interpreter decides it with the same outcome.
+/// Records a run of `module` under `policy` as the policy's own trace file, then checks
+/// the recorded trace parses, the interpreter decides it with the same outcome, and
+/// `irm test` passes it under every judge.
 fn record_and_replay(mode: &str, module: &str, policy: &str, expected_code: i32) {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("run.traces");
+    let rec = Path::new(policy).with_extension("traces");
     irm(&[
         "run",
         "--enforce",
@@ -284,6 +284,13 @@ fn record_and_replay(mode: &str, module: &str, policy: &str, expected_code: i32)
     let verdict = interp::run_trace(&program, &t.events());
     trace::check(&program, t, &verdict).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(verdict.accepted(), expected_code != VIOLATION, "{text}");
+    let r = irm(&["test", "--judge", "all", rec.to_str().unwrap()]);
+    assert!(
+        r.stdout.ends_with("1 passed, 0 failed\n"),
+        "{}\n{text}",
+        r.stdout
+    );
+    r.code(0);
 }
 
 #[test]

@@ -1084,7 +1084,7 @@ fn divides(e: &policy_lang::ir::Expr) -> bool {
 /// guest, that imports them and the guest's memory and re-exports that memory as
 /// `memory`: the wrapper calls the shim's trampoline, the trampoline calls the real
 /// function, which sees the guest's memory.
-fn wrap_imports(
+pub(crate) fn wrap_imports(
     linker: &mut Linker<RunState>,
     store: &mut Store<RunState>,
     module: &Module,
@@ -1220,7 +1220,7 @@ fn wrap_imports(
 }
 
 /// The trampolines through which host enforcement calls the real imports.
-struct HostShim {
+pub(crate) struct HostShim {
     module: Module,
     reals: Vec<Func>,
     has_memory: bool,
@@ -1229,7 +1229,7 @@ struct HostShim {
 
 impl HostShim {
     /// Instantiates the shim against the guest's memory and arms the wrappers.
-    fn connect(
+    pub(crate) fn connect(
         &self,
         store: &mut Store<RunState>,
         guest: &wasmtime::Instance,

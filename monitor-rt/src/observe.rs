@@ -319,6 +319,7 @@ impl Observer {
         };
         step.notes.push(StepNote::Audit {
             policy,
+            phase,
             reason: reason.clone(),
         });
         let (event, args) = (*event, args.clone());

@@ -1,10 +1,12 @@
-//! The woven judge against the reference interpreter on random traces: for every shipped
-//! policy (`policies/*.pol`) alone and for all of them composed, seeded random traces are
-//! run through a woven driver module in wasmtime and through the interpreter, and the two
-//! verdicts (violation, audits, suppressions and their values) must be identical.
-use monitor_rt::judge::{disagreement, judge};
+//! The wasmtime judges against the reference interpreter on random traces: for every
+//! shipped policy (`policies/*.pol`) alone and for all of them composed, seeded random
+//! traces are run through a woven driver module, through the driver under host
+//! enforcement, and through the interpreter, and the verdicts (violation, audits,
+//! suppressions and their values) must be identical.
+use monitor_rt::judge::{Host, Woven};
 use policy_lang::interp::{self, TraceEvent, Value};
 use policy_lang::ir::{ParamType, Program};
+use policy_lang::trace::{disagreement, Judge};
 use std::path::{Path, PathBuf};
 
 const POLICIES: &[&str] = &[
@@ -102,10 +104,14 @@ fn random_trace(rng: &mut Rng, program: &Program, len: usize) -> Vec<TraceEvent>
 #[track_caller]
 fn assert_agree(program: &Program, trace: &[TraceEvent]) {
     let reference = interp::run_trace(program, trace);
-    let woven = judge(program, trace)
-        .unwrap_or_else(|e| panic!("woven judge failed: {e}\ntrace: {trace:?}"));
-    if let Some(d) = disagreement(program, trace, &reference, &woven) {
-        panic!("{d}\ntrace: {trace:?}\ninterpreter: {reference:?}\nwoven: {woven:?}");
+    for judge in [&Woven as &dyn Judge, &Host] {
+        let name = judge.name();
+        let v = judge
+            .judge(program, trace)
+            .unwrap_or_else(|e| panic!("the {name} judge failed: {e}\ntrace: {trace:?}"));
+        if let Some(d) = disagreement(program, trace, &reference, &v) {
+            panic!("{d:?}\ntrace: {trace:?}\ninterpreter: {reference:?}\n{name}: {v:?}");
+        }
     }
 }
 
@@ -120,18 +126,18 @@ fn agree_on_random_traces(names: &[&str], seed: u64, traces: usize) {
 }
 
 #[test]
-fn woven_and_interpreter_agree_on_each_shipped_policy() {
+fn wasmtime_judges_and_interpreter_agree_on_each_shipped_policy() {
     for (i, name) in POLICIES.iter().enumerate() {
         agree_on_random_traces(&[name], 0x5eed_0000 + i as u64, 50);
     }
 }
 
 #[test]
-fn woven_and_interpreter_agree_on_all_shipped_policies_composed() {
+fn wasmtime_judges_and_interpreter_agree_on_all_shipped_policies_composed() {
     agree_on_random_traces(POLICIES, 0x5eed_1111, 120);
 }
 
 #[test]
-fn woven_and_interpreter_agree_on_the_empty_trace() {
+fn wasmtime_judges_and_interpreter_agree_on_the_empty_trace() {
     assert_agree(&compile(POLICIES), &[]);
 }

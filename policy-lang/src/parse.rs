@@ -75,7 +75,7 @@ pub fn parse_file(sources: &[Source], file: FileId) -> Result<File, Vec<Diagnost
 
 /// The byte offset where parentheses or prefix operators nest deeper than [`MAX_NESTING`],
 /// skipping strings and comments.
-fn too_deep(text: &str) -> Option<usize> {
+pub(crate) fn too_deep(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let (mut depth, mut prefix_run, mut i) = (0usize, 0usize, 0usize);
     while i < bytes.len() {
@@ -122,7 +122,7 @@ fn too_deep(text: &str) -> Option<usize> {
 
 /// The first string literal that reaches the end of its line, or block comment that
 /// reaches the end of the file: `(offset, length, message, hint)`.
-fn unterminated(text: &str) -> Option<(usize, usize, &'static str, &'static str)> {
+pub(crate) fn unterminated(text: &str) -> Option<(usize, usize, &'static str, &'static str)> {
     let bytes = text.as_bytes();
     let mut i = 0usize;
     while i < bytes.len() {
@@ -320,7 +320,7 @@ fn syntax_hint(expected: &[&str], found: &str) -> Option<String> {
 }
 
 /// "`a`", "`a` or `b`", "`a`, `b` or `c`".
-fn one_of(items: &[&str]) -> String {
+pub(crate) fn one_of(items: &[&str]) -> String {
     match items {
         [] => String::new(),
         [one] => one.to_string(),
@@ -330,7 +330,7 @@ fn one_of(items: &[&str]) -> String {
 
 /// The token starting at `pos`, for "found ..." texts: a word, a number, a string start,
 /// or one character (empty at end of input).
-fn token_at(text: &str, pos: usize) -> &str {
+pub(crate) fn token_at(text: &str, pos: usize) -> &str {
     let rest = &text[pos.min(text.len())..];
     let Some(c) = rest.chars().next() else {
         return "";

@@ -249,8 +249,11 @@ fn mutated_trace_files_never_panic_the_trace_parser_or_interpreter() {
     for _ in 0..10_000 {
         let (program, text) = &cases[rng.below(cases.len())];
         let text = mutate(&mut rng, text);
-        let _ = trace::parse_with_lines("m.traces", &text);
-        if let Ok(file) = trace::parse_traces("m.traces", &text, program, &trace::wasi_constants) {
+        let Ok(parsed) = trace::parse_text("m.traces", &text) else {
+            continue;
+        };
+        let _ = parsed.with_lines();
+        if let Ok(file) = parsed.resolve(program, &trace::wasi_constants) {
             for t in &file.traces {
                 let v = interp::run_trace(program, &t.events());
                 let _ = trace::check(program, t, &v);
@@ -275,6 +278,6 @@ fn deeply_nested_trace_values_are_an_error_not_a_stack_overflow() {
         let text = format!("accept \"deep\" {{ fd_write(fd={value}1) }}");
         let e = trace::parse_traces("deep.traces", &text, &program, &trace::wasi_constants)
             .expect_err("too deep");
-        assert!(e.message.contains("nesting too deep"), "{e}");
+        assert!(e.diagnostic().message.contains("nesting too deep"), "{e}");
     }
 }

@@ -1,14 +1,14 @@
 //! `irm test`: run the trace tests of policies.
 //!
 //! Every `.traces` file found under the given paths is loaded with its policy (the `.pol`
-//! of the same name, plus its `with` files) and each trace is decided by one or two
-//! judges: the reference interpreter and a woven driver module run in wasmtime
-//! (`monitor_rt::judge`). A trace passes when every judge's verdict matches what the trace
-//! expects and, with both judges, the two verdicts agree.
+//! of the same name, plus its `with` files) and each trace is decided by the judges
+//! chosen (`policy_lang::trace::Judge`): the reference interpreter, the woven driver
+//! module, the driver under host enforcement (`monitor_rt::judge`). A trace passes when
+//! every judge's verdict matches what the trace expects and equals the first judge's.
 use anyhow::Result;
 use clap::ValueEnum;
-use policy_lang::interp::{self, Verdict};
-use policy_lang::trace::{self, LoadedTraces, Trace};
+use monitor_rt::judge::{Host, Woven};
+use policy_lang::trace::{self, Interpreter, Judge, Report};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -28,16 +28,24 @@ pub enum JudgeChoice {
     Interp,
     /// The woven driver module only.
     Woven,
-    /// Both, and they must agree.
+    /// The driver under host enforcement only.
+    Host,
+    /// The interpreter and the woven module, which must agree.
     Both,
+    /// All three, which must agree.
+    All,
 }
 
 impl JudgeChoice {
-    fn interp(self) -> bool {
-        self != JudgeChoice::Woven
-    }
-    fn woven(self) -> bool {
-        self != JudgeChoice::Interp
+    /// The judges in order; the first is the reference the others must agree with.
+    fn judges(self) -> Vec<&'static dyn Judge> {
+        match self {
+            JudgeChoice::Interp => vec![&Interpreter],
+            JudgeChoice::Woven => vec![&Woven],
+            JudgeChoice::Host => vec![&Host],
+            JudgeChoice::Both => vec![&Interpreter, &Woven],
+            JudgeChoice::All => vec![&Interpreter, &Woven, &Host],
+        }
     }
 }
 
@@ -53,101 +61,21 @@ pub fn run(args: Args) -> Result<u8> {
         eprintln!("irm: no .traces files under the given paths");
         return Ok(1);
     }
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let judges = args.judge.judges();
+    let mut report = Report::new(std::io::stdout().lock());
     for file in &files {
-        println!("{}", file.display());
-        let loaded = match trace::load_trace_file(file) {
-            Ok(l) => l,
-            Err(e) => {
-                println!("  FAIL  the file could not be run:");
-                println!("{}", indent(&e.to_string(), 8));
-                failed += 1;
-                continue;
-            }
-        };
-        for t in &loaded.file.traces {
-            match judge_trace(&loaded, t, args.judge) {
-                None => {
-                    passed += 1;
-                    println!("  ok    {}", t.name);
-                }
-                Some(diff) => {
-                    failed += 1;
-                    println!("  FAIL  {} (line {})", t.name, t.line);
-                    println!("{}", indent(&diff, 8));
+        report.file(file)?;
+        match trace::load_trace_file(file) {
+            Ok(loaded) => {
+                for result in trace::run_loaded(&loaded, &judges) {
+                    report.trace(&result)?;
                 }
             }
+            Err(e) => report.unloadable(&e)?,
         }
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { 1 })
-}
-
-/// `None` when the trace passes; otherwise every difference found.
-fn judge_trace(loaded: &LoadedTraces, t: &Trace, choice: JudgeChoice) -> Option<String> {
-    let program = &loaded.compiled.program;
-    let events = t.events();
-    let mut problems = Vec::new();
-    let reference = choice.interp().then(|| interp::run_trace(program, &events));
-    if let Some(v) = &reference {
-        if let Err(d) = trace::check(program, t, v) {
-            problems.push(format!("[interpreter]\n{d}"));
-        }
-    }
-    if choice.woven() {
-        match monitor_rt::judge::judge(program, &events) {
-            Err(e) => problems.push(format!("[woven] could not judge the trace: {e}")),
-            Ok(woven) => {
-                if let Err(d) = trace::check(program, t, &woven) {
-                    problems.push(format!("[woven]\n{d}"));
-                }
-                if let Some(r) = &reference {
-                    if let Some(d) = monitor_rt::judge::disagreement(program, &events, r, &woven) {
-                        problems.push(format!(
-                            "[disagreement] {d}\n  interpreter: {}\n  woven:       {}",
-                            summary(r),
-                            summary(&woven)
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    (!problems.is_empty()).then(|| problems.join("\n"))
-}
-
-/// A one-line verdict for disagreement messages.
-fn summary(v: &Verdict) -> String {
-    let violation = match &v.violation {
-        None => "accept".to_string(),
-        Some(x) => format!(
-            "deny at step {} ({:?}) by {} {:?}",
-            x.step, x.phase, x.policy, x.reason
-        ),
-    };
-    let observations: Vec<String> = v
-        .observations
-        .iter()
-        .map(|o| match o.kind {
-            interp::ObservationKind::Audit => format!("step {}: audit by {}", o.step, o.policy),
-            interp::ObservationKind::Suppress(value) => {
-                format!("step {}: suppress {value:?} by {}", o.step, o.policy)
-            }
-        })
-        .collect();
-    if observations.is_empty() {
-        violation
-    } else {
-        format!("{violation}; {}", observations.join(", "))
-    }
-}
-
-fn indent(text: &str, n: usize) -> String {
-    let pad = " ".repeat(n);
-    text.lines()
-        .map(|l| format!("{pad}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    report.totals()?;
+    Ok(if report.failed == 0 { 0 } else { 1 })
 }
 
 /// The `.traces` files named by `paths`, in a stable order, each once.

@@ -7,7 +7,7 @@
 //!
 //! Sections: (1) weave throughput on real modules, (2) runtime cost per monitored call,
 //! (3) real programs, (4) policy compilation. Every ratio is taken between numbers measured
-//! in the same run on the same machine. Real modules come from `../shared/corpus/fetch.sh`
+//! in the same run on the same machine. Real modules come from `scripts/fetch-corpus.sh`
 //! (`$IRM_CORPUS`, default `~/.cache/irm-corpus`); missing ones are reported as skipped.
 
 mod child;

@@ -261,7 +261,7 @@ impl Diagnostic {
         }];
         let mut marks = vec![(&self.file, self.span.clone(), MarkKind::Primary, None)];
         for l in self.labels.iter().filter(|l| l.line > 0) {
-            if !snippets.iter().any(|s| s.file == &l.file) {
+            if !snippets.iter().any(|s| s.file == l.file) {
                 snippets.push(Snippet {
                     file: &l.file,
                     location: format!("{}:{}:{}", l.file, l.line, l.col),
@@ -276,7 +276,7 @@ impl Diagnostic {
             ));
         }
         for snippet in &mut snippets {
-            let Some(src) = sources.iter().find(|s| &s.name == snippet.file) else {
+            let Some(src) = sources.iter().find(|s| s.name == snippet.file) else {
                 continue;
             };
             let file = snippet.file;

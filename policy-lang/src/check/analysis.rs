@@ -89,11 +89,11 @@ impl Checker<'_> {
                         } else {
                             "with the same guard".to_string()
                         };
-                        let first = ti.origin.clone();
+                        let other = self.label(p.transitions[si].span, "the other transition");
                         let d = self.err(p.transitions[sj].span, format!(
                             "nondeterministic transitions: two transitions on `{ev}` from state `{state}` {cond}"
                         ));
-                        d.notes.push(format!("the other transition is at {first}"));
+                        d.labels.push(other);
                         d.hint = Some(
                             "add a guard that tells them apart, or restrict one with `in STATE`"
                                 .into(),

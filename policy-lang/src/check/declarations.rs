@@ -67,9 +67,10 @@ impl Checker<'_> {
         for other in self.event_order.clone() {
             if let Some(Decl::Import(o, ospan)) = self.events.get(&other) {
                 if (o.module.clone(), o.field.clone()) == key && !same_signature(o, ev) {
-                    let note = format!("`{other}` declares it at {}", self.loc(*ospan));
+                    let first =
+                        self.label(*ospan, format!("`{other}` declares it as {}", signature(o)));
                     let d = self.err(e.span, conflict);
-                    d.notes.push(note);
+                    d.labels.push(first);
                     d.hint =
                         Some("one import has one signature; make the declarations agree".into());
                     return false;
@@ -126,12 +127,9 @@ impl Checker<'_> {
     ) -> Option<ir::Event> {
         let mut ok = true;
         let mut out: Vec<ir::Param> = Vec::new();
-        for p in params {
-            if out.iter().any(|q| q.name == p.name.name) {
-                self.err(
-                    p.name.span,
-                    format!("duplicate parameter `{}`", p.name.name),
-                );
+        for (i, p) in params.iter().enumerate() {
+            if let Some(first) = params[..i].iter().find(|q| q.name.name == p.name.name) {
+                self.duplicate("parameter", &p.name, first.name.span);
                 ok = false;
                 continue;
             }
@@ -333,15 +331,15 @@ impl Checker<'_> {
         if let Some(&id) = self.by_key.get(&r.key) {
             let existing = &self.program_events[id as usize];
             if !same_signature(existing, &r.event) {
-                let first = self.program_event_decl[id as usize];
-                let note = match first {
-                    Some(s) => format!(
-                        "`{}` declares it as {} at {}",
-                        existing.name,
-                        signature(existing),
-                        self.loc(s)
-                    ),
-                    None => format!("the WASI catalogue declares it as {}", signature(existing)),
+                let first = match self.program_event_decl[id as usize] {
+                    Some(s) => Ok(self.label(
+                        s,
+                        format!("`{}` declares it as {}", existing.name, signature(existing)),
+                    )),
+                    None => Err(format!(
+                        "the WASI catalogue declares it as {}",
+                        signature(existing)
+                    )),
                 };
                 let d = self.err(
                     at,
@@ -350,7 +348,10 @@ impl Checker<'_> {
                         r.key.0, r.key.1
                     ),
                 );
-                d.notes.push(note);
+                match first {
+                    Ok(label) => d.labels.push(label),
+                    Err(note) => d.notes.push(note),
+                }
                 return None;
             }
             return Some(id);

@@ -19,7 +19,7 @@ mod transitions;
 pub use load::{io_reason, load, Loaded, MAX_FILES, MAX_INCLUDE_DEPTH};
 
 use crate::ast::{self, FileId, Item, Span};
-use crate::diag::{Diagnostic, LineIndex, Severity, Source};
+use crate::diag::{Diagnostic, Label, LineIndex, Severity, Source};
 use crate::ir::{self, Program};
 use std::collections::{HashMap, HashSet};
 
@@ -149,11 +149,16 @@ impl Checker<'_> {
         }
     }
 
+    /// A label at `span` for a diagnostic of this compilation.
+    fn label(&self, span: Span, message: impl Into<String>) -> Label {
+        Label::at(self.sources, span, message)
+    }
+
     /// `name` is declared a second time; `first` is the declaration that stands.
     fn duplicate(&mut self, what: &str, name: &ast::Ident, first: Span) {
-        let note = format!("first declared at {}", self.loc(first));
+        let first = self.label(first, "first declared here");
         self.err(name.span, format!("duplicate {what} `{}`", name.name))
-            .notes
-            .push(note);
+            .labels
+            .push(first);
     }
 }

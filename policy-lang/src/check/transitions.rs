@@ -91,13 +91,12 @@ impl Checker<'_> {
             }
             if let Some(kw) = s.initial {
                 if let Some(first) = initial {
-                    let note = format!(
-                        "`{}` is already initial, at {}",
-                        list[first].name,
-                        self.loc(spans[first])
+                    let label = self.label(
+                        spans[first],
+                        format!("`{}` is already initial", list[first].name),
                     );
                     let d = self.err(kw.to(s.name.span), "a policy has exactly one initial state");
-                    d.notes.push(note);
+                    d.labels.push(label);
                     d.hint = Some(format!(
                         "remove `initial` from `{}` or from `{}`",
                         list[first].name, s.name.name

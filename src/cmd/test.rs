@@ -5,17 +5,22 @@
 //! judges: the reference interpreter and a woven driver module run in wasmtime
 //! (`monitor_rt::judge`). A trace passes when every judge's verdict matches what the trace
 //! expects and, with both judges, the two verdicts agree.
-use anyhow::Result;
+use super::input::PolicyArgs;
+use crate::failure::TestsFailed;
+use crate::ui::Ui;
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use policy_lang::interp::{self, Verdict};
 use policy_lang::trace::{self, LoadedTraces, Trace};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("inputs").args(["policy", "paths"]).required(true).multiple(true))]
 pub struct Args {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Policy directories (searched recursively), `.pol` files (their `.traces` sibling is
     /// run) or `.traces` files.
-    #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Which judges decide each trace.
     #[arg(long, value_enum, default_value = "both")]
@@ -41,17 +46,10 @@ impl JudgeChoice {
     }
 }
 
-pub fn run(args: Args) -> Result<u8> {
-    let files = match collect(&args.paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("irm: {e}");
-            return Ok(1);
-        }
-    };
+pub fn run(args: Args, _ui: &Ui) -> Result<()> {
+    let files = collect(&args.policy.with(&args.paths))?;
     if files.is_empty() {
-        eprintln!("irm: no .traces files under the given paths");
-        return Ok(1);
+        bail!("no .traces files under the given paths");
     }
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
@@ -80,7 +78,10 @@ pub fn run(args: Args) -> Result<u8> {
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { 1 })
+    if failed > 0 {
+        return Err(TestsFailed { failed }.into());
+    }
+    Ok(())
 }
 
 /// `None` when the trace passes; otherwise every difference found.
@@ -151,37 +152,33 @@ fn indent(text: &str, n: usize) -> String {
 }
 
 /// The `.traces` files named by `paths`, in a stable order, each once.
-fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             walk(p, &mut out)
-                .map_err(|e| format!("cannot read directory `{}`: {e}", p.display()))?;
+                .with_context(|| format!("cannot read directory `{}`", p.display()))?;
         } else if has_ext(p, "traces") {
             if !p.is_file() {
-                return Err(format!("no such file `{}`", p.display()));
+                bail!("no such file `{}`", p.display());
             }
             out.push(p.clone());
         } else if has_ext(p, "pol") {
             let t = p.with_extension("traces");
             if !p.is_file() {
-                return Err(format!("no such file `{}`", p.display()));
+                bail!("no such file `{}`", p.display());
             }
             if !t.is_file() {
-                return Err(format!(
-                    "`{}` has no trace file `{}`",
-                    p.display(),
-                    t.display()
-                ));
+                bail!("`{}` has no trace file `{}`", p.display(), t.display());
             }
             out.push(t);
         } else if !p.exists() {
-            return Err(format!("no such file or directory `{}`", p.display()));
+            bail!("no such file or directory `{}`", p.display());
         } else {
-            return Err(format!(
+            bail!(
                 "`{}` is neither a directory, a .pol file nor a .traces file",
                 p.display()
-            ));
+            );
         }
     }
     let mut seen = std::collections::HashSet::new();

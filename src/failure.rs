@@ -23,7 +23,7 @@ pub struct RunFailed {
 
 /// Trace tests failed; the command has printed each failure and the summary.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} trace test{} failed", if *.failed == 1 { "" } else { "s" })]
+#[error("failed trace tests: {failed}")]
 pub struct TestsFailed {
     pub failed: usize,
 }
@@ -77,9 +77,27 @@ fn show_run(r: &RunFailed, ui: &Ui) {
 
 /// A command line clap could not parse: its message and usage line (or the help and
 /// version texts, which are not failures), and clap's exit code (2 for usage errors).
-pub fn usage(e: clap::Error) -> ExitCode {
+/// clap leaves the usage line out when a value parser refuses a value; it is added here,
+/// as wasmtime's CLI shows it, so every usage error says how the command is used.
+pub fn usage(mut e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue};
+    if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+        if let Some(usage) = invoked_usage() {
+            e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+        }
+    }
     let _ = e.print();
     ExitCode::from(clap_code(&e))
+}
+
+/// The usage line of the subcommand named on the command line, if any.
+fn invoked_usage() -> Option<clap::builder::StyledStr> {
+    let mut irm = <crate::Cli as clap::CommandFactory>::command();
+    irm.build();
+    let name = std::env::args()
+        .skip(1)
+        .find(|a| irm.find_subcommand(a).is_some())?;
+    Some(irm.find_subcommand_mut(&name)?.render_usage())
 }
 
 /// A usage error found after parsing (options that do not go together), shown as clap
@@ -90,10 +108,7 @@ pub fn usage_error(subcommand: &str, message: &str) -> anyhow::Error {
     let sub = irm
         .find_subcommand_mut(subcommand)
         .expect("usage_error names a subcommand of irm");
-    let e = clap::Error::raw(
-        clap::error::ErrorKind::ArgumentConflict,
-        format!("{message}\n"),
-    );
+    let e = clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, message);
     anyhow::Error::new(e.format(sub))
 }
 

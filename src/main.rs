@@ -1,9 +1,11 @@
 //! `irm`: a thin command line over the `policy-lang`, `instrumenter` and `monitor-rt` crates.
 //!
-//! Every subcommand lives in its own module under `cmd/` and returns the process exit
-//! code; errors are printed here with their full `anyhow` context chain.
+//! Every subcommand lives in its own module under `cmd/` and returns `anyhow::Result<()>`;
+//! [`failure`] is the one place that shows a failure and picks the exit code.
 
 mod cmd;
+mod failure;
+mod ui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,6 +17,10 @@ use std::process::ExitCode;
     about = "Inline reference monitors for WebAssembly"
 )]
 struct Cli {
+    /// When to colour diagnostics: `auto` colours them when stderr is a terminal and
+    /// `NO_COLOR` is not set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t, global = true)]
+    color: ui::ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,19 +40,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return failure::usage(e),
+    };
+    let ui = ui::Ui::new(cli.color);
     let result = match cli.command {
-        Command::Compile(a) => cmd::compile::run(a),
-        Command::Show(a) => cmd::show::run(a),
-        Command::Test(a) => cmd::test::run(a),
-        Command::Weave(a) => cmd::weave::run(a),
-        Command::Run(a) => cmd::run::run(a),
+        Command::Compile(a) => cmd::compile::run(a, &ui),
+        Command::Show(a) => cmd::show::run(a, &ui),
+        Command::Test(a) => cmd::test::run(a, &ui),
+        Command::Weave(a) => cmd::weave::run(a, &ui),
+        Command::Run(a) => cmd::run::run(a, &ui),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("irm: error: {e:#}");
-            ExitCode::from(1)
+            failure::show(&e, &ui);
+            ExitCode::from(failure::exit_code(&e))
         }
     }
 }

@@ -274,13 +274,13 @@ fn show_dot_with_several_policies_needs_a_choice() {
         "--dot",
     ]);
     r.code(1);
-    assert!(r.stderr.contains("--policy NAME"), "{}", r.stderr);
+    assert!(r.stderr.contains("--name NAME"), "{}", r.stderr);
     irm(&[
         "show",
         "policies/no-exfil.pol",
         "policies/stdio-only.pol",
         "--dot",
-        "--policy",
+        "--name",
         "stdio_only",
     ])
     .code(0);

@@ -321,3 +321,82 @@ fn weave_reports_policy_errors_with_file_line_and_column() {
         "a hint names the closest event: {err}"
     );
 }
+
+#[test]
+fn weave_without_output_writes_name_hardened_wasm_next_to_the_input_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let input = dir.path().join("app.wat");
+    fs::copy(root().join(EXFIL_WAT), &input).unwrap();
+    let o = irm(&["weave", "--policy", s(&pol), s(&input)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("app.hardened.wasm");
+    let wasm = fs::read(&out).expect("app.hardened.wasm written next to the input");
+    assert!(custom_sections(&wasm).iter().any(|n| n == "irm.monitor"));
+    assert!(
+        stderr(&o).contains(&format!("wrote {}", out.display())),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn weave_says_where_it_wrote_even_with_a_report_when_it_chose_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let input = dir.path().join("app.wat");
+    fs::copy(root().join(EXFIL_WAT), &input).unwrap();
+    let o = irm(&["weave", "-p", s(&pol), s(&input), "--report", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wrote "), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    assert_eq!(report["policies"][0]["name"], "no_exfil");
+}
+
+#[test]
+fn weave_output_dash_writes_the_module_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let o = irm(&["weave", "-p", s(&pol), EXFIL_WAT, "-o", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    wasmparser::Validator::new_with_features(instrumenter::features())
+        .validate_all(&o.stdout)
+        .expect("stdout is the woven module");
+    assert!(custom_sections(&o.stdout)
+        .iter()
+        .any(|n| n == "irm.monitor"));
+}
+
+#[test]
+fn weave_output_dash_with_a_report_on_standard_output_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let o = irm(&[
+        "weave",
+        "-p",
+        s(&pol),
+        EXFIL_WAT,
+        "-o",
+        "-",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Usage: irm weave"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn weave_output_gets_the_permissions_of_any_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let out = dir.path().join("o.wasm");
+    let o = irm(&["weave", "-p", s(&pol), EXFIL_WAT, "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The child inherits this process's umask, so a file created here is the reference.
+    let reference = write(dir.path(), "reference", "");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out), mode(&reference));
+}

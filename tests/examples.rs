@@ -328,7 +328,7 @@ fn sync_suppression_and_audit_compose() {
 }
 
 // ---------------------------------------------------------------------------------------
-// resvg (third-party, from ../shared/corpus)
+// resvg (third-party, from the corpus: scripts/fetch-corpus.sh)
 
 const RESVG_FS: &str = "examples/resvg/resvg-fs.pol";
 

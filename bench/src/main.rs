@@ -6,14 +6,16 @@
 //! ```
 //!
 //! Sections: (1) weave throughput on real modules, (2) runtime cost per monitored call,
-//! (3) real programs, (4) policy compilation. Every ratio is taken between numbers measured
-//! in the same run on the same machine. Real modules come from `../shared/corpus/fetch.sh`
+//! (3) real programs, (4) policy compilation, (5) the whole `irm weave` process against
+//! `wasm-tools validate` (skipped when wasm-tools is not installed). Every ratio is taken between numbers measured
+//! in the same run on the same machine. Real modules come from `scripts/fetch-corpus.sh`
 //! (`$IRM_CORPUS`, default `~/.cache/irm-corpus`); missing ones are reported as skipped.
 
 mod child;
 mod compile;
 mod irm;
 mod machine;
+mod process;
 mod profile;
 mod programs;
 mod report;
@@ -54,6 +56,7 @@ enum Section {
     Runtime,
     Programs,
     Compile,
+    Process,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +174,9 @@ fn main() -> Result<()> {
             );
         }
         rep.compile = Some(c);
+    }
+    if wants(Section::Process) {
+        rep.process = Some(process::run(&ctx));
     }
     let text = rep.markdown();
     std::fs::write(&cli.out, &text).with_context(|| format!("writing {}", cli.out.display()))?;

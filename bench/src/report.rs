@@ -3,6 +3,7 @@
 
 use crate::compile::CompileResult;
 use crate::machine::Machine;
+use crate::process::ProcessResult;
 use crate::programs::ProgramResult;
 use crate::runtime::{Mode, ScenarioResult};
 use crate::stats::{fmt_ratio, fmt_secs};
@@ -15,6 +16,7 @@ pub struct Report {
     pub runtime: Option<Vec<ScenarioResult>>,
     pub programs: Option<Vec<ProgramResult>>,
     pub compile: Option<Vec<CompileResult>>,
+    pub process: Option<ProcessResult>,
     /// Why the inline monitor misses the per-call target, when it does.
     pub runtime_profile: Option<String>,
     /// Why policy compilation misses its target, when it does.
@@ -60,6 +62,7 @@ impl Report {
             runtime: None,
             programs: None,
             compile: None,
+            process: None,
             runtime_profile: None,
             compile_profile: None,
         }
@@ -197,6 +200,27 @@ impl Report {
             measured: c1000.map(fmt_secs).unwrap_or_else(|| "not measured".into()),
             met: c1000.map(|s| s < crate::compile::TARGET_SECS),
         });
+
+        // The whole weave process against the whole validation process.
+        let process = self.process.as_ref();
+        t.push(Target {
+            target: "whole `irm weave` process (output written to disk) ≤ 1.3x `wasm-tools validate` of cpython",
+            measured: match process.and_then(|p| Some((p, p.ratio()?))) {
+                Some((p, r)) => format!(
+                    "{} ({} vs {} on {})",
+                    fmt_ratio(r),
+                    fmt_secs(p.weave.unwrap_or_default()),
+                    fmt_secs(p.validate.unwrap_or_default()),
+                    p.module
+                ),
+                None => process
+                    .and_then(|p| p.note.clone())
+                    .unwrap_or_else(|| "not measured".into()),
+            },
+            met: process
+                .and_then(|p| p.ratio())
+                .map(|r| r <= crate::process::TARGET_RATIO),
+        });
         t
     }
 
@@ -288,6 +312,17 @@ impl Report {
                 s.push_str(p);
                 s.push('\n');
             }
+        }
+        if let Some(p) = &self.process {
+            s.push_str("## 5. The whole weave process against wasm-tools\n\n");
+            s.push_str(
+                "What a user waits for: `irm weave` (release build, the policy compiled, the \
+                 module read, woven and written to a file on disk, not synced) against \
+                 `wasm-tools validate` of the same module, both as whole processes from spawn \
+                 to exit, run alternately; medians of wall time.\n\n",
+            );
+            s.push_str(&crate::process::markdown(p));
+            s.push('\n');
         }
         s
     }

@@ -296,7 +296,7 @@ pub fn markdown(results: &[ModuleResult]) -> String {
     for m in results {
         if m.tools.is_empty() {
             s.push_str(&format!(
-                "### {}\n\nNot in the corpus cache (run `../shared/corpus/fetch.sh`); skipped.\n\n",
+                "### {}\n\nNot in the corpus cache (run `scripts/fetch-corpus.sh`); skipped.\n\n",
                 m.name
             ));
             continue;

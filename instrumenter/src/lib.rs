@@ -72,7 +72,7 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
     // bodies are validated while they are emitted, and the output again at the end.
     let mut info = module::ModuleInfo::scan(input)?;
     let bodies = std::mem::take(&mut info.bodies);
-    let plan = plan::plan(&info, program, options)?;
+    let mut plan = plan::plan(&info, program, options)?;
 
     let mut reg = codegen::Registry::new(codegen::audit_save_len(program, &plan));
     let wrappers = plan
@@ -84,48 +84,8 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         .uses_dfas()
         .then(|| codegen::matcher(plan.private_memory));
 
-    let wrapped: Vec<manifest::WrappedImport> = plan
-        .wrappers
-        .iter()
-        .map(|w| {
-            let imp = &info.func_imports[w.import as usize];
-            manifest::WrappedImport {
-                event: w.event,
-                module: imp.module.to_string(),
-                field: imp.field.to_string(),
-                import_index: w.import,
-                wrapper_index: w.index,
-            }
-        })
-        .collect();
-    let hooks = options.host_hooks.then(|| manifest::HookLayout {
-        module: manifest::HOOK_MODULE.to_string(),
-        hooks: plan
-            .hooks
-            .iter()
-            .map(|h| manifest::Hook {
-                event: h.event,
-                field: h.field.clone(),
-                func_index: h.func_index,
-                params: program.events[h.event as usize].wasm_params(),
-            })
-            .collect(),
-    });
-    let manifest = manifest::Manifest {
-        format: manifest::FORMAT,
-        irm_version: VERSION.to_string(),
-        program: program.clone(),
-        effective_policies: (0..program.policies.len())
-            .filter(|&i| plan.effective[i])
-            .collect(),
-        codes: reg.codes.clone(),
-        wrapped: wrapped.clone(),
-        globals: plan.globals.clone(),
-        hooks,
-    };
-    let manifest_json = serde_json::to_vec(&manifest).map_err(|e| WeaveError::Internal {
-        message: e.to_string(),
-    })?;
+    let manifest =
+        manifest::Manifest::assemble(program, &info, &plan, reg.codes.clone(), options.host_hooks);
 
     let mut global_names = Vec::new();
     for (pi, p) in program.policies.iter().enumerate() {
@@ -139,7 +99,8 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         }
     }
     let gen = emit::Generated {
-        wrapper_names: wrapped
+        wrapper_names: manifest
+            .wrapped
             .iter()
             .map(|w| format!("irm:wrapper:{}.{}", w.module, w.field))
             .collect(),
@@ -152,7 +113,7 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         wrappers,
         matcher,
         registry: reg,
-        manifest_json,
+        manifest_json: manifest.to_json()?,
         irm_version: VERSION,
     };
     let threads = match options.threads {
@@ -170,35 +131,14 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
         });
     }
 
-    let mut reports = plan.policy_reports;
-    let mut total = report::Redirects::default();
-    let mut wrapped_reports = Vec::new();
-    for (w, counts) in plan.wrappers.iter().zip(&emitted.counts) {
-        total.add(counts);
-        for (pi, p) in program.policies.iter().enumerate() {
-            if plan.effective[pi] && p.mentions(w.event) {
-                reports[pi].redirected.add(counts);
-            }
-        }
-        let imp = &info.func_imports[w.import as usize];
-        wrapped_reports.push(report::WrappedReport {
-            import: format!("{}.{}", imp.module, imp.field),
-            import_index: w.import,
-            wrapper_index: w.index,
-            redirected: *counts,
-        });
-    }
-    let report = WeaveReport {
-        policies: reports,
-        wrapped: wrapped_reports,
-        redirected: total,
-        bodies_rewritten: emitted.bodies_rewritten,
-        bodies_copied: emitted.bodies_copied,
-        dropped_sections: emitted.dropped,
-        host_hooks: options.host_hooks,
-        input_size: input.len(),
-        output_size: emitted.wasm.len(),
-    };
+    let report = WeaveReport::assemble(
+        program,
+        &info,
+        &mut plan,
+        &emitted,
+        input.len(),
+        options.host_hooks,
+    );
     Ok(Woven {
         wasm: emitted.wasm,
         report,

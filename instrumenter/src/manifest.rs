@@ -8,6 +8,8 @@
 use policy_lang::ir::{EventId, ParamId, Phase, Program, ValType, VarId};
 use serde::{Deserialize, Serialize};
 
+use crate::module::ModuleInfo;
+use crate::plan::Plan;
 use crate::WeaveError;
 
 /// Name of the custom section.
@@ -140,6 +142,65 @@ pub struct Hook {
     pub func_index: u32,
     /// The event's Wasm parameter types, in the order they are passed (widened).
     pub params: Vec<ValType>,
+}
+
+impl Manifest {
+    /// The manifest of `program` woven into the module `info` describes as `plan` says,
+    /// with the `codes` its wrappers can produce.
+    pub(crate) fn assemble(
+        program: &Program,
+        info: &ModuleInfo,
+        plan: &Plan,
+        codes: Vec<Code>,
+        host_hooks: bool,
+    ) -> Manifest {
+        let wrapped = plan
+            .wrappers
+            .iter()
+            .map(|w| {
+                let imp = &info.func_imports[w.import as usize];
+                WrappedImport {
+                    event: w.event,
+                    module: imp.module.to_string(),
+                    field: imp.field.to_string(),
+                    import_index: w.import,
+                    wrapper_index: w.index,
+                }
+            })
+            .collect();
+        let hooks = host_hooks.then(|| HookLayout {
+            module: HOOK_MODULE.to_string(),
+            hooks: plan
+                .hooks
+                .iter()
+                .map(|h| Hook {
+                    event: h.event,
+                    field: h.field.clone(),
+                    func_index: h.func_index,
+                    params: program.events[h.event as usize].wasm_params(),
+                })
+                .collect(),
+        });
+        Manifest {
+            format: FORMAT,
+            irm_version: crate::VERSION.to_string(),
+            program: program.clone(),
+            effective_policies: (0..program.policies.len())
+                .filter(|&i| plan.effective[i])
+                .collect(),
+            codes,
+            wrapped,
+            globals: plan.globals.clone(),
+            hooks,
+        }
+    }
+
+    /// The contents of the `irm.monitor` section.
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, WeaveError> {
+        serde_json::to_vec(self).map_err(|e| WeaveError::Internal {
+            message: e.to_string(),
+        })
+    }
 }
 
 /// Reads the manifest of a woven module: `Ok(None)` when the module has no

@@ -274,12 +274,42 @@ pub(crate) fn is_bool(e: &Expr) -> bool {
     }
 }
 
+/// Plans the weave of `program` into the module `info` describes, in five steps: bind
+/// the imports to events, elide what this module cannot violate, refuse what cannot be
+/// monitored safely, then lay out the new functions and the new globals.
 pub(crate) fn plan(
     info: &ModuleInfo,
     program: &Program,
     options: &WeaveOptions,
 ) -> Result<Plan, WeaveError> {
     check_program(program)?;
+    let decls = bind_imports(info, program)?;
+    let mut elision = elide(program, &decls);
+    refuse_unsafe(info, program, options, &elision)?;
+    let functions = lay_out_functions(info, program, options, &mut elision);
+    let (globals, state_inits) = lay_out_globals(info, program, &elision.effective);
+    Ok(Plan {
+        effective: elision.effective,
+        policy_reports: elision.reports,
+        wrappers: functions.wrappers,
+        redirect: functions.redirect,
+        hooks: functions.hooks,
+        hook_of_event: functions.hook_of_event,
+        shift: functions.shift,
+        num_func_imports: info.func_imports.len() as u32,
+        matcher_type: functions.matcher_type,
+        matcher_index: functions.matcher_index,
+        globals,
+        state_inits,
+        fd_write: message_fd_write(info, options),
+        private_memory: info.memories.len() as u32,
+        message_segment: info.num_data,
+    })
+}
+
+/// Every function import declaration of every event (by event id), after checking each
+/// one's kind and exact signature against the event.
+fn bind_imports(info: &ModuleInfo, program: &Program) -> Result<Vec<Vec<u32>>, WeaveError> {
     let origin_of = |event: EventId| {
         program
             .policies
@@ -289,8 +319,6 @@ pub(crate) fn plan(
             .map(|t| t.origin.clone())
             .unwrap_or_else(|| "an unused event declaration".into())
     };
-
-    // Every declaration of every event: check its kind and exact signature.
     let mut decls: Vec<Vec<u32>> = vec![Vec::new(); program.events.len()];
     for imp in &info.func_imports {
         let Some(e) = program.event_for_import(imp.module, imp.field) else {
@@ -335,8 +363,22 @@ pub(crate) fn plan(
             });
         }
     }
+    Ok(decls)
+}
 
-    // Static elision.
+/// Which policies and events static elision keeps.
+struct Elision {
+    /// Per policy: whether this module can violate it (or it audits, suppresses, updates).
+    effective: Vec<bool>,
+    /// Per policy, with what was elided and why (wrapped imports are added later).
+    reports: Vec<PolicyReport>,
+    /// The events whose imports get wrappers.
+    wrapped_events: BTreeSet<EventId>,
+}
+
+/// Elides every policy none of whose imported events can lead to anything but an allow
+/// without effects, and every event the module does not import.
+fn elide(program: &Program, decls: &[Vec<u32>]) -> Elision {
     let mut effective = vec![false; program.policies.len()];
     let mut reports = Vec::new();
     let mut wrapped_events = BTreeSet::new();
@@ -384,11 +426,26 @@ pub(crate) fn plan(
             elided_events: elided,
         });
     }
+    Elision {
+        effective,
+        reports,
+        wrapped_events,
+    }
+}
 
+/// Refuses a module the kept policies cannot be enforced in safely: one that spawns
+/// threads (each would get its own monitor), one that uses the names irm adds, one whose
+/// memory 0 string guards cannot read (or that other threads can change).
+fn refuse_unsafe(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+    elision: &Elision,
+) -> Result<(), WeaveError> {
     let enforced: Vec<&str> = program
         .policies
         .iter()
-        .zip(&effective)
+        .zip(&elision.effective)
         .filter(|(_, e)| **e)
         .map(|(p, _)| p.name.as_str())
         .collect();
@@ -430,16 +487,15 @@ pub(crate) fn plan(
             });
         }
     }
-
     // String guards need a 32-bit memory 0 that no other thread can change.
     for (pi, p) in program.policies.iter().enumerate() {
-        if !effective[pi] {
+        if !elision.effective[pi] {
             continue;
         }
         for t in p
             .transitions
             .iter()
-            .filter(|t| wrapped_events.contains(&t.event))
+            .filter(|t| elision.wrapped_events.contains(&t.event))
         {
             let strings =
                 reads_strings(&t.guard) || t.updates.iter().any(|u| reads_strings(&u.value));
@@ -467,14 +523,35 @@ pub(crate) fn plan(
             }
         }
     }
+    Ok(())
+}
 
-    // Hooks, one per wrapped event, in event order.
+/// Indices of the new functions and their types.
+struct Functions {
+    hooks: Vec<HookPlan>,
+    hook_of_event: HashMap<EventId, u32>,
+    shift: u32,
+    matcher_type: u32,
+    wrappers: Vec<WrapperPlan>,
+    redirect: Vec<Option<u32>>,
+    matcher_index: u32,
+}
+
+/// Hook imports (host hooks only, one per wrapped event in event order) after the
+/// original imports; one wrapper per declaration of a wrapped event after every function;
+/// the string matcher last. Adds each wrapped declaration to its policies' reports.
+fn lay_out_functions(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+    elision: &mut Elision,
+) -> Functions {
     let num_func_imports = info.func_imports.len() as u32;
     let num_types = info.types.len() as u32;
     let mut hooks = Vec::new();
     let mut hook_of_event = HashMap::new();
     if options.host_hooks {
-        for &e in &wrapped_events {
+        for &e in &elision.wrapped_events {
             let ev = &program.events[e as usize];
             let func_index = num_func_imports + hooks.len() as u32;
             hook_of_event.insert(e, func_index);
@@ -488,7 +565,6 @@ pub(crate) fn plan(
         }
     }
     let shift = hooks.len() as u32;
-    let matcher_type = num_types + shift;
 
     let mut wrappers = Vec::new();
     let mut redirect = vec![None; (info.num_funcs()) as usize];
@@ -497,7 +573,7 @@ pub(crate) fn plan(
         let Some(e) = program.event_for_import(imp.module, imp.field) else {
             continue;
         };
-        if !wrapped_events.contains(&e) {
+        if !elision.wrapped_events.contains(&e) {
             continue;
         }
         let index = first_wrapper + wrappers.len() as u32;
@@ -510,14 +586,31 @@ pub(crate) fn plan(
         });
         let name = format!("{}.{}#{}", imp.module, imp.field, imp.func_index);
         for (pi, p) in program.policies.iter().enumerate() {
-            if effective[pi] && p.mentions(e) {
-                reports[pi].wrapped_imports.push(name.clone());
+            if elision.effective[pi] && p.mentions(e) {
+                elision.reports[pi].wrapped_imports.push(name.clone());
             }
         }
     }
     let matcher_index = first_wrapper + wrappers.len() as u32;
+    Functions {
+        hooks,
+        hook_of_event,
+        shift,
+        matcher_type: num_types + shift,
+        wrappers,
+        redirect,
+        matcher_index,
+    }
+}
 
-    // Monitor globals.
+/// `irm:violation` after the original globals, then per kept policy its state and one
+/// global per variable; returns their indices and the initial values after
+/// `irm:violation`, in index order.
+fn lay_out_globals(
+    info: &ModuleInfo,
+    program: &Program,
+    effective: &[bool],
+) -> (MonitorGlobals, Vec<(wasm_encoder::ValType, i64)>) {
     let violation = info.num_globals;
     let mut next_global = violation + 1;
     let mut states = Vec::new();
@@ -540,47 +633,34 @@ pub(crate) fn plan(
         }
         vars.push(vs);
     }
-
-    let fd_write = if options.host_hooks {
-        None
-    } else {
-        let mem_ok = info
-            .memories
-            .first()
-            .is_some_and(|m| !m.memory64 && m.page_size_log2.is_none_or(|l| l == 16));
-        info.func_imports
-            .iter()
-            .find(|i| {
-                i.module == "wasi_snapshot_preview1"
-                    && i.field == "fd_write"
-                    && info.func_type(i.type_index).is_some_and(|ft| {
-                        use wasmparser::ValType::I32;
-                        ft.params() == [I32, I32, I32, I32] && ft.results() == [I32]
-                    })
-            })
-            .filter(|_| mem_ok)
-            .map(|i| i.func_index)
+    let globals = MonitorGlobals {
+        violation,
+        states,
+        vars,
     };
+    (globals, state_inits)
+}
 
-    Ok(Plan {
-        effective,
-        policy_reports: reports,
-        wrappers,
-        redirect,
-        hooks,
-        hook_of_event,
-        shift,
-        num_func_imports,
-        matcher_type,
-        matcher_index,
-        globals: MonitorGlobals {
-            violation,
-            states,
-            vars,
-        },
-        state_inits,
-        fd_write,
-        private_memory: info.memories.len() as u32,
-        message_segment: info.num_data,
-    })
+/// The module's own `fd_write` with its WASI type, when messages can be written through
+/// it (default mode, a 32-bit memory 0 with 64 KiB pages).
+fn message_fd_write(info: &ModuleInfo, options: &WeaveOptions) -> Option<u32> {
+    if options.host_hooks {
+        return None;
+    }
+    let mem_ok = info
+        .memories
+        .first()
+        .is_some_and(|m| !m.memory64 && m.page_size_log2.is_none_or(|l| l == 16));
+    info.func_imports
+        .iter()
+        .find(|i| {
+            i.module == "wasi_snapshot_preview1"
+                && i.field == "fd_write"
+                && info.func_type(i.type_index).is_some_and(|ft| {
+                    use wasmparser::ValType::I32;
+                    ft.params() == [I32, I32, I32, I32] && ft.results() == [I32]
+                })
+        })
+        .filter(|_| mem_ok)
+        .map(|i| i.func_index)
 }

@@ -1,5 +1,10 @@
 //! The weave report: what was monitored, what was elided and why.
+use policy_lang::ir::Program;
 use serde::Serialize;
+
+use crate::emit::Emitted;
+use crate::module::ModuleInfo;
+use crate::plan::Plan;
 
 /// How many references to wrapped imports were redirected to wrappers, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -82,6 +87,48 @@ pub struct WrappedReport {
 }
 
 impl WeaveReport {
+    /// The report of weaving `program` into `input` (which `info` describes) as `plan`
+    /// says, `emitted` being the result: the plan's per-policy reports with the
+    /// references redirected for each policy's events added.
+    pub(crate) fn assemble(
+        program: &Program,
+        info: &ModuleInfo,
+        plan: &mut Plan,
+        emitted: &Emitted,
+        input_size: usize,
+        host_hooks: bool,
+    ) -> WeaveReport {
+        let mut policies = std::mem::take(&mut plan.policy_reports);
+        let mut total = Redirects::default();
+        let mut wrapped = Vec::new();
+        for (w, counts) in plan.wrappers.iter().zip(&emitted.counts) {
+            total.add(counts);
+            for (pi, p) in program.policies.iter().enumerate() {
+                if plan.effective[pi] && p.mentions(w.event) {
+                    policies[pi].redirected.add(counts);
+                }
+            }
+            let imp = &info.func_imports[w.import as usize];
+            wrapped.push(WrappedReport {
+                import: format!("{}.{}", imp.module, imp.field),
+                import_index: w.import,
+                wrapper_index: w.index,
+                redirected: *counts,
+            });
+        }
+        WeaveReport {
+            policies,
+            wrapped,
+            redirected: total,
+            bodies_rewritten: emitted.bodies_rewritten,
+            bodies_copied: emitted.bodies_copied,
+            dropped_sections: emitted.dropped.clone(),
+            host_hooks,
+            input_size,
+            output_size: emitted.wasm.len(),
+        }
+    }
+
     /// The human-readable per-policy summary `irm weave` prints.
     pub fn summary(&self) -> String {
         let mut out = String::new();

@@ -1,4 +1,4 @@
-//! Semantic preservation on real programs from `../shared/corpus` (icepll, resvg, cpython).
+//! Semantic preservation on real programs of the corpus (icepll, resvg, cpython).
 //!
 //! Each test weaves a policy that audits every function import of the module (so every
 //! WASI call goes through a wrapper), checks that the output validates, then runs the
@@ -6,7 +6,7 @@
 //! for resvg the PNG it writes). Audits go to stderr, which is not compared.
 //!
 //! The modules come from the corpus cache (`$IRM_CORPUS`, else `~/.cache/irm-corpus`,
-//! filled by `../shared/corpus/fetch.sh`); without it the tests print a message and pass.
+//! filled by `scripts/fetch-corpus.sh`); without it the tests print a message and pass.
 //! Compiled artifacts are cached under `<cache>/cwasm/`, keyed by the module's bytes and
 //! the engine's compatibility hash, because cpython takes about a minute to compile.
 mod common;
@@ -35,7 +35,7 @@ fn corpus_module(name: &str) -> Option<Vec<u8>> {
         Ok(bytes) => Some(bytes),
         Err(_) => {
             eprintln!(
-                "skipping: {} is absent; run ../shared/corpus/fetch.sh to fetch the corpus",
+                "skipping: {} is absent; run scripts/fetch-corpus.sh to fetch the corpus",
                 path.display()
             );
             None

@@ -19,7 +19,7 @@ pub mod pattern;
 pub mod trace;
 pub mod wasi;
 
-pub use diag::{Diagnostic, Diagnostics, Severity, Source};
+pub use diag::{Diagnostic, Diagnostics, Label, Severity, Source, Style};
 
 use std::path::Path;
 
@@ -35,7 +35,12 @@ pub struct Compiled {
 impl Compiled {
     /// The warnings rendered like errors, separated by blank lines.
     pub fn render_warnings(&self) -> String {
-        diag::render_all(&self.warnings, &self.sources)
+        self.render_warnings_styled(Style::Plain)
+    }
+
+    /// [`Compiled::render_warnings`] in `style`.
+    pub fn render_warnings_styled(&self, style: Style) -> String {
+        diag::render_all(&self.warnings, &self.sources, style)
     }
 }
 

@@ -1,15 +1,20 @@
 //! `irm compile`: check policies and print the compiled automaton.
 use anyhow::Result;
 
-use super::input::plural;
+use super::input::{compile_policies, plural, PolicyArgs};
+use crate::ui::Ui;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
+/// Policies given together are composed: a call is allowed only if every policy allows it.
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("policies").args(["policy", "files"]).required(true).multiple(true))]
 pub struct Args {
-    /// Policy files, compiled together (a call is allowed only if every policy allows it).
-    #[arg(required = true)]
-    pub policies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Policy files (after those given with --policy).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Print the compiled program in this format instead of a summary.
     #[arg(long, value_enum)]
     pub emit: Option<Emit>,
@@ -21,11 +26,8 @@ pub enum Emit {
     Json,
 }
 
-pub fn run(args: Args) -> Result<u8> {
-    let compiled = match super::input::compile_policies(&args.policies) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    let compiled = compile_policies(&args.policy.with(&args.files), ui)?;
     match args.emit {
         Some(Emit::Json) => println!("{}", serde_json::to_string_pretty(&compiled.program)?),
         None => {
@@ -47,5 +49,5 @@ pub fn run(args: Args) -> Result<u8> {
             }
         }
     }
-    Ok(0)
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! One module per subcommand; each exposes `Args` (clap) and `run(Args) -> Result<u8>`.
+//! One module per subcommand; each exposes `Args` (clap) and `run(Args, &Ui) -> Result<()>`.
 pub mod compile;
 pub mod input;
 pub mod run;

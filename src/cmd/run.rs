@@ -1,37 +1,42 @@
 //! `irm run`: run a WASI preview 1 module in wasmtime, under policies when given.
 //!
-//! Exit codes: the guest's own, 86 when a policy stopped it, 134 when it trapped, 1 for
-//! errors of irm itself (unreadable module, policies that do not compile, link errors).
+//! Exit codes (decided in [`crate::failure`]): the guest's own, 86 when a policy stopped
+//! it, 134 when it trapped, 1 for errors of irm itself (unreadable module, policies that
+//! do not compile, link errors), 2 for malformed options.
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use monitor_rt::{Enforcement, RunError, Runner};
+use monitor_rt::{Enforcement, Runner};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::input::{compile_policies, read_module, PolicyArgs};
+use crate::failure::RunFailed;
+use crate::ui::Ui;
+
+/// Several policies are composed: a call must satisfy every one.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Policy files to enforce (composed: a call must satisfy every one).
-    #[arg(long = "policy", value_name = "P.pol")]
-    pub policies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Where the policies are enforced: woven into the module (inline) or in host
     /// functions around its imports (host; the module is not changed).
     #[arg(long, value_enum, default_value_t = Mode::Inline)]
     pub enforce: Mode,
     /// Preopen a host directory, as HOST or HOST::GUEST.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-    pub dirs: Vec<String>,
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    pub dirs: Vec<Preopen>,
     /// Set an environment variable of the guest.
-    #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
     /// Call this export (after `_initialize`) instead of `_start`; ARGS become its
     /// parameters and the guest's argv.
     #[arg(long, value_name = "FUNC")]
     pub invoke: Option<String>,
     /// Provide function import MODULE.FIELD as a stub that returns VALUE (default 0),
     /// e.g. `--stub host.call=-1`.
-    #[arg(long = "stub", value_name = "MODULE.FIELD[=VALUE]")]
-    pub stubs: Vec<String>,
+    #[arg(long = "stub", value_name = "MODULE.FIELD[=VALUE]", value_parser = parse_stub)]
+    pub stubs: Vec<Stub>,
     /// Maximum wasm stack in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = monitor_rt::DEFAULT_WASM_STACK)]
     pub wasm_stack: usize,
@@ -63,48 +68,86 @@ pub enum Mode {
     Host,
 }
 
-fn parse_dir(spec: &str) -> (PathBuf, String) {
-    match spec.split_once("::") {
-        Some((host, guest)) => (PathBuf::from(host), guest.to_string()),
-        None => (PathBuf::from(spec), spec.to_string()),
+/// `--dir HOST[::GUEST]`: a host directory and the path the guest sees it under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// `--stub MODULE.FIELD[=VALUE]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stub {
+    pub module: String,
+    pub field: String,
+    pub value: i64,
+}
+
+fn parse_dir(spec: &str) -> Result<Preopen, String> {
+    let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
+    if host.is_empty() {
+        return Err("no host directory (expected HOST or HOST::GUEST)".into());
+    }
+    if guest.is_empty() {
+        return Err("no guest path after `::` (expected HOST::GUEST)".into());
+    }
+    Ok(Preopen {
+        host: PathBuf::from(host),
+        guest: guest.to_string(),
+    })
+}
+
+fn parse_env(spec: &str) -> Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some(("", _)) => Err("no variable name before `=` (expected K=V)".into()),
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => Err("expected K=V".into()),
     }
 }
 
-pub fn run(args: Args) -> Result<u8> {
+fn parse_stub(spec: &str) -> Result<Stub, String> {
+    let (import, value) = match spec.split_once('=') {
+        Some((import, v)) => {
+            let v = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{v}` is not an integer"))?;
+            (import, v)
+        }
+        None => (spec, 0),
+    };
+    match import.split_once('.') {
+        Some((module, field)) if !module.is_empty() && !field.is_empty() => Ok(Stub {
+            module: module.to_string(),
+            field: field.to_string(),
+            value,
+        }),
+        _ => Err("expected MODULE.FIELD[=VALUE]".into()),
+    }
+}
+
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    let failed = |error| RunFailed {
+        error,
+        verbose: args.verbose,
+    };
     let mut b = Runner::builder()
         .enforcement(match args.enforce {
             Mode::Inline => Enforcement::Inline,
             Mode::Host => Enforcement::Host,
         })
         .wasm_stack(args.wasm_stack);
-    for p in &args.policies {
-        b = b.policy_file(p);
+    if !args.policy.files.is_empty() {
+        b = b.program(compile_policies(&args.policy.files, ui)?.program);
     }
     for d in &args.dirs {
-        let (host, guest) = parse_dir(d);
-        b = b.dir(host, guest);
+        b = b.dir(&d.host, &d.guest);
     }
-    for e in &args.env {
-        let (k, v) = e
-            .split_once('=')
-            .with_context(|| format!("--env {e}: expected K=V"))?;
+    for (k, v) in &args.env {
         b = b.env(k, v);
     }
-    for st in &args.stubs {
-        let (import, value) = match st.split_once('=') {
-            Some((i, v)) => {
-                let v: i64 = v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("--stub {st}: `{v}` is not an integer"))?;
-                (i, v)
-            }
-            None => (st.as_str(), 0),
-        };
-        let (m, f) = import
-            .split_once('.')
-            .with_context(|| format!("--stub {st}: expected MODULE.FIELD[=VALUE]"))?;
-        b = b.stub(m, f, value);
+    for s in &args.stubs {
+        b = b.stub(&s.module, &s.field, s.value);
     }
     let name = args.module.display().to_string();
     b = b.arg(name.clone()).args(args.args.iter().cloned());
@@ -140,52 +183,83 @@ pub fn run(args: Args) -> Result<u8> {
             b = b.on_audit(|rec| eprintln!("irm: audit: {rec}"));
         }
     }
-    let runner = match b.build() {
-        Ok(r) => r,
-        Err(e) => return report(e, args.verbose),
-    };
-    let prepared = match runner.prepare_file(&args.module) {
-        Ok(p) => p,
-        Err(e) => return report(e, args.verbose),
-    };
+    let runner = b.build().map_err(failed)?;
+    let module = read_module(&args.module)?;
+    let prepared = runner.prepare(&module, &name).map_err(failed)?;
+    drop(module);
     if let Some(w) = &prepared.cache_warning {
         eprintln!("irm: warning: {w}");
     }
     let outcome = runner.run_prepared(&prepared);
-    if let Some(e) = log_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        eprintln!("irm: error: {e}");
-        if outcome.is_ok() {
-            return Ok(1);
-        }
-    }
-    match outcome {
-        Ok(done) => {
+    let log_error = log_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match (outcome, log_error) {
+        (Ok(done), None) => {
             for r in &done.results {
                 println!("{r}");
             }
-            Ok(0)
+            Ok(())
         }
-        Err(e) => report(e, args.verbose),
+        (Ok(_), Some(log)) => Err(anyhow::anyhow!(log)),
+        (Err(e), log) => {
+            // The run's own outcome decides the exit code; a broken audit log is said too.
+            if let Some(log) = log {
+                eprintln!("{} {log}", ui.error_prefix());
+            }
+            Err(failed(e).into())
+        }
     }
 }
 
-fn report(e: RunError, verbose: bool) -> Result<u8> {
-    match &e {
-        RunError::Exit(_) => {}
-        RunError::Violation(v) => eprintln!("{}", v.render(verbose)),
-        RunError::Trap { message, backtrace } => {
-            eprintln!("irm: the program trapped (not a policy violation): {message}");
-            match (backtrace, verbose) {
-                (Some(b), true) => eprintln!("wasm backtrace:\n{b}"),
-                (_, false) => eprintln!("(run with -v for the wasm backtrace)"),
-                _ => {}
-            }
-        }
-        RunError::Policy(diagnostics) => {
-            eprintln!("{diagnostics}");
-            eprintln!("irm: the policies do not compile");
-        }
-        other => eprintln!("irm: error: {other}"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dir_is_host_or_host_and_guest() {
+        assert_eq!(
+            parse_dir("data::/data"),
+            Ok(Preopen {
+                host: "data".into(),
+                guest: "/data".into()
+            })
+        );
+        assert_eq!(
+            parse_dir("/tmp"),
+            Ok(Preopen {
+                host: "/tmp".into(),
+                guest: "/tmp".into()
+            })
+        );
     }
-    Ok(e.exit_code())
+
+    #[test]
+    fn a_dir_without_a_host_or_guest_is_malformed() {
+        assert!(parse_dir("").is_err());
+        assert!(parse_dir("::/data").is_err());
+        assert!(parse_dir("data::").is_err());
+    }
+
+    #[test]
+    fn an_env_needs_a_name_and_an_equals_sign() {
+        assert_eq!(parse_env("K=a=b"), Ok(("K".into(), "a=b".into())));
+        assert_eq!(parse_env("K="), Ok(("K".into(), String::new())));
+        assert!(parse_env("K").is_err());
+        assert!(parse_env("=v").is_err());
+    }
+
+    #[test]
+    fn a_stub_names_module_and_field_and_may_give_a_value() {
+        assert_eq!(
+            parse_stub("host.call=-1"),
+            Ok(Stub {
+                module: "host".into(),
+                field: "call".into(),
+                value: -1
+            })
+        );
+        assert_eq!(parse_stub("env.f").map(|s| s.value), Ok(0));
+        assert!(parse_stub("call").is_err());
+        assert!(parse_stub(".call").is_err());
+        assert!(parse_stub("host.call=x").is_err());
+    }
 }

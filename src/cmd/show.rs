@@ -1,30 +1,32 @@
 //! `irm show`: a human summary of compiled policies, or Graphviz with `--dot`.
+use super::input::{compile_policies, PolicyArgs};
+use crate::ui::Ui;
 use anyhow::{bail, Result};
 use policy_lang::display::{signature, transition_to_string};
 use policy_lang::ir::Program;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("policies").args(["policy", "files"]).required(true).multiple(true))]
 pub struct Args {
-    /// Policy files, compiled together.
-    #[arg(required = true)]
-    pub policies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Policy files, compiled together (after those given with --policy).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Print Graphviz DOT (render with `dot -Tsvg`).
     #[arg(long)]
     pub dot: bool,
     /// The policy to show when the files define several (default: all, or the only one).
-    #[arg(long = "policy", value_name = "NAME")]
-    pub policy: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
-pub fn run(args: Args) -> Result<u8> {
-    let compiled = match super::input::compile_policies(&args.policies) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    let compiled = compile_policies(&args.policy.with(&args.files), ui)?;
     let program = &compiled.program;
     let names: Vec<&str> = program.policies.iter().map(|p| p.name.as_str()).collect();
-    let selected: Vec<usize> = match &args.policy {
+    let selected: Vec<usize> = match &args.name {
         Some(name) => match names.iter().position(|n| n == name) {
             Some(i) => vec![i],
             None => bail!(
@@ -33,7 +35,7 @@ pub fn run(args: Args) -> Result<u8> {
             ),
         },
         None if args.dot && program.policies.len() > 1 => bail!(
-            "the files define {} policies ({}); pick one with --policy NAME",
+            "the files define {} policies ({}); pick one with --name NAME",
             names.len(),
             names.join(", ")
         ),
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> Result<u8> {
             print!("{}", summary(program, i));
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 fn summary(program: &Program, i: usize) -> String {

@@ -5,17 +5,22 @@
 //! chosen (`policy_lang::trace::Judge`): the reference interpreter, the woven driver
 //! module, the driver under host enforcement (`monitor_rt::judge`). A trace passes when
 //! every judge's verdict matches what the trace expects and equals the first judge's.
-use anyhow::Result;
+use super::input::PolicyArgs;
+use crate::failure::TestsFailed;
+use crate::ui::Ui;
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use monitor_rt::judge::{Host, Woven};
 use policy_lang::trace::{self, Interpreter, Judge, Report};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("inputs").args(["policy", "paths"]).required(true).multiple(true))]
 pub struct Args {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Policy directories (searched recursively), `.pol` files (their `.traces` sibling is
     /// run) or `.traces` files.
-    #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Which judges decide each trace.
     #[arg(long, value_enum, default_value = "both")]
@@ -49,17 +54,10 @@ impl JudgeChoice {
     }
 }
 
-pub fn run(args: Args) -> Result<u8> {
-    let files = match collect(&args.paths) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("irm: {e}");
-            return Ok(1);
-        }
-    };
+pub fn run(args: Args, _ui: &Ui) -> Result<()> {
+    let files = collect(&args.policy.with(&args.paths))?;
     if files.is_empty() {
-        eprintln!("irm: no .traces files under the given paths");
-        return Ok(1);
+        bail!("no .traces files under the given paths");
     }
     let judges = args.judge.judges();
     let mut report = Report::new(std::io::stdout().lock());
@@ -75,41 +73,43 @@ pub fn run(args: Args) -> Result<u8> {
         }
     }
     report.totals()?;
-    Ok(if report.failed == 0 { 0 } else { 1 })
+    if report.failed > 0 {
+        return Err(TestsFailed {
+            failed: report.failed,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// The `.traces` files named by `paths`, in a stable order, each once.
-fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             walk(p, &mut out)
-                .map_err(|e| format!("cannot read directory `{}`: {e}", p.display()))?;
+                .with_context(|| format!("cannot read directory `{}`", p.display()))?;
         } else if has_ext(p, "traces") {
             if !p.is_file() {
-                return Err(format!("no such file `{}`", p.display()));
+                bail!("no such file `{}`", p.display());
             }
             out.push(p.clone());
         } else if has_ext(p, "pol") {
             let t = p.with_extension("traces");
             if !p.is_file() {
-                return Err(format!("no such file `{}`", p.display()));
+                bail!("no such file `{}`", p.display());
             }
             if !t.is_file() {
-                return Err(format!(
-                    "`{}` has no trace file `{}`",
-                    p.display(),
-                    t.display()
-                ));
+                bail!("`{}` has no trace file `{}`", p.display(), t.display());
             }
             out.push(t);
         } else if !p.exists() {
-            return Err(format!("no such file or directory `{}`", p.display()));
+            bail!("no such file or directory `{}`", p.display());
         } else {
-            return Err(format!(
+            bail!(
                 "`{}` is neither a directory, a .pol file nor a .traces file",
                 p.display()
-            ));
+            );
         }
     }
     let mut seen = std::collections::HashSet::new();

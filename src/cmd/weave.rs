@@ -1,22 +1,26 @@
 //! `irm weave`: harden a module with policies and write the result.
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use instrumenter::{weave, WeaveOptions};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use super::input::{compile_policies, read_module};
+use super::input::{compile_policies, read_module, PolicyArgs};
+use crate::failure::usage_error;
+use crate::ui::Ui;
 
+/// Several policies are composed: a call is allowed only if every policy allows it.
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("policies").args(["policy"]).required(true).multiple(true))]
 pub struct Args {
-    /// Policy file; repeat to enforce several (a call is allowed only if all allow it).
-    #[arg(long = "policy", short = 'p', value_name = "FILE", required = true)]
-    pub policies: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The module to harden (`.wasm`, or `.wat` text).
     pub input: PathBuf,
-    /// Where to write the hardened module.
+    /// Where to write the hardened module: default NAME.hardened.wasm next to the input;
+    /// `-` writes to standard output (refused when it is a terminal).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Print the weave report as JSON on stdout instead of the summary on stderr.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub report: Option<Report>,
@@ -41,11 +45,51 @@ pub enum Report {
     Text,
 }
 
-pub fn run(args: Args) -> Result<u8> {
-    let compiled = match compile_policies(&args.policies) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
+/// Where the hardened module goes.
+enum Output {
+    /// A file the user named with `-o`.
+    Named(PathBuf),
+    /// `NAME.hardened.wasm` next to the input: irm chose the name, so it always says it.
+    Beside(PathBuf),
+    /// `-o -`.
+    Stdout,
+}
+
+impl Output {
+    fn of(args: &Args) -> Output {
+        match &args.output {
+            Some(p) if p.as_os_str() == "-" => Output::Stdout,
+            Some(p) => Output::Named(p.clone()),
+            None => Output::Beside(hardened_name(&args.input)),
+        }
+    }
+}
+
+/// `dir/app.wasm` (or `dir/app.wat`) becomes `dir/app.hardened.wasm`.
+fn hardened_name(input: &Path) -> PathBuf {
+    let stem = input.file_stem().unwrap_or(input.as_os_str());
+    let mut name = stem.to_os_string();
+    name.push(".hardened.wasm");
+    input.with_file_name(name)
+}
+
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    let output = Output::of(&args);
+    if let Output::Stdout = output {
+        if args.report.is_some() {
+            return Err(usage_error(
+                "weave",
+                "`--report` prints on standard output, where `-o -` writes the module; write the module to a file",
+            ));
+        }
+        // Checked before the work, like `wasm-tools` does before writing binary output.
+        if std::io::stdout().is_terminal() {
+            bail!(
+                "refusing to write a binary module to a terminal; redirect standard output or write to a file with `-o FILE`"
+            );
+        }
+    }
+    let compiled = compile_policies(&args.policy.files, ui)?;
     let input = read_module(&args.input)?;
     let woven = weave(
         &input,
@@ -56,38 +100,84 @@ pub fn run(args: Args) -> Result<u8> {
         },
     )
     .with_context(|| format!("cannot weave `{}`", args.input.display()))?;
-    write_atomically(&args.output, &woven.wasm)?;
+    drop(input);
+    let written = match &output {
+        Output::Named(path) | Output::Beside(path) => {
+            write_replacing(path, &woven.wasm)?;
+            path.display().to_string()
+        }
+        Output::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&woven.wasm)
+                .and_then(|_| out.flush())
+                .context("cannot write the module to standard output")?;
+            "the module to standard output".to_string()
+        }
+    };
+    let wrote = format!(
+        "wrote {written} ({} bytes, {:+} bytes)",
+        woven.report.output_size,
+        woven.report.output_size as i64 - woven.report.input_size as i64
+    );
     match args.report {
         Some(Report::Json) => println!("{}", serde_json::to_string_pretty(&woven.report)?),
         Some(Report::Text) => print!("{}", woven.report.summary()),
-        None if !args.quiet => {
-            eprint!("{}", woven.report.summary());
-            eprintln!(
-                "wrote {} ({} bytes, {:+} bytes)",
-                args.output.display(),
-                woven.report.output_size,
-                woven.report.output_size as i64 - woven.report.input_size as i64
-            );
-        }
+        None if !args.quiet => eprint!("{}", woven.report.summary()),
         None => {}
     }
-    Ok(0)
+    let say_where = match output {
+        Output::Beside(_) => !args.quiet,
+        Output::Named(_) | Output::Stdout => !args.quiet && args.report.is_none(),
+    };
+    if say_where {
+        eprintln!("{wrote}");
+    }
+    Ok(())
 }
 
-/// Writes through a temporary file in the same folder and renames it, so a failed or
-/// interrupted weave never leaves a partial (and possibly unmonitored-looking) output.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a temporary file in `path`'s folder and renames it over `path`, so a
+/// failed or interrupted weave never leaves a partial (and possibly unmonitored-looking)
+/// file under the output's name. The file is not synced to disk: the output can be made
+/// again, and waiting for the disk would cost more than the weave (a crash of the machine
+/// right after can lose it, never truncate it in place).
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".irm-").suffix(".wasm.tmp");
+    // Like any new file (the umask applies), not tempfile's owner-only default.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
+        .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in `{}`", dir.display()))?;
     tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_output_is_named_after_the_input_in_its_folder() {
+        assert_eq!(
+            hardened_name(Path::new("dir/app.wasm")),
+            PathBuf::from("dir/app.hardened.wasm")
+        );
+        assert_eq!(
+            hardened_name(Path::new("app.wat")),
+            PathBuf::from("app.hardened.wasm")
+        );
+        assert_eq!(
+            hardened_name(Path::new("bin/app")),
+            PathBuf::from("bin/app.hardened.wasm")
+        );
+    }
 }

@@ -92,7 +92,7 @@ pub fn corpus_file(name: &str) -> Option<PathBuf> {
     match cache.map(|c| c.join("wasm").join(name)) {
         Some(p) if p.is_file() => Some(p),
         _ => {
-            eprintln!("skipping: {name} is not in the corpus cache; run ../shared/corpus/fetch.sh");
+            eprintln!("skipping: {name} is not in the corpus cache; run scripts/fetch-corpus.sh");
             None
         }
     }

@@ -63,6 +63,7 @@
 //! ```
 pub mod cache;
 pub mod judge;
+mod link;
 mod observe;
 mod record;
 
@@ -71,15 +72,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
 use instrumenter::{WeaveError, WeaveOptions};
-use policy_lang::interp::{self, Monitor, Value};
+use link::{args_from_caller, check_imports, val_i64};
+use policy_lang::interp::{self, Monitor};
 use policy_lang::ir::{Phase, Program, RuntimeFault, Verdict as IrVerdict};
 use thiserror::Error;
 use wasmtime::{
-    Caller, Config, Engine, Extern, ExternType, Func, Linker, Module, Store, Trap, Val,
-    WasmBacktrace,
+    Config, Engine, Extern, ExternType, Func, Linker, Module, Store, Trap, Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::I32Exit;
 
 pub use cache::CacheUse;
 pub use observe::{Arg, ArgValue, AuditRecord, AuditSink, CallRecord, ViolationReport, RECENT};
@@ -498,75 +499,10 @@ impl Runner {
         })
     }
 
-    fn wasi(&self, name: &str) -> Result<WasiP1Ctx, RunError> {
-        let mut b = WasiCtxBuilder::new();
-        b.inherit_stdio();
-        if let Some(p) = &self.cfg.stdout {
-            b.stdout(p.clone());
-        }
-        if let Some(p) = &self.cfg.stderr {
-            b.stderr(p.clone());
-        }
-        let mut argv = Vec::with_capacity(self.cfg.args.len() + 1);
-        if self.cfg.args.is_empty() {
-            argv.push(name.to_string());
-        }
-        argv.extend(self.cfg.args.iter().cloned());
-        b.args(&argv);
-        for (k, v) in &self.cfg.env {
-            b.env(k, v);
-        }
-        for (host, guest) in &self.cfg.dirs {
-            b.preopened_dir(host, guest, FsPerms::ReadWrite)
-                .map_err(|e| {
-                    RunError::Config(format!(
-                        "cannot preopen `{}` as `{guest}`: {e}",
-                        host.display()
-                    ))
-                })?;
-        }
-        Ok(b.build_p1())
-    }
-
     fn run_here(&self, prepared: &Prepared) -> Result<Finished, RunError> {
-        let wasi = self.wasi(&prepared.name)?;
+        let wasi = link::wasi(&self.cfg, &prepared.name)?;
         let mut store = Store::new(&self.engine, RunState { wasi });
-        let mut linker: Linker<RunState> = Linker::new(&self.engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
-            .map_err(|e| RunError::Config(format!("cannot add WASI: {e}")))?;
-        // Embedders may replace WASI functions (stubs in tests, sandboxed variants).
-        linker.allow_shadowing(true);
-        for f in &self.cfg.host_fns {
-            f(&mut linker).map_err(|e| {
-                RunError::Config(format!("cannot define the host functions: {e:#}"))
-            })?;
-        }
-        linker.allow_shadowing(true);
-
-        for import in prepared.module.imports() {
-            let Some(&(_, _, value)) = self
-                .cfg
-                .stubs
-                .iter()
-                .find(|(m, f, _)| m == import.module() && f == import.name())
-            else {
-                continue;
-            };
-            let ExternType::Func(ty) = import.ty() else {
-                return Err(RunError::Config(format!(
-                    "--stub {}.{}: the module imports it as {:?}, not as a function",
-                    import.module(),
-                    import.name(),
-                    import.ty()
-                )));
-            };
-            let results: Vec<wasmtime::ValType> = ty.results().collect();
-            linker
-                .func_new(import.module(), import.name(), ty, move |_, _, out| {
-                    fill_results(out, &results, value)
-                })
-                .map_err(|e| RunError::Config(format!("cannot define the stub: {e}")))?;
-        }
+        let mut linker = link::linker(&self.engine, &self.cfg, &prepared.module)?;
 
         // The program whose events the runtime observes: the host-enforced one, else the
         // one a woven module carries.
@@ -875,31 +811,6 @@ fn violation_from_manifest(
             recent,
             backtrace: None,
         },
-    }
-}
-
-/// Reads memory 0 (exported as `memory`, as WASI requires) and decodes the arguments.
-fn args_from_caller(
-    caller: &mut Caller<'_, RunState>,
-    program: &Program,
-    event: u32,
-    wasm: &[i64],
-) -> Vec<Value> {
-    let memory = match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
-        _ => None,
-    };
-    let data = memory.map(|m| m.data(&*caller));
-    observe::decode_args(program, event, wasm, data)
-}
-
-fn val_i64(v: &Val) -> i64 {
-    match v {
-        Val::I32(x) => *x as i64,
-        Val::I64(x) => *x,
-        Val::F32(x) => *x as i64,
-        Val::F64(x) => *x as i64,
-        _ => 0,
     }
 }
 
@@ -1324,67 +1235,5 @@ fn shim_module(
     module.finish()
 }
 
-/// Every import must be provided with the right type; lists all that are not.
-fn check_imports(
-    linker: &Linker<RunState>,
-    store: &mut Store<RunState>,
-    module: &Module,
-) -> Result<(), RunError> {
-    let mut missing = Vec::new();
-    for import in module.imports() {
-        let found = linker.get(&mut *store, import.module(), import.name()).ok();
-        let describe = |t: &ExternType| match t {
-            ExternType::Func(f) => format!("function {f}"),
-            ExternType::Memory(m) => format!("memory {m:?}"),
-            ExternType::Table(t) => format!("table {t:?}"),
-            ExternType::Global(g) => format!("global {g:?}"),
-            ExternType::Tag(t) => format!("tag {t:?}"),
-        };
-        match found {
-            None => missing.push(format!(
-                "  {}.{}: {} — provided neither by WASI preview 1 nor by the host",
-                import.module(),
-                import.name(),
-                describe(&import.ty())
-            )),
-            Some(Extern::Func(f)) => {
-                if let ExternType::Func(want) = import.ty() {
-                    let have = f.ty(&*store);
-                    if !wasmtime::FuncType::eq(&have, &want) {
-                        missing.push(format!(
-                            "  {}.{}: imported as {want}, but the host provides {have}",
-                            import.module(),
-                            import.name()
-                        ));
-                    }
-                }
-            }
-            Some(_) => {}
-        }
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(RunError::Link(missing))
-    }
-}
-
-/// Fills a host function's results: `first` in the first, 0 in the others (numbers only;
-/// the stubs and the judge's fake imports never return references).
-pub(crate) fn fill_results(
-    out: &mut [Val],
-    types: &[wasmtime::ValType],
-    first: i64,
-) -> wasmtime::Result<()> {
-    for (i, (slot, t)) in out.iter_mut().zip(types).enumerate() {
-        let v = if i == 0 { first } else { 0 };
-        *slot = match t {
-            wasmtime::ValType::I32 => Val::I32(v as i32),
-            wasmtime::ValType::I64 => Val::I64(v),
-            wasmtime::ValType::F32 => Val::F32((v as f32).to_bits()),
-            wasmtime::ValType::F64 => Val::F64((v as f64).to_bits()),
-            _ => return Err(wasmtime::Error::msg("a stub cannot return a reference")),
-        };
-    }
-    Ok(())
-}
+// The judge's fake imports fill their results like the stubs do.
+pub(crate) use link::fill_results;

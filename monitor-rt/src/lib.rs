@@ -62,6 +62,7 @@
 //! # }
 //! ```
 pub mod cache;
+mod error;
 pub mod judge;
 mod link;
 mod observe;
@@ -70,19 +71,19 @@ mod record;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use error::{backtrace_text, classify, BadInvokeArg, MissingExport};
 use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
-use instrumenter::{WeaveError, WeaveOptions};
+use instrumenter::WeaveOptions;
 use link::{args_from_caller, check_imports, val_i64};
 use policy_lang::interp::{self, Monitor};
 use policy_lang::ir::{Phase, Program, RuntimeFault, Verdict as IrVerdict};
-use thiserror::Error;
 use wasmtime::{
-    Config, Engine, Extern, ExternType, Func, Linker, Module, Store, Trap, Val, WasmBacktrace,
+    Config, Engine, Extern, ExternType, Func, Linker, Module, Store, Val, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::I32Exit;
 
 pub use cache::CacheUse;
+pub use error::{RunError, EXIT_TRAP, EXIT_VIOLATION};
 pub use observe::{Arg, ArgValue, AuditRecord, AuditSink, CallRecord, ViolationReport, RECENT};
 pub use policy_lang;
 pub use wasmtime;
@@ -90,10 +91,6 @@ pub use wasmtime_wasi;
 /// An in-memory stdout/stderr for [`RunnerBuilder::stdout`] and [`RunnerBuilder::stderr`].
 pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-/// Exit code of `irm run` when a policy stopped the program.
-pub const EXIT_VIOLATION: u8 = 86;
-/// Exit code of `irm run` when the guest trapped.
-pub const EXIT_TRAP: u8 = 134;
 /// The default maximum wasm stack (8 MiB; big programs such as CPython need it).
 pub const DEFAULT_WASM_STACK: usize = 8 << 20;
 
@@ -105,64 +102,6 @@ pub enum Enforcement {
     Inline,
     /// In host functions wrapped around the module's imports; the module is not changed.
     Host,
-}
-
-/// Why a run did not finish normally.
-#[derive(Debug, Error)]
-pub enum RunError {
-    /// A policy stopped the program.
-    #[error("{}", .0.render(false))]
-    Violation(Box<ViolationReport>),
-    /// The guest exited with a non-zero code (`proc_exit`).
-    #[error("the program exited with code {0}")]
-    Exit(i32),
-    /// The guest trapped (not a policy violation).
-    #[error("the program trapped: {message}{}", backtrace_suffix(.backtrace))]
-    Trap {
-        message: String,
-        backtrace: Option<String>,
-    },
-    /// A host function failed (not a trap of the guest, not a violation).
-    #[error("a host function failed: {0}")]
-    Host(String),
-    /// Imports that neither WASI nor the embedder provides, or that have the wrong type.
-    #[error("the module cannot be linked:\n{}", .0.join("\n"))]
-    Link(Vec<String>),
-    /// The module could not be read or parsed.
-    #[error("cannot load `{path}`: {message}")]
-    Load { path: String, message: String },
-    /// The policies do not compile (rendered diagnostics).
-    #[error("{0}")]
-    Policy(String),
-    #[error("cannot weave the policies into `{path}`: {source}")]
-    Weave {
-        path: String,
-        source: Box<WeaveError>,
-    },
-    #[error("cannot compile `{path}`: {message}")]
-    Compile { path: String, message: String },
-    /// Bad runner configuration (a directory that does not exist, a missing export...).
-    #[error("{0}")]
-    Config(String),
-}
-
-fn backtrace_suffix(b: &Option<String>) -> String {
-    match b {
-        Some(b) => format!("\nwasm backtrace:\n{b}"),
-        None => String::new(),
-    }
-}
-
-impl RunError {
-    /// The process exit code `irm run` uses for this outcome.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RunError::Violation(_) => EXIT_VIOLATION,
-            RunError::Trap { .. } => EXIT_TRAP,
-            RunError::Exit(code) => *code as u8,
-            _ => 1,
-        }
-    }
 }
 
 /// A run that ended normally (the entry point returned, or `proc_exit(0)`).
@@ -684,24 +623,6 @@ impl Runner {
     }
 }
 
-#[derive(Debug)]
-struct MissingExport(String);
-impl std::fmt::Display for MissingExport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the module exports no function `{}`", self.0)
-    }
-}
-impl std::error::Error for MissingExport {}
-
-#[derive(Debug)]
-struct BadInvokeArg(String);
-impl std::fmt::Display for BadInvokeArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for BadInvokeArg {}
-
 /// Stops the guest from a host-enforced deny; the report is in the observer.
 #[derive(Debug)]
 struct PolicyStop;
@@ -741,38 +662,6 @@ fn show_val(v: &Val) -> String {
         Val::F64(x) => f64::from_bits(*x).to_string(),
         other => format!("{other:?}"),
     }
-}
-
-/// The frames of a backtrace, one per line, without wasmtime's heading.
-fn backtrace_text(b: &WasmBacktrace) -> String {
-    let text = b.to_string();
-    let frames: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("error while executing"))
-        .map(str::trim)
-        .collect();
-    frames.join("\n")
-}
-
-/// Turns a wasmtime error into what it is; `None` for `proc_exit(0)`.
-fn classify(e: wasmtime::Error) -> Option<RunError> {
-    if let Some(exit) = e.downcast_ref::<I32Exit>() {
-        return (exit.0 != 0).then_some(RunError::Exit(exit.0));
-    }
-    let backtrace = e.downcast_ref::<WasmBacktrace>().map(backtrace_text);
-    if let Some(trap) = e.downcast_ref::<Trap>() {
-        return Some(RunError::Trap {
-            message: trap.to_string(),
-            backtrace,
-        });
-    }
-    if let Some(m) = e.downcast_ref::<MissingExport>() {
-        return Some(RunError::Config(m.to_string()));
-    }
-    if let Some(m) = e.downcast_ref::<BadInvokeArg>() {
-        return Some(RunError::Config(m.to_string()));
-    }
-    Some(RunError::Host(format!("{e:#}")))
 }
 
 fn violation_from_manifest(

@@ -188,41 +188,28 @@ impl RunnerBuilder {
     /// Compiles the policies and sets up the engine.
     pub fn build(self) -> Result<Runner, RunError> {
         let program = match (&self.program, self.policy_files.is_empty()) {
-            (None, true) => None,
-            (Some(p), true) => Some(p.clone()),
-            (base, false) => {
-                let compiled = policy_lang::compile_files(&self.policy_files)
-                    .map_err(|d| RunError::Policy(d.render().trim_end().to_string()))?;
-                match base {
-                    None => Some(compiled.program),
-                    Some(_) => {
-                        return Err(RunError::Config(
-                            "give either a compiled program or policy files, not both".into(),
-                        ))
-                    }
-                }
-            }
+            (Some(_), false) => return Err(RunError::ProgramAndPolicyFiles),
+            (program, true) => program.clone(),
+            (None, false) => Some(
+                policy_lang::compile_files(&self.policy_files)
+                    .map_err(RunError::Policy)?
+                    .program,
+            ),
         };
         if self.enforcement == Enforcement::Host && program.is_none() {
-            return Err(RunError::Config(
-                "host enforcement needs at least one policy".into(),
-            ));
+            return Err(RunError::HostWithoutPolicies);
         }
-        for (host, guest) in &self.dirs {
-            if !host.is_dir() {
-                return Err(RunError::Config(format!(
-                    "--dir {}::{guest}: `{}` is not a directory",
-                    host.display(),
-                    host.display()
-                )));
-            }
+        if let Some((host, guest)) = self.dirs.iter().find(|(host, _)| !host.is_dir()) {
+            return Err(RunError::NotADirectory {
+                host: host.clone(),
+                guest: guest.clone(),
+            });
         }
         let mut config = Config::new();
         config.max_wasm_stack(self.wasm_stack);
         // wasmtime requires the async stack to be larger, even for sync calls.
         config.async_stack_size(self.wasm_stack.saturating_add(2 << 20));
-        let engine = Engine::new(&config)
-            .map_err(|e| RunError::Config(format!("cannot configure wasmtime: {e}")))?;
+        let engine = Engine::new(&config).map_err(RunError::Engine)?;
         Ok(Runner {
             cfg: self,
             program: program.map(Arc::new),

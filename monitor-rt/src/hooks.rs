@@ -114,12 +114,10 @@ pub(crate) fn define_hooks(
         });
         linker
             .define(&*store, import.module(), import.name(), func)
-            .map_err(|e| {
-                RunError::Config(format!(
-                    "cannot define hook {}.{}: {e}",
-                    import.module(),
-                    import.name()
-                ))
+            .map_err(|error| RunError::DefineHook {
+                module: import.module().to_string(),
+                field: import.name().to_string(),
+                error,
             })?;
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use policy_lang::interp::{self, Monitor};
 use policy_lang::ir::{Phase, Program};
+use thiserror::Error;
 use wasmtime::{Extern, ExternType, Func, Linker, Module, Store, Val};
 
 use crate::link::{args_from_caller, val_i64};
@@ -12,14 +13,9 @@ use crate::observe::{self, lock};
 use crate::{RunError, RunState};
 
 /// Stops the guest from a host-enforced deny; the report is in the observer.
-#[derive(Debug)]
+#[derive(Debug, Error)]
+#[error("stopped by an irm policy")]
 struct PolicyStop;
-impl std::fmt::Display for PolicyStop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stopped by an irm policy")
-    }
-}
-impl std::error::Error for PolicyStop {}
 
 /// Host enforcement: replaces every import the program monitors by a function that asks
 /// the interpreter before (and after) calling the real one.
@@ -144,7 +140,10 @@ pub(crate) fn wrap_imports(
         );
         linker
             .define(&*store, import.module(), import.name(), func)
-            .map_err(|e| RunError::Config(format!("cannot wrap {name}: {e}")))?;
+            .map_err(|error| RunError::WrapImport {
+                import: name,
+                error,
+            })?;
     }
     if reals.is_empty() {
         return Ok(None);
@@ -154,9 +153,7 @@ pub(crate) fn wrap_imports(
         _ => None,
     };
     let wasm = shim_module(&reals, memory.as_ref());
-    let shim = Module::new(store.engine(), &wasm).map_err(|e| {
-        RunError::Config(format!("cannot compile the host-enforcement shim: {e:#}"))
-    })?;
+    let shim = Module::new(store.engine(), &wasm).map_err(RunError::Shim)?;
     Ok(Some(HostShim {
         module: shim,
         reals: reals.into_iter().map(|(f, _)| f).collect(),

@@ -13,8 +13,10 @@
 //!   monitored calls;
 //! * [`RunError::Exit`]: the guest called `proc_exit` with a non-zero code;
 //! * [`RunError::Trap`]: the guest trapped for its own reasons (never a violation);
-//! * [`RunError::Link`]: imports nobody provides, each with its type; and errors loading,
-//!   weaving or compiling.
+//! * [`RunError::Link`]: imports nobody provides, each with its type;
+//! * [`RunError::Policy`]: the policies do not compile (their diagnostics);
+//! * errors loading, weaving or compiling the module, calling its entry point
+//!   ([`InvokeError`]), and one variant for each configuration the runner refuses.
 //!
 //! Compiled modules are cached on disk ([`cache`], keyed by the SHA-256 of the exact bytes
 //! and the engine configuration), so a 99 MB module compiles once. The guest inherits the
@@ -74,7 +76,7 @@ mod runner;
 
 pub use builder::{Enforcement, RunnerBuilder, DEFAULT_WASM_STACK};
 pub use cache::CacheUse;
-pub use error::{RunError, EXIT_TRAP, EXIT_VIOLATION};
+pub use error::{InvokeError, RunError, EXIT_TRAP, EXIT_VIOLATION};
 pub use observe::{Arg, ArgValue, AuditRecord, AuditSink, CallRecord, ViolationReport, RECENT};
 pub use policy_lang;
 pub use runner::{Finished, Prepared, RunState, Runner};

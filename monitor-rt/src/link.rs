@@ -32,11 +32,10 @@ pub(crate) fn wasi(cfg: &RunnerBuilder, name: &str) -> Result<WasiP1Ctx, RunErro
     }
     for (host, guest) in &cfg.dirs {
         b.preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(|e| {
-                RunError::Config(format!(
-                    "cannot preopen `{}` as `{guest}`: {e}",
-                    host.display()
-                ))
+            .map_err(|error| RunError::Preopen {
+                host: host.clone(),
+                guest: guest.clone(),
+                error,
             })?;
     }
     Ok(b.build_p1())
@@ -51,12 +50,11 @@ pub(crate) fn linker(
 ) -> Result<Linker<RunState>, RunError> {
     let mut linker: Linker<RunState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
-        .map_err(|e| RunError::Config(format!("cannot add WASI: {e}")))?;
+        .map_err(RunError::Wasi)?;
     // Embedders may replace WASI functions (stubs in tests, sandboxed variants).
     linker.allow_shadowing(true);
     for f in &cfg.host_fns {
-        f(&mut linker)
-            .map_err(|e| RunError::Config(format!("cannot define the host functions: {e:#}")))?;
+        f(&mut linker).map_err(RunError::HostFunctions)?;
     }
     // Again: the host functions may have turned it off, and stubs replace them too.
     linker.allow_shadowing(true);
@@ -69,19 +67,18 @@ pub(crate) fn linker(
             continue;
         };
         let ExternType::Func(ty) = import.ty() else {
-            return Err(RunError::Config(format!(
-                "--stub {}.{}: the module imports it as {:?}, not as a function",
-                import.module(),
-                import.name(),
-                import.ty()
-            )));
+            return Err(RunError::StubNotAFunction {
+                module: import.module().to_string(),
+                field: import.name().to_string(),
+                ty: Box::new(import.ty()),
+            });
         };
         let results: Vec<wasmtime::ValType> = ty.results().collect();
         linker
             .func_new(import.module(), import.name(), ty, move |_, _, out| {
                 fill_results(out, &results, value)
             })
-            .map_err(|e| RunError::Config(format!("cannot define the stub: {e}")))?;
+            .map_err(RunError::DefineStub)?;
     }
     Ok(linker)
 }

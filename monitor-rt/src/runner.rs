@@ -10,13 +10,14 @@ use policy_lang::ir::Program;
 use wasmtime::{Engine, Linker, Module, Store, Val, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::error::{backtrace_text, classify, BadInvokeArg, MissingExport};
+use crate::error::{backtrace_text, classify};
 use crate::hooks::{define_hooks, violation_from_manifest};
 use crate::host::{wrap_imports, HostShim};
 use crate::link::{self, check_imports};
 use crate::observe::{self, lock};
 use crate::{
-    cache, record, AuditRecord, CacheUse, Enforcement, RunError, RunnerBuilder, ViolationReport,
+    cache, record, AuditRecord, CacheUse, Enforcement, InvokeError, RunError, RunnerBuilder,
+    ViolationReport,
 };
 
 /// Runs modules under a fixed configuration; see the [crate documentation](crate).
@@ -152,7 +153,7 @@ impl Runner {
                 .name("irm-guest".into())
                 .stack_size(stack)
                 .spawn_scoped(s, || self.run_here(prepared))
-                .map_err(|e| RunError::Config(format!("cannot start the guest thread: {e}")))?
+                .map_err(RunError::GuestThread)?
                 .join()
                 .unwrap_or_else(|_| Err(RunError::Host("the runtime panicked".into())))
         })
@@ -268,16 +269,15 @@ impl Runner {
                     name: &str,
                     args: &[String]|
          -> wasmtime::Result<Vec<String>> {
-            let func = instance
-                .get_func(&mut *store, name)
-                .ok_or_else(|| wasmtime::Error::msg(MissingExport(name.to_string())))?;
+            let func = instance.get_func(&mut *store, name).ok_or_else(|| {
+                wasmtime::Error::new(InvokeError::MissingExport(name.to_string()))
+            })?;
             let ty = func.ty(&*store);
             let params: Vec<Val> = ty
                 .params()
                 .zip(args.iter().chain(std::iter::repeat(&String::new())))
                 .map(|(t, a)| parse_val(&t, a))
-                .collect::<Result<_, _>>()
-                .map_err(|m| wasmtime::Error::msg(BadInvokeArg(m)))?;
+                .collect::<Result<_, _>>()?;
             let mut results = vec![Val::I32(0); ty.results().len()];
             func.call(&mut *store, &params, &mut results)?;
             Ok(results.iter().map(show_val).collect())
@@ -334,18 +334,19 @@ impl Runner {
             &prepared.name,
             &with,
         );
-        std::fs::write(path, text).map_err(|e| {
-            RunError::Config(format!(
-                "cannot write the recorded trace `{}`: {e}",
-                path.display()
-            ))
+        std::fs::write(path, text).map_err(|error| RunError::WriteRecord {
+            path: path.to_path_buf(),
+            error,
         })
     }
 }
 
-fn parse_val(t: &wasmtime::ValType, a: &str) -> Result<Val, String> {
+fn parse_val(t: &wasmtime::ValType, a: &str) -> Result<Val, InvokeError> {
     let a = a.trim();
-    let bad = |what: &str| format!("invoke argument `{a}` is not {what}");
+    let bad = |expected| InvokeError::BadArg {
+        arg: a.to_string(),
+        expected,
+    };
     let a0 = if a.is_empty() { "0" } else { a };
     Ok(match t {
         wasmtime::ValType::I32 => Val::I32(
@@ -360,7 +361,7 @@ fn parse_val(t: &wasmtime::ValType, a: &str) -> Result<Val, String> {
         ),
         wasmtime::ValType::F32 => Val::F32(a0.parse::<f32>().map_err(|_| bad("an f32"))?.to_bits()),
         wasmtime::ValType::F64 => Val::F64(a0.parse::<f64>().map_err(|_| bad("an f64"))?.to_bits()),
-        other => return Err(format!("cannot pass a {other} from the command line")),
+        other => return Err(InvokeError::Unrepresentable(other.clone())),
     })
 }
 

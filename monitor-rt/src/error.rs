@@ -14,8 +14,9 @@ pub const EXIT_VIOLATION: u8 = 86;
 /// Exit code of `irm run` when the guest trapped.
 pub const EXIT_TRAP: u8 = 134;
 
-/// Why a run did not finish normally. wasmtime's errors are kept as they are and shown in
-/// the message (not as a `source`), so printing a `RunError` shows all there is to know.
+/// Why a run did not finish normally. The errors of wasmtime, WASI and the file system
+/// are kept as they are and shown in the message, so printing a `RunError` (as `irm run`
+/// does) shows all there is to know.
 #[derive(Debug, Error)]
 pub enum RunError {
     /// A policy stopped the program.

@@ -8,8 +8,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::observe;
-use crate::RunState;
-use crate::{RunError, RunnerBuilder};
+use crate::{RunError, RunState, RunnerBuilder};
 
 /// The WASI context of one run of module `name` (argv\[0\] when no arguments were given).
 pub(crate) fn wasi(cfg: &RunnerBuilder, name: &str) -> Result<WasiP1Ctx, RunError> {

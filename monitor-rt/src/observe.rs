@@ -3,7 +3,7 @@
 //! [`Observer`], so they produce the same reports.
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use policy_lang::interp::{self, Value};
 use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault, ValType};
@@ -424,6 +424,12 @@ impl Observer {
             }
         }
     }
+}
+
+/// Locks an observer shared by host functions. A host function that panicked poisoned the
+/// lock, but what the observer saw until then is still what the report needs.
+pub(crate) fn lock(o: &Mutex<Observer>) -> MutexGuard<'_, Observer> {
+    o.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Decodes the Wasm arguments of `event` (strings as pointer/length pairs) into the

@@ -36,7 +36,7 @@ pub fn host(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeErr
     let seen = Arc::new(Mutex::new(Seen::default()));
     fake_imports(&mut linker, &module, &program, trace, &seen)?;
     let observer = Arc::new(Mutex::new(Observer::new(Arc::clone(&program), None, true)));
-    let shim = crate::wrap_imports(&mut linker, &mut store, &module, &program, &observer)
+    let shim = crate::host::wrap_imports(&mut linker, &mut store, &module, &program, &observer)
         .map_err(|e| JudgeError::Host(Box::new(e)))?;
 
     let instance = linker

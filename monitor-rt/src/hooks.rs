@@ -1,0 +1,219 @@
+//! Inline enforcement's side of the runtime. The woven code decides; the `irm` hook
+//! imports of a module woven with host hooks, or the `irm:violation` global of one woven
+//! without them, only tell the runtime what happened so that it can report it.
+use std::sync::{Arc, Mutex};
+
+use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
+use policy_lang::interp;
+use policy_lang::ir::{Phase, Program, RuntimeFault, Verdict as IrVerdict};
+use wasmtime::{ExternType, Func, Linker, Module, Store};
+
+use crate::link::{args_from_caller, val_i64};
+use crate::observe::{self, lock};
+use crate::{RunError, RunState, ViolationReport};
+
+/// Defines the `irm` hook imports of a module woven with host hooks: they feed the
+/// observer; the woven code decides.
+pub(crate) fn define_hooks(
+    linker: &mut Linker<RunState>,
+    store: &mut Store<RunState>,
+    module: &Module,
+    m: &Manifest,
+    hooks: &manifest::HookLayout,
+    obs: &Arc<Mutex<observe::Observer>>,
+) -> Result<(), RunError> {
+    let program = Arc::new(m.program.clone());
+    let codes: Arc<Vec<manifest::Code>> = Arc::new(m.codes.clone());
+    for import in module.imports() {
+        if import.module() != hooks.module {
+            continue;
+        }
+        let Some(hook) = hooks.hooks.iter().find(|h| h.field == import.name()) else {
+            continue;
+        };
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        let (event, program, codes, obs) = (
+            hook.event,
+            Arc::clone(&program),
+            Arc::clone(&codes),
+            Arc::clone(obs),
+        );
+        let func = Func::new(&mut *store, ty, move |mut caller, params, _results| {
+            let kind = params.first().map(val_i64).unwrap_or(-1) as i32;
+            let code = params.get(1).map(val_i64).unwrap_or(0) as u32;
+            let extra = params.last().map(val_i64).unwrap_or(0);
+            let wasm: Vec<i64> = params
+                .get(2..params.len().saturating_sub(1))
+                .unwrap_or(&[])
+                .iter()
+                .map(val_i64)
+                .collect();
+            let code_of = |c: u32| codes.iter().find(|x| x.code == c);
+            match kind {
+                hook_kind::PRE => {
+                    let args = args_from_caller(&mut caller, &program, event, &wasm);
+                    lock(&obs).begin(event, args);
+                }
+                hook_kind::POST => {
+                    let has_result = program
+                        .events
+                        .get(event as usize)
+                        .is_some_and(|e| !e.results.is_empty());
+                    lock(&obs).returned(has_result.then_some(extra));
+                }
+                hook_kind::AUDIT => {
+                    if let Some(c) = code_of(code) {
+                        lock(&obs).audit(c.policy, c.phase, c.reason.clone());
+                    }
+                }
+                hook_kind::SUPPRESS => {
+                    if let Some(c) = code_of(code) {
+                        let value = match program
+                            .policies
+                            .get(c.policy)
+                            .and_then(|p| p.transitions.get(c.transition))
+                        {
+                            Some(t) => match t.verdict {
+                                IrVerdict::Suppress(v) => v,
+                                _ => None,
+                            },
+                            None => None,
+                        };
+                        let has_result = program
+                            .events
+                            .get(event as usize)
+                            .is_some_and(|e| !e.results.is_empty());
+                        lock(&obs).suppress(
+                            c.policy,
+                            c.reason.clone(),
+                            if has_result { value.or(Some(0)) } else { None },
+                        );
+                    }
+                }
+                hook_kind::DENY => {
+                    let mut o = lock(&obs);
+                    match code_of(code) {
+                        Some(c) => {
+                            let (fault, reason) = fault_of(&program, c, extra);
+                            o.deny(c.policy, c.phase, reason, fault, Some(c.origin.clone()));
+                        }
+                        None => o.deny(
+                            usize::MAX,
+                            Phase::Pre,
+                            format!("the module reports violation code {code}, which its manifest does not list"),
+                            None,
+                            None,
+                        ),
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        linker
+            .define(&*store, import.module(), import.name(), func)
+            .map_err(|error| RunError::DefineHook {
+                module: import.module().to_string(),
+                field: import.name().to_string(),
+                error,
+            })?;
+    }
+    Ok(())
+}
+
+/// The violation a module woven without hooks reports through its `irm:violation` global.
+pub(crate) fn violation_from_manifest(
+    m: &Manifest,
+    code: u32,
+    obs: Option<&observe::Observer>,
+) -> ViolationReport {
+    let recent = obs.map(|o| o.recent_calls()).unwrap_or_default();
+    match m.code(code) {
+        Some(c) => {
+            let event = m.program.events.get(c.event as usize);
+            ViolationReport {
+                policy: c.policy_name.clone(),
+                event: event.map_or_else(String::new, |e| e.name.clone()),
+                import: c.import.clone(),
+                args: Vec::new(),
+                result: None,
+                reason: c.reason.clone(),
+                phase: c.phase,
+                fault: None,
+                origin: Some(c.origin.clone()),
+                recent,
+                backtrace: None,
+            }
+        }
+        None => ViolationReport {
+            policy: "(unknown)".into(),
+            event: String::new(),
+            import: String::new(),
+            args: Vec::new(),
+            result: None,
+            reason: format!("the module reports violation code {code}, which its irm.monitor manifest does not list"),
+            phase: Phase::Pre,
+            fault: None,
+            origin: None,
+            recent,
+            backtrace: None,
+        },
+    }
+}
+
+/// The fault of a deny code and the reason the interpreter gives it.
+fn fault_of(program: &Program, c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
+    let fault = match (&c.kind, &c.fault) {
+        (CodeKind::Fault, Some(Fault::StringOutOfBounds { param })) => {
+            Some(RuntimeFault::StringOutOfBounds { param: *param })
+        }
+        (CodeKind::Fault, Some(Fault::DivisionByZero)) => Some(RuntimeFault::DivisionByZero),
+        (CodeKind::Fault, Some(Fault::VarOutOfRange { var })) => {
+            Some(RuntimeFault::VarOutOfRange {
+                var: *var,
+                value: extra,
+            })
+        }
+        _ => None,
+    };
+    // The interpreter's wording, so reports do not depend on the enforcement mode.
+    let located = program
+        .policies
+        .get(c.policy)
+        .and_then(|p| Some((p, p.transitions.get(c.transition)?)));
+    let reason = match (&fault, located) {
+        (Some(f), Some((p, t))) => {
+            let site = match f {
+                RuntimeFault::VarOutOfRange { .. } => Some(interp::FaultSite::Update),
+                RuntimeFault::StringOutOfBounds { .. } => Some(interp::FaultSite::Guard),
+                RuntimeFault::DivisionByZero => match (
+                    divides(&t.guard),
+                    t.updates.iter().any(|u| divides(&u.value)),
+                ) {
+                    (true, false) => Some(interp::FaultSite::Guard),
+                    (false, true) => Some(interp::FaultSite::Update),
+                    // Either could have faulted; the manifest's generic reason it is.
+                    _ => None,
+                },
+            };
+            match site {
+                Some(site) => interp::fault_reason(program, p, t, f, site),
+                None => c.reason.clone(),
+            }
+        }
+        _ => c.reason.clone(),
+    };
+    (fault, reason)
+}
+
+/// Whether `e` divides (or takes a remainder) anywhere.
+fn divides(e: &policy_lang::ir::Expr) -> bool {
+    use policy_lang::ir::{BinOp, Expr};
+    match e {
+        Expr::Binary(op, a, b) => matches!(op, BinOp::Div | BinOp::Rem) || divides(a) || divides(b),
+        Expr::Unary(_, a) => divides(a),
+        _ => false,
+    }
+}

@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 
 use policy_lang::ir::{BinOp, EventId, Expr, Pattern, Phase, Program, UnOp, Verdict};
-use wasm_encoder::{BlockType, Function, Instruction as I, MemArg, ValType};
+use wasm_encoder::{BlockType, Function, Instruction as I, ValType};
+
+use crate::fngen::{mem, FnGen};
 
 use crate::manifest::{hook_kind, Code, CodeKind, Fault};
 use crate::plan::{is_bool, to_wasm, Plan, WrapperPlan};
@@ -211,68 +213,6 @@ pub(crate) fn audit_save_len(program: &Program, plan: &Plan) -> u32 {
     max
 }
 
-/// A function under construction that knows how deep its blocks nest.
-struct FnGen {
-    insts: Vec<I<'static>>,
-    locals: Vec<ValType>,
-    nparams: u32,
-    depth: u32,
-}
-
-impl FnGen {
-    fn new(nparams: u32) -> Self {
-        FnGen {
-            insts: Vec::new(),
-            locals: Vec::new(),
-            nparams,
-            depth: 0,
-        }
-    }
-    fn local(&mut self, t: ValType) -> u32 {
-        self.locals.push(t);
-        self.nparams + self.locals.len() as u32 - 1
-    }
-    fn op(&mut self, i: I<'static>) {
-        self.insts.push(i);
-    }
-    /// Opens a block and returns its label.
-    fn block(&mut self) -> u32 {
-        self.op(I::Block(BlockType::Empty));
-        self.depth += 1;
-        self.depth
-    }
-    fn if_(&mut self, bt: BlockType) {
-        self.op(I::If(bt));
-        self.depth += 1;
-    }
-    fn end(&mut self) {
-        self.op(I::End);
-        self.depth -= 1;
-    }
-    fn br(&mut self, label: u32) {
-        self.op(I::Br(self.depth - label));
-    }
-    fn br_if(&mut self, label: u32) {
-        self.op(I::BrIf(self.depth - label));
-    }
-    fn finish(self) -> Function {
-        let mut f = Function::new(self.locals.iter().map(|t| (1, *t)));
-        for i in &self.insts {
-            f.instruction(i);
-        }
-        f.instruction(&I::End);
-        f
-    }
-}
-
-fn mem(memory_index: u32, offset: u64, align: u32) -> MemArg {
-    MemArg {
-        offset,
-        align,
-        memory_index,
-    }
-}
-
 /// The matcher `(dfa_base, ptr, len) -> accepted` over memory 0, tables in the private
 /// memory (layout: accept-table address u32, start state u32, u16 transitions, u8 flags).
 pub(crate) fn matcher(private: u32) -> Function {
@@ -283,9 +223,7 @@ pub(crate) fn matcher(private: u32) -> Function {
     g.op(I::I32Load(mem(private, 4, 2)));
     g.op(I::LocalSet(q));
     let done = g.block();
-    g.op(I::Loop(BlockType::Empty));
-    g.depth += 1;
-    let lp = g.depth;
+    let lp = g.loop_();
     g.op(I::LocalGet(len));
     g.op(I::I32Eqz);
     g.br_if(done);

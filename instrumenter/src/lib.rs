@@ -28,10 +28,13 @@
 mod codegen;
 mod emit;
 mod error;
+mod fngen;
 pub mod manifest;
 mod module;
 mod plan;
 pub mod report;
+#[allow(dead_code)] // wired into the wrappers next
+mod resources;
 mod validate;
 
 pub use error::WeaveError;

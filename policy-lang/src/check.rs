@@ -277,11 +277,21 @@ pub fn check(
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
-    let program = Program {
+    let mut program = Program {
         version: ir::IR_VERSION,
         events: c.program_events,
         policies,
     };
+    // A tracking program monitors every call that changes the descriptor table.
+    if program.tracks() {
+        for f in crate::descriptors::Effect::FUNCTIONS {
+            if program.event_for_import(wasi::MODULE, f).is_none() {
+                program
+                    .events
+                    .push(wasi::function(f).expect("effect functions are WASI"));
+            }
+        }
+    }
     Ok((program, diags))
 }
 
@@ -604,7 +614,8 @@ impl<'a> Checker<'a> {
         });
     }
 
-    /// The events a transition names: one event, or the members of a set in order.
+    /// The events a transition names: one event, or the members of a set (a declared
+    /// one, or a built-in access set) in order.
     fn expand(&mut self, id: &ast::Ident) -> Option<(Vec<Resolved>, Option<String>)> {
         if self.sets.contains_key(&id.name) {
             let mut out: Vec<Resolved> = Vec::new();
@@ -612,6 +623,14 @@ impl<'a> Checker<'a> {
             let mut visiting = vec![id.name.clone()];
             self.expand_set(&id.name, &mut out, &mut visiting, &mut ok);
             return ok.then_some((out, Some(id.name.clone())));
+        }
+        if let Some(set) = crate::access::set(&id.name) {
+            let out = set
+                .functions()
+                .into_iter()
+                .filter_map(|f| self.resolve_event(f))
+                .collect();
+            return Some((out, Some(id.name.clone())));
         }
         match self.resolve_event(&id.name) {
             Some(r) => Some((vec![r], None)),
@@ -795,6 +814,41 @@ impl<'a> Checker<'a> {
             vars.push(var);
             var_spans.push(v.name.span);
         }
+        // Set variables.
+        let mut sets: Vec<ir::SetVar> = Vec::new();
+        for sv in &p.set_vars {
+            if let Some(i) = vars.iter().position(|x| x.name == sv.name.name) {
+                self.duplicate("variable", &sv.name, var_spans[i]);
+                continue;
+            }
+            if sets.iter().any(|x| x.name == sv.name.name) {
+                self.err(
+                    sv.name.span,
+                    format!("duplicate variable `{}`", sv.name.name),
+                );
+                continue;
+            }
+            let mut lw = Lowerer::new(self.sources);
+            let scope = const_scope(&self.consts);
+            let capacity = lw.const_int(&sv.capacity, &scope, "a set capacity");
+            self.diags.extend(lw.errors);
+            let capacity = match capacity {
+                Some(c) if (1..=ir::MAX_SET_CAPACITY as i64).contains(&c) => c as u32,
+                Some(c) => {
+                    self.err(
+                        sv.capacity.span,
+                        format!("set capacity {c} is outside 1..{}", ir::MAX_SET_CAPACITY),
+                    )
+                    .hint = Some("a set holds at least one and at most 64 integers".into());
+                    1
+                }
+                None => 1,
+            };
+            sets.push(ir::SetVar {
+                name: sv.name.name.clone(),
+                capacity,
+            });
+        }
         // Transitions.
         let mut transitions: Vec<ir::Transition> = Vec::new();
         // For each lowered transition: index of its source transition and whether it named states.
@@ -882,15 +936,56 @@ impl<'a> Checker<'a> {
                     set_params: &all_params,
                     post: Some(post),
                     vars: &vars,
+                    sets: &sets,
                     consts: &self.consts,
                 };
-                let guard = match &t.guard {
-                    None => Some(Expr::Bool(true)),
-                    Some(g) => lw.typed(g, &scope, Ty::Bool, "a guard"),
+                let access = set_name.as_deref().and_then(crate::access::set);
+                let guard = match (access, &t.guard) {
+                    (Some(a), g) => {
+                        match a.member_guard(&m.event.field, g.as_ref(), t.event.span) {
+                            Ok(g) => lw.typed(&g, &scope, Ty::Bool, "a guard"),
+                            Err(msg) => {
+                                let at = t.guard.as_ref().map_or(t.event.span, |g| g.span);
+                                lw_err(&mut lw, at, msg);
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => Some(Expr::Bool(true)),
+                    (None, Some(g)) => lw.typed(g, &scope, Ty::Bool, "a guard"),
                 };
+                let mut set_updates: Vec<ir::SetUpdate> = Vec::new();
                 let mut updates: Vec<ir::Update> = Vec::new();
                 let mut updates_ok = true;
                 for u in &t.updates {
+                    if let Some(si) = sets.iter().position(|x| x.name == u.var.name) {
+                        let insert = match u.op {
+                            ast::UpdateOp::Add => true,
+                            ast::UpdateOp::Sub => false,
+                            ast::UpdateOp::Assign => {
+                                lw_err(
+                                    &mut lw,
+                                    u.span,
+                                    format!("set `{}` cannot be assigned", u.var.name),
+                                )
+                                .hint = Some(format!(
+                                    "add a member with `{0} += x`, remove one with `{0} -= x`",
+                                    u.var.name
+                                ));
+                                updates_ok = false;
+                                continue;
+                            }
+                        };
+                        match lw.typed(&u.value, &scope, Ty::Int, "a set member") {
+                            Some(value) => set_updates.push(ir::SetUpdate {
+                                set: si as u32,
+                                insert,
+                                value,
+                            }),
+                            None => updates_ok = false,
+                        }
+                        continue;
+                    }
                     let Some(vi) = vars.iter().position(|v| v.name == u.var.name) else {
                         let hint = suggest(&u.var.name, vars.iter().map(|v| v.name.as_str()));
                         let d = lw_err(
@@ -974,6 +1069,7 @@ impl<'a> Checker<'a> {
                     from: from.clone(),
                     guard,
                     updates,
+                    set_updates,
                     verdict,
                     next: if matches!(verdict_kind, TargetKind::Deny) {
                         None
@@ -994,8 +1090,10 @@ impl<'a> Checker<'a> {
             states,
             initial: initial as u32,
             vars,
+            sets,
             transitions,
             allow_shared_memory_strings: !p.allow_shared.is_empty(),
+            allow_undelivered_audits: !p.allow_undelivered.is_empty(),
         };
         self.analyse(
             p,
@@ -1269,6 +1367,7 @@ fn const_scope(consts: &HashMap<String, i64>) -> Scope<'_> {
         set_params: &[],
         post: None,
         vars: &[],
+        sets: &[],
         consts,
     }
 }

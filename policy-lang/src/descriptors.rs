@@ -100,6 +100,8 @@ impl Kind {
 }
 
 /// witx `filetype` values the table distinguishes.
+pub const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+pub const FILETYPE_REGULAR_FILE: u8 = 4;
 pub const FILETYPE_DIRECTORY: u8 = 3;
 pub const FILETYPE_SOCKET_DGRAM: u8 = 5;
 pub const FILETYPE_SOCKET_STREAM: u8 = 6;
@@ -119,8 +121,9 @@ pub struct Descriptor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Initial {
     pub fd: u32,
-    /// witx `filetype` from `fd_fdstat_get`.
-    pub filetype: u8,
+    /// witx `filetype` from `fd_fdstat_get`; `None` when it failed with an error other
+    /// than `EBADF` (open, but undescribed).
+    pub filetype: Option<u8>,
     /// `fs_rights_base` from `fd_fdstat_get`.
     pub rights: u64,
     /// The preopen's name from `fd_prestat_dir_name`, for preopened directories.
@@ -134,6 +137,36 @@ pub struct Opened {
     pub fd: u32,
     /// witx `filetype` of the new descriptor (`fd_fdstat_get`).
     pub filetype: u8,
+}
+
+/// The WASI calls that change the table when they succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// `path_open`: adds `opened_fd`.
+    Open,
+    /// `sock_accept`: adds `ro_fd`, a socket.
+    Accept,
+    /// `fd_close`: removes `fd`.
+    Close,
+    /// `fd_renumber`: moves `fd` to `to`.
+    Renumber,
+}
+
+impl Effect {
+    /// The effect of catalogue function `field`, if it changes the table.
+    pub fn of(field: &str) -> Option<Effect> {
+        Some(match field {
+            "path_open" => Effect::Open,
+            "sock_accept" => Effect::Accept,
+            "fd_close" => Effect::Close,
+            "fd_renumber" => Effect::Renumber,
+            _ => return None,
+        })
+    }
+
+    /// The catalogue functions with an effect: a tracking program monitors all of them.
+    pub const FUNCTIONS: [&'static str; 4] =
+        ["path_open", "sock_accept", "fd_close", "fd_renumber"];
 }
 
 /// The change a call makes to the table, decided before its post phase.
@@ -158,19 +191,48 @@ impl Descriptors {
         Descriptors::default()
     }
 
+    /// Descriptors 0, 1 and 2 as the standard streams, nothing else: the world of a host
+    /// that preopens nothing.
+    pub fn standard_streams() -> Self {
+        let stream = |fd: u32| Initial {
+            fd,
+            filetype: Some(FILETYPE_CHARACTER_DEVICE),
+            rights: if fd == 0 { 2 } else { RIGHTS_FD_WRITE },
+            preopen: None,
+        };
+        Descriptors::from_world(&[stream(0), stream(1), stream(2)])
+            .expect("three streams fit the table")
+    }
+
     /// The table at start, from what the host reports for each open descriptor (see the
-    /// module docs). Entries at or above [`MAX_FDS`] are refused with their number.
+    /// module docs). Entries at or above [`MAX_FDS`] are refused with their number. A
+    /// descriptor from 3 on that the host would not describe is a file of unknown path
+    /// that may write (when in doubt, the broader answer); a stream it would not describe
+    /// is left closed.
     pub fn from_world(initial: &[Initial]) -> Result<Self, u32> {
         let mut t = Descriptors::new();
         for d in initial {
             if d.fd >= MAX_FDS {
                 return Err(d.fd);
             }
+            let Some(filetype) = d.filetype else {
+                if d.fd >= 3 {
+                    t.entries.insert(
+                        d.fd,
+                        Descriptor {
+                            kind: Kind::File,
+                            path: None,
+                            writable: true,
+                        },
+                    );
+                }
+                continue;
+            };
             let kind = match d.fd {
                 0 => Kind::Stdin,
                 1 => Kind::Stdout,
                 2 => Kind::Stderr,
-                _ => Kind::from_filetype(d.filetype),
+                _ => Kind::from_filetype(filetype),
             };
             let path = match (kind, &d.preopen) {
                 (Kind::Directory, Some(name)) if name.starts_with(b"/") => {
@@ -263,31 +325,31 @@ mod tests {
         Descriptors::from_world(&[
             Initial {
                 fd: 0,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 2,
                 preopen: None,
             },
             Initial {
                 fd: 1,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 64,
                 preopen: None,
             },
             Initial {
                 fd: 2,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 64,
                 preopen: None,
             },
             Initial {
                 fd: 3,
-                filetype: FILETYPE_DIRECTORY,
+                filetype: Some(FILETYPE_DIRECTORY),
                 rights: 0,
                 preopen: Some(b"/tmp/".to_vec()),
             },
             Initial {
                 fd: 4,
-                filetype: FILETYPE_DIRECTORY,
+                filetype: Some(FILETYPE_DIRECTORY),
                 rights: 0,
                 preopen: Some(b".".to_vec()),
             },
@@ -323,6 +385,22 @@ mod tests {
     #[test]
     fn a_preopen_with_a_relative_name_has_no_known_path() {
         assert_eq!(world().get(4).unwrap().path, None);
+    }
+
+    #[test]
+    fn a_descriptor_the_host_will_not_describe_is_a_writable_file_of_unknown_path() {
+        let t = Descriptors::from_world(&[Initial {
+            fd: 3,
+            filetype: None,
+            rights: 0,
+            preopen: None,
+        }])
+        .unwrap();
+        let d = t.get(3).unwrap();
+        assert_eq!(
+            (d.kind, d.path.as_deref(), d.writable),
+            (Kind::File, None, true)
+        );
     }
 
     #[test]

@@ -263,9 +263,21 @@ pub(crate) fn init(host: u32, private: u32, layout: Layout, imports: ScanImports
     let n = g.local(ValType::I32);
     let entry = g.local(ValType::I32);
 
-    if !borrow_scratch(&mut g, host, private, layout, scratch) {
-        unreachable!("borrow_scratch always emits its check");
-    }
+    // A memory smaller than the scratch area (or of 4 GiB, whose size wraps) cannot lend it.
+    g.op(I::MemorySize(host));
+    g.op(I::I32Const(16));
+    g.op(I::I32Shl);
+    g.op(I::LocalTee(scratch));
+    g.op(I::I32Const(HOST_SCRATCH as i32));
+    g.op(I::I32LtU);
+    g.op(I::LocalGet(scratch));
+    g.op(I::I32Eqz);
+    g.op(I::I32Or);
+    g.if_(BlockType::Empty);
+    g.op(I::I32Const(2));
+    g.op(I::Return);
+    g.end();
+    borrow_scratch(&mut g, host, private, layout, scratch);
     let done = g.block();
     let scan = g.loop_();
     g.op(I::LocalGet(fd));
@@ -473,29 +485,12 @@ fn store_entry(
     g.op(I::I32Store(mem(private, 4, 2)));
 }
 
-/// Sets `scratch` to the top [`HOST_SCRATCH`] bytes of host memory and saves them; returns
-/// 2 from the function when the memory is smaller than that.
-pub(crate) fn borrow_scratch(
-    g: &mut FnGen,
-    host: u32,
-    private: u32,
-    layout: Layout,
-    scratch: u32,
-) -> bool {
+/// Sets `scratch` to the top [`HOST_SCRATCH`] bytes of host memory and saves them into the
+/// private memory. The caller knows the memory holds at least that much (the scan checked).
+pub(crate) fn borrow_scratch(g: &mut FnGen, host: u32, private: u32, layout: Layout, scratch: u32) {
     g.op(I::MemorySize(host));
     g.op(I::I32Const(16));
     g.op(I::I32Shl);
-    g.op(I::LocalTee(scratch));
-    g.op(I::I32Const(HOST_SCRATCH as i32));
-    g.op(I::I32LtU);
-    g.op(I::LocalGet(scratch));
-    g.op(I::I32Eqz);
-    g.op(I::I32Or);
-    g.if_(BlockType::Empty);
-    g.op(I::I32Const(2));
-    g.op(I::Return);
-    g.end();
-    g.op(I::LocalGet(scratch));
     g.op(I::I32Const(HOST_SCRATCH as i32));
     g.op(I::I32Sub);
     g.op(I::LocalSet(scratch));
@@ -506,7 +501,6 @@ pub(crate) fn borrow_scratch(
         src_mem: host,
         dst_mem: private,
     });
-    true
 }
 
 /// Restores the host bytes [`borrow_scratch`] saved.
@@ -530,6 +524,123 @@ pub(crate) const KIND_FILE: i32 = Kind::File as i32;
 pub(crate) const KIND_DIRECTORY: i32 = Kind::Directory as i32;
 pub(crate) const KIND_SOCKET: i32 = Kind::Socket as i32;
 const _: () = assert!(HOST_SCRATCH % 8 == 0 && HOST_SCRATCH as usize >= 8 + MAX_PATH);
+
+/// `(base, value) -> i32`: whether the set at `base` (length `u32`, 4 unused bytes, then
+/// `i64` members) holds `value`.
+pub(crate) fn set_has(private: u32) -> Function {
+    let mut g = FnGen::new(2);
+    let (base, value) = (0, 1);
+    let i = g.local(ValType::I32);
+    let done = g.block();
+    let next = g.loop_();
+    g.op(I::LocalGet(i));
+    g.op(I::LocalGet(base));
+    g.op(I::I32Load(mem(private, 0, 2)));
+    g.op(I::I32GeU);
+    g.br_if(done);
+    member(&mut g, private, base, i);
+    g.op(I::LocalGet(value));
+    g.op(I::I64Eq);
+    g.if_(BlockType::Empty);
+    g.op(I::I32Const(1));
+    g.op(I::Return);
+    g.end();
+    inc(&mut g, i);
+    g.br(next);
+    g.end();
+    g.end();
+    g.op(I::I32Const(0));
+    g.finish()
+}
+
+/// `(base, capacity, value) -> i32`: inserts `value` unless it is a member; 1 when the
+/// set is full (and `value` is not a member), else 0.
+pub(crate) fn set_insert(private: u32, set_has: u32) -> Function {
+    let mut g = FnGen::new(3);
+    let (base, capacity, value) = (0, 1, 2);
+    let len = g.local(ValType::I32);
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(value));
+    g.op(I::Call(set_has));
+    g.if_(BlockType::Empty);
+    g.op(I::I32Const(0));
+    g.op(I::Return);
+    g.end();
+    g.op(I::LocalGet(base));
+    g.op(I::I32Load(mem(private, 0, 2)));
+    g.op(I::LocalTee(len));
+    g.op(I::LocalGet(capacity));
+    g.op(I::I32GeU);
+    g.if_(BlockType::Empty);
+    g.op(I::I32Const(1));
+    g.op(I::Return);
+    g.end();
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(len));
+    g.op(I::I32Const(3));
+    g.op(I::I32Shl);
+    g.op(I::I32Add);
+    g.op(I::LocalGet(value));
+    g.op(I::I64Store(mem(private, 8, 3)));
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(len));
+    g.op(I::I32Const(1));
+    g.op(I::I32Add);
+    g.op(I::I32Store(mem(private, 0, 2)));
+    g.op(I::I32Const(0));
+    g.finish()
+}
+
+/// `(base, value)`: removes `value` if it is a member (the last member takes its place).
+pub(crate) fn set_remove(private: u32) -> Function {
+    let mut g = FnGen::new(2);
+    let (base, value) = (0, 1);
+    let i = g.local(ValType::I32);
+    let last = g.local(ValType::I32);
+    let done = g.block();
+    let next = g.loop_();
+    g.op(I::LocalGet(i));
+    g.op(I::LocalGet(base));
+    g.op(I::I32Load(mem(private, 0, 2)));
+    g.op(I::I32GeU);
+    g.br_if(done);
+    member(&mut g, private, base, i);
+    g.op(I::LocalGet(value));
+    g.op(I::I64Eq);
+    g.if_(BlockType::Empty);
+    // len -= 1; members[i] = members[len]
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(base));
+    g.op(I::I32Load(mem(private, 0, 2)));
+    g.op(I::I32Const(1));
+    g.op(I::I32Sub);
+    g.op(I::LocalTee(last));
+    g.op(I::I32Store(mem(private, 0, 2)));
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(i));
+    g.op(I::I32Const(3));
+    g.op(I::I32Shl);
+    g.op(I::I32Add);
+    member(&mut g, private, base, last);
+    g.op(I::I64Store(mem(private, 8, 3)));
+    g.op(I::Return);
+    g.end();
+    inc(&mut g, i);
+    g.br(next);
+    g.end();
+    g.end();
+    g.finish()
+}
+
+/// Pushes member `i` (a local) of the set at `base` (a local).
+fn member(g: &mut FnGen, private: u32, base: u32, i: u32) {
+    g.op(I::LocalGet(base));
+    g.op(I::LocalGet(i));
+    g.op(I::I32Const(3));
+    g.op(I::I32Shl);
+    g.op(I::I32Add);
+    g.op(I::I64Load(mem(private, 8, 3)));
+}
 
 fn inc(g: &mut FnGen, local: u32) {
     g.op(I::LocalGet(local));
@@ -686,13 +797,8 @@ mod tests {
         let host = tempfile::tempdir().unwrap();
         let mut b = wasmtime_wasi::WasiCtxBuilder::new();
         for d in dirs {
-            b.preopened_dir(
-                host.path(),
-                d,
-                wasmtime_wasi::DirPerms::all(),
-                wasmtime_wasi::FilePerms::all(),
-            )
-            .unwrap();
+            b.preopened_dir(host.path(), d, wasmtime_wasi::FsPerms::ReadWrite)
+                .unwrap();
         }
         let mut store = wasmtime::Store::new(&engine, b.build_p1());
         let mut linker = wasmtime::Linker::new(&engine);

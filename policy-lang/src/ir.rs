@@ -371,7 +371,7 @@ pub enum Pattern {
 /// Why a step failed; each is reported as a `Deny`. The first kinds come from evaluating
 /// a transition and are the stepped policy's; the call-level ones are the event's owner's
 /// ([`Program::owner`]); [`RuntimeFault::AuditUndelivered`] is the auditing policy's.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeFault {
     /// A string parameter's pointer and length do not lie inside the memory.

@@ -1835,6 +1835,5 @@ enum Base {
     ParentOf(Resolution),
 }
 
-/// `policy_lang::descriptors::opens_for_writing`'s rights.
-const WRITE_RIGHTS: i64 = (1 << 0) | (1 << 4) | (1 << 6) | (1 << 8) | (1 << 22);
+use policy_lang::descriptors::WRITE_RIGHTS;
 const _: () = assert!(KIND_FILE == Kind::File as i32 && KIND_SOCKET == Kind::Socket as i32);

@@ -58,11 +58,11 @@ const SOCKET_FD: Option<&str> = Some("fd is socket");
 const FD_PATH: Option<&str> = Some("fd.path");
 const PATH: Option<&str> = Some("path");
 /// `path_open` may change the file: it creates or truncates, or asks for a descriptor that
-/// may write (`policy_lang::descriptors::opens_for_writing`).
+/// may write ([`crate::descriptors::opens_for_writing`], tested to agree).
 const OPENS_FOR_WRITING: Option<&str> = Some(
     "(oflags & (OFLAGS_CREAT | OFLAGS_TRUNC)) != 0 \
      || (fs_rights_base & (RIGHTS_FD_WRITE | RIGHTS_FD_ALLOCATE | RIGHTS_FD_FILESTAT_SET_SIZE \
-                           | RIGHTS_FD_DATASYNC | RIGHTS_FD_SYNC)) != 0 \
+                           | RIGHTS_FD_DATASYNC)) != 0 \
      || fdflags has FDFLAGS_APPEND",
 );
 
@@ -327,6 +327,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_write_rights_of_path_open_are_the_descriptor_tables() {
+        let names = [
+            "RIGHTS_FD_WRITE",
+            "RIGHTS_FD_ALLOCATE",
+            "RIGHTS_FD_FILESTAT_SET_SIZE",
+            "RIGHTS_FD_DATASYNC",
+        ];
+        let mask = names
+            .iter()
+            .map(|n| crate::wasi::constant(n).unwrap())
+            .fold(0, |a, b| a | b);
+        assert_eq!(mask, crate::descriptors::WRITE_RIGHTS);
+        assert!(OPENS_FOR_WRITING.unwrap().contains("RIGHTS_FD_DATASYNC)"));
     }
 
     #[test]

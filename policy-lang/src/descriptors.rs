@@ -304,15 +304,18 @@ impl Descriptors {
     }
 }
 
-/// Whether `path_open`'s flags give a descriptor that may write: the rights WASI hosts
-/// open for writing with (wasmtime looks at `RIGHTS_FD_WRITE`; others at the rest), or
-/// `FDFLAGS_APPEND`. Over-approximated on purpose: a policy about writes must not miss one.
+/// The rights that make a descriptor one that may write: the ones wasi-libc and Rust's
+/// standard library ask for exactly when a file is opened for writing (wasmtime itself
+/// looks at `RIGHTS_FD_WRITE` only). `RIGHTS_FD_SYNC` is not among them: wasi-libc asks
+/// for it on read-only opens too.
+pub const WRITE_RIGHTS: i64 = (1 << 0) // FD_DATASYNC
+    | (1 << 6) // FD_WRITE
+    | (1 << 8) // FD_ALLOCATE
+    | (1 << 22); // FD_FILESTAT_SET_SIZE
+
+/// Whether `path_open`'s flags give a descriptor that may write: one of [`WRITE_RIGHTS`],
+/// or `FDFLAGS_APPEND`.
 pub fn opens_for_writing(fs_rights_base: i64, fdflags: i64) -> bool {
-    const WRITE_RIGHTS: i64 = (1 << 0) // FD_DATASYNC
-        | (1 << 4) // FD_SYNC
-        | (1 << 6) // FD_WRITE
-        | (1 << 8) // FD_ALLOCATE
-        | (1 << 22); // FD_FILESTAT_SET_SIZE
     const FDFLAGS_APPEND: i64 = 1;
     fs_rights_base & WRITE_RIGHTS != 0 || fdflags & FDFLAGS_APPEND != 0
 }

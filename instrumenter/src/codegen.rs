@@ -5,30 +5,46 @@
 //! ```text
 //! block $deny
 //!   [hook PRE]
+//!   busy?                       -> Interrupted                      (busy flag)
+//!   first call: fill the descriptor table (scan)                     (tracking programs)
+//!   resolve the call's path parameters into the private memory      (tracking programs)
 //!   for each effective policy with pre transitions on the event, in program order:
 //!     first matching transition fires; guards on i64, faults -> viol := code; br $deny
 //!     deny -> viol := code; br $deny   (first denying policy wins: later steps are pure)
-//!   commit state/var temps; audits in program order; first suppression returns
-//!   call the ORIGINAL import; post steps likewise; return the results
+//!   an audit while descriptor 2 is not the stderr found at start    -> AuditUndelivered
+//!   unless suppressed: every out-pointer inside memory and aligned  -> OutPointer
+//!   commit state/var temps; a suppression writes its audits and returns its value
+//!   busy := 1; call the ORIGINAL import; busy := 0                  (post-phase work)
+//!   the pre phase's audits (nothing ran between the guards and the import)
+//!   post steps likewise; the descriptor table's change; return the results
 //! end
-//! [hook DENY | message through fd_write]; irm:violation := viol; unreachable
+//! busy := 1; [hook DENY | message through fd_write]; irm:violation := viol; unreachable
 //! ```
 //!
 //! Guards read variables from the globals, which are only written at commit time, so
-//! updates of one step see the values before the step (simultaneous assignment).
+//! updates of one step see the values before the step (simultaneous assignment). Sets are
+//! changed as their transition fires: nothing reads a policy's sets after its own step
+//! in the same phase, and a deny leaves the monitor busy for good.
 use std::collections::HashMap;
 
-use policy_lang::ir::{BinOp, EventId, Expr, Pattern, Phase, Program, UnOp, Verdict};
-use wasm_encoder::{BlockType, Function, Instruction as I, MemArg, ValType};
+use policy_lang::descriptors::{Effect, Kind, MAX_FDS};
+use policy_lang::ir::{
+    BinOp, EventId, Expr, ParamId, Pattern, Phase, Program, RuntimeFault, Subject, UnOp, Verdict,
+};
+use policy_lang::path::MAX_PATH;
+use policy_lang::wasi::{self, Role};
+use wasm_encoder::{BlockType, Function, Instruction as I, ValType};
 
-use crate::manifest::{hook_kind, Code, CodeKind, Fault};
-use crate::plan::{is_bool, to_wasm, Plan, WrapperPlan};
+use crate::fngen::{mem, FnGen};
+use crate::manifest::{hook_kind, Code, CodeKind};
+use crate::plan::{post_work, to_wasm, Plan, WrapperPlan};
+use crate::resources::{self, Layout, ENTRY, KIND_DIRECTORY, KIND_FILE, KIND_SOCKET};
 use crate::WeaveError;
 
 /// Everything generated code registers: violation codes, messages and DFA tables.
 pub(crate) struct Registry {
     pub codes: Vec<Code>,
-    index: HashMap<(usize, usize, Option<Fault>), u32>,
+    index: HashMap<(usize, Option<usize>, EventId, Option<RuntimeFault>), u32>,
     /// Contents of the passive message segment.
     pub messages: Vec<u8>,
     /// Per code (index code - 1): offset and length of its message.
@@ -36,15 +52,13 @@ pub(crate) struct Registry {
     /// Contents of the private memory from `dfa_start` on.
     pub dfa_bytes: Vec<u8>,
     dfas: HashMap<Pattern, u32>,
-    /// Where DFA tables start in the private memory; the bytes before are where audits
-    /// save memory 0's scratch area.
+    /// Where DFA tables start in the private memory.
     pub dfa_start: u32,
     pub uses_messages: bool,
-    pub uses_save_area: bool,
 }
 
 impl Registry {
-    pub fn new(save_len: u32) -> Self {
+    pub fn new(dfa_start: u32) -> Self {
         Registry {
             codes: Vec::new(),
             index: HashMap::new(),
@@ -52,9 +66,8 @@ impl Registry {
             message_at: Vec::new(),
             dfa_bytes: Vec::new(),
             dfas: HashMap::new(),
-            dfa_start: save_len.next_multiple_of(8),
+            dfa_start: dfa_start.next_multiple_of(8),
             uses_messages: false,
-            uses_save_area: false,
         }
     }
 
@@ -67,27 +80,38 @@ impl Registry {
         self.dfa_start as u64 + self.dfa_bytes.len() as u64
     }
 
-    fn code(&mut self, program: &Program, policy: usize, ti: usize, fault: Option<Fault>) -> u32 {
-        if let Some(&c) = self.index.get(&(policy, ti, fault.clone())) {
+    /// The code of a decision of `policy` (transition `ti`, or the whole call) on
+    /// `event`; a fault is registered with its run-time value zero.
+    fn code(
+        &mut self,
+        program: &Program,
+        event: EventId,
+        policy: usize,
+        ti: Option<usize>,
+        fault: Option<RuntimeFault>,
+    ) -> u32 {
+        let fault = fault.map(|f| f.with_value(0));
+        let key = (policy, ti, event, fault.clone());
+        if let Some(&c) = self.index.get(&key) {
             return c;
         }
         let p = &program.policies[policy];
-        let t = &p.transitions[ti];
-        let ev = &program.events[t.event as usize];
-        let kind = match (&fault, &t.verdict) {
+        let t = ti.map(|ti| &p.transitions[ti]);
+        let ev = &program.events[event as usize];
+        let kind = match (&fault, t.map(|t| &t.verdict)) {
             (Some(_), _) => CodeKind::Fault,
-            (None, Verdict::Deny) => CodeKind::Deny,
-            (None, Verdict::Audit) => CodeKind::Audit,
-            (None, Verdict::Suppress(_)) => CodeKind::Suppress,
-            (None, Verdict::Allow) => CodeKind::Audit, // never registered
+            (None, Some(Verdict::Deny)) => CodeKind::Deny,
+            (None, Some(Verdict::Suppress(_))) => CodeKind::Suppress,
+            _ => CodeKind::Audit,
         };
-        let reason = match &fault {
-            Some(f) => fault_reason(program, policy, ti, f),
-            None => t.reason.clone().unwrap_or_else(|| match kind {
+        let reason = match (&fault, t) {
+            (Some(f), _) => f.reason(program, event, policy, ti),
+            (None, Some(t)) => t.reason.clone().unwrap_or_else(|| match kind {
                 CodeKind::Deny => format!("denied by the transition at {}", t.origin),
                 CodeKind::Audit => format!("audited by the transition at {}", t.origin),
                 _ => format!("suppressed by the transition at {}", t.origin),
             }),
+            (None, None) => "denied".into(),
         };
         let code = self.codes.len() as u32 + 1;
         let msg = message(kind, &p.name, &ev.import_name(), &reason);
@@ -102,14 +126,14 @@ impl Registry {
             policy,
             policy_name: p.name.clone(),
             transition: ti,
-            phase: t.phase,
+            phase: t.map_or(Phase::Pre, |t| t.phase),
             fault: fault.clone(),
-            event: t.event,
+            event,
             import: ev.import_name(),
             reason,
-            origin: t.origin.clone(),
+            origin: t.map_or_else(String::new, |t| t.origin.clone()),
         });
-        self.index.insert((policy, ti, fault), code);
+        self.index.insert(key, code);
         code
     }
 
@@ -154,128 +178,15 @@ pub(crate) fn message(kind: CodeKind, policy: &str, import: &str, reason: &str) 
     }
 }
 
-fn fault_reason(program: &Program, policy: usize, ti: usize, f: &Fault) -> String {
-    let p = &program.policies[policy];
-    let t = &p.transitions[ti];
-    let ev = &program.events[t.event as usize];
-    match f {
-        Fault::StringOutOfBounds { param } => format!(
-            "string argument `{}` lies outside memory 0",
-            ev.params
-                .get(*param as usize)
-                .map(|p| p.name.as_str())
-                .unwrap_or("?")
-        ),
-        Fault::DivisionByZero => format!("division by zero in the transition at {}", t.origin),
-        Fault::VarOutOfRange { var } => {
-            let v = &p.vars[*var as usize];
-            format!(
-                "variable `{}` would leave its range {}..={} (transition at {})",
-                v.name, v.min, v.max, t.origin
-            )
-        }
-    }
-}
-
-/// The scratch bytes one message needs at the top of memory 0: iovec, nwritten, text.
+/// The scratch bytes one message needs at the top of host memory: iovec, nwritten, text.
 pub(crate) fn scratch_len(msg_len: usize) -> u32 {
     (12 + msg_len as u32).next_multiple_of(8)
 }
 
-/// The save area audits need: the largest audit scratch area any wrapper can use.
-pub(crate) fn audit_save_len(program: &Program, plan: &Plan) -> u32 {
-    if plan.fd_write.is_none() {
-        return 0;
-    }
-    let mut max = 0;
-    for w in &plan.wrappers {
-        for (pi, p) in program.policies.iter().enumerate() {
-            if !plan.effective[pi] {
-                continue;
-            }
-            for t in p
-                .transitions
-                .iter()
-                .filter(|t| t.event == w.event && t.verdict == Verdict::Audit)
-            {
-                let ev = &program.events[w.event as usize];
-                let reason = t
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| format!("audited by the transition at {}", t.origin));
-                let m = message(CodeKind::Audit, &p.name, &ev.import_name(), &reason);
-                max = max.max(scratch_len(m.len()));
-            }
-        }
-    }
-    max
-}
-
-/// A function under construction that knows how deep its blocks nest.
-struct FnGen {
-    insts: Vec<I<'static>>,
-    locals: Vec<ValType>,
-    nparams: u32,
-    depth: u32,
-}
-
-impl FnGen {
-    fn new(nparams: u32) -> Self {
-        FnGen {
-            insts: Vec::new(),
-            locals: Vec::new(),
-            nparams,
-            depth: 0,
-        }
-    }
-    fn local(&mut self, t: ValType) -> u32 {
-        self.locals.push(t);
-        self.nparams + self.locals.len() as u32 - 1
-    }
-    fn op(&mut self, i: I<'static>) {
-        self.insts.push(i);
-    }
-    /// Opens a block and returns its label.
-    fn block(&mut self) -> u32 {
-        self.op(I::Block(BlockType::Empty));
-        self.depth += 1;
-        self.depth
-    }
-    fn if_(&mut self, bt: BlockType) {
-        self.op(I::If(bt));
-        self.depth += 1;
-    }
-    fn end(&mut self) {
-        self.op(I::End);
-        self.depth -= 1;
-    }
-    fn br(&mut self, label: u32) {
-        self.op(I::Br(self.depth - label));
-    }
-    fn br_if(&mut self, label: u32) {
-        self.op(I::BrIf(self.depth - label));
-    }
-    fn finish(self) -> Function {
-        let mut f = Function::new(self.locals.iter().map(|t| (1, *t)));
-        for i in &self.insts {
-            f.instruction(i);
-        }
-        f.instruction(&I::End);
-        f
-    }
-}
-
-fn mem(memory_index: u32, offset: u64, align: u32) -> MemArg {
-    MemArg {
-        offset,
-        align,
-        memory_index,
-    }
-}
-
-/// The matcher `(dfa_base, ptr, len) -> accepted` over memory 0, tables in the private
-/// memory (layout: accept-table address u32, start state u32, u16 transitions, u8 flags).
-pub(crate) fn matcher(private: u32) -> Function {
+/// The matcher `(dfa_base, ptr, len) -> accepted` over the bytes of memory `data`,
+/// tables in the private memory (layout: accept-table address u32, start state u32, u16
+/// transitions, u8 flags).
+pub(crate) fn matcher(data: u32, private: u32) -> Function {
     let mut g = FnGen::new(3);
     let (base, ptr, len) = (0, 1, 2);
     let q = g.local(ValType::I32);
@@ -283,9 +194,7 @@ pub(crate) fn matcher(private: u32) -> Function {
     g.op(I::I32Load(mem(private, 4, 2)));
     g.op(I::LocalSet(q));
     let done = g.block();
-    g.op(I::Loop(BlockType::Empty));
-    g.depth += 1;
-    let lp = g.depth;
+    let lp = g.loop_();
     g.op(I::LocalGet(len));
     g.op(I::I32Eqz);
     g.br_if(done);
@@ -294,7 +203,7 @@ pub(crate) fn matcher(private: u32) -> Function {
     g.op(I::I32Const(8));
     g.op(I::I32Shl);
     g.op(I::LocalGet(ptr));
-    g.op(I::I32Load8U(mem(0, 0, 0)));
+    g.op(I::I32Load8U(mem(data, 0, 0)));
     g.op(I::I32Add);
     g.op(I::I32Const(1));
     g.op(I::I32Shl);
@@ -322,12 +231,27 @@ pub(crate) fn matcher(private: u32) -> Function {
 
 /// What a policy's step left behind for the commit, audit and suppression code.
 struct StepOut {
+    policy: usize,
     verdict: Option<u32>,
-    /// (code, verdict) of the audit and suppress transitions that may have fired.
-    outcomes: Vec<(u32, Verdict)>,
+    /// (code, transition, verdict) of the audit and suppress transitions that may have fired.
+    outcomes: Vec<(u32, usize, Verdict)>,
     state: Option<(u32, u32)>,
     vars: Vec<(u32, u32)>,
 }
+
+/// A path parameter resolved at the wrapper's start.
+#[derive(Clone, Copy)]
+struct Resolution {
+    /// Local: the resolved length (> 0), or -3 out of bounds, -2 unresolved, -1 too long.
+    status: u32,
+    /// Its buffer in the private memory.
+    buffer: u32,
+    /// The descriptor parameter an unresolved path is relative to.
+    dir: ParamId,
+}
+
+const OUT_OF_BOUNDS: i32 = -3;
+const UNRESOLVED: i32 = -2;
 
 struct WrapGen<'a> {
     program: &'a Program,
@@ -335,6 +259,7 @@ struct WrapGen<'a> {
     reg: &'a mut Registry,
     g: FnGen,
     event: EventId,
+    w: &'a WrapperPlan,
     params: Vec<ValType>,
     results: Vec<ValType>,
     deny: u32,
@@ -345,6 +270,9 @@ struct WrapGen<'a> {
     deny_codes: Vec<u32>,
     policy: usize,
     ti: usize,
+    resolved: HashMap<ParamId, Resolution>,
+    /// Scratch local for host calls that borrow host memory.
+    scratch: Option<u32>,
 }
 
 pub(crate) fn wrapper(
@@ -365,6 +293,7 @@ pub(crate) fn wrapper(
         reg,
         g,
         event: w.event,
+        w,
         params,
         results,
         deny: 0,
@@ -374,44 +303,131 @@ pub(crate) fn wrapper(
         deny_codes: Vec::new(),
         policy: 0,
         ti: 0,
+        resolved: HashMap::new(),
+        scratch: None,
     };
-    wg.body(w)?;
+    wg.body()?;
     Ok(wg.g.finish())
 }
 
 impl WrapGen<'_> {
-    fn body(&mut self, w: &WrapperPlan) -> Result<(), WeaveError> {
+    fn ev(&self) -> &policy_lang::ir::Event {
+        &self.program.events[self.event as usize]
+    }
+
+    /// The catalogue role of parameter `p` of this (WASI) event.
+    fn role(&self, p: ParamId) -> Option<Role> {
+        let ev = self.ev();
+        if ev.module != wasi::MODULE {
+            return None;
+        }
+        wasi::role(&ev.field, &ev.params.get(p as usize)?.name)
+    }
+
+    fn param_named(&self, name: &str) -> Option<ParamId> {
+        self.ev()
+            .params
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as ParamId)
+    }
+
+    /// Wasm local of the first Wasm parameter of named parameter `p`.
+    fn local_of(&self, p: ParamId) -> u32 {
+        self.ev().wasm_param_index(p)
+    }
+
+    fn body(&mut self) -> Result<(), WeaveError> {
         self.deny = self.g.block();
         self.hook(hook_kind::PRE, None, None);
+        let owner = self.program.owner(self.event);
+        if let Some(busy) = self.plan.globals.busy {
+            self.g.op(I::GlobalGet(busy));
+            self.g.if_(BlockType::Empty);
+            let code = self.reg.code(
+                self.program,
+                self.event,
+                owner,
+                None,
+                Some(RuntimeFault::Interrupted),
+            );
+            self.fail(code);
+            self.g.end();
+        }
+        if let (Some(ready), Some(init)) = (self.plan.globals.ready, self.plan.helpers.init) {
+            self.g.op(I::GlobalGet(ready));
+            self.g.op(I::I32Eqz);
+            self.g.if_(BlockType::Empty);
+            self.g.op(I::Call(init));
+            self.g.if_(BlockType::Empty);
+            self.g.op(I::I64Const(-1));
+            self.g.op(I::LocalSet(self.extra));
+            let code = self.reg.code(
+                self.program,
+                self.event,
+                owner,
+                None,
+                Some(RuntimeFault::DescriptorLimit { fd: 0 }),
+            );
+            self.fail(code);
+            self.g.end();
+            self.g.op(I::I32Const(1));
+            self.g.op(I::GlobalSet(ready));
+            self.g.end();
+        }
+        self.resolve_paths();
+
         let pre = self.phase(Phase::Pre)?;
-        self.commit_and_audit(&pre);
+        self.check_audit_delivery(&pre);
+        let suppressing = self.suppressing(&pre);
+        self.check_out_pointers(suppressing);
+        self.commit(&pre);
         for s in &pre {
             let Some(v) = s.verdict else { continue };
-            for (code, verdict) in &s.outcomes {
+            for (code, _, verdict) in s.outcomes.clone() {
                 let Verdict::Suppress(value) = verdict else {
                     continue;
                 };
                 self.g.op(I::LocalGet(v));
-                self.g.op(I::I32Const(*code as i32));
+                self.g.op(I::I32Const(code as i32));
                 self.g.op(I::I32Eq);
                 self.g.if_(BlockType::Empty);
-                self.hook(hook_kind::SUPPRESS, Some(*code), None);
-                self.suppress_value(*value, *code)?;
+                self.audits(&pre);
+                self.hook(hook_kind::SUPPRESS, Some(code), None);
+                self.suppress_value(value, code)?;
                 self.g.op(I::Return);
                 self.g.end();
             }
         }
-        let has_post = self.program.policies.iter().enumerate().any(|(pi, p)| {
-            self.plan.effective[pi]
-                && p.transitions
-                    .iter()
-                    .any(|t| t.event == self.event && t.phase == Phase::Post)
-        });
+        let marks_busy = self.plan.globals.busy.is_some()
+            && post_work(
+                self.program,
+                &self.plan.effective,
+                self.plan.table.is_some(),
+                self.event,
+            );
+        if marks_busy {
+            self.g.op(I::I32Const(1));
+            self.g
+                .op(I::GlobalSet(self.plan.globals.busy.expect("checked")));
+        }
         for i in 0..self.params.len() as u32 {
             self.g.op(I::LocalGet(i));
         }
-        self.g.op(I::Call(w.import));
-        if has_post || !self.plan.hooks.is_empty() {
+        self.g.op(I::Call(self.w.import));
+        if marks_busy {
+            self.g.op(I::I32Const(0));
+            self.g
+                .op(I::GlobalSet(self.plan.globals.busy.expect("checked")));
+        }
+        let effect = self.effect();
+        let has_post = self.program.policies.iter().enumerate().any(|(pi, p)| {
+            self.plan.effective[pi]
+                && p.transitions.iter().any(|t| {
+                    t.event == self.event && (t.phase == Phase::Post || t.verdict == Verdict::Audit)
+                })
+        });
+        if has_post || effect.is_some() || !self.plan.hooks.is_empty() {
             let rl: Vec<u32> = self
                 .results
                 .clone()
@@ -430,9 +446,20 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalSet(r));
                 self.result64 = Some(r);
             }
+            // The pre phase's audits, now that nothing can run between guards and import.
+            self.audits(&pre);
             self.hook(hook_kind::POST, None, self.result64);
             let post = self.phase(Phase::Post)?;
-            self.commit_and_audit(&post);
+            self.check_audit_delivery(&post);
+            self.commit(&post);
+            self.audits(&post);
+            if let (Some(effect), Some(r)) = (effect, self.result64) {
+                self.g.op(I::LocalGet(r));
+                self.g.op(I::I64Eqz);
+                self.g.if_(BlockType::Empty);
+                self.apply_effect(effect);
+                self.g.end();
+            }
             for &l in &rl {
                 self.g.op(I::LocalGet(l));
             }
@@ -440,16 +467,21 @@ impl WrapGen<'_> {
         self.g.op(I::Return);
         self.g.end();
 
-        // The violation path: `viol` holds the code.
+        // The violation path: `viol` holds the code. The monitor stays busy for good, so
+        // an embedder that calls the instance again gets every monitored call denied.
+        if let Some(busy) = self.plan.globals.busy {
+            self.g.op(I::I32Const(1));
+            self.g.op(I::GlobalSet(busy));
+        }
         self.hook(hook_kind::DENY, None, Some(self.extra));
-        if let Some(fd_write) = self.plan.fd_write {
+        if self.plan.fd_write.is_some() {
             let codes = std::mem::take(&mut self.deny_codes);
             for code in codes {
                 self.g.op(I::LocalGet(self.viol));
                 self.g.op(I::I32Const(code as i32));
                 self.g.op(I::I32Eq);
                 self.g.if_(BlockType::Empty);
-                self.write_message(fd_write, code, false);
+                self.write_message(code, false, None);
                 self.g.end();
             }
         }
@@ -457,6 +489,597 @@ impl WrapGen<'_> {
         self.g.op(I::GlobalSet(self.plan.globals.violation));
         self.g.op(I::Unreachable);
         Ok(())
+    }
+
+    /// The descriptor-table change of this call, when the module's monitor keeps one.
+    fn effect(&self) -> Option<Effect> {
+        self.plan.table?;
+        let ev = self.ev();
+        (ev.module == wasi::MODULE)
+            .then(|| Effect::of(&ev.field))
+            .flatten()
+    }
+
+    /// Resolves, at the wrapper's start, every path parameter a live guard reads or the
+    /// table needs (`path_open`'s `path`). Paths first, then link targets (against their link).
+    fn resolve_paths(&mut self) {
+        let (Some(layout), Some(resolve)) = (self.plan.table, self.plan.helpers.resolve) else {
+            return;
+        };
+        let mut wanted: Vec<ParamId> = Vec::new();
+        for (pi, p) in self.program.policies.iter().enumerate() {
+            if !self.plan.effective[pi] {
+                continue;
+            }
+            for t in p.transitions.iter().filter(|t| t.event == self.event) {
+                for e in t.exprs() {
+                    e.visit(&mut |x| {
+                        if let Expr::Str(Subject::Resolved(q), _) = x {
+                            if !wanted.contains(q) {
+                                wanted.push(*q);
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        if self.effect() == Some(Effect::Open) {
+            if let Some(p) = self.param_named("path") {
+                if !wanted.contains(&p) {
+                    wanted.push(p);
+                }
+            }
+        }
+        // Links before their targets.
+        let mut order: Vec<ParamId> = Vec::new();
+        for &q in &wanted {
+            if let Some(Role::LinkTarget { link }) = self.role(q) {
+                if let Some(l) = self.param_named(link) {
+                    if !order.contains(&l) {
+                        order.push(l);
+                    }
+                }
+            }
+        }
+        for &q in &wanted {
+            if !order.contains(&q) {
+                order.push(q);
+            }
+        }
+        order.sort_by_key(|&q| matches!(self.role(q), Some(Role::LinkTarget { .. })));
+        let host = self.plan.host_memory.unwrap_or(0);
+        let private = self.plan.private_memory;
+        for (k, q) in order.into_iter().enumerate() {
+            let buffer = layout.resolved(k as u32);
+            let status = self.g.local(ValType::I32);
+            let (ptr, len) = (self.local_of(q), self.local_of(q) + 1);
+            let role = self.role(q);
+            let dir = match role {
+                Some(Role::Path { dir }) => self.param_named(dir),
+                Some(Role::LinkTarget { link }) => self
+                    .param_named(link)
+                    .and_then(|l| self.resolved.get(&l))
+                    .map(|r| r.dir),
+                _ => None,
+            }
+            .unwrap_or(0);
+            let done = self.g.block();
+            // Out of bounds of the host memory.
+            self.g.op(I::I32Const(OUT_OF_BOUNDS));
+            self.g.op(I::LocalSet(status));
+            self.in_bounds(ptr, len, host);
+            self.g.op(I::I32Eqz);
+            self.g.br_if(done);
+            // Absolute: the directory does not matter.
+            self.g.op(I::LocalGet(len));
+            self.g.op(I::If(BlockType::Result(ValType::I32)));
+            self.g.op(I::LocalGet(ptr));
+            self.g.op(I::I32Load8U(mem(host, 0, 0)));
+            self.g.op(I::I32Const(b'/' as i32));
+            self.g.op(I::I32Eq);
+            self.g.op(I::Else);
+            self.g.op(I::I32Const(0));
+            self.g.op(I::End);
+            self.g.if_(BlockType::Empty);
+            self.call_resolve(resolve, buffer, status, (Base::Root, ptr, len));
+            self.g.br(done);
+            self.g.end();
+            self.g.op(I::I32Const(UNRESOLVED));
+            self.g.op(I::LocalSet(status));
+            match role {
+                Some(Role::LinkTarget { link }) => {
+                    let Some(link) = self
+                        .param_named(link)
+                        .and_then(|l| self.resolved.get(&l))
+                        .copied()
+                    else {
+                        self.g.br(done);
+                        self.g.end();
+                        continue;
+                    };
+                    self.g.op(I::LocalGet(link.status));
+                    self.g.op(I::I32Const(0));
+                    self.g.op(I::I32LeS);
+                    self.g.br_if(done);
+                    self.call_resolve(resolve, buffer, status, (Base::ParentOf(link), ptr, len));
+                }
+                _ => {
+                    // The directory's known path: an entry with a path length.
+                    let fd = self.local_of(dir);
+                    self.g.op(I::LocalGet(fd));
+                    self.g.op(I::I32Const(MAX_FDS as i32));
+                    self.g.op(I::I32GeU);
+                    self.g.br_if(done);
+                    self.entry_addr(fd, layout);
+                    self.g.op(I::I32Load(mem(private, 4, 2)));
+                    self.g.op(I::I32Eqz);
+                    self.g.br_if(done);
+                    self.call_resolve(
+                        resolve,
+                        buffer,
+                        status,
+                        (Base::Descriptor(fd, layout), ptr, len),
+                    );
+                }
+            }
+            self.g.end();
+            self.resolved.insert(
+                q,
+                Resolution {
+                    status,
+                    buffer,
+                    dir,
+                },
+            );
+        }
+    }
+
+    /// status := resolve(base, base_len, ptr, len, buffer).
+    fn call_resolve(
+        &mut self,
+        resolve: u32,
+        buffer: u32,
+        status: u32,
+        (base, ptr, len): (Base, u32, u32),
+    ) {
+        let private = self.plan.private_memory;
+        match base {
+            Base::Root => {
+                self.g.op(I::I32Const(0));
+                self.g.op(I::I32Const(1));
+            }
+            Base::Descriptor(fd, layout) => {
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::I32Const(MAX_PATH as i32));
+                self.g.op(I::I32Mul);
+                self.g.op(I::I32Const(layout.paths() as i32));
+                self.g.op(I::I32Add);
+                self.entry_addr(fd, layout);
+                self.g.op(I::I32Load(mem(private, 4, 2)));
+            }
+            Base::ParentOf(link) => {
+                // The parent of the link's resolved path: up to its last `/` (the root
+                // when that is the first byte).
+                let n = self.g.local(ValType::I32);
+                self.g.op(I::LocalGet(link.status));
+                self.g.op(I::LocalSet(n));
+                let found = self.g.block();
+                let back = self.g.loop_();
+                self.g.op(I::LocalGet(n));
+                self.g.op(I::I32Const(1));
+                self.g.op(I::I32Sub);
+                self.g.op(I::LocalTee(n));
+                self.g.op(I::I32Eqz);
+                self.g.br_if(found);
+                self.g.op(I::I32Const(link.buffer as i32));
+                self.g.op(I::LocalGet(n));
+                self.g.op(I::I32Add);
+                self.g.op(I::I32Load8U(mem(private, 0, 0)));
+                self.g.op(I::I32Const(b'/' as i32));
+                self.g.op(I::I32Ne);
+                self.g.br_if(back);
+                self.g.end();
+                self.g.end();
+                self.g.op(I::I32Const(link.buffer as i32));
+                self.g.op(I::LocalGet(n));
+                self.g.op(I::I32Const(1));
+                self.g.op(I::LocalGet(n));
+                self.g.op(I::Select);
+            }
+        }
+        self.g.op(I::LocalGet(ptr));
+        self.g.op(I::LocalGet(len));
+        self.g.op(I::I32Const(buffer as i32));
+        self.g.op(I::Call(resolve));
+        self.g.op(I::LocalSet(status));
+    }
+
+    /// Pushes the private address of descriptor `fd`'s table entry (fd < MAX_FDS).
+    fn entry_addr(&mut self, fd: u32, layout: Layout) {
+        self.g.op(I::LocalGet(fd));
+        self.g.op(I::I32Const(ENTRY as i32));
+        self.g.op(I::I32Mul);
+        self.g.op(I::I32Const(layout.table() as i32));
+        self.g.op(I::I32Add);
+    }
+
+    /// Pushes the kind code of the descriptor in local `fd` (closed past the table).
+    fn kind_of(&mut self, fd: u32) {
+        let Some(layout) = self.plan.table else {
+            // No table in this module: every descriptor reads as closed.
+            self.g.op(I::I32Const(Kind::Closed as i32));
+            return;
+        };
+        self.g.op(I::LocalGet(fd));
+        self.g.op(I::I32Const(MAX_FDS as i32));
+        self.g.op(I::I32LtU);
+        self.g.op(I::If(BlockType::Result(ValType::I32)));
+        self.entry_addr(fd, layout);
+        self.g.op(I::I32Load8U(mem(self.plan.private_memory, 0, 0)));
+        self.g.op(I::Else);
+        self.g.op(I::I32Const(Kind::Closed as i32));
+        self.g.op(I::End);
+    }
+
+    /// Pushes 1 when `ptr + len` (locals) lies within memory `m`, else 0.
+    fn in_bounds(&mut self, ptr: u32, len: u32, m: u32) {
+        self.g.op(I::LocalGet(ptr));
+        self.g.op(I::I64ExtendI32U);
+        self.g.op(I::LocalGet(len));
+        self.g.op(I::I64ExtendI32U);
+        self.g.op(I::I64Add);
+        self.g.op(I::MemorySize(m));
+        self.g.op(I::I64ExtendI32U);
+        self.g.op(I::I64Const(16));
+        self.g.op(I::I64Shl);
+        self.g.op(I::I64LeU);
+    }
+
+    /// A local set to 1 when a suppression fired in `steps`.
+    fn suppressing(&mut self, steps: &[StepOut]) -> Option<u32> {
+        let codes: Vec<(u32, u32)> = steps
+            .iter()
+            .filter_map(|s| s.verdict.map(|v| (s, v)))
+            .flat_map(|(s, v)| {
+                s.outcomes
+                    .iter()
+                    .filter(|(_, _, verdict)| matches!(verdict, Verdict::Suppress(_)))
+                    .map(move |(c, _, _)| (v, *c))
+            })
+            .collect();
+        if codes.is_empty() {
+            return None;
+        }
+        let flag = self.g.local(ValType::I32);
+        for (k, (v, code)) in codes.iter().enumerate() {
+            self.g.op(I::LocalGet(*v));
+            self.g.op(I::I32Const(*code as i32));
+            self.g.op(I::I32Eq);
+            if k > 0 {
+                self.g.op(I::I32Or);
+            }
+        }
+        self.g.op(I::LocalSet(flag));
+        Some(flag)
+    }
+
+    /// Denies an audit of a policy without the opt-out while descriptor 2 is not the
+    /// stderr found at start.
+    fn check_audit_delivery(&mut self, steps: &[StepOut]) {
+        if self.plan.table.is_none() {
+            return;
+        }
+        for s in steps {
+            let Some(v) = s.verdict else { continue };
+            if self.program.policies[s.policy].allow_undelivered_audits {
+                continue;
+            }
+            for (code, ti, verdict) in s.outcomes.clone() {
+                if verdict != Verdict::Audit {
+                    continue;
+                }
+                let fd2 = self.g.local(ValType::I32);
+                self.g.op(I::I32Const(2));
+                self.g.op(I::LocalSet(fd2));
+                self.g.op(I::LocalGet(v));
+                self.g.op(I::I32Const(code as i32));
+                self.g.op(I::I32Eq);
+                self.kind_of(fd2);
+                self.g.op(I::I32Const(Kind::Stderr as i32));
+                self.g.op(I::I32Ne);
+                self.g.op(I::I32And);
+                self.g.if_(BlockType::Empty);
+                let c = self.reg.code(
+                    self.program,
+                    self.event,
+                    s.policy,
+                    Some(ti),
+                    Some(RuntimeFault::AuditUndelivered),
+                );
+                self.fail(c);
+                self.g.end();
+            }
+        }
+    }
+
+    /// Denies the call when an out-pointer parameter the catalogue knows lies outside
+    /// the host memory or is misaligned (unless the call is suppressed).
+    fn check_out_pointers(&mut self, suppressing: Option<u32>) {
+        let Some(host) = self.plan.host_memory else {
+            return;
+        };
+        let outs: Vec<(ParamId, u32, u32)> = (0..self.ev().params.len() as ParamId)
+            .filter_map(|p| match self.role(p) {
+                Some(Role::Out {
+                    size,
+                    align,
+                    size_p0,
+                }) => Some((p, if self.w.preview0 { size_p0 } else { size }, align)),
+                _ => None,
+            })
+            .collect();
+        if outs.is_empty() {
+            return;
+        }
+        if let Some(flag) = suppressing {
+            self.g.op(I::LocalGet(flag));
+            self.g.op(I::I32Eqz);
+            self.g.if_(BlockType::Empty);
+        }
+        let owner = self.program.owner(self.event);
+        for (p, size, align) in outs {
+            let l = self.local_of(p);
+            self.g.op(I::LocalGet(l));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::I64Const(size as i64));
+            self.g.op(I::I64Add);
+            self.g.op(I::MemorySize(host));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::I64Const(16));
+            self.g.op(I::I64Shl);
+            self.g.op(I::I64GtU);
+            self.g.op(I::LocalGet(l));
+            self.g.op(I::I32Const(align as i32 - 1));
+            self.g.op(I::I32And);
+            self.g.op(I::I32Or);
+            self.g.if_(BlockType::Empty);
+            let code = self.reg.code(
+                self.program,
+                self.event,
+                owner,
+                None,
+                Some(RuntimeFault::OutPointer { param: p }),
+            );
+            self.fail(code);
+            self.g.end();
+        }
+        if suppressing.is_some() {
+            self.g.end();
+        }
+    }
+
+    /// The descriptor table's change after a successful call (`result == 0`).
+    fn apply_effect(&mut self, effect: Effect) {
+        let layout = self.plan.table.expect("effects only with a table");
+        let host = self.plan.host_memory.unwrap_or(0);
+        let private = self.plan.private_memory;
+        let owner = self.program.owner(self.event);
+        let arg = |w: &Self, name: &str| w.param_named(name).map(|p| w.local_of(p));
+        match effect {
+            Effect::Open | Effect::Accept => {
+                let out = match effect {
+                    Effect::Open => "opened_fd",
+                    _ => "ro_fd",
+                };
+                let Some(out) = arg(self, out) else { return };
+                let fd = self.g.local(ValType::I32);
+                self.g.op(I::LocalGet(out));
+                self.g.op(I::I32Load(mem(host, 0, 2)));
+                self.g.op(I::LocalTee(fd));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32GeU);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::I64ExtendI32U);
+                self.g.op(I::LocalSet(self.extra));
+                let code = self.reg.code(
+                    self.program,
+                    self.event,
+                    owner,
+                    None,
+                    Some(RuntimeFault::DescriptorLimit { fd: 0 }),
+                );
+                self.fail(code);
+                self.g.end();
+                let entry = self.g.local(ValType::I32);
+                self.entry_addr(fd, layout);
+                self.g.op(I::LocalSet(entry));
+                if effect == Effect::Accept {
+                    self.store_entry(
+                        entry,
+                        |g| g.op(I::I32Const(KIND_SOCKET)),
+                        |g| g.op(I::I32Const(1)),
+                    );
+                    return;
+                }
+                // The file type the host reports for the new descriptor.
+                let wasi = self.plan.wasi.expect("a table has the scan's functions");
+                let scratch = self.scratch_local();
+                let kind = self.g.local(ValType::I32);
+                resources::borrow_scratch(&mut self.g, host, private, layout, scratch);
+                self.g.op(I::I32Const(0));
+                self.g.op(I::LocalSet(kind));
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::LocalGet(scratch));
+                self.g.op(I::Call(wasi.fd_fdstat_get));
+                self.g.op(I::I32Eqz);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(scratch));
+                self.g.op(I::I32Load8U(mem(host, 0, 0)));
+                self.g.op(I::LocalSet(kind));
+                self.g.end();
+                resources::return_scratch(&mut self.g, host, private, layout, scratch);
+                let rights = arg(self, "fs_rights_base");
+                let fdflags = arg(self, "fdflags");
+                let oflags = arg(self, "oflags");
+                self.store_entry(
+                    entry,
+                    |g| {
+                        // directory 3 -> directory; sockets 5, 6 -> socket; else file.
+                        g.op(I::LocalGet(kind));
+                        g.op(I::I32Const(3));
+                        g.op(I::I32Eq);
+                        g.op(I::If(BlockType::Result(ValType::I32)));
+                        g.op(I::I32Const(KIND_DIRECTORY));
+                        g.op(I::Else);
+                        g.op(I::LocalGet(kind));
+                        g.op(I::I32Const(5));
+                        g.op(I::I32Sub);
+                        g.op(I::I32Const(2));
+                        g.op(I::I32LtU);
+                        g.op(I::If(BlockType::Result(ValType::I32)));
+                        g.op(I::I32Const(KIND_SOCKET));
+                        g.op(I::Else);
+                        g.op(I::I32Const(KIND_FILE));
+                        g.op(I::End);
+                        g.op(I::End);
+                    },
+                    |g| {
+                        // `policy_lang::descriptors::opens_for_writing`.
+                        match rights {
+                            Some(r) => {
+                                g.op(I::LocalGet(r));
+                                g.op(I::I64Const(WRITE_RIGHTS));
+                                g.op(I::I64And);
+                                g.op(I::I64Const(0));
+                                g.op(I::I64Ne);
+                            }
+                            None => g.op(I::I32Const(0)),
+                        }
+                        if let Some(f) = fdflags {
+                            g.op(I::LocalGet(f));
+                            g.op(I::I32Const(1));
+                            g.op(I::I32And);
+                            g.op(I::I32Or);
+                        }
+                        if let Some(o) = oflags {
+                            g.op(I::LocalGet(o));
+                            g.op(I::I32Const(WRITE_OFLAGS as i32));
+                            g.op(I::I32And);
+                            g.op(I::I32Const(0));
+                            g.op(I::I32Ne);
+                            g.op(I::I32Or);
+                        }
+                    },
+                );
+                // Its path: the resolved `path`, when it resolved.
+                if let Some(r) = self
+                    .param_named("path")
+                    .and_then(|p| self.resolved.get(&p))
+                    .copied()
+                {
+                    self.g.op(I::LocalGet(r.status));
+                    self.g.op(I::I32Const(0));
+                    self.g.op(I::I32GtS);
+                    self.g.if_(BlockType::Empty);
+                    self.g.op(I::LocalGet(fd));
+                    self.g.op(I::I32Const(MAX_PATH as i32));
+                    self.g.op(I::I32Mul);
+                    self.g.op(I::I32Const(layout.paths() as i32));
+                    self.g.op(I::I32Add);
+                    self.g.op(I::I32Const(r.buffer as i32));
+                    self.g.op(I::LocalGet(r.status));
+                    self.g.op(I::MemoryCopy {
+                        src_mem: private,
+                        dst_mem: private,
+                    });
+                    self.g.op(I::LocalGet(entry));
+                    self.g.op(I::LocalGet(r.status));
+                    self.g.op(I::I32Store(mem(private, 4, 2)));
+                    self.g.end();
+                }
+            }
+            Effect::Close => {
+                let Some(fd) = arg(self, "fd") else { return };
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32LtU);
+                self.g.if_(BlockType::Empty);
+                self.entry_addr(fd, layout);
+                self.g.op(I::I64Const(0));
+                self.g.op(I::I64Store(mem(private, 0, 3)));
+                self.g.end();
+            }
+            Effect::Renumber => {
+                let (Some(from), Some(to)) = (arg(self, "fd"), arg(self, "to")) else {
+                    return;
+                };
+                self.g.op(I::LocalGet(from));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32LtU);
+                self.g.op(I::LocalGet(to));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32LtU);
+                self.g.op(I::I32And);
+                self.g.op(I::LocalGet(from));
+                self.g.op(I::LocalGet(to));
+                self.g.op(I::I32Ne);
+                self.g.op(I::I32And);
+                self.g.if_(BlockType::Empty);
+                // to's entry and path := from's; from := closed.
+                self.entry_addr(to, layout);
+                self.entry_addr(from, layout);
+                self.g.op(I::I64Load(mem(private, 0, 3)));
+                self.g.op(I::I64Store(mem(private, 0, 3)));
+                for fd in [to, from] {
+                    self.g.op(I::LocalGet(fd));
+                    self.g.op(I::I32Const(MAX_PATH as i32));
+                    self.g.op(I::I32Mul);
+                    self.g.op(I::I32Const(layout.paths() as i32));
+                    self.g.op(I::I32Add);
+                }
+                self.entry_addr(to, layout);
+                self.g.op(I::I32Load(mem(private, 4, 2)));
+                self.g.op(I::MemoryCopy {
+                    src_mem: private,
+                    dst_mem: private,
+                });
+                self.entry_addr(from, layout);
+                self.g.op(I::I64Const(0));
+                self.g.op(I::I64Store(mem(private, 0, 3)));
+                self.g.end();
+            }
+        }
+    }
+
+    /// Writes the table entry at `entry` (a local): kind, writable, no path yet.
+    fn store_entry(
+        &mut self,
+        entry: u32,
+        kind: impl FnOnce(&mut FnGen),
+        writable: impl FnOnce(&mut FnGen),
+    ) {
+        let private = self.plan.private_memory;
+        self.g.op(I::LocalGet(entry));
+        kind(&mut self.g);
+        self.g.op(I::I32Store8(mem(private, 0, 0)));
+        self.g.op(I::LocalGet(entry));
+        writable(&mut self.g);
+        self.g.op(I::I32Store8(mem(private, 1, 0)));
+        self.g.op(I::LocalGet(entry));
+        self.g.op(I::I32Const(0));
+        self.g.op(I::I32Store(mem(private, 4, 2)));
+    }
+
+    fn scratch_local(&mut self) -> u32 {
+        match self.scratch {
+            Some(l) => l,
+            None => {
+                let l = self.g.local(ValType::I32);
+                self.scratch = Some(l);
+                l
+            }
+        }
     }
 
     fn suppress_value(&mut self, value: Option<i64>, code: u32) -> Result<(), WeaveError> {
@@ -519,7 +1142,8 @@ impl WrapGen<'_> {
         self.g.op(I::Call(hook));
     }
 
-    fn commit_and_audit(&mut self, steps: &[StepOut]) {
+    /// Commits the steps' new states and variables.
+    fn commit(&mut self, steps: &[StepOut]) {
         for s in steps {
             if let Some((global, local)) = s.state {
                 self.g.op(I::LocalGet(local));
@@ -530,19 +1154,34 @@ impl WrapGen<'_> {
                 self.g.op(I::GlobalSet(global));
             }
         }
+    }
+
+    /// Reports the audits that fired in `steps`: the hook, and the line through
+    /// `fd_write`, which must be delivered in full unless the policy opted out.
+    fn audits(&mut self, steps: &[StepOut]) {
         for s in steps {
             let Some(v) = s.verdict else { continue };
-            for (code, verdict) in &s.outcomes {
-                if *verdict != Verdict::Audit {
+            let checked = !self.program.policies[s.policy].allow_undelivered_audits;
+            for (code, ti, verdict) in s.outcomes.clone() {
+                if verdict != Verdict::Audit {
                     continue;
                 }
                 self.g.op(I::LocalGet(v));
-                self.g.op(I::I32Const(*code as i32));
+                self.g.op(I::I32Const(code as i32));
                 self.g.op(I::I32Eq);
                 self.g.if_(BlockType::Empty);
-                self.hook(hook_kind::AUDIT, Some(*code), self.result64);
-                if let Some(fd_write) = self.plan.fd_write {
-                    self.write_message(fd_write, *code, true);
+                self.hook(hook_kind::AUDIT, Some(code), self.result64);
+                if self.plan.fd_write.is_some() {
+                    let undelivered = checked.then(|| {
+                        self.reg.code(
+                            self.program,
+                            self.event,
+                            s.policy,
+                            Some(ti),
+                            Some(RuntimeFault::AuditUndelivered),
+                        )
+                    });
+                    self.write_message(code, true, undelivered);
                 }
                 self.g.end();
             }
@@ -550,15 +1189,24 @@ impl WrapGen<'_> {
     }
 
     /// Writes code's message to fd 2 through the module's own `fd_write`, using a scratch
-    /// area at the top of memory 0. Audits continue running, so they first save that area
-    /// into the private memory and restore it afterwards.
-    fn write_message(&mut self, fd_write: u32, code: u32, save: bool) {
+    /// area at the top of host memory. Audits continue running, so they first save that
+    /// area into the private memory and restore it afterwards. With `undelivered`, a
+    /// line not written in full (after retrying short writes) denies with that code.
+    fn write_message(&mut self, code: u32, save: bool, undelivered: Option<u32>) {
+        let Some(fd_write) = self.plan.fd_write else {
+            return;
+        };
+        let host = self.plan.host_memory.unwrap_or(0);
         let (off, len) = self.reg.message_at[code as usize - 1];
         self.reg.uses_messages = true;
         let scratch = scratch_len(len as usize);
         let top = self.g.local(ValType::I64);
         let base = self.g.local(ValType::I32);
-        self.g.op(I::MemorySize(0));
+        let left = self.g.local(ValType::I32);
+        let ok = self.g.local(ValType::I32);
+        self.g.op(I::I32Const(0));
+        self.g.op(I::LocalSet(ok));
+        self.g.op(I::MemorySize(host));
         self.g.op(I::I64ExtendI32U);
         self.g.op(I::I64Const(16));
         self.g.op(I::I64Shl);
@@ -573,32 +1221,37 @@ impl WrapGen<'_> {
         self.g.op(I::LocalSet(base));
         let private = self.plan.private_memory;
         if save {
-            self.reg.uses_save_area = true;
             self.g.op(I::I32Const(0));
             self.g.op(I::LocalGet(base));
             self.g.op(I::I32Const(scratch as i32));
             self.g.op(I::MemoryCopy {
-                src_mem: 0,
+                src_mem: host,
                 dst_mem: private,
             });
         }
+        // iovec { base + 12, len }; the text at base + 12.
         self.g.op(I::LocalGet(base));
         self.g.op(I::LocalGet(base));
         self.g.op(I::I32Const(12));
         self.g.op(I::I32Add);
-        self.g.op(I::I32Store(mem(0, 0, 2)));
+        self.g.op(I::I32Store(mem(host, 0, 2)));
         self.g.op(I::LocalGet(base));
         self.g.op(I::I32Const(len as i32));
-        self.g.op(I::I32Store(mem(0, 4, 2)));
+        self.g.op(I::I32Store(mem(host, 4, 2)));
         self.g.op(I::LocalGet(base));
         self.g.op(I::I32Const(12));
         self.g.op(I::I32Add);
         self.g.op(I::I32Const(off as i32));
         self.g.op(I::I32Const(len as i32));
         self.g.op(I::MemoryInit {
-            mem: 0,
+            mem: host,
             data_index: self.plan.message_segment,
         });
+        // Write until every byte is out; a failed or empty write ends it.
+        self.g.op(I::I32Const(len as i32));
+        self.g.op(I::LocalSet(left));
+        let done = self.g.block();
+        let again = self.g.loop_();
         self.g.op(I::I32Const(2));
         self.g.op(I::LocalGet(base));
         self.g.op(I::I32Const(1));
@@ -606,17 +1259,58 @@ impl WrapGen<'_> {
         self.g.op(I::I32Const(8));
         self.g.op(I::I32Add);
         self.g.op(I::Call(fd_write));
-        self.g.op(I::Drop);
+        self.g.br_if(done);
+        // nwritten in 1..=left: advance the iovec.
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::I32Load(mem(host, 8, 2)));
+        self.g.op(I::I32Eqz);
+        self.g.br_if(done);
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::I32Load(mem(host, 8, 2)));
+        self.g.op(I::LocalGet(left));
+        self.g.op(I::I32GtU);
+        self.g.br_if(done);
+        self.g.op(I::LocalGet(left));
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::I32Load(mem(host, 8, 2)));
+        self.g.op(I::I32Sub);
+        self.g.op(I::LocalTee(left));
+        self.g.op(I::I32Eqz);
+        self.g.if_(BlockType::Empty);
+        self.g.op(I::I32Const(1));
+        self.g.op(I::LocalSet(ok));
+        self.g.br(done);
+        self.g.end();
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::I32Load(mem(host, 0, 2)));
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::I32Load(mem(host, 8, 2)));
+        self.g.op(I::I32Add);
+        self.g.op(I::I32Store(mem(host, 0, 2)));
+        self.g.op(I::LocalGet(base));
+        self.g.op(I::LocalGet(left));
+        self.g.op(I::I32Store(mem(host, 4, 2)));
+        self.g.br(again);
+        self.g.end();
+        self.g.end();
         if save {
             self.g.op(I::LocalGet(base));
             self.g.op(I::I32Const(0));
             self.g.op(I::I32Const(scratch as i32));
             self.g.op(I::MemoryCopy {
                 src_mem: private,
-                dst_mem: 0,
+                dst_mem: host,
             });
         }
         self.g.end();
+        if let Some(c) = undelivered {
+            self.g.op(I::LocalGet(ok));
+            self.g.op(I::I32Eqz);
+            self.g.if_(BlockType::Empty);
+            self.fail(c);
+            self.g.end();
+        }
     }
 
     /// One step of every effective policy in `phase`, in program order.
@@ -661,6 +1355,10 @@ impl WrapGen<'_> {
                 )
             });
             let verdict = needs_verdict.then(|| self.g.local(ValType::I32));
+            if let Some(v) = verdict {
+                self.g.op(I::I32Const(0));
+                self.g.op(I::LocalSet(v));
+            }
             let mut outcomes = Vec::new();
             let mut changes_state = false;
             let done = self.g.block();
@@ -694,44 +1392,51 @@ impl WrapGen<'_> {
                     self.g.br_if(skip);
                 }
                 // Fires. Update values read the globals (values before the step).
-                for u in &t.updates {
-                    self.int_expr(&u.value)?;
-                    let l = var_tmp[&u.var];
-                    self.g.op(I::LocalSet(l));
-                    let v = &p.vars[u.var as usize];
-                    if v.min != i64::MIN || v.max != i64::MAX {
-                        let code = self.reg.code(
-                            self.program,
-                            pi,
-                            ti,
-                            Some(Fault::VarOutOfRange { var: u.var }),
-                        );
-                        self.g.op(I::LocalGet(l));
-                        self.g.op(I::I64Const(v.min));
-                        self.g.op(I::I64LtS);
-                        self.g.op(I::LocalGet(l));
-                        self.g.op(I::I64Const(v.max));
-                        self.g.op(I::I64GtS);
-                        self.g.op(I::I32Or);
-                        self.g.if_(BlockType::Empty);
-                        self.g.op(I::LocalGet(l));
-                        self.g.op(I::LocalSet(self.extra));
-                        self.fail(code);
-                        self.g.end();
+                if t.verdict != Verdict::Deny {
+                    for u in &t.updates {
+                        self.int_expr(&u.value)?;
+                        let l = var_tmp[&u.var];
+                        self.g.op(I::LocalSet(l));
+                        let v = &p.vars[u.var as usize];
+                        if v.min != i64::MIN || v.max != i64::MAX {
+                            let code = self.reg.code(
+                                self.program,
+                                self.event,
+                                pi,
+                                Some(ti),
+                                Some(RuntimeFault::VarOutOfRange {
+                                    var: u.var,
+                                    value: 0,
+                                }),
+                            );
+                            self.g.op(I::LocalGet(l));
+                            self.g.op(I::I64Const(v.min));
+                            self.g.op(I::I64LtS);
+                            self.g.op(I::LocalGet(l));
+                            self.g.op(I::I64Const(v.max));
+                            self.g.op(I::I64GtS);
+                            self.g.op(I::I32Or);
+                            self.g.if_(BlockType::Empty);
+                            self.g.op(I::LocalGet(l));
+                            self.g.op(I::LocalSet(self.extra));
+                            self.fail(code);
+                            self.g.end();
+                        }
                     }
+                    self.set_updates(pi, ti)?;
                 }
                 match &t.verdict {
                     Verdict::Deny => {
-                        let code = self.reg.code(self.program, pi, ti, None);
+                        let code = self.reg.code(self.program, self.event, pi, Some(ti), None);
                         self.fail(code);
                     }
                     Verdict::Allow => {}
                     v @ (Verdict::Audit | Verdict::Suppress(_)) => {
-                        let code = self.reg.code(self.program, pi, ti, None);
+                        let code = self.reg.code(self.program, self.event, pi, Some(ti), None);
                         self.g.op(I::I32Const(code as i32));
                         self.g
                             .op(I::LocalSet(verdict.expect("allocated for audit/suppress")));
-                        outcomes.push((code, v.clone()));
+                        outcomes.push((code, ti, v.clone()));
                     }
                 }
                 if t.verdict != Verdict::Deny {
@@ -746,6 +1451,7 @@ impl WrapGen<'_> {
             }
             self.g.end();
             out.push(StepOut {
+                policy: pi,
                 verdict,
                 outcomes,
                 state: changes_state.then_some((state_global, st)),
@@ -753,6 +1459,55 @@ impl WrapGen<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// The firing transition's set insertions and removals: values first (against the
+    /// sets before the step), then applied in order; a full set is a fault.
+    fn set_updates(&mut self, pi: usize, ti: usize) -> Result<(), WeaveError> {
+        let t = &self.program.policies[pi].transitions[ti];
+        if t.set_updates.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<u32> = t
+            .set_updates
+            .iter()
+            .map(|_| self.g.local(ValType::I64))
+            .collect();
+        for (u, &l) in t.set_updates.iter().zip(&values) {
+            self.int_expr(&u.value)?;
+            self.g.op(I::LocalSet(l));
+        }
+        let (Some(insert), Some(remove)) =
+            (self.plan.helpers.set_insert, self.plan.helpers.set_remove)
+        else {
+            return Err(WeaveError::Internal {
+                message: "set updates without set helpers".into(),
+            });
+        };
+        for (u, &l) in t.set_updates.iter().zip(&values) {
+            let base = self.plan.sets[pi][u.set as usize];
+            let cap = self.program.policies[pi].sets[u.set as usize].capacity;
+            self.g.op(I::I32Const(base as i32));
+            if u.insert {
+                self.g.op(I::I32Const(cap as i32));
+                self.g.op(I::LocalGet(l));
+                self.g.op(I::Call(insert));
+                self.g.if_(BlockType::Empty);
+                let code = self.reg.code(
+                    self.program,
+                    self.event,
+                    pi,
+                    Some(ti),
+                    Some(RuntimeFault::SetFull { set: u.set }),
+                );
+                self.fail(code);
+                self.g.end();
+            } else {
+                self.g.op(I::LocalGet(l));
+                self.g.op(I::Call(remove));
+            }
+        }
+        Ok(())
     }
 
     /// viol := code; br $deny.
@@ -765,8 +1520,14 @@ impl WrapGen<'_> {
         self.g.br(self.deny);
     }
 
-    fn fault(&mut self, f: Fault) {
-        let code = self.reg.code(self.program, self.policy, self.ti, Some(f));
+    fn fault(&mut self, f: RuntimeFault) {
+        let code = self.reg.code(
+            self.program,
+            self.event,
+            self.policy,
+            Some(self.ti),
+            Some(f),
+        );
         self.fail(code);
     }
 
@@ -794,17 +1555,13 @@ impl WrapGen<'_> {
                 self.bool_expr(b)?;
                 self.g.end();
             }
-            Expr::Binary(op @ (BinOp::Eq | BinOp::Ne), a, b) if is_bool(a) => {
+            Expr::Binary(op @ (BinOp::Eq | BinOp::Ne), a, b) if a.is_bool() => {
                 self.bool_expr(a)?;
                 self.bool_expr(b)?;
                 self.g
                     .op(if *op == BinOp::Eq { I::I32Eq } else { I::I32Ne });
             }
-            Expr::Binary(
-                op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
-                a,
-                b,
-            ) => {
+            Expr::Binary(op, a, b) if op.is_comparison() => {
                 self.int_expr(a)?;
                 self.int_expr(b)?;
                 self.g.op(match op {
@@ -816,7 +1573,43 @@ impl WrapGen<'_> {
                     _ => I::I64GeS,
                 });
             }
-            Expr::Str(param, pattern) => self.string_test(*param, pattern)?,
+            Expr::Str(subject, pattern) => self.string_test(*subject, pattern)?,
+            Expr::FdIs(p, mask) => {
+                // (mask >> kind) & 1
+                let fd = self.local_of(*p);
+                self.g.op(I::I32Const(*mask as i32));
+                self.kind_of(fd);
+                self.g.op(I::I32ShrU);
+                self.g.op(I::I32Const(1));
+                self.g.op(I::I32And);
+            }
+            Expr::FdWritable(p) => {
+                let fd = self.local_of(*p);
+                match self.plan.table {
+                    Some(layout) => {
+                        self.g.op(I::LocalGet(fd));
+                        self.g.op(I::I32Const(MAX_FDS as i32));
+                        self.g.op(I::I32LtU);
+                        self.g.op(I::If(BlockType::Result(ValType::I32)));
+                        self.entry_addr(fd, layout);
+                        self.g.op(I::I32Load8U(mem(self.plan.private_memory, 1, 0)));
+                        self.g.op(I::Else);
+                        self.g.op(I::I32Const(0));
+                        self.g.op(I::End);
+                    }
+                    None => self.g.op(I::I32Const(0)),
+                }
+            }
+            Expr::SetHas(set, v) => {
+                let base = self.plan.sets[self.policy][*set as usize];
+                self.g.op(I::I32Const(base as i32));
+                self.int_expr(v)?;
+                self.g.op(I::Call(self.plan.helpers.set_has.ok_or_else(|| {
+                    WeaveError::Internal {
+                        message: "a set test without set helpers".into(),
+                    }
+                })?));
+            }
             // Integers used as conditions: non-zero is true (the compiler's types rule
             // this out; kept total so no program makes the weaver panic).
             other => {
@@ -828,29 +1621,122 @@ impl WrapGen<'_> {
         Ok(())
     }
 
-    fn string_test(&mut self, param: u32, pattern: &Pattern) -> Result<(), WeaveError> {
-        let ev = &self.program.events[self.event as usize];
-        let p = ev.wasm_param_index(param);
-        self.g.op(I::LocalGet(p));
-        self.g.op(I::I64ExtendI32U);
-        self.g.op(I::LocalGet(p + 1));
-        self.g.op(I::I64ExtendI32U);
-        self.g.op(I::I64Add);
-        self.g.op(I::MemorySize(0));
-        self.g.op(I::I64ExtendI32U);
-        self.g.op(I::I64Const(16));
-        self.g.op(I::I64Shl);
-        self.g.op(I::I64GtU);
-        self.g.if_(BlockType::Empty);
-        self.fault(Fault::StringOutOfBounds { param });
-        self.g.end();
+    fn string_test(&mut self, subject: Subject, pattern: &Pattern) -> Result<(), WeaveError> {
         let policy = &self.program.policies[self.policy];
-        let origin = &policy.transitions[self.ti].origin;
-        let base = self.reg.dfa(pattern, &policy.name, origin)?;
-        self.g.op(I::I32Const(base as i32));
-        self.g.op(I::LocalGet(p));
-        self.g.op(I::LocalGet(p + 1));
-        self.g.op(I::Call(self.plan.matcher_index));
+        let origin = policy.transitions[self.ti].origin.clone();
+        let name = policy.name.clone();
+        let dfa = self.reg.dfa(pattern, &name, &origin)?;
+        let internal = |what: &str| WeaveError::Internal {
+            message: format!("a {what} string test without its helper"),
+        };
+        match subject {
+            Subject::Raw(param) => {
+                let host = self.plan.host_memory.unwrap_or(0);
+                let p = self.local_of(param);
+                self.in_bounds(p, p + 1, host);
+                self.g.op(I::I32Eqz);
+                self.g.if_(BlockType::Empty);
+                self.fault(RuntimeFault::StringOutOfBounds { param });
+                self.g.end();
+                self.g.op(I::I32Const(dfa as i32));
+                self.g.op(I::LocalGet(p));
+                self.g.op(I::LocalGet(p + 1));
+                self.g.op(I::Call(
+                    self.plan.helpers.matcher.ok_or_else(|| internal("raw"))?,
+                ));
+            }
+            Subject::Resolved(param) => {
+                let r = *self
+                    .resolved
+                    .get(&param)
+                    .ok_or_else(|| internal("resolved"))?;
+                self.g.op(I::LocalGet(r.status));
+                self.g.op(I::I32Const(0));
+                self.g.op(I::I32LeS);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(r.status));
+                self.g.op(I::I32Const(OUT_OF_BOUNDS));
+                self.g.op(I::I32Eq);
+                self.g.if_(BlockType::Empty);
+                self.fault(RuntimeFault::StringOutOfBounds { param });
+                self.g.end();
+                self.g.op(I::LocalGet(r.status));
+                self.g.op(I::I32Const(UNRESOLVED));
+                self.g.op(I::I32Eq);
+                self.g.if_(BlockType::Empty);
+                let dir = self.local_of(r.dir);
+                self.g.op(I::LocalGet(dir));
+                self.g.op(I::I64ExtendI32S);
+                self.g.op(I::LocalSet(self.extra));
+                self.fault(RuntimeFault::UnresolvedPath { param, fd: 0 });
+                self.g.end();
+                self.fault(RuntimeFault::PathTooLong { param });
+                self.g.end();
+                self.g.op(I::I32Const(dfa as i32));
+                self.g.op(I::I32Const(r.buffer as i32));
+                self.g.op(I::LocalGet(r.status));
+                self.g.op(I::Call(
+                    self.plan
+                        .helpers
+                        .private_matcher
+                        .ok_or_else(|| internal("resolved"))?,
+                ));
+            }
+            Subject::FdPath(param) => {
+                let layout = self.plan.table.ok_or_else(|| internal("descriptor"))?;
+                let matcher = self
+                    .plan
+                    .helpers
+                    .private_matcher
+                    .ok_or_else(|| internal("descriptor"))?;
+                let fd = self.local_of(param);
+                let kind = self.g.local(ValType::I32);
+                let len = self.g.local(ValType::I32);
+                self.kind_of(fd);
+                self.g.op(I::LocalTee(kind));
+                // Streams and sockets have the empty path.
+                self.g.op(I::I32Const(Kind::Socket as i32));
+                self.g.op(I::I32Eq);
+                self.g.op(I::LocalGet(kind));
+                self.g.op(I::I32Const(Kind::Stdin as i32));
+                self.g.op(I::I32Sub);
+                self.g.op(I::I32Const(3));
+                self.g.op(I::I32LtU);
+                self.g.op(I::I32Or);
+                self.g.op(I::If(BlockType::Result(ValType::I32)));
+                self.g.op(I::I32Const(dfa as i32));
+                self.g.op(I::I32Const(0));
+                self.g.op(I::I32Const(0));
+                self.g.op(I::Call(matcher));
+                self.g.op(I::Else);
+                // Closed, or a file or directory whose path is unknown: a fault.
+                self.g.op(I::I32Const(0));
+                self.g.op(I::LocalSet(len));
+                self.g.op(I::LocalGet(kind));
+                self.g.if_(BlockType::Empty);
+                self.entry_addr(fd, layout);
+                self.g.op(I::I32Load(mem(self.plan.private_memory, 4, 2)));
+                self.g.op(I::LocalSet(len));
+                self.g.end();
+                self.g.op(I::LocalGet(len));
+                self.g.op(I::I32Eqz);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::I64ExtendI32S);
+                self.g.op(I::LocalSet(self.extra));
+                self.fault(RuntimeFault::UnknownDescriptor { param, fd: 0 });
+                self.g.end();
+                self.g.op(I::I32Const(dfa as i32));
+                self.g.op(I::LocalGet(fd));
+                self.g.op(I::I32Const(MAX_PATH as i32));
+                self.g.op(I::I32Mul);
+                self.g.op(I::I32Const(layout.paths() as i32));
+                self.g.op(I::I32Add);
+                self.g.op(I::LocalGet(len));
+                self.g.op(I::Call(matcher));
+                self.g.op(I::End);
+            }
+        }
         Ok(())
     }
 
@@ -859,8 +1745,7 @@ impl WrapGen<'_> {
         match e {
             Expr::Int(n) => self.g.op(I::I64Const(*n)),
             Expr::Param(id) => {
-                let ev = &self.program.events[self.event as usize];
-                let i = ev.wasm_param_index(*id);
+                let i = self.local_of(*id);
                 self.g.op(I::LocalGet(i));
                 if self.params[i as usize] == ValType::I32 {
                     self.g.op(I::I64ExtendI32S);
@@ -877,6 +1762,12 @@ impl WrapGen<'_> {
             Expr::Var(v) => self.g.op(I::GlobalGet(
                 self.plan.globals.vars[self.policy][*v as usize],
             )),
+            Expr::SetLen(set) => {
+                let base = self.plan.sets[self.policy][*set as usize];
+                self.g.op(I::I32Const(base as i32));
+                self.g.op(I::I32Load(mem(self.plan.private_memory, 0, 2)));
+                self.g.op(I::I64ExtendI32U);
+            }
             Expr::Unary(UnOp::Neg, a) => {
                 self.g.op(I::I64Const(0));
                 self.int_expr(a)?;
@@ -895,7 +1786,7 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalTee(lb));
                 self.g.op(I::I64Eqz);
                 self.g.if_(BlockType::Empty);
-                self.fault(Fault::DivisionByZero);
+                self.fault(RuntimeFault::DivisionByZero);
                 self.g.end();
                 if *op == BinOp::Rem {
                     // i64.rem_s does not trap on MIN % -1 (it gives 0, like wrapping_rem).
@@ -918,7 +1809,7 @@ impl WrapGen<'_> {
                     self.g.end();
                 }
             }
-            Expr::Binary(op, a, b) if !is_bool(e) => {
+            Expr::Binary(op, a, b) if !e.is_bool() => {
                 self.int_expr(a)?;
                 self.int_expr(b)?;
                 self.g.op(match op {
@@ -941,3 +1832,17 @@ impl WrapGen<'_> {
         Ok(())
     }
 }
+
+/// The directory a path is resolved against.
+#[derive(Clone, Copy)]
+enum Base {
+    /// The argument is absolute.
+    Root,
+    /// The path of the descriptor in this local.
+    Descriptor(u32, Layout),
+    /// The directory of a resolved link.
+    ParentOf(Resolution),
+}
+
+use policy_lang::descriptors::{WRITE_OFLAGS, WRITE_RIGHTS};
+const _: () = assert!(KIND_FILE == Kind::File as i32 && KIND_SOCKET == Kind::Socket as i32);

@@ -71,7 +71,8 @@ fn internal(e: reencode::Error<WeaveError>) -> WeaveError {
 /// What generation produced, ready to be placed.
 pub(crate) struct Generated {
     pub wrappers: Vec<wasm_encoder::Function>,
-    pub matcher: Option<wasm_encoder::Function>,
+    /// The helper functions, in `Plan::helper_types` order, with their names.
+    pub helpers: Vec<(wasm_encoder::Function, &'static str)>,
     pub registry: Registry,
     pub manifest_json: Vec<u8>,
     pub irm_version: &'static str,
@@ -181,11 +182,7 @@ pub(crate) fn emit(
     bodies: Vec<FuncToValidate<ValidatorResources>>,
     threads: usize,
 ) -> Result<Emitted, WeaveError> {
-    let first_wrapper = plan
-        .wrappers
-        .first()
-        .map(|w| w.index)
-        .unwrap_or(plan.matcher_index);
+    let first_wrapper = plan.wrappers.first().map(|w| w.index).unwrap_or(u32::MAX);
     let reg = &gen.registry;
     let mut e = Emitter {
         plan,
@@ -217,17 +214,11 @@ pub(crate) fn emit(
         copied_mask: Vec::new(),
     };
 
-    // Types: hooks, then the matcher.
     let mut types = wasm_encoder::TypeSection::new();
-    for h in &plan.hooks {
-        let mut params = vec![wasm_encoder::ValType::I32, wasm_encoder::ValType::I32];
-        params.extend(h.params.iter().map(|_| wasm_encoder::ValType::I64));
-        params.push(wasm_encoder::ValType::I64);
-        types.ty().function(params, []);
-    }
-    if gen.matcher.is_some() {
-        use wasm_encoder::ValType::I32;
-        types.ty().function([I32, I32, I32], [I32]);
+    for (params, results) in &plan.types {
+        types
+            .ty()
+            .function(params.iter().copied(), results.iter().copied());
     }
     e.new_types = (types.len(), items_of(&types));
 
@@ -239,19 +230,26 @@ pub(crate) fn emit(
             wasm_encoder::EntityType::Function(h.type_index),
         );
     }
+    for a in &plan.added_imports {
+        imports.import(
+            a.module,
+            a.field,
+            wasm_encoder::EntityType::Function(a.type_index),
+        );
+    }
     e.new_imports = (imports.len(), items_of(&imports));
 
     let mut funcs = wasm_encoder::FunctionSection::new();
     for w in &plan.wrappers {
         funcs.function(w.type_index);
     }
-    if gen.matcher.is_some() {
-        funcs.function(plan.matcher_type);
+    for t in plan.helper_types() {
+        funcs.function(t);
     }
     e.new_funcs = (funcs.len(), items_of(&funcs));
 
     let private_pages = reg.private_len().div_ceil(65536).max(1);
-    let uses_private = reg.uses_dfas() || reg.uses_save_area;
+    let uses_private = reg.private_len() > 0;
     if uses_private {
         let mut mems = wasm_encoder::MemorySection::new();
         mems.memory(wasm_encoder::MemoryType {
@@ -499,8 +497,8 @@ impl Emitter<'_> {
         for f in &self.gen.wrappers {
             f.encode(content);
         }
-        if let Some(m) = &self.gen.matcher {
-            m.encode(content);
+        for (f, _) in &self.gen.helpers {
+            f.encode(content);
         }
     }
 
@@ -695,6 +693,12 @@ impl Emitter<'_> {
                 for (h, n) in plan.hooks.iter().zip(&gen.hook_names) {
                     m.append(h.func_index, n);
                 }
+                for a in &plan.added_imports {
+                    m.append(
+                        a.func_index,
+                        &format!("irm:import:{}.{}", a.module, a.field),
+                    );
+                }
             };
             if let Some(old) = old {
                 for n in old {
@@ -712,8 +716,8 @@ impl Emitter<'_> {
             for (w, n) in plan.wrappers.iter().zip(&gen.wrapper_names) {
                 m.append(w.index, n);
             }
-            if gen.matcher.is_some() {
-                m.append(plan.matcher_index, "irm:match");
+            for (i, (_, n)) in gen.helpers.iter().enumerate() {
+                m.append(plan.first_helper + i as u32, n);
             }
             out.functions(&m);
             Ok(())

@@ -71,14 +71,32 @@ pub enum WeaveError {
     SharedMemoryStrings { policy: String, origin: String },
 
     #[error(
-        "policy `{policy}` tests string arguments (transition at {origin}) but {why}; irm \
-         reads strings from a 32-bit memory 0"
+        "policy `{policy}` tests strings or descriptors (transition at {origin}) but {why}; \
+         irm reads them from the 32-bit memory the host reads"
     )]
     NoStringMemory {
         policy: String,
         origin: String,
-        why: &'static str,
+        why: String,
     },
+
+    #[error(
+        "import {import} (function {func_index}) spells WASI the preview 0 way, and {why}; \
+         irm refuses to monitor it under preview 1's meaning"
+    )]
+    Preview0 {
+        import: String,
+        func_index: u32,
+        why: String,
+    },
+
+    #[error(
+        "policy `{policy}` audits (transition at {origin}), but the module has no way to \
+         deliver an audit line (it imports no WASI `fd_write` and exports no `memory`); add \
+         `allow undelivered audits;` to the policy, or run it with `irm run`, whose host \
+         receives the audits"
+    )]
+    NoAuditChannel { policy: String, origin: String },
 
     #[error("policy `{policy}`: the pattern {pattern} at {origin} is too complex: {message}")]
     PatternTooComplex {

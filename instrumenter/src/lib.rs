@@ -28,10 +28,12 @@
 mod codegen;
 mod emit;
 mod error;
+mod fngen;
 pub mod manifest;
 mod module;
 mod plan;
 pub mod report;
+mod resources;
 mod validate;
 
 pub use error::WeaveError;
@@ -66,6 +68,40 @@ pub fn features() -> WasmFeatures {
     WasmFeatures::WASM3
 }
 
+/// The generated helper functions the plan asks for, in `Plan::helper_types` order.
+fn helpers(plan: &plan::Plan) -> Vec<(wasm_encoder::Function, &'static str)> {
+    let h = &plan.helpers;
+    let host = plan.host_memory.unwrap_or(0);
+    let private = plan.private_memory;
+    let mut out = Vec::new();
+    if h.matcher.is_some() {
+        out.push((codegen::matcher(host, private), "irm:match"));
+    }
+    if h.private_matcher.is_some() {
+        out.push((codegen::matcher(private, private), "irm:match-resolved"));
+    }
+    if h.resolve.is_some() {
+        out.push((resources::resolve(host, private), "irm:resolve"));
+    }
+    if let (Some(_), Some(layout), Some(wasi), Some(resolve)) =
+        (h.init, plan.table, plan.wasi, h.resolve)
+    {
+        let imports = resources::ScanImports {
+            fd_fdstat_get: wasi.fd_fdstat_get,
+            fd_prestat_get: wasi.fd_prestat_get,
+            fd_prestat_dir_name: wasi.fd_prestat_dir_name,
+            resolve,
+        };
+        out.push((resources::init(host, private, layout, imports), "irm:scan"));
+    }
+    if let Some(has) = h.set_has {
+        out.push((resources::set_has(private), "irm:set-has"));
+        out.push((resources::set_insert(private, has), "irm:set-insert"));
+        out.push((resources::set_remove(private), "irm:set-remove"));
+    }
+    out
+}
+
 /// Weaves `program` into the core module `input` (binary).
 pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<Woven, WeaveError> {
     // Validates every module-level section, so no planning works on an invalid module;
@@ -74,15 +110,13 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
     let bodies = std::mem::take(&mut info.bodies);
     let mut plan = plan::plan(&info, program, options)?;
 
-    let mut reg = codegen::Registry::new(codegen::audit_save_len(program, &plan));
+    let mut reg = codegen::Registry::new(plan.dfa_start);
     let wrappers = plan
         .wrappers
         .iter()
         .map(|w| codegen::wrapper(program, &plan, &mut reg, w))
         .collect::<Result<Vec<_>, _>>()?;
-    let matcher = reg
-        .uses_dfas()
-        .then(|| codegen::matcher(plan.private_memory));
+    let helpers = helpers(&plan);
 
     let manifest =
         manifest::Manifest::assemble(program, &info, &plan, reg.codes.clone(), options.host_hooks);
@@ -98,6 +132,12 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
             );
         }
     }
+    if plan.globals.busy.is_some() {
+        global_names.push("irm:busy".into());
+    }
+    if plan.globals.ready.is_some() {
+        global_names.push("irm:ready".into());
+    }
     let gen = emit::Generated {
         wrapper_names: manifest
             .wrapped
@@ -111,7 +151,7 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
             .collect(),
         global_names,
         wrappers,
-        matcher,
+        helpers,
         registry: reg,
         manifest_json: manifest.to_json()?,
         irm_version: VERSION,

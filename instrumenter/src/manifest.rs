@@ -5,7 +5,7 @@
 //! second `irm weave` refuse to stack monitors. It is never a proof of enforcement: a
 //! hostile module can forge it, so `irm run` must not skip its own checks (or trust the
 //! codes it finds) because a module claims to be hardened.
-use policy_lang::ir::{EventId, ParamId, Phase, Program, ValType, VarId};
+use policy_lang::ir::{EventId, Phase, Program, RuntimeFault, ValType};
 use serde::{Deserialize, Serialize};
 
 use crate::module::ModuleInfo;
@@ -15,7 +15,7 @@ use crate::WeaveError;
 /// Name of the custom section.
 pub const SECTION: &str = "irm.monitor";
 /// Version of the manifest layout; bumped on incompatible changes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// Module name of the host hook imports (only with `WeaveOptions::host_hooks`).
 pub const HOOK_MODULE: &str = "irm";
 /// Export name of the diagnostics global (i32, 0 = no violation).
@@ -70,16 +70,6 @@ pub enum CodeKind {
     Fault,
 }
 
-/// Why a step failed to evaluate. Like `ir::RuntimeFault`, without the run-time value of
-/// an out-of-range update (host hooks receive that value, see [`HookLayout`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fault {
-    StringOutOfBounds { param: ParamId },
-    DivisionByZero,
-    VarOutOfRange { var: VarId },
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Code {
     /// Never 0.
@@ -87,10 +77,12 @@ pub struct Code {
     pub kind: CodeKind,
     pub policy: usize,
     pub policy_name: String,
-    /// Index into the policy's transitions.
-    pub transition: usize,
+    /// Index into the policy's transitions; `None` for call-level faults (`RuntimeFault::OutPointer`, `Interrupted`, ...).
+    pub transition: Option<usize>,
     pub phase: Phase,
-    pub fault: Option<Fault>,
+    /// The fault, with its run-time value (`value`, `fd`) zero: host hooks receive that
+    /// value as `extra` (see [`HookLayout`]), `RuntimeFault::with_value` puts it back.
+    pub fault: Option<RuntimeFault>,
     pub event: EventId,
     /// `module.field`.
     pub import: String,
@@ -120,14 +112,21 @@ pub struct MonitorGlobals {
     pub states: Vec<Option<u32>>,
     /// Per policy: one i64 global per variable (empty when elided).
     pub vars: Vec<Vec<u32>>,
+    /// Set while a monitored call with post-phase work runs, and for good after a deny.
+    #[serde(default)]
+    pub busy: Option<u32>,
+    /// Set once the descriptor table has been filled.
+    #[serde(default)]
+    pub ready: Option<u32>,
 }
 
 /// The host hook imports. Each is imported from [`HOOK_MODULE`] under `field` with type
 /// `(kind i32, code i32, p0 i64, .., pn i64, extra i64) -> ()`: `kind` is one of
 /// [`hook_kind`]; every Wasm parameter of the event is widened to i64 (i32
 /// sign-extended, f32/f64 bit patterns); `extra` is the import's integer result for
-/// `POST` and post-phase `AUDIT`/`DENY`, the offending value for a `VarOutOfRange`
-/// fault, and 0 otherwise.
+/// `POST` and post-phase `AUDIT`/`DENY`, the run-time value of a fault (the offending
+/// value of `VarOutOfRange`, the descriptor of `UnresolvedPath`, `UnknownDescriptor` and
+/// `DescriptorLimit`), and 0 otherwise.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookLayout {
     pub module: String,

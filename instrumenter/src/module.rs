@@ -32,6 +32,8 @@ pub(crate) struct ModuleInfo<'a> {
     pub memories: Vec<MemoryType>,
     pub num_data: u32,
     pub export_names: Vec<&'a str>,
+    /// The memory exported as `memory`, which WASI hosts read.
+    pub memory_export: Option<u32>,
     /// One per defined function body, in order: module-level validation is done during
     /// the scan, bodies are validated while they are emitted (see `crate::validate`).
     pub bodies: Vec<FuncToValidate<ValidatorResources>>,
@@ -40,6 +42,13 @@ pub(crate) struct ModuleInfo<'a> {
 impl<'a> ModuleInfo<'a> {
     pub fn num_funcs(&self) -> u32 {
         self.func_imports.len() as u32 + self.num_defined_funcs
+    }
+
+    /// Whether the module imports any WASI preview 1 or preview 0 function.
+    pub fn imports_wasi(&self) -> bool {
+        self.func_imports.iter().any(|i| {
+            i.module == policy_lang::wasi::MODULE || i.module == policy_lang::wasi::PREVIEW0_MODULE
+        })
     }
 
     pub fn func_type(&self, type_index: u32) -> Option<&FuncType> {
@@ -56,6 +65,7 @@ impl<'a> ModuleInfo<'a> {
             memories: Vec::new(),
             num_data: 0,
             export_names: Vec::new(),
+            memory_export: None,
             bodies: Vec::new(),
         };
         let mut validator = Validator::new_with_features(crate::features());
@@ -129,7 +139,11 @@ impl<'a> ModuleInfo<'a> {
                 Payload::GlobalSection(r) => info.num_globals += r.count(),
                 Payload::ExportSection(r) => {
                     for e in r {
-                        info.export_names.push(e.map_err(m)?.name);
+                        let e = e.map_err(m)?;
+                        if e.name == "memory" && e.kind == wasmparser::ExternalKind::Memory {
+                            info.memory_export = Some(e.index);
+                        }
+                        info.export_names.push(e.name);
                     }
                 }
                 Payload::DataSection(r) => info.num_data = r.count(),

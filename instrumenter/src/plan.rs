@@ -1,26 +1,41 @@
 //! Planning: which policies this module can violate, which import declarations get a
 //! wrapper, and where every new function, global, memory and data segment goes.
 //!
-//! Index layout of the woven module (nothing existing moves in the default mode):
-//! * functions: original imports `0..I`, hook imports `I..I+H` (host hooks only),
-//!   original defined functions shifted by `H`, then one wrapper per wrapped import
-//!   declaration, then the string matcher (when a policy tests strings);
+//! [`plan`] runs five phases, one function each: [`match_imports`] (every declaration of
+//! every event, WASI preview 0 spellings included, signatures checked), [`elide`] (which
+//! policies this module can violate and which events need a wrapper), [`check_module`]
+//! (what the module must offer: no thread spawning, no reserved names, a memory the host
+//! reads for string and descriptor features), [`wasi_functions`] (the WASI functions the
+//! monitor calls itself, added as imports when the module lacks them) and [`lay_out`]
+//! (indices and offsets).
+//!
+//! Index layout of the woven module (nothing existing moves unless imports are added):
+//! * functions: original imports `0..I`, hook imports (host hooks only), WASI imports the
+//!   monitor needs and the module lacks, original defined functions shifted by both, then
+//!   one wrapper per wrapped import declaration, then the helpers (string matchers, path
+//!   resolver, descriptor scan, set operations) that the program needs;
 //! * globals: original ones, then `irm:violation`, then per effective policy its state
-//!   and its variables;
-//! * memories: original ones, then the private monitor memory (DFA tables and the audit
-//!   save area) when needed;
+//!   and its variables, then the monitor's `busy` and `ready` flags when used;
+//! * memories: original ones, then the private monitor memory;
 //! * data segments: original ones, then the passive message segment, then the active
 //!   DFA segment of the private memory;
-//! * types: original ones, then the hook types and the matcher type.
+//! * types: original ones, then the new types in [`Plan::types`] order.
+//!
+//! Private memory layout: the audit save area at 0, the descriptor table
+//! ([`crate::resources::Layout`]) when the program keeps one, the set variables, then the
+//! DFA tables.
 use std::collections::{BTreeSet, HashMap};
 
+use policy_lang::descriptors::Effect;
 use policy_lang::ir::{
-    BinOp, EventId, Expr, ParamType, Phase, Program, Transition, UnOp, ValType, Verdict,
+    EventId, Expr, ParamType, Phase, Program, Subject, Transition, ValType, Verdict,
 };
+use policy_lang::wasi::{self, Role};
 
 use crate::manifest::MonitorGlobals;
 use crate::module::ModuleInfo;
 use crate::report::{ElidedEvent, PolicyReport};
+use crate::resources::Layout;
 use crate::{WeaveError, WeaveOptions};
 
 pub(crate) struct WrapperPlan {
@@ -29,6 +44,8 @@ pub(crate) struct WrapperPlan {
     pub index: u32,
     /// The import's type index, which the wrapper shares.
     pub type_index: u32,
+    /// Imported from `wasi_unstable` (preview 0): out-pointer sizes differ.
+    pub preview0: bool,
 }
 
 pub(crate) struct HookPlan {
@@ -36,7 +53,36 @@ pub(crate) struct HookPlan {
     pub field: String,
     pub func_index: u32,
     pub type_index: u32,
-    pub params: Vec<wasm_encoder::ValType>,
+}
+
+/// A WASI function the monitor calls that the module does not import.
+pub(crate) struct AddedImport {
+    pub module: &'static str,
+    pub field: &'static str,
+    pub func_index: u32,
+    pub type_index: u32,
+}
+
+/// The WASI functions the descriptor scan and tracking call (raw imports, never wrappers).
+#[derive(Clone, Copy)]
+pub(crate) struct WasiFns {
+    pub fd_fdstat_get: u32,
+    pub fd_prestat_get: u32,
+    pub fd_prestat_dir_name: u32,
+}
+
+/// Function indices of the generated helpers, present when the program needs them.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Helpers {
+    /// `(dfa, ptr, len) -> i32` over host memory.
+    pub matcher: Option<u32>,
+    /// `(dfa, ptr, len) -> i32` over the private memory (resolved and descriptor paths).
+    pub private_matcher: Option<u32>,
+    pub resolve: Option<u32>,
+    pub init: Option<u32>,
+    pub set_has: Option<u32>,
+    pub set_insert: Option<u32>,
+    pub set_remove: Option<u32>,
 }
 
 pub(crate) struct Plan {
@@ -48,18 +94,41 @@ pub(crate) struct Plan {
     /// Hook imports; empty without host hooks.
     pub hooks: Vec<HookPlan>,
     pub hook_of_event: HashMap<EventId, u32>,
-    /// Number of hook imports: how far defined functions move.
+    /// WASI imports added for the monitor, after the hooks.
+    pub added_imports: Vec<AddedImport>,
+    /// Number of imports added (hooks and WASI): how far defined functions move.
     pub shift: u32,
     pub num_func_imports: u32,
+    /// Types added, in index order after the module's own: `(params, results)`.
+    pub types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)>,
+    /// Type indices of the helpers' signatures.
     pub matcher_type: u32,
-    pub matcher_index: u32,
+    pub resolve_type: u32,
+    pub init_type: u32,
+    pub set_has_type: u32,
+    pub set_insert_type: u32,
+    pub set_remove_type: u32,
+    pub helpers: Helpers,
+    /// Function index of the first helper (after the wrappers).
+    pub first_helper: u32,
     pub globals: MonitorGlobals,
     /// Initial values of the new globals after `irm:violation`, in index order.
     pub state_inits: Vec<(wasm_encoder::ValType, i64)>,
-    /// The module's own `fd_write` usable for messages (default mode only).
+    /// The module's own `fd_write` (or the added one) usable for messages (default mode).
     pub fd_write: Option<u32>,
+    /// The descriptor scan's functions, when the program keeps a descriptor table.
+    pub wasi: Option<WasiFns>,
+    /// The memory the host reads (strings, out-pointers, messages).
+    pub host_memory: Option<u32>,
     pub private_memory: u32,
     pub message_segment: u32,
+    /// Where the descriptor table lies, when the program keeps one in this module.
+    pub table: Option<Layout>,
+    /// Per policy, per set variable: its base in the private memory (`u32` length, `u32`
+    /// unused, then `capacity` i64 members).
+    pub sets: Vec<Vec<u32>>,
+    /// The first private byte the DFA tables may use.
+    pub dfa_start: u32,
 }
 
 impl Plan {
@@ -79,6 +148,23 @@ impl Plan {
         } else {
             f + self.shift
         }
+    }
+
+    /// The generated helper functions in index order, with their type indices.
+    pub fn helper_types(&self) -> Vec<u32> {
+        let h = &self.helpers;
+        [
+            (h.matcher, self.matcher_type),
+            (h.private_matcher, self.matcher_type),
+            (h.resolve, self.resolve_type),
+            (h.init, self.init_type),
+            (h.set_has, self.set_has_type),
+            (h.set_insert, self.set_insert_type),
+            (h.set_remove, self.set_remove_type),
+        ]
+        .into_iter()
+        .filter_map(|(f, t)| f.map(|_| t))
+        .collect()
     }
 }
 
@@ -122,29 +208,6 @@ fn same_type(ir: &[ValType], wasm: &[wasmparser::ValType]) -> bool {
         })
 }
 
-/// Whether evaluating `e` can fail (string bounds, division by zero).
-pub(crate) fn may_fault(e: &Expr) -> bool {
-    match e {
-        Expr::Str(..) => true,
-        Expr::Binary(op, a, b) => {
-            let div =
-                matches!(op, BinOp::Div | BinOp::Rem) && !matches!(**b, Expr::Int(n) if n != 0);
-            div || may_fault(a) || may_fault(b)
-        }
-        Expr::Unary(_, a) => may_fault(a),
-        _ => false,
-    }
-}
-
-pub(crate) fn reads_strings(e: &Expr) -> bool {
-    match e {
-        Expr::Str(..) => true,
-        Expr::Binary(_, a, b) => reads_strings(a) || reads_strings(b),
-        Expr::Unary(_, a) => reads_strings(a),
-        _ => false,
-    }
-}
-
 /// Why a transition makes its policy effective, if it does.
 fn effect(t: &Transition) -> Option<&'static str> {
     match t.verdict {
@@ -153,10 +216,10 @@ fn effect(t: &Transition) -> Option<&'static str> {
         Verdict::Audit => return Some("audits"),
         Verdict::Allow => {}
     }
-    if !t.updates.is_empty() {
+    if !t.updates.is_empty() || !t.set_updates.is_empty() {
         return Some("updates variables on");
     }
-    if may_fault(&t.guard) {
+    if t.guard.may_fault() {
         return Some("has a guard that may fault on");
     }
     None
@@ -181,6 +244,14 @@ pub(crate) fn check_program(program: &Program) -> Result<(), WeaveError> {
                 ));
             }
         }
+        for s in &p.sets {
+            if s.capacity == 0 || s.capacity > policy_lang::ir::MAX_SET_CAPACITY {
+                return bad(format!(
+                    "policy {}: set {} has capacity {}",
+                    p.name, s.name, s.capacity
+                ));
+            }
+        }
         for (ti, t) in p.transitions.iter().enumerate() {
             let Some(event) = program.events.get(t.event as usize) else {
                 return bad(format!(
@@ -194,15 +265,16 @@ pub(crate) fn check_program(program: &Program) -> Result<(), WeaveError> {
                     p.name, t.origin
                 ));
             }
-            if t.updates.iter().any(|u| u.var as usize >= p.vars.len()) {
+            if t.updates.iter().any(|u| u.var as usize >= p.vars.len())
+                || t.set_updates.iter().any(|u| u.set as usize >= p.sets.len())
+            {
                 return bad(format!(
                     "policy {} transition {ti} ({}) updates a missing variable",
                     p.name, t.origin
                 ));
             }
-            let exprs = std::iter::once(&t.guard).chain(t.updates.iter().map(|u| &u.value));
-            for e in exprs {
-                check_expr(e, event, p.vars.len(), t.phase).map_err(|m| {
+            for e in t.exprs() {
+                check_expr(e, event, p.vars.len(), p.sets.len(), t.phase).map_err(|m| {
                     WeaveError::BadProgram {
                         message: format!("policy {} transition {ti} ({}): {m}", p.name, t.origin),
                     }
@@ -217,112 +289,91 @@ fn check_expr(
     e: &Expr,
     ev: &policy_lang::ir::Event,
     nvars: usize,
+    nsets: usize,
     phase: Phase,
 ) -> Result<(), String> {
-    match e {
-        Expr::Bool(_) | Expr::Int(_) => Ok(()),
-        Expr::Param(p) => match ev.params.get(*p as usize).map(|p| p.ty) {
-            Some(ParamType::I32 | ParamType::I64) => Ok(()),
-            Some(_) => Err(format!("parameter {p} of {} is not an integer", ev.name)),
-            None => Err(format!("event {} has no parameter {p}", ev.name)),
-        },
-        Expr::Str(p, _) => match ev.params.get(*p as usize).map(|p| p.ty) {
-            Some(ParamType::Str) => Ok(()),
-            _ => Err(format!("parameter {p} of {} is not a string", ev.name)),
-        },
-        Expr::Result => {
-            if phase != Phase::Post {
-                Err("`result` used before the call".into())
-            } else if ev.results.len() != 1 || !matches!(ev.results[0], ValType::I32 | ValType::I64)
-            {
-                Err(format!(
-                    "`result` needs one integer result, {} returns {}",
-                    ev.name,
-                    describe(&ev.results)
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Expr::Var(v) if (*v as usize) < nvars => Ok(()),
-        Expr::Var(v) => Err(format!("variable {v} does not exist")),
-        Expr::Unary(_, a) => check_expr(a, ev, nvars, phase),
-        Expr::Binary(_, a, b) => {
-            check_expr(a, ev, nvars, phase)?;
-            check_expr(b, ev, nvars, phase)
-        }
-    }
-}
-
-/// Whether an expression is boolean-typed (the IR is well-typed; this tells which).
-pub(crate) fn is_bool(e: &Expr) -> bool {
-    match e {
-        Expr::Bool(_) | Expr::Str(..) => true,
-        Expr::Unary(UnOp::Not, _) => true,
-        Expr::Binary(op, _, _) => matches!(
-            op,
-            BinOp::Eq
-                | BinOp::Ne
-                | BinOp::Lt
-                | BinOp::Le
-                | BinOp::Gt
-                | BinOp::Ge
-                | BinOp::And
-                | BinOp::Or
-        ),
-        _ => false,
-    }
-}
-
-/// Plans the weave of `program` into the module `info` describes, in five steps: bind
-/// the imports to events, elide what this module cannot violate, refuse what cannot be
-/// monitored safely, then lay out the new functions and the new globals.
-pub(crate) fn plan(
-    info: &ModuleInfo,
-    program: &Program,
-    options: &WeaveOptions,
-) -> Result<Plan, WeaveError> {
-    check_program(program)?;
-    let decls = bind_imports(info, program)?;
-    let mut elision = elide(program, &decls);
-    refuse_unsafe(info, program, options, &elision)?;
-    let functions = lay_out_functions(info, program, options, &mut elision);
-    let (globals, state_inits) = lay_out_globals(info, program, &elision.effective);
-    Ok(Plan {
-        effective: elision.effective,
-        policy_reports: elision.reports,
-        wrappers: functions.wrappers,
-        redirect: functions.redirect,
-        hooks: functions.hooks,
-        hook_of_event: functions.hook_of_event,
-        shift: functions.shift,
-        num_func_imports: info.func_imports.len() as u32,
-        matcher_type: functions.matcher_type,
-        matcher_index: functions.matcher_index,
-        globals,
-        state_inits,
-        fd_write: message_fd_write(info, options),
-        private_memory: info.memories.len() as u32,
-        message_segment: info.num_data,
-    })
-}
-
-/// Every function import declaration of every event (by event id), after checking each
-/// one's kind and exact signature against the event.
-fn bind_imports(info: &ModuleInfo, program: &Program) -> Result<Vec<Vec<u32>>, WeaveError> {
-    let origin_of = |event: EventId| {
-        program
-            .policies
-            .iter()
-            .flat_map(|p| p.transitions.iter())
-            .find(|t| t.event == event)
-            .map(|t| t.origin.clone())
-            .unwrap_or_else(|| "an unused event declaration".into())
+    let param_ty = |p: u32| ev.params.get(p as usize).map(|p| p.ty);
+    let role = |p: u32| {
+        ev.params
+            .get(p as usize)
+            .filter(|_| ev.module == wasi::MODULE)
+            .and_then(|x| wasi::role(&ev.field, &x.name))
     };
-    let mut decls: Vec<Vec<u32>> = vec![Vec::new(); program.events.len()];
+    let mut err = None;
+    e.visit(&mut |e| {
+        if err.is_some() {
+            return;
+        }
+        err = match e {
+            Expr::Param(p) => match param_ty(*p) {
+                Some(ParamType::I32 | ParamType::I64) => None,
+                Some(_) => Some(format!("parameter {p} of {} is not an integer", ev.name)),
+                None => Some(format!("event {} has no parameter {p}", ev.name)),
+            },
+            Expr::Str(Subject::Raw(p), _) => (param_ty(*p) != Some(ParamType::Str))
+                .then(|| format!("parameter {p} of {} is not a string", ev.name)),
+            Expr::Str(Subject::Resolved(p), _) => {
+                (!matches!(role(*p), Some(Role::Path { .. } | Role::LinkTarget { .. })))
+                    .then(|| format!("parameter {p} of {} is not a path", ev.name))
+            }
+            Expr::Str(Subject::FdPath(p), _) | Expr::FdIs(p, _) | Expr::FdWritable(p) => (role(*p)
+                != Some(Role::Descriptor))
+            .then(|| format!("parameter {p} of {} is not a descriptor", ev.name)),
+            Expr::Result => {
+                if phase != Phase::Post {
+                    Some("`result` used before the call".into())
+                } else if ev.results.len() != 1
+                    || !matches!(ev.results[0], ValType::I32 | ValType::I64)
+                {
+                    Some(format!(
+                        "`result` needs one integer result, {} returns {}",
+                        ev.name,
+                        describe(&ev.results)
+                    ))
+                } else {
+                    None
+                }
+            }
+            Expr::Var(v) if (*v as usize) >= nvars => Some(format!("variable {v} does not exist")),
+            Expr::SetHas(s, _) | Expr::SetLen(s) if (*s as usize) >= nsets => {
+                Some(format!("set {s} does not exist"))
+            }
+            _ => None,
+        };
+    });
+    err.map_or(Ok(()), Err)
+}
+
+/// Every declaration of every event, by event: `(function index, preview 0)`.
+type Decls = Vec<Vec<(u32, bool)>>;
+
+/// The event an import declaration is, if any: its own `module.field`, or for
+/// `wasi_unstable.f` the preview 1 event `f`. `Err` when preview 0 lacks the function.
+/// The first transition's origin on `event`, for messages.
+fn origin_of(program: &Program, event: EventId) -> String {
+    program
+        .policies
+        .iter()
+        .flat_map(|p| p.transitions.iter())
+        .find(|t| t.event == event)
+        .map(|t| t.origin.clone())
+        .unwrap_or_else(|| "the descriptor tracking of the program".into())
+}
+
+/// Phase 1: every declaration of every event, with its kind and exact signature checked.
+fn match_imports(info: &ModuleInfo, program: &Program) -> Result<Decls, WeaveError> {
+    let mut decls: Decls = vec![Vec::new(); program.events.len()];
     for imp in &info.func_imports {
-        let Some(e) = program.event_for_import(imp.module, imp.field) else {
-            continue;
+        let (e, preview0) = match program.event_for_spelling(imp.module, imp.field) {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
+            Err(()) => {
+                return Err(WeaveError::Preview0 {
+                    import: format!("{}.{}", imp.module, imp.field),
+                    func_index: imp.func_index,
+                    why: "WASI preview 0 has no such function (it was added in preview 1)".into(),
+                })
+            }
         };
         let event = &program.events[e as usize];
         let ok = info.func_type(imp.type_index).filter(|ft| {
@@ -338,7 +389,7 @@ fn bind_imports(info: &ModuleInfo, program: &Program) -> Result<Vec<Vec<u32>>, W
                 None => format!("non-function type {}", imp.type_index),
             };
             return Err(WeaveError::SignatureMismatch {
-                import: event.import_name(),
+                import: format!("{}.{}", imp.module, imp.field),
                 func_index: imp.func_index,
                 event: event.name.clone(),
                 expected: format!(
@@ -347,41 +398,55 @@ fn bind_imports(info: &ModuleInfo, program: &Program) -> Result<Vec<Vec<u32>>, W
                     describe(&event.results)
                 ),
                 found,
-                origin: origin_of(e),
+                origin: origin_of(program, e),
             });
         }
-        decls[e as usize].push(imp.func_index);
+        decls[e as usize].push((imp.func_index, preview0));
     }
     for imp in &info.other_imports {
-        if let Some(e) = program.event_for_import(imp.module, imp.field) {
+        if let Ok(Some((e, _))) = program.event_for_spelling(imp.module, imp.field) {
             let event = &program.events[e as usize];
             return Err(WeaveError::NotAFunction {
-                import: event.import_name(),
+                import: format!("{}.{}", imp.module, imp.field),
                 kind: imp.kind,
                 event: event.name.clone(),
-                origin: origin_of(e),
+                origin: origin_of(program, e),
             });
         }
     }
     Ok(decls)
 }
 
-/// Which policies and events static elision keeps.
+/// What [`elide`] decided.
 struct Elision {
-    /// Per policy: whether this module can violate it (or it audits, suppresses, updates).
     effective: Vec<bool>,
-    /// Per policy, with what was elided and why (wrapped imports are added later).
     reports: Vec<PolicyReport>,
-    /// The events whose imports get wrappers.
-    wrapped_events: BTreeSet<EventId>,
+    /// Events that get wrappers.
+    wrapped: BTreeSet<EventId>,
+    /// The module's monitor keeps the descriptor table.
+    table: bool,
 }
 
-/// Elides every policy none of whose imported events can lead to anything but an allow
-/// without effects, and every event the module does not import.
-fn elide(program: &Program, decls: &[Vec<u32>]) -> Elision {
+/// The effective transitions on events this module imports.
+fn live_transitions<'p>(
+    program: &'p Program,
+    effective: &'p [bool],
+    decls: &'p Decls,
+) -> impl Iterator<Item = (usize, &'p Transition)> + 'p {
+    program
+        .policies
+        .iter()
+        .enumerate()
+        .filter(move |(pi, _)| effective[*pi])
+        .flat_map(|(pi, p)| p.transitions.iter().map(move |t| (pi, t)))
+        .filter(move |(_, t)| !decls[t.event as usize].is_empty())
+}
+
+/// Phase 2: which policies this module can violate, and which events get wrappers.
+fn elide(info: &ModuleInfo, program: &Program, decls: &Decls) -> Elision {
     let mut effective = vec![false; program.policies.len()];
     let mut reports = Vec::new();
-    let mut wrapped_events = BTreeSet::new();
+    let mut wrapped = BTreeSet::new();
     for (pi, p) in program.policies.iter().enumerate() {
         let mentioned: BTreeSet<EventId> = p.transitions.iter().map(|t| t.event).collect();
         let why = p
@@ -405,7 +470,7 @@ fn elide(program: &Program, decls: &[Vec<u32>]) -> Elision {
                     reason: "the policy cannot be violated by this module".into(),
                 });
             } else {
-                wrapped_events.insert(e);
+                wrapped.insert(e);
             }
         }
         effective[pi] = why.is_some();
@@ -426,26 +491,46 @@ fn elide(program: &Program, decls: &[Vec<u32>]) -> Elision {
             elided_events: elided,
         });
     }
+    // The table is kept when a live transition asks it, or audits without the opt-out;
+    // a module that imports no WASI function cannot change its descriptors, so it has
+    // no use for one.
+    let table = info.imports_wasi()
+        && live_transitions(program, &effective, decls).any(|(pi, t)| {
+            t.exprs().any(Expr::reads_descriptors)
+                || (t.verdict == Verdict::Audit && !program.policies[pi].allow_undelivered_audits)
+        });
+    if table {
+        for (e, ev) in program.events.iter().enumerate() {
+            let e = e as EventId;
+            if ev.module == wasi::MODULE
+                && Effect::of(&ev.field).is_some()
+                && !decls[e as usize].is_empty()
+            {
+                wrapped.insert(e);
+            }
+        }
+    }
     Elision {
         effective,
         reports,
-        wrapped_events,
+        wrapped,
+        table,
     }
 }
 
-/// Refuses a module the kept policies cannot be enforced in safely: one that spawns
-/// threads (each would get its own monitor), one that uses the names irm adds, one whose
-/// memory 0 string guards cannot read (or that other threads can change).
-fn refuse_unsafe(
+/// Phase 3: what the module must offer for the monitor it gets. Returns the memory the
+/// host reads, when the monitor needs one.
+fn check_module(
     info: &ModuleInfo,
     program: &Program,
     options: &WeaveOptions,
-    elision: &Elision,
-) -> Result<(), WeaveError> {
+    decls: &Decls,
+    el: &Elision,
+) -> Result<Option<u32>, WeaveError> {
     let enforced: Vec<&str> = program
         .policies
         .iter()
-        .zip(&elision.effective)
+        .zip(&el.effective)
         .filter(|(_, e)| **e)
         .map(|(p, _)| p.name.as_str())
         .collect();
@@ -487,93 +572,322 @@ fn refuse_unsafe(
             });
         }
     }
-    // String guards need a 32-bit memory 0 that no other thread can change.
-    for (pi, p) in program.policies.iter().enumerate() {
-        if !elision.effective[pi] {
+
+    // Guards on preview 0 imports must mean what they say under preview 1's names.
+    for (pi, t) in live_transitions(program, &el.effective, decls) {
+        if !decls[t.event as usize].iter().any(|&(_, p0)| p0) {
             continue;
         }
-        for t in p
-            .transitions
-            .iter()
-            .filter(|t| elision.wrapped_events.contains(&t.event))
-        {
-            let strings =
-                reads_strings(&t.guard) || t.updates.iter().any(|u| reads_strings(&u.value));
-            if !strings {
-                continue;
-            }
-            let err = |why| WeaveError::NoStringMemory {
-                policy: p.name.clone(),
-                origin: t.origin.clone(),
-                why,
-            };
-            match info.memories.first() {
-                None => return Err(err("the module has no memory")),
-                Some(m) if m.memory64 => return Err(err("memory 0 is 64-bit")),
-                Some(m) if m.page_size_log2.is_some_and(|l| l != 16) => {
-                    return Err(err("memory 0 has a custom page size"))
+        let ev = &program.events[t.event as usize];
+        for e in t.exprs() {
+            let mut bad = None;
+            e.visit(&mut |x| {
+                if let Expr::Param(p) = x {
+                    let name = &ev.params[*p as usize].name;
+                    if let Some(why) = wasi::preview0_meaning_differs(&ev.field, name) {
+                        bad.get_or_insert((name.clone(), why));
+                    }
                 }
-                Some(m) if m.shared && !p.allow_shared_memory_strings => {
-                    return Err(WeaveError::SharedMemoryStrings {
-                        policy: p.name.clone(),
-                        origin: t.origin.clone(),
-                    })
-                }
-                Some(_) => {}
+            });
+            if let Some((param, why)) = bad {
+                let imp = decls[t.event as usize]
+                    .iter()
+                    .find(|&&(_, p0)| p0)
+                    .map(|&(f, _)| f)
+                    .unwrap_or(0);
+                return Err(WeaveError::Preview0 {
+                    import: format!("{}.{}", wasi::PREVIEW0_MODULE, ev.field),
+                    func_index: imp,
+                    why: format!(
+                        "policy `{}` reads `{param}` (transition at {}): {why}",
+                        program.policies[pi].name, t.origin
+                    ),
+                });
             }
         }
     }
-    Ok(())
+
+    // String guards and the descriptor table need the memory the host reads: the one
+    // exported as `memory` (WASI hosts read that one), or memory 0 of a module that
+    // talks to a custom host only.
+    let host_memory = match info.memory_export {
+        Some(m) => Some(m),
+        None if info.imports_wasi() => None,
+        None => (!info.memories.is_empty()).then_some(0),
+    };
+    let needs = |t: &Transition| {
+        t.exprs()
+            .any(|e| e.reads_strings() || e.reads_descriptors())
+    };
+    for (pi, t) in live_transitions(program, &el.effective, decls) {
+        let p = &program.policies[pi];
+        let strings = t.exprs().any(Expr::reads_strings);
+        if !needs(t) && !(el.table && t.verdict == Verdict::Audit) {
+            continue;
+        }
+        let err = |why: String| WeaveError::NoStringMemory {
+            policy: p.name.clone(),
+            origin: t.origin.clone(),
+            why,
+        };
+        let Some(m) = host_memory else {
+            return Err(err(if info.memories.is_empty() {
+                "the module has no memory".into()
+            } else {
+                "the module imports WASI but exports no memory named `memory`, so irm cannot tell which memory the host reads".into()
+            }));
+        };
+        let mt = &info.memories[m as usize];
+        if mt.memory64 {
+            return Err(err(format!("memory {m}, which the host reads, is 64-bit")));
+        }
+        if mt.page_size_log2.is_some_and(|l| l != 16) {
+            return Err(err(format!("memory {m} has a custom page size")));
+        }
+        if mt.shared && strings && !p.allow_shared_memory_strings {
+            return Err(WeaveError::SharedMemoryStrings {
+                policy: p.name.clone(),
+                origin: t.origin.clone(),
+            });
+        }
+    }
+    Ok(host_memory)
 }
 
-/// Indices of the new functions and their types.
-struct Functions {
-    hooks: Vec<HookPlan>,
-    hook_of_event: HashMap<EventId, u32>,
-    shift: u32,
-    matcher_type: u32,
-    wrappers: Vec<WrapperPlan>,
-    redirect: Vec<Option<u32>>,
-    matcher_index: u32,
+/// The WASI signature of the functions the monitor calls itself.
+fn wasi_signature(field: &str) -> (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>) {
+    use wasm_encoder::ValType::I32;
+    let n = match field {
+        "fd_prestat_dir_name" => 3,
+        "fd_write" => 4,
+        _ => 2,
+    };
+    (vec![I32; n], vec![I32])
 }
 
-/// Hook imports (host hooks only, one per wrapped event in event order) after the
-/// original imports; one wrapper per declaration of a wrapped event after every function;
-/// the string matcher last. Adds each wrapped declaration to its policies' reports.
-fn lay_out_functions(
+/// The module's own declaration of WASI function `field` with the expected signature.
+fn own_wasi_import(info: &ModuleInfo, field: &str) -> Option<u32> {
+    let (params, results) = wasi_signature(field);
+    info.func_imports
+        .iter()
+        .find(|i| {
+            (i.module == wasi::MODULE || i.module == wasi::PREVIEW0_MODULE)
+                && i.field == field
+                && info.func_type(i.type_index).is_some_and(|ft| {
+                    ft.params().len() == params.len()
+                        && ft.params().iter().all(|t| *t == wasmparser::ValType::I32)
+                        && ft.results() == [wasmparser::ValType::I32]
+                        && results.len() == 1
+                })
+        })
+        .map(|i| i.func_index)
+}
+
+/// What phase 4 decided: the functions the monitor calls, own or to add.
+struct WasiPlan {
+    /// `field` -> the module's own function index, or `None`: to be added.
+    needed: Vec<(&'static str, Option<u32>)>,
+    /// The module name to add imports from.
+    module: &'static str,
+}
+
+/// Phase 4: the WASI functions the monitor calls itself (the descriptor scan, the file
+/// type of a new descriptor, and in the default mode `fd_write` for messages).
+fn wasi_functions(
     info: &ModuleInfo,
     program: &Program,
     options: &WeaveOptions,
-    elision: &mut Elision,
-) -> Functions {
+    decls: &Decls,
+    el: &Elision,
+) -> Result<WasiPlan, WeaveError> {
+    let mut fields: Vec<&'static str> = Vec::new();
+    if el.table {
+        fields.extend(["fd_fdstat_get", "fd_prestat_get", "fd_prestat_dir_name"]);
+    }
+    let audits: Vec<(usize, &Transition)> = live_transitions(program, &el.effective, decls)
+        .filter(|(_, t)| t.verdict == Verdict::Audit)
+        .collect();
+    if !options.host_hooks && !audits.is_empty() && own_wasi_import(info, "fd_write").is_none() {
+        if info.imports_wasi() && info.memory_export.is_some() {
+            fields.push("fd_write");
+        } else if let Some((pi, t)) = audits
+            .iter()
+            .find(|(pi, _)| !program.policies[*pi].allow_undelivered_audits)
+        {
+            return Err(WeaveError::NoAuditChannel {
+                policy: program.policies[*pi].name.clone(),
+                origin: t.origin.clone(),
+            });
+        }
+    }
+    let module = if info.func_imports.iter().any(|i| i.module == wasi::MODULE) {
+        wasi::MODULE
+    } else {
+        wasi::PREVIEW0_MODULE
+    };
+    Ok(WasiPlan {
+        needed: fields
+            .into_iter()
+            .map(|f| (f, own_wasi_import(info, f)))
+            .collect(),
+        module,
+    })
+}
+
+/// Which helpers the live transitions need.
+struct Needs {
+    raw_strings: bool,
+    private_strings: bool,
+    sets: bool,
+}
+
+fn needs(program: &Program, el: &Elision, decls: &Decls) -> Needs {
+    let mut n = Needs {
+        raw_strings: false,
+        private_strings: false,
+        sets: false,
+    };
+    for (pi, t) in live_transitions(program, &el.effective, decls) {
+        for e in t.exprs() {
+            e.visit(&mut |x| match x {
+                Expr::Str(Subject::Raw(_), _) => n.raw_strings = true,
+                Expr::Str(_, _) => n.private_strings = true,
+                _ => {}
+            });
+        }
+        n.sets |= !program.policies[pi].sets.is_empty();
+    }
+    n
+}
+
+/// The bytes of the audit save area: the largest scratch area any audit message needs.
+fn audit_save_len(program: &Program, el: &Elision, decls: &Decls, messages: bool) -> u32 {
+    if !messages {
+        return 0;
+    }
+    live_transitions(program, &el.effective, decls)
+        .filter(|(_, t)| t.verdict == Verdict::Audit)
+        .map(|(pi, t)| {
+            let p = &program.policies[pi];
+            let ev = &program.events[t.event as usize];
+            let reason = t
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("audited by the transition at {}", t.origin));
+            let m = crate::codegen::message(
+                crate::manifest::CodeKind::Audit,
+                &p.name,
+                &ev.import_name(),
+                &reason,
+            );
+            crate::codegen::scratch_len(m.len())
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+pub(crate) fn plan(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+) -> Result<Plan, WeaveError> {
+    check_program(program)?;
+    let decls = match_imports(info, program)?;
+    let el = elide(info, program, &decls);
+    let host_memory = check_module(info, program, options, &decls, &el)?;
+    let wasi_plan = wasi_functions(info, program, options, &decls, &el)?;
+    lay_out(info, program, options, decls, el, host_memory, wasi_plan)
+}
+
+/// Phase 5: indices of every new function, type and global, and private-memory offsets.
+fn lay_out(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+    decls: Decls,
+    el: Elision,
+    host_memory: Option<u32>,
+    wasi_plan: WasiPlan,
+) -> Result<Plan, WeaveError> {
+    let n = needs(program, &el, &decls);
+    let messages = !options.host_hooks
+        && host_memory.is_some()
+        && info.memory_export.is_some()
+        && (wasi_plan.needed.iter().any(|(f, _)| *f == "fd_write")
+            || own_wasi_import(info, "fd_write").is_some());
+    let save_len = audit_save_len(program, &el, &decls, messages);
+    let Elision {
+        effective,
+        mut reports,
+        wrapped: wrapped_events,
+        table,
+    } = el;
     let num_func_imports = info.func_imports.len() as u32;
     let num_types = info.types.len() as u32;
+    let mut types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)> = Vec::new();
+    let mut type_of = |sig: (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)| match types
+        .iter()
+        .position(|t| *t == sig)
+    {
+        Some(i) => num_types + i as u32,
+        None => {
+            types.push(sig);
+            num_types + types.len() as u32 - 1
+        }
+    };
+
+    // Hooks, one per wrapped event, in event order; then added WASI imports.
     let mut hooks = Vec::new();
     let mut hook_of_event = HashMap::new();
     if options.host_hooks {
-        for &e in &elision.wrapped_events {
+        for &e in &wrapped_events {
             let ev = &program.events[e as usize];
             let func_index = num_func_imports + hooks.len() as u32;
             hook_of_event.insert(e, func_index);
+            let mut sig = vec![wasm_encoder::ValType::I32, wasm_encoder::ValType::I32];
+            sig.extend(ev.wasm_params().iter().map(|_| wasm_encoder::ValType::I64));
+            sig.push(wasm_encoder::ValType::I64);
             hooks.push(HookPlan {
                 event: e,
                 field: format!("hook:{e}"),
                 func_index,
-                type_index: num_types + hooks.len() as u32,
-                params: ev.wasm_params().into_iter().map(to_wasm).collect(),
+                type_index: type_of((sig, Vec::new())),
             });
         }
     }
-    let shift = hooks.len() as u32;
+    let mut added_imports = Vec::new();
+    let mut resolved_wasi: HashMap<&'static str, u32> = HashMap::new();
+    for (field, own) in &wasi_plan.needed {
+        let index = match own {
+            Some(f) => *f,
+            None => {
+                let func_index = num_func_imports + hooks.len() as u32 + added_imports.len() as u32;
+                added_imports.push(AddedImport {
+                    module: wasi_plan.module,
+                    field,
+                    func_index,
+                    type_index: type_of(wasi_signature(field)),
+                });
+                func_index
+            }
+        };
+        resolved_wasi.insert(field, index);
+    }
+    let shift = hooks.len() as u32 + added_imports.len() as u32;
+    let wasi_fns = table.then(|| WasiFns {
+        fd_fdstat_get: resolved_wasi["fd_fdstat_get"],
+        fd_prestat_get: resolved_wasi["fd_prestat_get"],
+        fd_prestat_dir_name: resolved_wasi["fd_prestat_dir_name"],
+    });
 
     let mut wrappers = Vec::new();
-    let mut redirect = vec![None; (info.num_funcs()) as usize];
+    let mut redirect = vec![None; info.num_funcs() as usize];
     let first_wrapper = info.num_funcs() + shift;
     for imp in &info.func_imports {
-        let Some(e) = program.event_for_import(imp.module, imp.field) else {
+        let Ok(Some((e, preview0))) = program.event_for_spelling(imp.module, imp.field) else {
             continue;
         };
-        if !elision.wrapped_events.contains(&e) {
+        if !wrapped_events.contains(&e) {
             continue;
         }
         let index = first_wrapper + wrappers.len() as u32;
@@ -583,34 +897,43 @@ fn lay_out_functions(
             event: e,
             index,
             type_index: imp.type_index,
+            preview0,
         });
         let name = format!("{}.{}#{}", imp.module, imp.field, imp.func_index);
         for (pi, p) in program.policies.iter().enumerate() {
-            if elision.effective[pi] && p.mentions(e) {
-                elision.reports[pi].wrapped_imports.push(name.clone());
+            if effective[pi] && p.mentions(e) {
+                reports[pi].wrapped_imports.push(name.clone());
             }
         }
     }
-    let matcher_index = first_wrapper + wrappers.len() as u32;
-    Functions {
-        hooks,
-        hook_of_event,
-        shift,
-        matcher_type: num_types + shift,
-        wrappers,
-        redirect,
-        matcher_index,
-    }
-}
 
-/// `irm:violation` after the original globals, then per kept policy its state and one
-/// global per variable; returns their indices and the initial values after
-/// `irm:violation`, in index order.
-fn lay_out_globals(
-    info: &ModuleInfo,
-    program: &Program,
-    effective: &[bool],
-) -> (MonitorGlobals, Vec<(wasm_encoder::ValType, i64)>) {
+    // Helpers, in the order `Plan::helper_types` lists them.
+    let first_helper = first_wrapper + wrappers.len() as u32;
+    let mut next_fn = first_helper;
+    let mut take = |want: bool| {
+        want.then(|| {
+            next_fn += 1;
+            next_fn - 1
+        })
+    };
+    use wasm_encoder::ValType::{I32, I64};
+    let helpers = Helpers {
+        matcher: take(n.raw_strings),
+        private_matcher: take(n.private_strings),
+        resolve: take(table),
+        init: take(table),
+        set_has: take(n.sets),
+        set_insert: take(n.sets),
+        set_remove: take(n.sets),
+    };
+    let matcher_type = type_of((vec![I32; 3], vec![I32]));
+    let resolve_type = type_of((vec![I32; 5], vec![I32]));
+    let init_type = type_of((vec![], vec![I32]));
+    let set_has_type = type_of((vec![I32, I64], vec![I32]));
+    let set_insert_type = type_of((vec![I32, I32, I64], vec![I32]));
+    let set_remove_type = type_of((vec![I32, I64], vec![]));
+
+    // Monitor globals.
     let violation = info.num_globals;
     let mut next_global = violation + 1;
     let mut states = Vec::new();
@@ -623,44 +946,112 @@ fn lay_out_globals(
             continue;
         }
         states.push(Some(next_global));
-        state_inits.push((wasm_encoder::ValType::I32, p.initial as i64));
+        state_inits.push((I32, p.initial as i64));
         next_global += 1;
         let mut vs = Vec::new();
         for v in &p.vars {
             vs.push(next_global);
-            state_inits.push((wasm_encoder::ValType::I64, v.init));
+            state_inits.push((I64, v.init));
             next_global += 1;
         }
         vars.push(vs);
     }
-    let globals = MonitorGlobals {
-        violation,
-        states,
-        vars,
+    let busy_used = wrapped_events
+        .iter()
+        .any(|&e| post_work(program, &effective, table, e));
+    let mut flag = |used: bool| {
+        used.then(|| {
+            state_inits.push((I32, 0));
+            next_global += 1;
+            next_global - 1
+        })
     };
-    (globals, state_inits)
+    let busy = flag(busy_used);
+    let ready = flag(table);
+
+    let fd_write = if options.host_hooks || host_memory.is_none() {
+        None
+    } else {
+        resolved_wasi
+            .get("fd_write")
+            .copied()
+            .or_else(|| own_wasi_import(info, "fd_write"))
+            .filter(|_| info.memory_export.is_some())
+    };
+
+    // Private memory: audit save area, descriptor table, sets, then DFAs.
+    let mut at = save_len.next_multiple_of(8);
+    let table_layout = table.then(|| {
+        let l = Layout { base: at };
+        at = l.end().next_multiple_of(8);
+        l
+    });
+    let mut sets = Vec::new();
+    for (pi, p) in program.policies.iter().enumerate() {
+        let mut bases = Vec::new();
+        if effective[pi] {
+            for s in &p.sets {
+                bases.push(at);
+                at += 8 + 8 * s.capacity;
+            }
+        }
+        sets.push(bases);
+    }
+
+    Ok(Plan {
+        effective,
+        policy_reports: reports,
+        wrappers,
+        redirect,
+        hooks,
+        hook_of_event,
+        added_imports,
+        shift,
+        num_func_imports,
+        types,
+        matcher_type,
+        resolve_type,
+        init_type,
+        set_has_type,
+        set_insert_type,
+        set_remove_type,
+        helpers,
+        first_helper,
+        globals: MonitorGlobals {
+            violation,
+            states,
+            vars,
+            busy,
+            ready,
+        },
+        state_inits,
+        fd_write,
+        wasi: wasi_fns,
+        host_memory,
+        private_memory: info.memories.len() as u32,
+        message_segment: info.num_data,
+        table: table_layout,
+        sets,
+        dfa_start: at,
+    })
 }
 
-/// The module's own `fd_write` with its WASI type, when messages can be written through
-/// it (default mode, a 32-bit memory 0 with 64 KiB pages).
-fn message_fd_write(info: &ModuleInfo, options: &WeaveOptions) -> Option<u32> {
-    if options.host_hooks {
-        return None;
-    }
-    let mem_ok = info
-        .memories
-        .first()
-        .is_some_and(|m| !m.memory64 && m.page_size_log2.is_none_or(|l| l == 16));
-    info.func_imports
-        .iter()
-        .find(|i| {
-            i.module == "wasi_snapshot_preview1"
-                && i.field == "fd_write"
-                && info.func_type(i.type_index).is_some_and(|ft| {
-                    use wasmparser::ValType::I32;
-                    ft.params() == [I32, I32, I32, I32] && ft.results() == [I32]
+/// Whether a call of `event` leaves work for after the import in this module's monitor
+/// (`Program::has_post_work`, restricted to what this module's monitor does).
+pub(crate) fn post_work(
+    program: &Program,
+    effective: &[bool],
+    table: bool,
+    event: EventId,
+) -> bool {
+    let ev = &program.events[event as usize];
+    (table && ev.module == wasi::MODULE && Effect::of(&ev.field).is_some())
+        || program.policies.iter().enumerate().any(|(pi, p)| {
+            effective[pi]
+                && p.transitions.iter().any(|t| {
+                    t.event == event
+                        && (t.phase == Phase::Post
+                            || (t.verdict == Verdict::Audit && !p.allow_undelivered_audits))
                 })
         })
-        .filter(|_| mem_ok)
-        .map(|i| i.func_index)
 }

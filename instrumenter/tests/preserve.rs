@@ -218,11 +218,26 @@ fn suppression_returns_the_policy_value_without_calling_the_import() {
 
 #[test]
 fn audit_calls_the_import_and_continues() {
-    let p = program("policy p { on secret -> audit \"seen\"; }\n");
+    let p = program("policy p { allow undelivered audits; on secret -> audit \"seen\"; }\n");
     let (mut store, inst) = instantiate(&woven(CALLER, &p).wasm);
     assert_eq!(call(&mut store, &inst, 3).unwrap(), 30);
     assert_eq!(call(&mut store, &inst, 7).unwrap(), 70);
     assert_eq!(store.data().calls, vec![3, 7]);
+}
+
+#[test]
+fn an_audit_the_module_cannot_deliver_is_refused_at_weave_time() {
+    let wasm = wat::parse_str(CALLER).unwrap();
+    let p = program("policy p { on secret -> audit \"seen\"; }\n");
+    let err = weave(&wasm, &p, &WeaveOptions::default()).expect_err("no way to deliver");
+    assert!(
+        matches!(err, instrumenter::WeaveError::NoAuditChannel { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("allow undelivered audits"),
+        "{err}"
+    );
 }
 
 #[test]

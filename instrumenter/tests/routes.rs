@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use instrumenter::{weave, WeaveOptions};
 use policy_lang::ir::{
-    Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Transition, ValType,
-    Verdict, IR_VERSION,
+    Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Subject, Transition,
+    ValType, Verdict, IR_VERSION,
 };
 use wasmtime::{Engine, Func, Instance, Linker, Module, Store, Trap, Val};
 
@@ -31,6 +31,7 @@ fn deny_all(event: EventId) -> Transition {
         from: vec![0],
         guard: Expr::Bool(true),
         updates: vec![],
+        set_updates: vec![],
         verdict: Verdict::Deny,
         next: None,
         reason: Some(SECRET_DENIED.into()),
@@ -71,6 +72,8 @@ fn policy(name: &str, states: &[&str], transitions: Vec<Transition>) -> Policy {
         vars: vec![],
         transitions,
         allow_shared_memory_strings: false,
+        allow_undelivered_audits: false,
+        sets: vec![],
     }
 }
 
@@ -485,7 +488,7 @@ fn log_glob_program(opt_in: bool) -> Program {
         "no_etc",
         &["start"],
         vec![Transition {
-            guard: Expr::Str(0, Pattern::Glob("/etc/**".into())),
+            guard: Expr::Str(Subject::Raw(0), Pattern::Glob("/etc/**".into())),
             ..deny_all(0)
         }],
     );

@@ -20,6 +20,14 @@ pub enum Enforcement {
     Host,
 }
 
+/// A host directory the guest sees as `guest`.
+#[derive(Clone, Debug)]
+pub(crate) struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
 type HostFns = Arc<dyn Fn(&mut Linker<RunState>) -> anyhow::Result<()> + Send + Sync>;
 
 /// Configures a [`Runner`]. [`Runner::builder`] starts from these defaults, which the
@@ -42,7 +50,7 @@ pub struct RunnerBuilder {
     pub(crate) policy_files: Vec<PathBuf>,
     pub(crate) program: Option<Program>,
     pub(crate) enforcement: Enforcement,
-    pub(crate) dirs: Vec<(PathBuf, String)>,
+    pub(crate) dirs: Vec<Preopen>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) args: Vec<String>,
     pub(crate) wasm_stack: usize,
@@ -97,10 +105,32 @@ impl RunnerBuilder {
         self
     }
 
-    /// Preopens host directory `host` as `guest` (read and write).
+    /// Preopens host directory `host` as `guest` (read and write). Preopens are
+    /// descriptors 3, 4, ... in the order they are added.
     pub fn dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
-        self.dirs.push((host.into(), guest.into()));
+        self.dirs.push(Preopen {
+            host: host.into(),
+            guest: guest.into(),
+            read_only: false,
+        });
         self
+    }
+
+    /// Preopens host directory `host` as `guest` for reading only: the host refuses every
+    /// change under it (wasmtime-wasi's read-only directory and file permissions), whatever
+    /// the policies say.
+    pub fn dir_read_only(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
+        self.dirs.push(Preopen {
+            host: host.into(),
+            guest: guest.into(),
+            read_only: true,
+        });
+        self
+    }
+
+    /// The guest names of the preopens, in descriptor order (3, 4, ...).
+    pub(crate) fn preopen_names(&self) -> Vec<Vec<u8>> {
+        self.dirs.iter().map(|d| d.guest.as_bytes().to_vec()).collect()
     }
 
     /// Sets an environment variable of the guest.
@@ -199,7 +229,7 @@ impl RunnerBuilder {
         if self.enforcement == Enforcement::Host && program.is_none() {
             return Err(RunError::HostWithoutPolicies);
         }
-        if let Some((host, guest)) = self.dirs.iter().find(|(host, _)| !host.is_dir()) {
+        if let Some(Preopen { host, guest, .. }) = self.dirs.iter().find(|d| !d.host.is_dir()) {
             return Err(RunError::NotADirectory {
                 host: host.clone(),
                 guest: guest.clone(),

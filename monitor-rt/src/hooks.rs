@@ -3,9 +3,8 @@
 //! without them, only tell the runtime what happened so that it can report it.
 use std::sync::{Arc, Mutex};
 
-use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
-use policy_lang::interp;
-use policy_lang::ir::{Phase, Program, RuntimeFault, Verdict as IrVerdict};
+use instrumenter::manifest::{self, hook_kind, CodeKind, Manifest};
+use policy_lang::ir::{Phase, RuntimeFault, Verdict as IrVerdict};
 use wasmtime::{ExternType, Func, Linker, Module, Store};
 
 use crate::link::{args_from_caller, val_i64};
@@ -73,7 +72,7 @@ pub(crate) fn define_hooks(
                         let value = match program
                             .policies
                             .get(c.policy)
-                            .and_then(|p| p.transitions.get(c.transition))
+                            .and_then(|p| p.transitions.get(c.transition?))
                         {
                             Some(t) => match t.verdict {
                                 IrVerdict::Suppress(v) => v,
@@ -96,7 +95,7 @@ pub(crate) fn define_hooks(
                     let mut o = lock(&obs);
                     match code_of(code) {
                         Some(c) => {
-                            let (fault, reason) = fault_of(&program, c, extra);
+                            let (fault, reason) = fault_of(c, extra);
                             o.deny(c.policy, c.phase, reason, fault, Some(c.origin.clone()));
                         }
                         None => o.deny(
@@ -163,57 +162,13 @@ pub(crate) fn violation_from_manifest(
     }
 }
 
-/// The fault of a deny code and the reason the interpreter gives it.
-fn fault_of(program: &Program, c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
-    let fault = match (&c.kind, &c.fault) {
-        (CodeKind::Fault, Some(Fault::StringOutOfBounds { param })) => {
-            Some(RuntimeFault::StringOutOfBounds { param: *param })
-        }
-        (CodeKind::Fault, Some(Fault::DivisionByZero)) => Some(RuntimeFault::DivisionByZero),
-        (CodeKind::Fault, Some(Fault::VarOutOfRange { var })) => {
-            Some(RuntimeFault::VarOutOfRange {
-                var: *var,
-                value: extra,
-            })
-        }
+/// The fault of a deny code, its run-time value (`extra`) put back, and its reason:
+/// the manifest's, which the weaver took from [`RuntimeFault::reason`], the interpreter's
+/// wording, so reports do not depend on the enforcement mode.
+fn fault_of(c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
+    let fault = match c.kind {
+        CodeKind::Fault => c.fault.as_ref().map(|f| f.with_value(extra)),
         _ => None,
     };
-    // The interpreter's wording, so reports do not depend on the enforcement mode.
-    let located = program
-        .policies
-        .get(c.policy)
-        .and_then(|p| Some((p, p.transitions.get(c.transition)?)));
-    let reason = match (&fault, located) {
-        (Some(f), Some((p, t))) => {
-            let site = match f {
-                RuntimeFault::VarOutOfRange { .. } => Some(interp::FaultSite::Update),
-                RuntimeFault::StringOutOfBounds { .. } => Some(interp::FaultSite::Guard),
-                RuntimeFault::DivisionByZero => match (
-                    divides(&t.guard),
-                    t.updates.iter().any(|u| divides(&u.value)),
-                ) {
-                    (true, false) => Some(interp::FaultSite::Guard),
-                    (false, true) => Some(interp::FaultSite::Update),
-                    // Either could have faulted; the manifest's generic reason it is.
-                    _ => None,
-                },
-            };
-            match site {
-                Some(site) => interp::fault_reason(program, p, t, f, site),
-                None => c.reason.clone(),
-            }
-        }
-        _ => c.reason.clone(),
-    };
-    (fault, reason)
-}
-
-/// Whether `e` divides (or takes a remainder) anywhere.
-fn divides(e: &policy_lang::ir::Expr) -> bool {
-    use policy_lang::ir::{BinOp, Expr};
-    match e {
-        Expr::Binary(op, a, b) => matches!(op, BinOp::Div | BinOp::Rem) || divides(a) || divides(b),
-        Expr::Unary(_, a) => divides(a),
-        _ => false,
-    }
+    (fault, c.reason.clone())
 }

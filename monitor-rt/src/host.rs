@@ -3,10 +3,12 @@
 //! the real one.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use policy_lang::interp::{self, Monitor};
+use policy_lang::descriptors::{Descriptors, Effect, Initial, Opened};
+use policy_lang::interp::{self, Monitor, Value};
 use policy_lang::ir::{Phase, Program};
+use policy_lang::wasi::{self, Role};
 use thiserror::Error;
-use wasmtime::{Extern, ExternType, Func, Linker, Module, Store, Val};
+use wasmtime::{AsContextMut, Caller, Extern, ExternType, Func, Linker, Module, Store, Val};
 
 use crate::link::{args_from_caller, val_i64};
 use crate::observe::{self, lock};
@@ -17,15 +19,19 @@ use crate::{RunError, RunState};
 #[error("stopped by an irm policy")]
 struct PolicyStop;
 
-/// Host enforcement: replaces every import the program monitors by a function that asks
-/// the interpreter before (and after) calling the real one.
+/// Host enforcement: replaces every import the program monitors (in either WASI
+/// spelling) by a function that asks the interpreter before (and after) calling the real
+/// one.
 ///
 /// WASI's functions find the guest's memory through the instance that calls them, and a
 /// host function called from another host function has no calling instance. So the real
 /// functions are called through a small *shim* module, instantiated right after the
 /// guest, that imports them and the guest's memory and re-exports that memory as
 /// `memory`: the wrapper calls the shim's trampoline, the trampoline calls the real
-/// function, which sees the guest's memory.
+/// function, which sees the guest's memory. The monitor learns the descriptors the same
+/// way the woven monitor does, from the host itself: a second small module, the
+/// *scanner*, with a memory of its own, calls the real `fd_fdstat_get`,
+/// `fd_prestat_get` and `fd_prestat_dir_name` for it, at start and after each open.
 pub(crate) fn wrap_imports(
     linker: &mut Linker<RunState>,
     store: &mut Store<RunState>,
@@ -35,12 +41,20 @@ pub(crate) fn wrap_imports(
 ) -> Result<Option<HostShim>, RunError> {
     let monitor = Arc::new(Mutex::new(Monitor::from_arc(Arc::clone(program))));
     let slots: Arc<OnceLock<Vec<Func>>> = Arc::new(OnceLock::new());
+    let scanner: Arc<OnceLock<Scanner>> = Arc::new(OnceLock::new());
     let mut reals: Vec<(Func, wasmtime::FuncType)> = Vec::new();
     for import in module.imports() {
-        let Some(event) = program.event_for_import(import.module(), import.name()) else {
-            continue;
-        };
         let name = format!("{}.{}", import.module(), import.name());
+        let (event, preview0) = match program.event_for_spelling(import.module(), import.name())
+        {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
+            Err(()) => {
+                return Err(RunError::Link(vec![format!(
+                    "{name}: WASI preview 0 has no such function (it was added in preview 1); refusing to run it unmonitored"
+                )]))
+            }
+        };
         let ExternType::Func(ty) = import.ty() else {
             return Err(RunError::Link(vec![format!(
                 "{name}: the policies monitor it as a function, but the module imports it as {:?}",
@@ -48,6 +62,11 @@ pub(crate) fn wrap_imports(
             )]));
         };
         let e = &program.events[event as usize];
+        if preview0 {
+            if let Some(why) = preview0_conflict(program, event) {
+                return Err(RunError::Link(vec![format!("{name}: {why}")]));
+            }
+        }
         let expected: Vec<String> = e
             .wasm_params()
             .iter()
@@ -74,22 +93,28 @@ pub(crate) fn wrap_imports(
         };
         let slot = reals.len();
         reals.push((inner, ty.clone()));
-        let (program, obs, monitor, slots) = (
+        let (program, obs, monitor, slots, scanner) = (
             Arc::clone(program),
             Arc::clone(obs),
             Arc::clone(&monitor),
             Arc::clone(&slots),
+            Arc::clone(&scanner),
         );
         let func = Func::new(
             &mut *store,
             ty.clone(),
             move |mut caller, params, results| {
                 let wasm: Vec<i64> = params.iter().map(val_i64).collect();
-                let args = args_from_caller(&mut caller, &program, event, &wasm);
-                let step = monitor
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pre(event, &args);
+                let mut args = args_from_caller(&mut caller, &program, event, &wasm);
+                let memory_size = guest_memory(&mut caller).map_or(0, |m| m.data_size(&caller));
+                mark_bad_out_pointers(&program, event, preview0, &mut args, memory_size);
+                let mut step = lock(&monitor).pre(event, &args);
+                // The audits of a call that goes ahead are delivered when it returns, as
+                // the woven monitor delivers them.
+                let pre_audits = match step.outcome {
+                    interp::Outcome::Proceed => std::mem::take(&mut step.audits),
+                    _ => Vec::new(),
+                };
                 {
                     let mut o = lock(&obs);
                     o.begin(event, args.clone());
@@ -122,14 +147,20 @@ pub(crate) fn wrap_imports(
                     program.events[event as usize].module, program.events[event as usize].field
                 )));
                 };
+                // A trap here leaves the monitor busy: every later monitored call is
+                // denied, as in the woven monitor.
                 real.call(&mut caller, params, results)?;
                 let result = observe::first_result(&program, event, results);
-                let post = monitor
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .post(event, &args, result);
+                let opened = match result {
+                    Some(0) => opened_by(&mut caller, &program, event, &args, scanner.get())?,
+                    _ => None,
+                };
+                let post = lock(&monitor).post_opened(event, &args, result, opened);
                 let mut o = lock(&obs);
                 o.returned(result);
+                for a in pre_audits {
+                    o.audit(a.policy, Phase::Pre, a.reason);
+                }
                 o.apply_step(&post, Phase::Post);
                 if let interp::Outcome::Deny(_) = post.outcome {
                     return Err(wasmtime::Error::new(PolicyStop));
@@ -154,24 +185,251 @@ pub(crate) fn wrap_imports(
     };
     let wasm = shim_module(&reals, memory.as_ref());
     let shim = Module::new(store.engine(), &wasm).map_err(RunError::Shim)?;
+    // The scanner's functions; a program that tracks descriptors cannot do without them.
+    let mut scan_funcs = Vec::new();
+    for f in SCAN_FUNCTIONS {
+        match linker.get(&mut *store, wasi::MODULE, f) {
+            Ok(Extern::Func(func)) => scan_funcs.push(func),
+            _ if program.tracks() => {
+                return Err(RunError::Link(vec![format!(
+                    "{}.{f}: the policies track descriptors, which needs the host's {f}, but nothing provides it",
+                    wasi::MODULE
+                )]))
+            }
+            _ => break,
+        }
+    }
+    let scanner_module = if program.tracks() {
+        Some(Module::new(store.engine(), scanner_module()).map_err(RunError::Shim)?)
+    } else {
+        None
+    };
     Ok(Some(HostShim {
         module: shim,
         reals: reals.into_iter().map(|(f, _)| f).collect(),
         has_memory: memory.is_some(),
         slots,
+        monitor,
+        program: Arc::clone(program),
+        scanner,
+        scanner_module,
+        scan_funcs,
     }))
 }
 
-/// The trampolines through which host enforcement calls the real imports.
+/// Why a guard on `event` would not mean what it says when the module spells it the WASI
+/// preview 0 way, if it would not (the weaver refuses the same modules).
+fn preview0_conflict(program: &Program, event: u32) -> Option<String> {
+    let ev = &program.events[event as usize];
+    for p in &program.policies {
+        for t in p.transitions.iter().filter(|t| t.event == event) {
+            let mut bad = None;
+            for e in t.exprs() {
+                e.visit(&mut |x| {
+                    if let policy_lang::ir::Expr::Param(id) = x {
+                        let name = &ev.params[*id as usize].name;
+                        if let Some(why) = wasi::preview0_meaning_differs(&ev.field, name) {
+                            bad.get_or_insert((name.clone(), why));
+                        }
+                    }
+                });
+            }
+            if let Some((param, why)) = bad {
+                return Some(format!(
+                    "policy `{}` reads `{param}` (transition at {}): {why}",
+                    p.name, t.origin
+                ));
+            }
+        }
+    }
+    None
+}
+
+const SCAN_FUNCTIONS: [&str; 3] = ["fd_fdstat_get", "fd_prestat_get", "fd_prestat_dir_name"];
+
+/// The guest's memory as the WASI host reads it: its export `memory`.
+fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Marks every out-pointer argument the catalogue knows that lies outside memory (of
+/// `memory_size` bytes) or is misaligned as [`Value::BadPointer`], as the woven monitor
+/// checks them before the call.
+fn mark_bad_out_pointers(
+    program: &Program,
+    event: u32,
+    preview0: bool,
+    args: &mut [Value],
+    memory_size: usize,
+) {
+    let e = &program.events[event as usize];
+    if e.module != wasi::MODULE {
+        return;
+    }
+    for (p, v) in e.params.iter().zip(args.iter_mut()) {
+        let Some(Role::Out {
+            size,
+            align,
+            size_p0,
+        }) = wasi::role(&e.field, &p.name)
+        else {
+            continue;
+        };
+        let Value::Int(ptr) = *v else { continue };
+        let size = if preview0 { size_p0 } else { size } as u64;
+        let at = ptr as u32 as u64;
+        if at % align as u64 != 0 || at + size > memory_size as u64 {
+            *v = Value::BadPointer(ptr);
+        }
+    }
+}
+
+/// What a successful `path_open` or `sock_accept` handed out: the descriptor in its
+/// out-pointer and, from the host, its file type.
+fn opened_by(
+    caller: &mut Caller<'_, RunState>,
+    program: &Program,
+    event: u32,
+    args: &[Value],
+    scanner: Option<&Scanner>,
+) -> wasmtime::Result<Option<Opened>> {
+    let Some(effect) = program.descriptor_effect(event) else {
+        return Ok(None);
+    };
+    let out = match effect {
+        Effect::Open => "opened_fd",
+        Effect::Accept => "ro_fd",
+        _ => return Ok(None),
+    };
+    let e = &program.events[event as usize];
+    let Some(Value::Int(ptr)) = e
+        .params
+        .iter()
+        .position(|p| p.name == out)
+        .and_then(|i| args.get(i))
+    else {
+        return Ok(None);
+    };
+    let Some(memory) = guest_memory(caller) else {
+        return Ok(None);
+    };
+    let mut b = [0u8; 4];
+    if memory.read(&*caller, *ptr as u32 as usize, &mut b).is_err() {
+        return Ok(None);
+    }
+    let fd = u32::from_le_bytes(b);
+    if effect == Effect::Accept {
+        return Ok(Some(Opened {
+            fd,
+            filetype: policy_lang::descriptors::FILETYPE_SOCKET_STREAM,
+        }));
+    }
+    let scanner =
+        scanner.ok_or_else(|| wasmtime::Error::msg("the descriptor scanner is not connected"))?;
+    // An open the host cannot describe is recorded as a file (fail closed: never a
+    // directory whose path would widen what relative paths resolve under).
+    let filetype = scanner
+        .fdstat(&mut *caller, fd)?
+        .map_or(policy_lang::descriptors::FILETYPE_REGULAR_FILE, |(t, _)| t);
+    Ok(Some(Opened { fd, filetype }))
+}
+
+/// The scanner instance: trampolines to the real scan functions and its own memory.
+pub(crate) struct Scanner {
+    fdstat: Func,
+    prestat: Func,
+    dir_name: Func,
+    memory: wasmtime::Memory,
+}
+
+const ERRNO_BADF: i32 = 8;
+
+impl Scanner {
+    fn call(&self, mut store: impl AsContextMut, f: &Func, args: &[Val]) -> wasmtime::Result<i32> {
+        let mut out = [Val::I32(0)];
+        f.call(&mut store, args, &mut out)?;
+        Ok(out[0].i32().unwrap_or(-1))
+    }
+
+    /// `fd_fdstat_get(fd)`: `Some((filetype, rights_base))`, `None` on any error.
+    fn fdstat(&self, mut store: impl AsContextMut, fd: u32) -> wasmtime::Result<Option<(u8, u64)>> {
+        let errno = self.call(&mut store, &self.fdstat, &[Val::I32(fd as i32), Val::I32(0)])?;
+        if errno != 0 {
+            return Ok(None);
+        }
+        let data = self.memory.data(&store);
+        let rights = u64::from_le_bytes(data[8..16].try_into().expect("8 bytes"));
+        Ok(Some((data[0], rights)))
+    }
+
+    /// What the host reports at start for descriptors 0, 1, 2, ... up to the first one
+    /// at or above 3 that is not open, as [`Descriptors::from_world`] takes it.
+    fn world(&self, mut store: impl AsContextMut) -> wasmtime::Result<Vec<Initial>> {
+        let mut out = Vec::new();
+        for fd in 0..policy_lang::descriptors::MAX_FDS {
+            let errno = self.call(&mut store, &self.fdstat, &[Val::I32(fd as i32), Val::I32(0)])?;
+            if errno == ERRNO_BADF {
+                if fd >= 3 {
+                    break;
+                }
+                continue;
+            }
+            let (filetype, rights) = if errno == 0 {
+                let data = self.memory.data(&store);
+                (
+                    Some(data[0]),
+                    u64::from_le_bytes(data[8..16].try_into().expect("8 bytes")),
+                )
+            } else {
+                (None, 0)
+            };
+            let mut preopen = None;
+            let errno = self.call(&mut store, &self.prestat, &[Val::I32(fd as i32), Val::I32(0)])?;
+            if errno == 0 {
+                let data = self.memory.data(&store);
+                let len = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes")) as usize;
+                if data[0] == 0 && len <= policy_lang::path::MAX_PATH {
+                    let errno = self.call(
+                        &mut store,
+                        &self.dir_name,
+                        &[Val::I32(fd as i32), Val::I32(16), Val::I32(len as i32)],
+                    )?;
+                    if errno == 0 {
+                        preopen = Some(self.memory.data(&store)[16..16 + len].to_vec());
+                    }
+                }
+            }
+            out.push(Initial {
+                fd,
+                filetype,
+                rights,
+                preopen,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The trampolines through which host enforcement calls the real imports, and the
+/// scanner through which it asks the host about descriptors.
 pub(crate) struct HostShim {
     module: Module,
     reals: Vec<Func>,
     has_memory: bool,
     slots: Arc<OnceLock<Vec<Func>>>,
+    monitor: Arc<Mutex<Monitor>>,
+    program: Arc<Program>,
+    scanner: Arc<OnceLock<Scanner>>,
+    scanner_module: Option<Module>,
+    scan_funcs: Vec<Func>,
 }
 
 impl HostShim {
-    /// Instantiates the shim against the guest's memory and arms the wrappers.
+    /// Instantiates the shim against the guest's memory, learns the descriptors from the
+    /// host when the policies track them, and arms the wrappers.
     pub(crate) fn connect(
         &self,
         store: &mut Store<RunState>,
@@ -192,9 +450,92 @@ impl HostShim {
                     .ok_or_else(|| wasmtime::Error::msg("the shim lacks a trampoline"))
             })
             .collect::<wasmtime::Result<Vec<_>>>()?;
+        if let Some(module) = &self.scanner_module {
+            let imports: Vec<Extern> = self.scan_funcs.iter().map(|f| Extern::Func(*f)).collect();
+            let instance = wasmtime::Instance::new(&mut *store, module, &imports)?;
+            let get = |store: &mut Store<RunState>, name: &str| {
+                instance
+                    .get_func(&mut *store, name)
+                    .ok_or_else(|| wasmtime::Error::msg("the scanner lacks a trampoline"))
+            };
+            let scanner = Scanner {
+                fdstat: get(store, "fdstat")?,
+                prestat: get(store, "prestat")?,
+                dir_name: get(store, "dir_name")?,
+                memory: instance
+                    .get_memory(&mut *store, "memory")
+                    .ok_or_else(|| wasmtime::Error::msg("the scanner lacks its memory"))?,
+            };
+            let world = scanner.world(&mut *store)?;
+            let table = Descriptors::from_world(&world).map_err(|fd| {
+                wasmtime::Error::msg(format!(
+                    "descriptor {fd} is open at start, beyond the monitor's table of {}",
+                    policy_lang::descriptors::MAX_FDS
+                ))
+            })?;
+            *lock(&self.monitor) = Monitor::with_descriptors(Arc::clone(&self.program), table);
+            let _ = self.scanner.set(scanner);
+        }
         let _ = self.slots.set(funcs);
         Ok(())
     }
+}
+
+/// A module with one page of memory of its own (exported as `memory`, so WASI writes its
+/// answers there) and trampolines `fdstat`, `prestat`, `dir_name` to the imported real
+/// `fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`.
+fn scanner_module() -> Vec<u8> {
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+        ImportSection, MemorySection, MemoryType, TypeSection, ValType,
+    };
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
+    types
+        .ty()
+        .function([ValType::I32, ValType::I32, ValType::I32], [ValType::I32]);
+    let mut imports = ImportSection::new();
+    imports.import("real", "fd_fdstat_get", EntityType::Function(0));
+    imports.import("real", "fd_prestat_get", EntityType::Function(0));
+    imports.import("real", "fd_prestat_dir_name", EntityType::Function(1));
+    let mut funcs = FunctionSection::new();
+    let mut code = CodeSection::new();
+    let mut exports = ExportSection::new();
+    for (i, (name, ty, params)) in [("fdstat", 0, 2), ("prestat", 0, 2), ("dir_name", 1, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        funcs.function(ty);
+        exports.export(name, ExportKind::Func, 3 + i as u32);
+        let mut body = Function::new([]);
+        {
+            let mut sink = body.instructions();
+            for p in 0..params {
+                sink.local_get(p);
+            }
+            sink.call(i as u32);
+            sink.end();
+        }
+        code.function(&body);
+    }
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: Some(1),
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    exports.export("memory", ExportKind::Memory, 0);
+    let mut module = wasm_encoder::Module::new();
+    module
+        .section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&memories)
+        .section(&exports)
+        .section(&code);
+    module.finish()
 }
 
 fn enc_val(t: &wasmtime::ValType) -> wasm_encoder::ValType {

@@ -29,19 +29,25 @@ pub(crate) fn wasi(cfg: &RunnerBuilder, name: &str) -> Result<WasiP1Ctx, RunErro
     for (k, v) in &cfg.env {
         b.env(k, v);
     }
-    for (host, guest) in &cfg.dirs {
-        b.preopened_dir(host, guest, FsPerms::ReadWrite)
+    for d in &cfg.dirs {
+        let perms = if d.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        b.preopened_dir(&d.host, &d.guest, perms)
             .map_err(|error| RunError::Preopen {
-                host: host.clone(),
-                guest: guest.clone(),
+                host: d.host.clone(),
+                guest: d.guest.clone(),
                 error,
             })?;
     }
     Ok(b.build_p1())
 }
 
-/// A linker with WASI, then the embedder's host functions, then the stubs `module`
-/// imports; each may replace what the one before defined.
+/// A linker with WASI (preview 1, and preview 0 as the wasmtime CLI links it), then the
+/// embedder's host functions, then the stubs `module` imports; each may replace what the
+/// one before defined.
 pub(crate) fn linker(
     engine: &Engine,
     cfg: &RunnerBuilder,
@@ -49,6 +55,8 @@ pub(crate) fn linker(
 ) -> Result<Linker<RunState>, RunError> {
     let mut linker: Linker<RunState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
+        .map_err(RunError::Wasi)?;
+    wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |s: &mut RunState| &mut s.wasi)
         .map_err(RunError::Wasi)?;
     // Embedders may replace WASI functions (stubs in tests, sandboxed variants).
     linker.allow_shadowing(true);
@@ -100,7 +108,7 @@ pub(crate) fn check_imports(
         };
         match found {
             None => missing.push(format!(
-                "  {}.{}: {} — provided neither by WASI preview 1 nor by the host",
+                "  {}.{}: {} — provided neither by WASI (preview 1 or 0) nor by the host",
                 import.module(),
                 import.name(),
                 describe(&import.ty())

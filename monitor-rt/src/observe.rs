@@ -29,6 +29,8 @@ pub enum ArgValue {
     /// A string argument whose pointer and length lie outside memory 0.
     #[serde(serialize_with = "ser_oob")]
     OutOfBounds,
+    /// An out-pointer outside memory or misaligned (its value, in JSON).
+    BadPointer(i64),
 }
 
 fn ser_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -46,6 +48,7 @@ impl ArgValue {
             Value::Float(f) => ArgValue::Float(*f),
             Value::Str(Some(b)) => ArgValue::Str(b.clone()),
             Value::Str(None) => ArgValue::OutOfBounds,
+            Value::BadPointer(p) => ArgValue::BadPointer(*p),
         }
     }
 }
@@ -56,6 +59,7 @@ impl fmt::Display for ArgValue {
             ArgValue::Int(i) => write!(f, "{i}"),
             ArgValue::Float(x) => write!(f, "{x}"),
             ArgValue::OutOfBounds => write!(f, "<string outside memory>"),
+            ArgValue::BadPointer(p) => write!(f, "{p} (outside memory or misaligned)"),
             ArgValue::Str(b) => {
                 let text = String::from_utf8_lossy(&b[..b.len().min(SHOWN_STRING)]);
                 write!(f, "\"{}\"", text.escape_debug())?;
@@ -428,7 +432,7 @@ impl Observer {
 
 /// Locks an observer shared by host functions. A host function that panicked poisoned the
 /// lock, but what the observer saw until then is still what the report needs.
-pub(crate) fn lock(o: &Mutex<Observer>) -> MutexGuard<'_, Observer> {
+pub(crate) fn lock<T>(o: &Mutex<T>) -> MutexGuard<'_, T> {
     o.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -3,7 +3,7 @@
 //! that into one trace and writes it with the format's own writer
 //! ([`policy_lang::trace::write`]), so whatever is recorded parses back. The host judge
 //! reads the same record to build its verdict.
-use policy_lang::interp::{TraceEvent, Value};
+use policy_lang::interp::{TraceEvent, Value, World};
 use policy_lang::ir::{EventId, Phase, Program};
 use policy_lang::trace::{self, Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
 
@@ -46,6 +46,7 @@ pub(crate) fn render(
     ending: &Ending<'_>,
     title: &str,
     with: &[String],
+    world: &World,
 ) -> String {
     let policy = |p: usize| program.policies.get(p).map(|p| p.name.clone());
     let steps = steps
@@ -55,6 +56,7 @@ pub(crate) fn render(
                 event: s.event,
                 args: s.args.clone(),
                 result: s.result,
+                ..TraceEvent::default()
             },
             expect: s
                 .notes
@@ -94,6 +96,7 @@ pub(crate) fn render(
         traces: vec![Trace {
             name: format!("recorded run of {title}"),
             expect,
+            world: world.clone(),
             steps,
             line: 0,
         }],

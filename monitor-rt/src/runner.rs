@@ -333,6 +333,9 @@ impl Runner {
             &record::Ending { deny },
             &prepared.name,
             &with,
+            &policy_lang::interp::World {
+                preopens: self.cfg.preopen_names(),
+            },
         );
         std::fs::write(path, text).map_err(|error| RunError::WriteRecord {
             path: path.to_path_buf(),

@@ -4,7 +4,7 @@
 //! enforcement, and through the interpreter, and the verdicts (violation, audits,
 //! suppressions and their values) must be identical.
 use monitor_rt::judge::{Host, Woven};
-use policy_lang::interp::{self, TraceEvent, Value};
+use policy_lang::interp::{self, TraceEvent, Value, World};
 use policy_lang::ir::{ParamType, Program};
 use policy_lang::trace::{disagreement, Judge};
 use std::path::{Path, PathBuf};
@@ -78,14 +78,22 @@ const STRS: &[&str] = &[
     "",
 ];
 
-fn random_trace(rng: &mut Rng, program: &Program, len: usize) -> Vec<TraceEvent> {
-    (0..len)
+/// Out-pointers the catalogue knows: valid and aligned for every type, or outside memory.
+const OUT_POINTERS: &[i64] = &[0, 8, 64, 4096];
+
+fn random_trace(rng: &mut Rng, program: &Program, world: &World, len: usize) -> Vec<TraceEvent> {
+    let mut trace: Vec<TraceEvent> = (0..len)
         .map(|_| {
             let event = (rng.next() % program.events.len() as u64) as u32;
-            let args = program.events[event as usize]
+            let e = &program.events[event as usize];
+            let args = e
                 .params
                 .iter()
                 .map(|p| match p.ty {
+                    _ if is_out_pointer(e, &p.name) => match rng.next() % 6 {
+                        0 => Value::BadPointer(-1),
+                        _ => Value::Int(rng.pick(OUT_POINTERS)),
+                    },
                     ParamType::Str if rng.next().is_multiple_of(8) => Value::Str(None),
                     ParamType::Str => Value::Str(Some(rng.pick(STRS).as_bytes().to_vec())),
                     ParamType::F32 | ParamType::F64 => Value::Float(1.5),
@@ -95,22 +103,47 @@ fn random_trace(rng: &mut Rng, program: &Program, len: usize) -> Vec<TraceEvent>
             TraceEvent {
                 event,
                 args,
-                result: Some(rng.pick(INTS)),
+                result: Some(if rng.next().is_multiple_of(2) { 0 } else { rng.pick(INTS) }),
+                trapped: rng.next().is_multiple_of(16),
+                ..TraceEvent::default()
             }
         })
-        .collect()
+        .collect();
+    // What the host hands out, as the trace format's host model does it. Suppression is
+    // unknown here; a suppressed open just leaves a number unused.
+    policy_lang::trace::hand_out(program, world, &mut trace, &|_| false);
+    trace
+}
+
+fn is_out_pointer(e: &policy_lang::ir::Event, param: &str) -> bool {
+    e.module == policy_lang::wasi::MODULE
+        && matches!(
+            policy_lang::wasi::role(&e.field, param),
+            Some(policy_lang::wasi::Role::Out { .. })
+        )
+}
+
+/// The worlds random traces run in: nothing preopened, a root, two named directories and
+/// one with a relative name.
+fn world_of(rng: &mut Rng) -> World {
+    match rng.next() % 4 {
+        0 => World::default(),
+        1 => World::with_preopens(&["/"]),
+        2 => World::with_preopens(&["/tmp", "/data"]),
+        _ => World::with_preopens(&["/data/a", "."]),
+    }
 }
 
 #[track_caller]
-fn assert_agree(program: &Program, trace: &[TraceEvent]) {
-    let reference = interp::run_trace(program, trace);
+fn assert_agree(program: &Program, world: &World, trace: &[TraceEvent]) {
+    let reference = interp::run_trace_in(program, world, trace);
     for judge in [&Woven as &dyn Judge, &Host] {
         let name = judge.name();
         let v = judge
-            .judge(program, trace)
+            .judge(program, world, trace)
             .unwrap_or_else(|e| panic!("the {name} judge failed: {e}\ntrace: {trace:?}"));
         if let Some(d) = disagreement(program, trace, &reference, &v) {
-            panic!("{d:?}\ntrace: {trace:?}\ninterpreter: {reference:?}\n{name}: {v:?}");
+            panic!("{d:?}\nworld: {world:?}\ntrace: {trace:?}\ninterpreter: {reference:?}\n{name}: {v:?}");
         }
     }
 }
@@ -120,8 +153,9 @@ fn agree_on_random_traces(names: &[&str], seed: u64, traces: usize) {
     let mut rng = Rng(seed);
     for _ in 0..traces {
         let len = (rng.next() % 12) as usize;
-        let trace = random_trace(&mut rng, &program, len);
-        assert_agree(&program, &trace);
+        let world = world_of(&mut rng);
+        let trace = random_trace(&mut rng, &program, &world, len);
+        assert_agree(&program, &world, &trace);
     }
 }
 
@@ -139,5 +173,5 @@ fn wasmtime_judges_and_interpreter_agree_on_all_shipped_policies_composed() {
 
 #[test]
 fn wasmtime_judges_and_interpreter_agree_on_the_empty_trace() {
-    assert_agree(&compile(POLICIES), &[]);
+    assert_agree(&compile(POLICIES), &World::default(), &[]);
 }

@@ -95,8 +95,12 @@ pub struct PolicyDecl {
     pub name: Ident,
     pub states: Vec<StateDecl>,
     pub vars: Vec<VarDecl>,
+    /// `var NAME: set[CAPACITY];` declarations.
+    pub set_vars: Vec<SetVarDecl>,
     /// Spans of `allow shared memory strings;` declarations.
     pub allow_shared: Vec<Span>,
+    /// Spans of `allow undelivered audits;` declarations.
+    pub allow_undelivered: Vec<Span>,
     pub transitions: Vec<TransitionDecl>,
     pub span: Span,
 }
@@ -114,6 +118,13 @@ pub struct VarDecl {
     pub min: Expr,
     pub max: Expr,
     pub init: Expr,
+}
+
+/// `var NAME: set[CAPACITY];`: a bounded set of integers, initially empty.
+#[derive(Clone, Debug)]
+pub struct SetVarDecl {
+    pub name: Ident,
+    pub capacity: Expr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,12 +254,42 @@ pub struct Expr {
     pub span: Span,
 }
 
+/// A name as an operand: `fd`, or a field of it, `fd.path`.
+#[derive(Clone, Debug)]
+pub struct NameRef {
+    pub name: Ident,
+    pub field: Option<Ident>,
+}
+
+impl NameRef {
+    pub fn span(&self) -> Span {
+        match &self.field {
+            Some(f) => self.name.span.to(f.span),
+            None => self.name.span,
+        }
+    }
+
+    /// As written: `fd` or `fd.path`.
+    pub fn text(&self) -> String {
+        match &self.field {
+            Some(f) => format!("{}.{}", self.name.name, f.name),
+            None => self.name.name.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum ExprKind {
     Int(i64),
     Name(String),
+    /// `name.field` used as a value (`fd.writable`, `handles.size`).
+    Field(Ident, Ident),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    /// `param op "literal"`.
-    StrTest(Ident, StrOp, StrLit),
+    /// `operand op "literal"`.
+    StrTest(NameRef, StrOp, StrLit),
+    /// `fd is KIND`: what the descriptor in `fd` is.
+    Is(Ident, Ident),
+    /// `value in SET`: membership in a set variable.
+    In(Box<Expr>, Ident),
 }

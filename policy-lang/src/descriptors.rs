@@ -100,6 +100,8 @@ impl Kind {
 }
 
 /// witx `filetype` values the table distinguishes.
+pub const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+pub const FILETYPE_REGULAR_FILE: u8 = 4;
 pub const FILETYPE_DIRECTORY: u8 = 3;
 pub const FILETYPE_SOCKET_DGRAM: u8 = 5;
 pub const FILETYPE_SOCKET_STREAM: u8 = 6;
@@ -119,12 +121,26 @@ pub struct Descriptor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Initial {
     pub fd: u32,
-    /// witx `filetype` from `fd_fdstat_get`.
-    pub filetype: u8,
+    /// witx `filetype` from `fd_fdstat_get`; `None` when it failed with an error other
+    /// than `EBADF` (open, but undescribed).
+    pub filetype: Option<u8>,
     /// `fs_rights_base` from `fd_fdstat_get`.
     pub rights: u64,
     /// The preopen's name from `fd_prestat_dir_name`, for preopened directories.
     pub preopen: Option<Vec<u8>>,
+}
+
+impl Initial {
+    /// Standard stream `fd` (0, 1 or 2) as a host reports it: a character device that
+    /// reads (0) or writes.
+    pub fn stream(fd: u32) -> Initial {
+        Initial {
+            fd,
+            filetype: Some(FILETYPE_CHARACTER_DEVICE),
+            rights: if fd == 0 { 2 } else { RIGHTS_FD_WRITE },
+            preopen: None,
+        }
+    }
 }
 
 /// What a successful call handed out, as the host reported it.
@@ -134,6 +150,36 @@ pub struct Opened {
     pub fd: u32,
     /// witx `filetype` of the new descriptor (`fd_fdstat_get`).
     pub filetype: u8,
+}
+
+/// The WASI calls that change the table when they succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// `path_open`: adds `opened_fd`.
+    Open,
+    /// `sock_accept`: adds `ro_fd`, a socket.
+    Accept,
+    /// `fd_close`: removes `fd`.
+    Close,
+    /// `fd_renumber`: moves `fd` to `to`.
+    Renumber,
+}
+
+impl Effect {
+    /// The effect of catalogue function `field`, if it changes the table.
+    pub fn of(field: &str) -> Option<Effect> {
+        Some(match field {
+            "path_open" => Effect::Open,
+            "sock_accept" => Effect::Accept,
+            "fd_close" => Effect::Close,
+            "fd_renumber" => Effect::Renumber,
+            _ => return None,
+        })
+    }
+
+    /// The catalogue functions with an effect: a tracking program monitors all of them.
+    pub const FUNCTIONS: [&'static str; 4] =
+        ["path_open", "sock_accept", "fd_close", "fd_renumber"];
 }
 
 /// The change a call makes to the table, decided before its post phase.
@@ -158,19 +204,42 @@ impl Descriptors {
         Descriptors::default()
     }
 
+    /// Descriptors 0, 1 and 2 as the standard streams, nothing else: the world of a host
+    /// that preopens nothing.
+    pub fn standard_streams() -> Self {
+        Descriptors::from_world(&[Initial::stream(0), Initial::stream(1), Initial::stream(2)])
+            .expect("three streams fit the table")
+    }
+
     /// The table at start, from what the host reports for each open descriptor (see the
-    /// module docs). Entries at or above [`MAX_FDS`] are refused with their number.
+    /// module docs). Entries at or above [`MAX_FDS`] are refused with their number. A
+    /// descriptor from 3 on that the host would not describe is a file of unknown path
+    /// that may write (when in doubt, the broader answer); a stream it would not describe
+    /// is left closed.
     pub fn from_world(initial: &[Initial]) -> Result<Self, u32> {
         let mut t = Descriptors::new();
         for d in initial {
             if d.fd >= MAX_FDS {
                 return Err(d.fd);
             }
+            let Some(filetype) = d.filetype else {
+                if d.fd >= 3 {
+                    t.entries.insert(
+                        d.fd,
+                        Descriptor {
+                            kind: Kind::File,
+                            path: None,
+                            writable: true,
+                        },
+                    );
+                }
+                continue;
+            };
             let kind = match d.fd {
                 0 => Kind::Stdin,
                 1 => Kind::Stdout,
                 2 => Kind::Stderr,
-                _ => Kind::from_filetype(d.filetype),
+                _ => Kind::from_filetype(filetype),
             };
             let path = match (kind, &d.preopen) {
                 (Kind::Directory, Some(name)) if name.starts_with(b"/") => {
@@ -242,17 +311,26 @@ impl Descriptors {
     }
 }
 
-/// Whether `path_open`'s flags give a descriptor that may write: the rights WASI hosts
-/// open for writing with (wasmtime looks at `RIGHTS_FD_WRITE`; others at the rest), or
-/// `FDFLAGS_APPEND`. Over-approximated on purpose: a policy about writes must not miss one.
-pub fn opens_for_writing(fs_rights_base: i64, fdflags: i64) -> bool {
-    const WRITE_RIGHTS: i64 = (1 << 0) // FD_DATASYNC
-        | (1 << 4) // FD_SYNC
-        | (1 << 6) // FD_WRITE
-        | (1 << 8) // FD_ALLOCATE
-        | (1 << 22); // FD_FILESTAT_SET_SIZE
+/// The rights that make a descriptor one that may write: the ones wasi-libc and Rust's
+/// standard library ask for exactly when a file is opened for writing (wasmtime itself
+/// looks at `RIGHTS_FD_WRITE` only). `RIGHTS_FD_SYNC` is not among them: wasi-libc asks
+/// for it on read-only opens too.
+pub const WRITE_RIGHTS: i64 = (1 << 0) // FD_DATASYNC
+    | (1 << 6) // FD_WRITE
+    | (1 << 8) // FD_ALLOCATE
+    | (1 << 22); // FD_FILESTAT_SET_SIZE
+
+/// `OFLAGS_CREAT | OFLAGS_TRUNC`: wasmtime opens the file for writing when either is set,
+/// whatever the rights say.
+pub const WRITE_OFLAGS: i64 = 1 | 8;
+
+/// Whether `path_open`'s flags give a descriptor that may write: one of [`WRITE_RIGHTS`],
+/// `FDFLAGS_APPEND`, or one of [`WRITE_OFLAGS`].
+pub fn opens_for_writing(oflags: i64, fs_rights_base: i64, fdflags: i64) -> bool {
     const FDFLAGS_APPEND: i64 = 1;
-    fs_rights_base & WRITE_RIGHTS != 0 || fdflags & FDFLAGS_APPEND != 0
+    fs_rights_base & WRITE_RIGHTS != 0
+        || fdflags & FDFLAGS_APPEND != 0
+        || oflags & WRITE_OFLAGS != 0
 }
 
 #[cfg(test)]
@@ -263,31 +341,31 @@ mod tests {
         Descriptors::from_world(&[
             Initial {
                 fd: 0,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 2,
                 preopen: None,
             },
             Initial {
                 fd: 1,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 64,
                 preopen: None,
             },
             Initial {
                 fd: 2,
-                filetype: 2,
+                filetype: Some(2),
                 rights: 64,
                 preopen: None,
             },
             Initial {
                 fd: 3,
-                filetype: FILETYPE_DIRECTORY,
+                filetype: Some(FILETYPE_DIRECTORY),
                 rights: 0,
                 preopen: Some(b"/tmp/".to_vec()),
             },
             Initial {
                 fd: 4,
-                filetype: FILETYPE_DIRECTORY,
+                filetype: Some(FILETYPE_DIRECTORY),
                 rights: 0,
                 preopen: Some(b".".to_vec()),
             },
@@ -323,6 +401,22 @@ mod tests {
     #[test]
     fn a_preopen_with_a_relative_name_has_no_known_path() {
         assert_eq!(world().get(4).unwrap().path, None);
+    }
+
+    #[test]
+    fn a_descriptor_the_host_will_not_describe_is_a_writable_file_of_unknown_path() {
+        let t = Descriptors::from_world(&[Initial {
+            fd: 3,
+            filetype: None,
+            rights: 0,
+            preopen: None,
+        }])
+        .unwrap();
+        let d = t.get(3).unwrap();
+        assert_eq!(
+            (d.kind, d.path.as_deref(), d.writable),
+            (Kind::File, None, true)
+        );
     }
 
     #[test]
@@ -397,8 +491,15 @@ mod tests {
 
     #[test]
     fn writing_rights_or_append_open_for_writing() {
-        assert!(opens_for_writing(1 << 6, 0));
-        assert!(opens_for_writing(0, 1));
-        assert!(!opens_for_writing(1 << 1, 0));
+        assert!(opens_for_writing(0, 1 << 6, 0));
+        assert!(opens_for_writing(0, 0, 1));
+        assert!(!opens_for_writing(0, 1 << 1, 0));
+    }
+
+    #[test]
+    fn creating_or_truncating_opens_for_writing_whatever_the_rights() {
+        assert!(opens_for_writing(1, 0, 0));
+        assert!(opens_for_writing(8, 0, 0));
+        assert!(!opens_for_writing(2 | 4, 0, 0));
     }
 }

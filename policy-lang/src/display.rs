@@ -1,17 +1,20 @@
 //! Printing the IR back in policy-language syntax, for `irm show`, Graphviz labels and
 //! messages. Expressions print with the fewest parentheses that keep their meaning and
 //! re-parse to the same IR.
+use crate::descriptors::Kind;
 use crate::ir::{
-    BinOp, Event, Expr, ParamType, Pattern, Phase, Policy, Transition, UnOp, Update, ValType, Var,
-    Verdict,
+    BinOp, Event, Expr, ParamType, Pattern, Phase, Policy, SetUpdate, SetVar, Subject, Transition,
+    UnOp, Update, ValType, Var, Verdict,
 };
 use std::fmt;
 
-/// An expression with the names it needs: the event's parameters and the policy's vars.
+/// An expression with the names it needs: the event's parameters and the policy's
+/// variables and sets.
 pub struct ExprDisplay<'a> {
     pub expr: &'a Expr,
     pub event: Option<&'a Event>,
     pub vars: &'a [Var],
+    pub sets: &'a [SetVar],
 }
 
 impl Expr {
@@ -22,6 +25,21 @@ impl Expr {
             expr: self,
             event,
             vars,
+            sets: &[],
+        }
+    }
+
+    /// Displays `self` with the names of `policy`'s variables and sets.
+    pub fn display_in<'a>(
+        &'a self,
+        event: Option<&'a Event>,
+        policy: &'a Policy,
+    ) -> ExprDisplay<'a> {
+        ExprDisplay {
+            expr: self,
+            event,
+            vars: &policy.vars,
+            sets: &policy.sets,
         }
     }
 }
@@ -97,6 +115,38 @@ impl ExprDisplay<'_> {
             .map_or_else(|| format!("$param{id}"), |p| p.name.clone())
     }
 
+    fn set(&self, id: u32) -> String {
+        self.sets
+            .get(id as usize)
+            .map_or_else(|| format!("$set{id}"), |s| s.name.clone())
+    }
+
+    /// A string operand: `path` (resolved), `raw_path`, `fd.path`.
+    fn subject(&self, s: Subject) -> String {
+        match s {
+            Subject::Resolved(p) => self.param(p),
+            Subject::Raw(p) => {
+                let name = self.param(p);
+                let is_path = self.event.is_some_and(|e| {
+                    e.module == crate::wasi::MODULE
+                        && matches!(
+                            crate::wasi::role(&e.field, &name),
+                            Some(
+                                crate::wasi::Role::Path { .. }
+                                    | crate::wasi::Role::LinkTarget { .. }
+                            )
+                        )
+                });
+                if is_path {
+                    format!("raw_{name}")
+                } else {
+                    name
+                }
+            }
+            Subject::FdPath(p) => format!("{}.path", self.param(p)),
+        }
+    }
+
     fn prec(e: &Expr) -> u8 {
         match e {
             Expr::Binary(BinOp::Eq, l, r) if Self::has_form(l, r).is_some() => 7,
@@ -106,7 +156,7 @@ impl ExprDisplay<'_> {
             }
             Expr::Unary(..) => UNARY,
             Expr::Int(v) if *v < 0 => UNARY,
-            Expr::Str(..) => 6,
+            Expr::Str(..) | Expr::FdIs(..) | Expr::SetHas(..) => 6,
             _ => ATOM,
         }
     }
@@ -135,7 +185,7 @@ impl ExprDisplay<'_> {
             },
             Expr::Unary(UnOp::Not, inner) => {
                 if let Expr::Str(p, Pattern::Exact(s)) = &**inner {
-                    write!(f, "{} != {}", self.param(*p), quote(s))?;
+                    write!(f, "{} != {}", self.subject(*p), quote(s))?;
                 } else {
                     f.write_str("!")?;
                     self.write(f, inner, UNARY)?;
@@ -163,8 +213,32 @@ impl ExprDisplay<'_> {
                     Pattern::Prefix(s) => ("startswith", s),
                     Pattern::Glob(s) => ("glob", s),
                 };
-                write!(f, "{} {op} {}", self.param(*p), quote(s))?;
+                write!(f, "{} {op} {}", self.subject(*p), quote(s))?;
             }
+            Expr::FdIs(p, mask) => {
+                let names: Vec<&str> = if *mask == Kind::mask_named("stdio").unwrap_or(0) {
+                    vec!["stdio"]
+                } else {
+                    Kind::ALL
+                        .iter()
+                        .filter(|k| mask & k.bit() != 0)
+                        .map(|k| k.name())
+                        .collect()
+                };
+                let fd = self.param(*p);
+                let tests: Vec<String> = names.iter().map(|k| format!("{fd} is {k}")).collect();
+                match tests.as_slice() {
+                    [one] => f.write_str(one)?,
+                    [] => f.write_str("1 == 0")?,
+                    many => write!(f, "({})", many.join(" || "))?,
+                }
+            }
+            Expr::FdWritable(p) => write!(f, "{}.writable", self.param(*p))?,
+            Expr::SetHas(set, v) => {
+                self.write(f, v, ATOM)?;
+                write!(f, " in {}", self.set(*set))?;
+            }
+            Expr::SetLen(set) => write!(f, "{}.size", self.set(*set))?,
         }
         if paren {
             f.write_str(")")?;
@@ -193,6 +267,16 @@ pub fn update_to_string(u: &Update, event: Option<&Event>, vars: &[Var]) -> Stri
     format!("{name} = {}", u.value.display(event, vars))
 }
 
+/// `s += x` (insert) or `s -= x` (remove).
+pub fn set_update_to_string(u: &SetUpdate, event: Option<&Event>, policy: &Policy) -> String {
+    let name = policy
+        .sets
+        .get(u.set as usize)
+        .map_or_else(|| format!("$set{}", u.set), |s| s.name.clone());
+    let sym = if u.insert { "+=" } else { "-=" };
+    format!("{name} {sym} {}", u.value.display_in(event, policy))
+}
+
 /// A transition in source syntax (with its `in` list spelled out), e.g.
 /// `on path_open in clean when path glob "/data/**" -> tainted;`.
 pub fn transition_to_string(t: &Transition, policy: &Policy, events: &[Event]) -> String {
@@ -215,13 +299,18 @@ pub fn transition_to_string(t: &Transition, policy: &Policy, events: &[Event]) -
         s.push_str(&names.join(", "));
     }
     if t.guard != Expr::Bool(true) {
-        s.push_str(&format!(" when {}", t.guard.display(event, &policy.vars)));
+        s.push_str(&format!(" when {}", t.guard.display_in(event, policy)));
     }
-    if !t.updates.is_empty() {
+    if !t.updates.is_empty() || !t.set_updates.is_empty() {
         let ups: Vec<String> = t
             .updates
             .iter()
             .map(|u| update_to_string(u, event, &policy.vars))
+            .chain(
+                t.set_updates
+                    .iter()
+                    .map(|u| set_update_to_string(u, event, policy)),
+            )
             .collect();
         s.push_str(&format!(" do {}", ups.join(", ")));
     }

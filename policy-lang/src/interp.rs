@@ -22,14 +22,22 @@
 //! * **Results.** `result` reads the import's first result; in the pre phase, or when no
 //!   result is given, it reads `0`.
 //! * **Commit.** After a step every policy that did not deny commits its new state and
-//!   variables, even when another policy denied (the program stops on a deny, so this
-//!   is never observable; it keeps [`Monitor::state`] meaningful after a deny).
+//!   variables, even when another policy denied; after any deny the monitor is
+//!   *interrupted* for good, so those changes are never observed.
+//! * **Out-pointers.** The caller, who knows the memory, passes an out-pointer that lies
+//!   outside it (or is misaligned) as [`Value::BadPointer`].
+//! * **What the host handed out.** The caller reports the descriptor a successful
+//!   `path_open` or `sock_accept` produced ([`Opened`]); without it the table does not
+//!   change.
 use std::sync::Arc;
 
+use crate::descriptors::{self, Change, Descriptor, Descriptors, Effect, Kind, Opened};
 use crate::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Phase, Policy, Program, RuntimeFault, StateId,
-    Transition, UnOp, ValType, VarId, Verdict as IrVerdict,
+    Subject, Transition, ValType, VarId, Verdict as IrVerdict,
 };
+use crate::path::{self, ResolveError};
+use crate::wasi::{self, Role};
 
 /// One argument of a monitored call, as the monitor sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +48,9 @@ pub enum Value {
     Str(Option<Vec<u8>>),
     /// A float parameter (never read by guards, carried for completeness).
     Float(f64),
+    /// An out-pointer parameter that lies outside the memory or is misaligned; guards
+    /// read it as the integer.
+    BadPointer(i64),
 }
 
 /// A decision of one policy that someone must be told about.
@@ -76,22 +87,6 @@ pub struct Step {
     pub suppressed_by: Option<Report>,
 }
 
-/// Where in a transition an evaluation fault happened; only changes the message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultSite {
-    Guard,
-    Update,
-}
-
-impl FaultSite {
-    fn word(self) -> &'static str {
-        match self {
-            FaultSite::Guard => "guard",
-            FaultSite::Update => "update",
-        }
-    }
-}
-
 /// The reason shown for a transition that fires with a deny, suppress or audit verdict:
 /// its own text, or `transition at <origin>` when it has none.
 pub fn transition_reason(t: &Transition) -> String {
@@ -101,59 +96,24 @@ pub fn transition_reason(t: &Transition) -> String {
     }
 }
 
-/// The generated reason for a runtime fault in transition `t` of `policy` on `event`.
-pub fn fault_reason(
-    program: &Program,
-    policy: &Policy,
-    t: &Transition,
-    fault: &RuntimeFault,
-    site: FaultSite,
-) -> String {
-    match fault {
-        RuntimeFault::StringOutOfBounds { param } => {
-            let name = program
-                .events
-                .get(t.event as usize)
-                .and_then(|e| e.params.get(*param as usize))
-                .map_or_else(|| format!("#{param}"), |p| p.name.clone());
-            format!(
-                "string argument `{name}` is outside memory ({} at {})",
-                site.word(),
-                t.origin
-            )
-        }
-        RuntimeFault::DivisionByZero => {
-            format!("division by zero in {} at {}", site.word(), t.origin)
-        }
-        RuntimeFault::VarOutOfRange { var, value } => match policy.vars.get(*var as usize) {
-            Some(v) => format!(
-                "variable `{}` would become {value}, outside {}..{} ({} at {})",
-                v.name,
-                v.min,
-                v.max,
-                site.word(),
-                t.origin
-            ),
-            None => format!(
-                "variable #{var} would become {value} (update at {})",
-                t.origin
-            ),
-        },
-    }
-}
-
 /// The run-time state of one policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct PolicyState {
     state: StateId,
     vars: Vec<i64>,
+    /// Members of each set, in insertion order.
+    sets: Vec<Vec<i64>>,
 }
 
-/// The state of every policy of a [`Program`], stepped call by call.
+/// The state of every policy of a [`Program`], stepped call by call, and the descriptor
+/// table.
 #[derive(Clone, Debug)]
 pub struct Monitor {
     program: Arc<Program>,
     policies: Vec<PolicyState>,
+    table: Descriptors,
+    /// Set while a call with post-phase work is under way, and for good after a deny.
+    busy: bool,
 }
 
 /// What one policy decided in one step, before composition.
@@ -174,6 +134,7 @@ struct Call<'a> {
     event: EventId,
     args: &'a [Value],
     result: Option<i64>,
+    table: &'a Descriptors,
 }
 
 impl Call<'_> {
@@ -187,7 +148,7 @@ impl Call<'_> {
 
     fn int_arg(&self, param: ParamId) -> i64 {
         let raw = match self.args.get(param as usize) {
-            Some(Value::Int(v)) => *v,
+            Some(Value::Int(v) | Value::BadPointer(v)) => *v,
             _ => 0,
         };
         match self.param_type(param) {
@@ -200,6 +161,73 @@ impl Call<'_> {
         match self.args.get(param as usize) {
             Some(Value::Str(Some(bytes))) => Some(bytes),
             _ => None,
+        }
+    }
+
+    /// The parameter of this event named `name`.
+    fn param_named(&self, name: &str) -> Option<ParamId> {
+        let e = self.program.events.get(self.event as usize)?;
+        e.params
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| i as ParamId)
+    }
+
+    /// The catalogue role of parameter `param`, for WASI events.
+    fn role(&self, param: ParamId) -> Option<Role> {
+        let e = self.program.events.get(self.event as usize)?;
+        if e.module != wasi::MODULE {
+            return None;
+        }
+        wasi::role(&e.field, &e.params.get(param as usize)?.name)
+    }
+
+    /// Path parameter `param` resolved (`crate::ir` docs, "Resources").
+    fn resolved(&self, param: ParamId) -> Result<Vec<u8>, RuntimeFault> {
+        let raw = self
+            .str_arg(param)
+            .ok_or(RuntimeFault::StringOutOfBounds { param })?;
+        let too_long = |_: ResolveError| RuntimeFault::PathTooLong { param };
+        if raw.starts_with(b"/") {
+            return path::normalize(raw).map_err(too_long);
+        }
+        match self.role(param) {
+            Some(Role::Path { dir }) => {
+                let fd = self.param_named(dir).map_or(0, |d| self.int_arg(d));
+                let base = self
+                    .table
+                    .get(fd)
+                    .and_then(|d| d.path.as_deref())
+                    .ok_or(RuntimeFault::UnresolvedPath { param, fd })?;
+                path::resolve(base, raw).map_err(too_long)
+            }
+            Some(Role::LinkTarget { link }) => {
+                let link = self.param_named(link);
+                let dir_fd = link
+                    .and_then(|l| match self.role(l) {
+                        Some(Role::Path { dir }) => self.param_named(dir),
+                        _ => None,
+                    })
+                    .map_or(0, |d| self.int_arg(d));
+                let at = link
+                    .ok_or(())
+                    .and_then(|l| self.resolved(l).map_err(|_| ()))
+                    .map_err(|_| RuntimeFault::UnresolvedPath { param, fd: dir_fd })?;
+                path::resolve(path::parent(&at), raw).map_err(too_long)
+            }
+            // Not a path: the lowering never resolves such a parameter.
+            _ => Err(RuntimeFault::UnresolvedPath { param, fd: -1 }),
+        }
+    }
+
+    /// The path of the descriptor in parameter `param`: empty for streams and sockets.
+    fn fd_path(&self, param: ParamId) -> Result<Vec<u8>, RuntimeFault> {
+        let fd = self.int_arg(param);
+        let fault = RuntimeFault::UnknownDescriptor { param, fd };
+        let d = self.table.get(fd).ok_or(fault.clone())?;
+        match d.kind {
+            Kind::File | Kind::Directory => d.path.clone().ok_or(fault),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -219,58 +247,43 @@ impl Call<'_> {
 
 /// Evaluates `e`; booleans are `0` / `1`. The compiler guarantees well-typedness, so
 /// any non-zero value is true.
-fn eval(e: &Expr, call: &Call<'_>, vars: &[i64]) -> Result<i64, RuntimeFault> {
+fn eval(e: &Expr, call: &Call<'_>, st: &PolicyState) -> Result<i64, RuntimeFault> {
     Ok(match e {
         Expr::Bool(b) => *b as i64,
         Expr::Int(v) => *v,
         Expr::Param(p) => call.int_arg(*p),
         Expr::Result => call.result(),
-        Expr::Var(v) => vars.get(*v as usize).copied().unwrap_or(0),
-        Expr::Unary(op, a) => {
-            let a = eval(a, call, vars)?;
-            match op {
-                UnOp::Neg => a.wrapping_neg(),
-                UnOp::Not => (a == 0) as i64,
-                UnOp::BitNot => !a,
-            }
-        }
+        Expr::Var(v) => st.vars.get(*v as usize).copied().unwrap_or(0),
+        Expr::Unary(op, a) => op.apply(eval(a, call, st)?),
         Expr::Binary(op, a, b) => {
-            let a = eval(a, call, vars)?;
+            let a = eval(a, call, st)?;
             // Short-circuit: the right operand is not evaluated, so it cannot fault.
             match op {
                 BinOp::And if a == 0 => return Ok(0),
                 BinOp::Or if a != 0 => return Ok(1),
                 _ => {}
             }
-            let b = eval(b, call, vars)?;
-            match op {
-                BinOp::Add => a.wrapping_add(b),
-                BinOp::Sub => a.wrapping_sub(b),
-                BinOp::Mul => a.wrapping_mul(b),
-                BinOp::Div if b == 0 => return Err(RuntimeFault::DivisionByZero),
-                BinOp::Rem if b == 0 => return Err(RuntimeFault::DivisionByZero),
-                // `wrapping_*` turns i64::MIN / -1 into i64::MIN and i64::MIN % -1 into 0.
-                BinOp::Div => a.wrapping_div(b),
-                BinOp::Rem => a.wrapping_rem(b),
-                BinOp::BitAnd => a & b,
-                BinOp::BitOr => a | b,
-                BinOp::BitXor => a ^ b,
-                // `wrapping_sh*` take the count modulo 64, as the IR requires.
-                BinOp::Shl => a.wrapping_shl((b & 63) as u32),
-                BinOp::Shr => a.wrapping_shr((b & 63) as u32),
-                BinOp::Eq => (a == b) as i64,
-                BinOp::Ne => (a != b) as i64,
-                BinOp::Lt => (a < b) as i64,
-                BinOp::Le => (a <= b) as i64,
-                BinOp::Gt => (a > b) as i64,
-                BinOp::Ge => (a >= b) as i64,
-                BinOp::And | BinOp::Or => (b != 0) as i64,
-            }
+            let b = eval(b, call, st)?;
+            op.apply(a, b).ok_or(RuntimeFault::DivisionByZero)?
         }
-        Expr::Str(p, pattern) => match call.str_arg(*p) {
-            Some(bytes) => pattern.matches(bytes) as i64,
-            None => return Err(RuntimeFault::StringOutOfBounds { param: *p }),
-        },
+        Expr::Str(subject, pattern) => {
+            let bytes = match *subject {
+                Subject::Raw(p) => call
+                    .str_arg(p)
+                    .map(<[u8]>::to_vec)
+                    .ok_or(RuntimeFault::StringOutOfBounds { param: p })?,
+                Subject::Resolved(p) => call.resolved(p)?,
+                Subject::FdPath(p) => call.fd_path(p)?,
+            };
+            pattern.matches(&bytes) as i64
+        }
+        Expr::FdIs(p, mask) => (call.table.kind(call.int_arg(*p)).bit() & mask != 0) as i64,
+        Expr::FdWritable(p) => call.table.get(call.int_arg(*p)).is_some_and(|d| d.writable) as i64,
+        Expr::SetHas(s, v) => {
+            let v = eval(v, call, st)?;
+            st.sets.get(*s as usize).is_some_and(|m| m.contains(&v)) as i64
+        }
+        Expr::SetLen(s) => st.sets.get(*s as usize).map_or(0, |m| m.len() as i64),
     })
 }
 
@@ -280,17 +293,42 @@ impl Monitor {
         Monitor::from_arc(Arc::new(program.clone()))
     }
 
-    /// Like [`Monitor::new`] without copying the program.
+    /// Like [`Monitor::new`] without copying the program. The descriptor table starts
+    /// with the three standard streams, as a host without preopens reports them.
     pub fn from_arc(program: Arc<Program>) -> Monitor {
+        Monitor::with_descriptors(program, Descriptors::standard_streams())
+    }
+
+    /// A monitor whose descriptor table starts as `table` (what the host reported).
+    pub fn with_descriptors(program: Arc<Program>, table: Descriptors) -> Monitor {
         let policies = program
             .policies
             .iter()
             .map(|p| PolicyState {
                 state: p.initial,
                 vars: p.vars.iter().map(|v| v.init).collect(),
+                sets: vec![Vec::new(); p.sets.len()],
             })
             .collect();
-        Monitor { program, policies }
+        Monitor {
+            program,
+            policies,
+            table,
+            busy: false,
+        }
+    }
+
+    /// The descriptor table as the monitor knows it.
+    pub fn descriptors(&self) -> &Descriptors {
+        &self.table
+    }
+
+    /// Members of set `set` of policy `policy`, in insertion order.
+    ///
+    /// # Panics
+    /// If either index is out of range.
+    pub fn set(&self, policy: usize, set: u32) -> &[i64] {
+        &self.policies[policy].sets[set as usize]
     }
 
     pub fn program(&self) -> &Program {
@@ -318,18 +356,123 @@ impl Monitor {
         self.step(event, Phase::Pre, args, None)
     }
 
-    /// The post phase, after the import returned `result` (`None` if it has no result).
+    /// The post phase, after the import returned `result` (`None` if it has no result),
+    /// with no descriptor handed out.
     pub fn post(&mut self, event: EventId, args: &[Value], result: Option<i64>) -> Step {
-        self.step(event, Phase::Post, args, result)
+        self.post_opened(event, args, result, None)
     }
 
-    fn step(&mut self, event: EventId, phase: Phase, args: &[Value], result: Option<i64>) -> Step {
+    /// The post phase of a call that handed out `opened` (a successful `path_open` or
+    /// `sock_accept`: the descriptor written to its out-pointer and its file type).
+    pub fn post_opened(
+        &mut self,
+        event: EventId,
+        args: &[Value],
+        result: Option<i64>,
+        opened: Option<Opened>,
+    ) -> Step {
+        self.busy = false;
+        let mut step = self.step(event, Phase::Post, args, result);
+        if matches!(step.outcome, Outcome::Deny(_)) {
+            self.busy = true;
+            return step;
+        }
+        if result.unwrap_or(0) as i32 != 0 {
+            return step;
+        }
+        if let Err(fd) = self.apply_effect(event, args, opened) {
+            step = self.call_fault(event, RuntimeFault::DescriptorLimit { fd });
+        }
+        step
+    }
+
+    /// A deny of the whole call by the event's owner.
+    fn call_fault(&mut self, event: EventId, fault: RuntimeFault) -> Step {
+        self.busy = true;
+        let policy = self.program.owner(event);
+        let reason = fault.reason(&self.program, event, policy, None);
+        Step {
+            outcome: Outcome::Deny(Report {
+                policy,
+                transition: None,
+                fault: Some(fault),
+                reason,
+            }),
+            audits: Vec::new(),
+            suppressed_by: None,
+        }
+    }
+
+    /// The change a successful call makes to the table; `Err(fd)` past the limit.
+    fn apply_effect(
+        &mut self,
+        event: EventId,
+        args: &[Value],
+        opened: Option<Opened>,
+    ) -> Result<(), i64> {
+        let Some(effect) = self.program.descriptor_effect(event) else {
+            return Ok(());
+        };
         let program = Arc::clone(&self.program);
         let call = Call {
             program: &program,
             event,
             args,
+            result: None,
+            table: &self.table,
+        };
+        let arg = |name: &str| call.param_named(name).map_or(0, |p| call.int_arg(p));
+        let change = match effect {
+            Effect::Open => {
+                let Some(o) = opened else { return Ok(()) };
+                let path = call.param_named("path").and_then(|p| call.resolved(p).ok());
+                Change::Add {
+                    fd: o.fd,
+                    descriptor: Descriptor {
+                        kind: Kind::from_filetype(o.filetype),
+                        path,
+                        writable: descriptors::opens_for_writing(
+                            arg("oflags"),
+                            arg("fs_rights_base"),
+                            arg("fdflags"),
+                        ),
+                    },
+                }
+            }
+            Effect::Accept => {
+                let Some(o) = opened else { return Ok(()) };
+                Change::Add {
+                    fd: o.fd,
+                    descriptor: Descriptor {
+                        kind: Kind::Socket,
+                        path: None,
+                        writable: true,
+                    },
+                }
+            }
+            Effect::Close => match u32::try_from(arg("fd")) {
+                Ok(fd) => Change::Remove { fd },
+                Err(_) => return Ok(()),
+            },
+            Effect::Renumber => match (u32::try_from(arg("fd")), u32::try_from(arg("to"))) {
+                (Ok(from), Ok(to)) => Change::Renumber { from, to },
+                _ => return Ok(()),
+            },
+        };
+        self.table.apply(change).map_err(i64::from)
+    }
+
+    fn step(&mut self, event: EventId, phase: Phase, args: &[Value], result: Option<i64>) -> Step {
+        let program = Arc::clone(&self.program);
+        if phase == Phase::Pre && self.busy {
+            return self.call_fault(event, RuntimeFault::Interrupted);
+        }
+        let call = Call {
+            program: &program,
+            event,
+            args,
             result,
+            table: &self.table,
         };
         let steps: Vec<PolicyStep> = program
             .policies
@@ -377,6 +520,41 @@ impl Monitor {
             }
         }
 
+        // An audit needs the stderr found at start to report to.
+        if deny.is_none() && self.table.kind(2) != Kind::Stderr {
+            if let Some(a) = audits
+                .iter()
+                .find(|a| !program.policies[a.policy].allow_undelivered_audits)
+            {
+                let f = RuntimeFault::AuditUndelivered;
+                deny = Some(Report {
+                    policy: a.policy,
+                    transition: a.transition,
+                    reason: f.reason(&program, event, a.policy, a.transition),
+                    fault: Some(f),
+                });
+            }
+        }
+        // The import will be called: the host must be able to write its results.
+        if deny.is_none() && suppress.is_none() && phase == Phase::Pre {
+            if let Some(param) = args
+                .iter()
+                .position(|a| matches!(a, Value::BadPointer(_)))
+                .filter(|&p| matches!(call.role(p as ParamId), Some(Role::Out { .. })))
+            {
+                let f = RuntimeFault::OutPointer {
+                    param: param as ParamId,
+                };
+                let policy = program.owner(event);
+                deny = Some(Report {
+                    policy,
+                    transition: None,
+                    reason: f.reason(&program, event, policy, None),
+                    fault: Some(f),
+                });
+            }
+        }
+
         for (current, s) in self.policies.iter_mut().zip(steps) {
             if let PolicyStep::Fired { verdict, next, .. } = s {
                 if verdict != IrVerdict::Deny {
@@ -386,21 +564,29 @@ impl Monitor {
         }
 
         match (deny, suppress) {
-            (Some(report), _) => Step {
-                outcome: Outcome::Deny(report),
-                audits: Vec::new(),
-                suppressed_by: None,
-            },
+            (Some(report), _) => {
+                self.busy = true;
+                Step {
+                    outcome: Outcome::Deny(report),
+                    audits: Vec::new(),
+                    suppressed_by: None,
+                }
+            }
             (None, Some((value, report))) => Step {
                 outcome: Outcome::Suppress(value),
                 audits,
                 suppressed_by: Some(report),
             },
-            (None, None) => Step {
-                outcome: Outcome::Proceed,
-                audits,
-                suppressed_by: None,
-            },
+            (None, None) => {
+                if phase == Phase::Pre && program.has_post_work(event) {
+                    self.busy = true;
+                }
+                Step {
+                    outcome: Outcome::Proceed,
+                    audits,
+                    suppressed_by: None,
+                }
+            }
         }
     }
 }
@@ -413,38 +599,65 @@ fn step_policy(
     current: &PolicyState,
     phase: Phase,
 ) -> PolicyStep {
-    let fault = |ti: usize, t: &Transition, fault: RuntimeFault, site: FaultSite| {
+    let fault = |ti: usize, fault: RuntimeFault| {
         PolicyStep::Fault(Report {
             policy: index,
             transition: Some(ti),
-            reason: fault_reason(call.program, policy, t, &fault, site),
+            reason: fault.reason(call.program, call.event, index, Some(ti)),
             fault: Some(fault),
         })
     };
     for (ti, t) in policy.candidates(current.state, call.event, phase) {
-        match eval(&t.guard, call, &current.vars) {
-            Err(f) => return fault(ti, t, f, FaultSite::Guard),
+        match eval(&t.guard, call, current) {
+            Err(f) => return fault(ti, f),
             Ok(0) => continue,
             Ok(_) => {}
         }
         let mut next = PolicyState {
             state: t.next.unwrap_or(current.state),
             vars: current.vars.clone(),
+            sets: current.sets.clone(),
         };
         if t.verdict != IrVerdict::Deny {
             for u in &t.updates {
-                let value = match eval(&u.value, call, &current.vars) {
+                let value = match eval(&u.value, call, current) {
                     Ok(v) => v,
-                    Err(f) => return fault(ti, t, f, FaultSite::Update),
+                    Err(f) => return fault(ti, f),
                 };
                 let Some(decl) = policy.vars.get(u.var as usize) else {
                     continue;
                 };
                 if value < decl.min || value > decl.max {
-                    let f = RuntimeFault::VarOutOfRange { var: u.var, value };
-                    return fault(ti, t, f, FaultSite::Update);
+                    return fault(ti, RuntimeFault::VarOutOfRange { var: u.var, value });
                 }
                 next.vars[u.var as usize] = value;
+            }
+            let mut values = Vec::with_capacity(t.set_updates.len());
+            for u in &t.set_updates {
+                match eval(&u.value, call, current) {
+                    Ok(v) => values.push(v),
+                    Err(f) => return fault(ti, f),
+                }
+            }
+            for (u, v) in t.set_updates.iter().zip(values) {
+                let (Some(members), Some(decl)) = (
+                    next.sets.get_mut(u.set as usize),
+                    policy.sets.get(u.set as usize),
+                ) else {
+                    continue;
+                };
+                let at = members.iter().position(|m| *m == v);
+                match (u.insert, at) {
+                    (true, Some(_)) => {}
+                    (true, None) if members.len() >= decl.capacity as usize => {
+                        return fault(ti, RuntimeFault::SetFull { set: u.set });
+                    }
+                    (true, None) => members.push(v),
+                    (false, Some(i)) => {
+                        members.remove(i);
+                    }
+                    (false, None) => {}
+                }
             }
         }
         return PolicyStep::Fired {
@@ -457,13 +670,63 @@ fn step_policy(
 }
 
 /// One call in a trace: the event, its arguments and what the import returns.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TraceEvent {
     pub event: EventId,
     /// One per [`crate::ir::Event::params`].
     pub args: Vec<Value>,
     /// The import's result when it runs; `None` reads as `0` for imports with a result.
     pub result: Option<i64>,
+    /// What the import handed out when it succeeded (a `path_open` or `sock_accept`):
+    /// the descriptor it wrote to the out-pointer and its file type.
+    pub opened: Option<Opened>,
+    /// The import trapped (or otherwise did not return): its side effects may have
+    /// happened, but there is no result and no post phase.
+    pub trapped: bool,
+}
+
+/// The host's side of a trace: descriptors 0, 1 and 2 are the standard streams and
+/// `preopens` are directories at 3, 4, ... in order, named as the host names them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct World {
+    pub preopens: Vec<Vec<u8>>,
+}
+
+impl World {
+    /// A world preopening `dirs` (guest paths) in order.
+    pub fn with_preopens<S: AsRef<[u8]>>(dirs: &[S]) -> World {
+        World {
+            preopens: dirs.iter().map(|d| d.as_ref().to_vec()).collect(),
+        }
+    }
+
+    /// The descriptor of the `i`th preopen.
+    pub fn preopen_fd(i: usize) -> u32 {
+        3 + i as u32
+    }
+
+    /// What the host reports for each open descriptor at start, in number order.
+    pub fn initial(&self) -> Vec<descriptors::Initial> {
+        let stream = descriptors::Initial::stream;
+        let mut out = vec![stream(0), stream(1), stream(2)];
+        out.extend(
+            self.preopens
+                .iter()
+                .enumerate()
+                .map(|(i, name)| descriptors::Initial {
+                    fd: World::preopen_fd(i),
+                    filetype: Some(descriptors::FILETYPE_DIRECTORY),
+                    rights: u64::MAX >> 35,
+                    preopen: Some(name.clone()),
+                }),
+        );
+        out
+    }
+
+    /// The monitor's table at start in this world.
+    pub fn descriptors(&self) -> Descriptors {
+        Descriptors::from_world(&self.initial()).expect("a trace world has few preopens")
+    }
 }
 
 /// The first violation of a trace.
@@ -516,58 +779,83 @@ impl Verdict {
 /// Runs `trace` from the initial state: each call takes a pre step, then (unless
 /// suppressed) a post step with its result; the first deny ends the trace.
 pub fn run_trace(program: &Program, trace: &[TraceEvent]) -> Verdict {
-    let mut monitor = Monitor::new(program);
+    run_trace_in(program, &World::default(), trace)
+}
+
+/// Runs `trace` in `world`: like [`run_trace`], with the monitor's descriptor table
+/// starting from what the world's host reports, the descriptors each call handed out
+/// recorded, and no post phase for a call that trapped. The audits of a call's pre phase
+/// are reported when the import returns (at once for a suppressed call), as the woven
+/// monitor delivers them.
+pub fn run_trace_in(program: &Program, world: &World, trace: &[TraceEvent]) -> Verdict {
+    let mut monitor = Monitor::with_descriptors(Arc::new(program.clone()), world.descriptors());
     let mut verdict = Verdict::default();
     let policy_name = |i: usize| program.policies[i].name.clone();
+    let audit = |step: usize, phase: Phase, a: Report| Observation {
+        step,
+        phase,
+        policy: policy_name(a.policy),
+        kind: ObservationKind::Audit,
+        reason: a.reason,
+    };
     for (i, call) in trace.iter().enumerate() {
         let step_no = i + 1;
         let has_result = program
             .events
             .get(call.event as usize)
             .is_some_and(|e| !e.results.is_empty());
-        for phase in [Phase::Pre, Phase::Post] {
-            let step = match phase {
-                Phase::Pre => monitor.pre(call.event, &call.args),
-                Phase::Post => {
-                    let result = has_result.then(|| call.result.unwrap_or(0));
-                    monitor.post(call.event, &call.args, result)
+        let pre = monitor.pre(call.event, &call.args);
+        match pre.outcome {
+            Outcome::Proceed => {}
+            Outcome::Suppress(value) => {
+                // Reported at once: the import never runs.
+                for a in pre.audits {
+                    verdict.observations.push(audit(step_no, Phase::Pre, a));
                 }
-            };
-            for a in step.audits {
-                verdict.observations.push(Observation {
-                    step: step_no,
-                    phase,
-                    policy: policy_name(a.policy),
-                    kind: ObservationKind::Audit,
-                    reason: a.reason,
-                });
-            }
-            match step.outcome {
-                Outcome::Proceed => {}
-                Outcome::Suppress(value) => {
-                    if let Some(by) = step.suppressed_by {
-                        verdict.observations.push(Observation {
-                            step: step_no,
-                            phase,
-                            policy: policy_name(by.policy),
-                            kind: ObservationKind::Suppress(value),
-                            reason: by.reason,
-                        });
-                    }
-                    // The import never ran, so there is no post phase.
-                    break;
-                }
-                Outcome::Deny(report) => {
-                    verdict.violation = Some(Violation {
+                if let Some(by) = pre.suppressed_by {
+                    verdict.observations.push(Observation {
                         step: step_no,
-                        phase,
-                        policy: policy_name(report.policy),
-                        reason: report.reason,
-                        fault: report.fault,
+                        phase: Phase::Pre,
+                        policy: policy_name(by.policy),
+                        kind: ObservationKind::Suppress(value),
+                        reason: by.reason,
                     });
-                    return verdict;
                 }
+                continue;
             }
+            Outcome::Deny(report) => {
+                verdict.violation = Some(Violation {
+                    step: step_no,
+                    phase: Phase::Pre,
+                    policy: policy_name(report.policy),
+                    reason: report.reason,
+                    fault: report.fault,
+                });
+                return verdict;
+            }
+        }
+        // The import runs. The pre phase's audits are delivered when it returns (nothing
+        // may run between the guards and the import), so a call that trapped reports none.
+        if call.trapped {
+            continue;
+        }
+        for a in pre.audits {
+            verdict.observations.push(audit(step_no, Phase::Pre, a));
+        }
+        let result = has_result.then(|| call.result.unwrap_or(0));
+        let post = monitor.post_opened(call.event, &call.args, result, call.opened);
+        for a in post.audits {
+            verdict.observations.push(audit(step_no, Phase::Post, a));
+        }
+        if let Outcome::Deny(report) = post.outcome {
+            verdict.violation = Some(Violation {
+                step: step_no,
+                phase: Phase::Post,
+                policy: policy_name(report.policy),
+                reason: report.reason,
+                fault: report.fault,
+            });
+            return verdict;
         }
     }
     verdict

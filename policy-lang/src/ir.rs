@@ -35,10 +35,46 @@
 //!   shifts wrap in two's complement (shift counts are taken modulo 64), `/` and `%`
 //!   truncate toward zero. `&&` and `||` short-circuit, so a guard like
 //!   `len > 0 && path glob "/tmp/**"` only reads the string when the left side holds.
+//!
+//! ## Resources: paths and descriptors
+//!
+//! WASI preview 1 catalogue parameters have roles ([`crate::wasi::Role`]): descriptor
+//! numbers, paths relative to a directory descriptor, symbolic-link contents, and
+//! out-pointers. Guards speak about the resources behind them:
+//!
+//! * [`Subject::Resolved`] reads a path parameter **resolved** ([`crate::path`]): its
+//!   directory descriptor's path joined with the argument and normalised lexically; a
+//!   link target is resolved against the directory of the link. [`Subject::Raw`] reads
+//!   the bytes as passed, [`Subject::FdPath`] a descriptor's own path.
+//! * [`Expr::FdIs`] and [`Expr::FdWritable`] ask the **descriptor table**
+//!   ([`crate::descriptors`]) what a descriptor is. The table is the monitor's own: it
+//!   is filled at the first monitored call from what the host reports and changed by
+//!   successful `path_open`, `sock_accept`, `fd_close` and `fd_renumber` calls at the end
+//!   of their post phase. A program that reads it, or audits, is a **tracking** program
+//!   ([`Program::tracks`]); its events include those four calls, monitored whether or
+//!   not a transition names them.
+//! * Before a call that proceeds, every out-pointer parameter of the event must lie
+//!   inside the memory and be aligned, or the call is denied ([`RuntimeFault::OutPointer`]):
+//!   the host would write it after the call's effect and trap.
+//! * A call with **post-phase work** ([`Program::has_post_work`]) marks the monitor busy
+//!   before the import is called and clears the mark when it returns. A monitored call
+//!   that finds the mark is denied ([`RuntimeFault::Interrupted`]): the earlier call
+//!   trapped (its post phase never ran), or the host called back into the module during
+//!   it. Calls without post-phase work leave no mark, so a host callback during them is
+//!   decided against the pre phase's updates.
+//! * **Audits.** The pre phase's audits are reported after the import returns (for a
+//!   suppressed call, before the suppression value is returned), so nothing outside the
+//!   monitor runs between the guards and the import. An audit of a policy without
+//!   `allow_undelivered_audits` requires descriptor 2 to still be the stderr found at
+//!   start; otherwise the call is denied ([`RuntimeFault::AuditUndelivered`]).
+//! * Faults not tied to one transition (out-pointers, the descriptor limit, an
+//!   interrupted monitor) are reported by the event's **owner**
+//!   ([`Program::owner`]): the first policy with a transition on the event, else the
+//!   first policy.
 use serde::{Deserialize, Serialize};
 
 /// Version of this format; bumped on every incompatible change.
-pub const IR_VERSION: u32 = 1;
+pub const IR_VERSION: u32 = 2;
 
 /// Index into [`Program::events`].
 pub type EventId = u32;
@@ -48,6 +84,8 @@ pub type StateId = u32;
 pub type VarId = u32;
 /// Index into [`Event::params`].
 pub type ParamId = u32;
+/// Index into [`Policy::sets`].
+pub type SetId = u32;
 
 /// A set of policies composed over one set of events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,10 +176,35 @@ pub struct Policy {
     pub states: Vec<State>,
     pub initial: StateId,
     pub vars: Vec<Var>,
+    /// Bounded sets of integers, initially empty.
+    #[serde(default)]
+    pub sets: Vec<SetVar>,
     /// In source order; the order decides which transition fires (first match).
     pub transitions: Vec<Transition>,
     /// The policy opted in to string guards on shared memories (see the brief, route 10).
     pub allow_shared_memory_strings: bool,
+    /// The policy's audits do not require descriptor 2 to still be stderr.
+    #[serde(default)]
+    pub allow_undelivered_audits: bool,
+}
+
+/// The largest capacity of a set variable.
+pub const MAX_SET_CAPACITY: u32 = 64;
+
+/// A set of at most `capacity` integers (`var open: set[3];`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetVar {
+    pub name: String,
+    pub capacity: u32,
+}
+
+/// Inserting into or removing from a set. Inserting a member or removing a non-member
+/// changes nothing; inserting into a full set is a fault ([`RuntimeFault::SetFull`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetUpdate {
+    pub set: SetId,
+    pub insert: bool,
+    pub value: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +238,10 @@ pub struct Transition {
     /// A boolean expression; `Expr::Bool(true)` when the source has no guard.
     pub guard: Expr,
     pub updates: Vec<Update>,
+    /// Set insertions and removals, evaluated with the updates (against the values before
+    /// the step), applied after them in order.
+    #[serde(default)]
+    pub set_updates: Vec<SetUpdate>,
     pub verdict: Verdict,
     /// The state after the step; `None` keeps the current state. Ignored for `Deny`.
     pub next: Option<StateId>,
@@ -219,8 +286,39 @@ pub enum Expr {
     Var(VarId),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    /// A string parameter tested against a pattern.
-    Str(ParamId, Pattern),
+    /// A string tested against a pattern.
+    Str(Subject, Pattern),
+    /// Boolean: the descriptor in parameter `param` has a kind in `mask`
+    /// (bit `1 << k` for [`crate::descriptors::Kind`] `k`).
+    FdIs(ParamId, u8),
+    /// Boolean: the descriptor in parameter `param` may write (false when closed).
+    FdWritable(ParamId),
+    /// Boolean: the integer is a member of the set.
+    SetHas(SetId, Box<Expr>),
+    /// Integer: how many members the set has.
+    SetLen(SetId),
+}
+
+/// What a string test reads.
+#[derive(Clone, Copy, Debug, PartialEq, Hash, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A string parameter's bytes as passed.
+    Raw(ParamId),
+    /// A path or link-target parameter, resolved (see the module docs).
+    Resolved(ParamId),
+    /// The path of the descriptor in an integer parameter: empty for streams and
+    /// sockets; a fault for a closed descriptor or one whose path is unknown.
+    FdPath(ParamId),
+}
+
+impl Subject {
+    /// The parameter the subject is about.
+    pub fn param(self) -> ParamId {
+        match self {
+            Subject::Raw(p) | Subject::Resolved(p) | Subject::FdPath(p) => p,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Hash, Eq, Serialize, Deserialize)]
@@ -270,11 +368,13 @@ pub enum Pattern {
     Glob(String),
 }
 
-/// Why evaluating a step failed; each is reported as a `Deny` of the policy being stepped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Why a step failed; each is reported as a `Deny`. The first kinds come from evaluating
+/// a transition and are the stepped policy's; the call-level ones are the event's owner's
+/// ([`Program::owner`]); [`RuntimeFault::AuditUndelivered`] is the auditing policy's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeFault {
-    /// A string parameter's pointer and length do not lie inside memory 0.
+    /// A string parameter's pointer and length do not lie inside the memory.
     StringOutOfBounds {
         param: ParamId,
     },
@@ -284,6 +384,132 @@ pub enum RuntimeFault {
         var: VarId,
         value: i64,
     },
+    /// A relative path under descriptor `fd`, whose path the monitor does not know (it
+    /// is closed, a stream or socket, or a preopen with a relative name).
+    UnresolvedPath {
+        param: ParamId,
+        fd: i64,
+    },
+    /// A path argument, or its resolution, is longer than [`crate::path::MAX_PATH`].
+    PathTooLong {
+        param: ParamId,
+    },
+    /// `fd.path` of a descriptor that is closed or whose path is unknown.
+    UnknownDescriptor {
+        param: ParamId,
+        fd: i64,
+    },
+    /// An insertion into a set that is full.
+    SetFull {
+        set: SetId,
+    },
+    /// Call level: an out-pointer argument lies outside the memory or is misaligned.
+    OutPointer {
+        param: ParamId,
+    },
+    /// Call level: the host handed out descriptor `fd`, beyond the monitor's table
+    /// ([`crate::descriptors::MAX_FDS`]).
+    DescriptorLimit {
+        fd: i64,
+    },
+    /// Call level: an earlier monitored call with post-phase work has not returned.
+    Interrupted,
+    /// An audit while descriptor 2 is no longer the stderr found at start.
+    AuditUndelivered,
+}
+
+impl RuntimeFault {
+    /// The reason a report gives for this fault of `policy` (and `transition`, for the
+    /// transition-level kinds) on `event`: one wording for the interpreter, the woven
+    /// monitor's messages and the host's reports. It holds no run-time value, so the
+    /// woven monitor can carry it as text; [`RuntimeFault::detail`] has those.
+    pub fn reason(
+        &self,
+        program: &Program,
+        event: EventId,
+        policy: usize,
+        transition: Option<usize>,
+    ) -> String {
+        let p = program.policies.get(policy);
+        let at = transition
+            .and_then(|ti| p?.transitions.get(ti))
+            .map(|t| format!(" (transition at {})", t.origin))
+            .unwrap_or_default();
+        let param = |id: ParamId| {
+            program
+                .events
+                .get(event as usize)
+                .and_then(|e| e.params.get(id as usize))
+                .map_or_else(|| format!("#{id}"), |p| p.name.clone())
+        };
+        match self {
+            RuntimeFault::StringOutOfBounds { param: id } => {
+                format!("string argument `{}` is outside memory{at}", param(*id))
+            }
+            RuntimeFault::DivisionByZero => format!("division by zero{at}"),
+            RuntimeFault::VarOutOfRange { var, .. } => match p.and_then(|p| p.vars.get(*var as usize)) {
+                Some(v) => format!(
+                    "variable `{}` would leave its range {}..{}{at}",
+                    v.name, v.min, v.max
+                ),
+                None => format!("variable #{var} would leave its range{at}"),
+            },
+            RuntimeFault::UnresolvedPath { param: id, .. } => format!(
+                "path `{}` is relative to a descriptor whose path the monitor does not know{at}",
+                param(*id)
+            ),
+            RuntimeFault::PathTooLong { param: id } => format!(
+                "path `{}` is longer than {} bytes{at}",
+                param(*id),
+                crate::path::MAX_PATH
+            ),
+            RuntimeFault::UnknownDescriptor { param: id, .. } => format!(
+                "descriptor `{}` is closed or has no known path{at}",
+                param(*id)
+            ),
+            RuntimeFault::SetFull { set } => match p.and_then(|p| p.sets.get(*set as usize)) {
+                Some(s) => format!("set `{}` is full ({} members){at}", s.name, s.capacity),
+                None => format!("set #{set} is full{at}"),
+            },
+            RuntimeFault::OutPointer { param: id } => format!(
+                "out-pointer `{}` lies outside memory or is misaligned",
+                param(*id)
+            ),
+            RuntimeFault::DescriptorLimit { .. } => format!(
+                "the host handed out a descriptor beyond the monitor's table of {}",
+                crate::descriptors::MAX_FDS
+            ),
+            RuntimeFault::Interrupted => "an earlier monitored call did not return (it trapped or was denied, or the host called back into the module during it)".into(),
+            RuntimeFault::AuditUndelivered => {
+                format!("the audit cannot be delivered: descriptor 2 is no longer stderr{at}")
+            }
+        }
+    }
+
+    /// The run-time value behind the fault, for reports: `value 4`, `descriptor 7`.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            RuntimeFault::VarOutOfRange { value, .. } => Some(format!("value {value}")),
+            RuntimeFault::UnresolvedPath { fd, .. }
+            | RuntimeFault::UnknownDescriptor { fd, .. }
+            | RuntimeFault::DescriptorLimit { fd } => Some(format!("descriptor {fd}")),
+            _ => None,
+        }
+    }
+
+    /// The fault with its run-time value set to `value` (the woven monitor reports the
+    /// value separately from the code).
+    pub fn with_value(&self, value: i64) -> RuntimeFault {
+        let mut f = self.clone();
+        match &mut f {
+            RuntimeFault::VarOutOfRange { value: v, .. }
+            | RuntimeFault::UnresolvedPath { fd: v, .. }
+            | RuntimeFault::UnknownDescriptor { fd: v, .. }
+            | RuntimeFault::DescriptorLimit { fd: v } => *v = value,
+            _ => {}
+        }
+        f
+    }
 }
 
 impl Program {
@@ -293,6 +519,197 @@ impl Program {
             .iter()
             .position(|e| e.module == module && e.field == field)
             .map(|i| i as EventId)
+    }
+
+    /// The event import `module.field` is, and whether it is spelled the WASI preview 0
+    /// way: its own event, else for `wasi_unstable.field` the event of its preview 1 twin
+    /// `wasi_snapshot_preview1.field`. `Err(())` for a `wasi_unstable` function that has a
+    /// preview 1 event but does not exist in preview 0 (`sock_accept`).
+    #[allow(clippy::result_unit_err)]
+    pub fn event_for_spelling(
+        &self,
+        module: &str,
+        field: &str,
+    ) -> Result<Option<(EventId, bool)>, ()> {
+        if let Some(e) = self.event_for_import(module, field) {
+            return Ok(Some((e, false)));
+        }
+        if module == crate::wasi::PREVIEW0_MODULE {
+            if let Some(e) = self.event_for_import(crate::wasi::MODULE, field) {
+                return if crate::wasi::in_preview0(field) {
+                    Ok(Some((e, true)))
+                } else {
+                    Err(())
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the program keeps the descriptor table: an expression asks it (resolved
+    /// paths, descriptor paths, kinds, write access), or a policy audits without
+    /// `allow_undelivered_audits`.
+    pub fn tracks(&self) -> bool {
+        self.policies.iter().any(|p| {
+            p.transitions.iter().any(|t| {
+                (t.verdict == Verdict::Audit && !p.allow_undelivered_audits)
+                    || t.exprs().any(Expr::reads_descriptors)
+            })
+        })
+    }
+
+    /// What a successful call of `event` does to the descriptor table, when the program
+    /// tracks descriptors.
+    pub fn descriptor_effect(&self, event: EventId) -> Option<crate::descriptors::Effect> {
+        let e = self.events.get(event as usize)?;
+        if !self.tracks() || e.module != crate::wasi::MODULE {
+            return None;
+        }
+        crate::descriptors::Effect::of(&e.field)
+    }
+
+    /// Whether a call of `event` leaves work for after the import returns that the
+    /// monitor must not miss: a post transition, a change to the descriptor table, or a
+    /// pre-phase audit that must be delivered. The monitor is busy from the call until
+    /// then, and a call that never returns leaves it busy (interrupted). An audit of a
+    /// policy that allows undelivered audits is written after the call too, but missing
+    /// it loses nothing the policy relies on.
+    pub fn has_post_work(&self, event: EventId) -> bool {
+        self.descriptor_effect(event).is_some()
+            || self.policies.iter().any(|p| {
+                p.transitions.iter().any(|t| {
+                    t.event == event
+                        && (t.phase == Phase::Post
+                            || (t.verdict == Verdict::Audit && !p.allow_undelivered_audits))
+                })
+            })
+    }
+
+    /// The policy that reports call-level faults of `event`: the first with a transition
+    /// on it, else the first policy.
+    pub fn owner(&self, event: EventId) -> usize {
+        self.policies
+            .iter()
+            .position(|p| p.mentions(event))
+            .unwrap_or(0)
+    }
+}
+
+impl Transition {
+    /// Every expression of the transition: guard, update values, set-update values.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        std::iter::once(&self.guard)
+            .chain(self.updates.iter().map(|u| &u.value))
+            .chain(self.set_updates.iter().map(|u| &u.value))
+    }
+}
+
+impl Expr {
+    /// Calls `f` on this expression and every sub-expression, outermost first.
+    pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Unary(_, a) | Expr::SetHas(_, a) => a.visit(f),
+            Expr::Binary(_, a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether any part satisfies `p`.
+    pub fn any(&self, p: &mut impl FnMut(&Expr) -> bool) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found = found || p(e));
+        found
+    }
+
+    /// Whether evaluating it reads the descriptor table.
+    pub fn reads_descriptors(&self) -> bool {
+        self.any(&mut |e| {
+            matches!(
+                e,
+                Expr::Str(Subject::Resolved(_) | Subject::FdPath(_), _)
+                    | Expr::FdIs(..)
+                    | Expr::FdWritable(_)
+            )
+        })
+    }
+
+    /// Whether evaluating it reads a string argument from the module's memory.
+    pub fn reads_strings(&self) -> bool {
+        self.any(&mut |e| matches!(e, Expr::Str(Subject::Raw(_) | Subject::Resolved(_), _)))
+    }
+
+    /// Whether evaluating it can fault (see [`RuntimeFault`]'s transition-level kinds).
+    pub fn may_fault(&self) -> bool {
+        self.any(&mut |e| match e {
+            Expr::Str(..) => true,
+            Expr::Binary(BinOp::Div | BinOp::Rem, _, b) => !matches!(**b, Expr::Int(n) if n != 0),
+            _ => false,
+        })
+    }
+
+    /// Whether the expression is boolean-typed (the IR is well-typed; this tells which).
+    pub fn is_bool(&self) -> bool {
+        match self {
+            Expr::Bool(_) | Expr::Str(..) | Expr::FdIs(..) | Expr::FdWritable(_) => true,
+            Expr::SetHas(..) => true,
+            Expr::Unary(UnOp::Not, _) => true,
+            Expr::Binary(op, _, _) => op.is_comparison() || matches!(op, BinOp::And | BinOp::Or),
+            _ => false,
+        }
+    }
+}
+
+impl BinOp {
+    /// `== != < <= > >=`: integers (or booleans for `==`, `!=`) to a boolean.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+
+    /// The value of `a op b` for the integer and comparison operators (booleans as 0 and
+    /// 1): the one definition the interpreter, constant folding and trace constants use.
+    /// `None` for division or remainder by zero; `&&` and `||` combine evaluated operands.
+    pub fn apply(self, a: i64, b: i64) -> Option<i64> {
+        Some(match self {
+            BinOp::Add => a.wrapping_add(b),
+            BinOp::Sub => a.wrapping_sub(b),
+            BinOp::Mul => a.wrapping_mul(b),
+            BinOp::Div | BinOp::Rem if b == 0 => return None,
+            // `wrapping_*` turns i64::MIN / -1 into i64::MIN and i64::MIN % -1 into 0.
+            BinOp::Div => a.wrapping_div(b),
+            BinOp::Rem => a.wrapping_rem(b),
+            BinOp::BitAnd => a & b,
+            BinOp::BitOr => a | b,
+            BinOp::BitXor => a ^ b,
+            // `wrapping_sh*` take the count modulo 64, as the IR requires.
+            BinOp::Shl => a.wrapping_shl((b & 63) as u32),
+            BinOp::Shr => a.wrapping_shr((b & 63) as u32),
+            BinOp::Eq => (a == b) as i64,
+            BinOp::Ne => (a != b) as i64,
+            BinOp::Lt => (a < b) as i64,
+            BinOp::Le => (a <= b) as i64,
+            BinOp::Gt => (a > b) as i64,
+            BinOp::Ge => (a >= b) as i64,
+            BinOp::And => (a != 0 && b != 0) as i64,
+            BinOp::Or => (a != 0 || b != 0) as i64,
+        })
+    }
+}
+
+impl UnOp {
+    /// The value of `op a` (booleans as 0 and 1).
+    pub fn apply(self, a: i64) -> i64 {
+        match self {
+            UnOp::Neg => a.wrapping_neg(),
+            UnOp::Not => (a == 0) as i64,
+            UnOp::BitNot => !a,
+        }
     }
 }
 

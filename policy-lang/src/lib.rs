@@ -4,6 +4,7 @@
 //! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA;
 //! * [`path`] and [`descriptors`]: the resource model guards speak about (resolved guest
 //!   paths, what each descriptor is).
+pub mod access;
 pub mod ast;
 pub mod check;
 pub mod descriptors;

@@ -7,9 +7,10 @@
 //! * every subexpression whose operands are constants is folded (integers wrap like at
 //!   run time); a constant division by zero is an error here rather than a fault later.
 use crate::ast::{self, BinOp as ABin, ExprKind, Span, StrOp, UnOp as AUn};
+use crate::descriptors::Kind;
 use crate::diag::{suggest, Diagnostic, Severity, Source};
-use crate::ir::{self, BinOp, Expr, ParamType, Pattern, UnOp, ValType};
-use crate::wasi;
+use crate::ir::{self, BinOp, Expr, ParamType, Pattern, Subject, UnOp, ValType};
+use crate::wasi::{self, Role};
 use std::collections::HashMap;
 
 /// The static type of a lowered expression.
@@ -45,6 +46,8 @@ pub struct Scope<'a> {
     pub post: Option<bool>,
     /// The policy's variables (empty in constant contexts).
     pub vars: &'a [ir::Var],
+    /// The policy's set variables (empty in constant contexts).
+    pub sets: &'a [ir::SetVar],
     /// User constants declared so far.
     pub consts: &'a HashMap<String, i64>,
 }
@@ -150,8 +153,7 @@ impl<'a> Lowerer<'a> {
                         };
                         Some((
                             match x {
-                                Expr::Int(v) if uop == UnOp::Neg => Expr::Int(v.wrapping_neg()),
-                                Expr::Int(v) => Expr::Int(!v),
+                                Expr::Int(v) => Expr::Int(uop.apply(v)),
                                 x => Expr::Unary(uop, Box::new(x)),
                             },
                             Ty::Int,
@@ -160,8 +162,130 @@ impl<'a> Lowerer<'a> {
                 }
             }
             ExprKind::Binary(op, l, r) => self.binary(*op, l, r, e.span, scope),
-            ExprKind::StrTest(param, op, lit) => self.str_test(param, *op, lit, e.span, scope),
+            ExprKind::StrTest(operand, op, lit) => self.str_test(operand, *op, lit, scope),
+            ExprKind::Field(name, field) => self.field(name, field, scope),
+            ExprKind::Is(name, kind) => {
+                let param = self.descriptor_param(name, scope, "`is`")?;
+                let Some(mask) = Kind::mask_named(&kind.name) else {
+                    let names: Vec<&str> = Kind::ALL
+                        .iter()
+                        .map(|k| k.name())
+                        .chain(["stdio"])
+                        .collect();
+                    let hint = suggest(&kind.name, names.iter().copied());
+                    self.error(
+                        kind.span,
+                        format!("unknown descriptor kind `{}`", kind.name),
+                    )
+                    .hint = Some(match hint {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => format!("kinds: {}", names.join(", ")),
+                    });
+                    return None;
+                };
+                Some((Expr::FdIs(param, mask), Ty::Bool))
+            }
+            ExprKind::In(value, set) => {
+                let id = self.set_var(set, scope)?;
+                let v = self.typed(value, scope, Ty::Int, "the value tested with `in`")?;
+                Some((Expr::SetHas(id, Box::new(v)), Ty::Bool))
+            }
         }
+    }
+
+    /// `fd.writable`, `handles.size`.
+    fn field(
+        &mut self,
+        name: &ast::Ident,
+        field: &ast::Ident,
+        scope: &Scope,
+    ) -> Option<(Expr, Ty)> {
+        if let Some(i) = scope.sets.iter().position(|s| s.name == name.name) {
+            if field.name == "size" {
+                return Some((Expr::SetLen(i as u32), Ty::Int));
+            }
+            self.error(field.span, format!("a set has no field `{}`", field.name))
+                .hint = Some(format!("`{}.size` is its number of members", name.name));
+            return None;
+        }
+        match field.name.as_str() {
+            "writable" => {
+                let p = self.descriptor_param(name, scope, "`.writable`")?;
+                Some((Expr::FdWritable(p), Ty::Bool))
+            }
+            "path" => {
+                self.descriptor_param(name, scope, "`.path`")?;
+                self.error(field.span, format!("`{}.path` is a string", name.name))
+                    .hint = Some(format!(
+                    "test it with `==`, `!=`, `startswith` or `glob`: `{}.path glob \"/data/**\"`",
+                    name.name
+                ));
+                None
+            }
+            other => {
+                self.error(field.span, format!("unknown field `{other}`"))
+                    .hint =
+                    Some("descriptors have `.path` and `.writable`; sets have `.size`".into());
+                None
+            }
+        }
+    }
+
+    /// The parameter `name` when it is a descriptor of a WASI call.
+    fn descriptor_param(&mut self, name: &ast::Ident, scope: &Scope, what: &str) -> Option<u32> {
+        let found = scope.event.and_then(|ev| {
+            let i = ev.params.iter().position(|p| p.name == name.name)?;
+            let is_fd = ev.module == wasi::MODULE
+                && wasi::role(&ev.field, &name.name) == Some(Role::Descriptor);
+            Some((i as u32, is_fd))
+        });
+        match found {
+            Some((i, true)) => Some(i),
+            _ => {
+                let fds: Vec<String> = scope
+                    .event
+                    .filter(|ev| ev.module == wasi::MODULE)
+                    .map(|ev| {
+                        ev.params
+                            .iter()
+                            .filter(|p| wasi::role(&ev.field, &p.name) == Some(Role::Descriptor))
+                            .map(|p| format!("`{}`", p.name))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let d = self.error(
+                    name.span,
+                    format!(
+                        "{what} applies to a descriptor parameter; `{}` is not one",
+                        name.name
+                    ),
+                );
+                d.hint = Some(if fds.is_empty() {
+                    format!("`{}` has no descriptor parameters", scope.event_name)
+                } else {
+                    format!(
+                        "descriptor parameters of `{}`: {}",
+                        scope.event_name,
+                        fds.join(", ")
+                    )
+                });
+                None
+            }
+        }
+    }
+
+    /// The index of set variable `name`.
+    fn set_var(&mut self, name: &ast::Ident, scope: &Scope) -> Option<u32> {
+        if let Some(i) = scope.sets.iter().position(|s| s.name == name.name) {
+            return Some(i as u32);
+        }
+        let hint = suggest(&name.name, scope.sets.iter().map(|s| s.name.as_str()));
+        self.error(name.span, format!("unknown set variable `{}`", name.name))
+            .hint = Some(match hint {
+            Some(h) => format!("did you mean `{h}`?"),
+            None => format!("declare it in the policy: `var {}: set[8];`", name.name),
+        });
+        None
     }
 
     fn name(&mut self, n: &str, span: Span, scope: &Scope) -> Option<(Expr, Ty)> {
@@ -212,6 +336,13 @@ impl<'a> Lowerer<'a> {
         if let Some(i) = scope.vars.iter().position(|v| v.name == n) {
             self.vars_read.push(i as u32);
             return Some((Expr::Var(i as u32), Ty::Int));
+        }
+        if scope.sets.iter().any(|s| s.name == n) {
+            self.error(span, format!("`{n}` is a set, not a number"))
+                .hint = Some(format!(
+                "test membership with `x in {n}`, or count with `{n}.size`"
+            ));
+            return None;
         }
         if let Some(v) = scope.consts.get(n).copied().or_else(|| wasi::constant(n)) {
             return Some((Expr::Int(v), Ty::Int));
@@ -335,49 +466,81 @@ impl<'a> Lowerer<'a> {
         Some((fold_binary(ir_op, lx, rx), out))
     }
 
-    fn str_test(
-        &mut self,
-        param: &ast::Ident,
-        op: StrOp,
-        lit: &ast::StrLit,
-        span: Span,
-        scope: &Scope,
-    ) -> Option<(Expr, Ty)> {
-        let (x, ty) = self.name(&param.name, param.span, scope)?;
-        let id = match (x, ty) {
-            (Expr::Param(id), Ty::Str) => id,
-            (_, ty) => {
-                let d = self.error(
-                    param.span,
-                    format!(
-                        "string test on `{}`, which is {}, not a string parameter",
-                        param.name,
-                        ty.describe()
-                    ),
-                );
-                d.hint = Some(match scope.event {
-                    Some(ev) => {
-                        let strs: Vec<String> = ev
-                            .params
-                            .iter()
-                            .filter(|p| p.ty == ParamType::Str)
-                            .map(|p| format!("`{}`", p.name))
-                            .collect();
-                        if strs.is_empty() {
-                            format!("`{}` has no string parameters", scope.event_name)
-                        } else {
-                            format!(
-                                "string parameters of `{}`: {}",
-                                scope.event_name,
-                                strs.join(", ")
-                            )
-                        }
-                    }
-                    None => "string tests apply to string parameters of events".into(),
-                });
+    /// The string an operand of a string test reads.
+    fn subject(&mut self, operand: &ast::NameRef, scope: &Scope) -> Option<Subject> {
+        let ev = scope.event;
+        let role = |name: &str| {
+            ev.filter(|e| e.module == wasi::MODULE)
+                .and_then(|e| wasi::role(&e.field, name))
+        };
+        let param = |name: &str| {
+            ev.and_then(|e| e.params.iter().position(|p| p.name == name))
+                .map(|i| i as u32)
+        };
+        let n = &operand.name.name;
+        if let Some(f) = &operand.field {
+            if f.name != "path" {
+                self.error(f.span, format!("`{}` is not a string", operand.text()))
+                    .hint = Some("descriptors have `.path` (a string) and `.writable`".into());
                 return None;
             }
-        };
+            let p = self.descriptor_param(&operand.name, scope, "`.path`")?;
+            return Some(Subject::FdPath(p));
+        }
+        if let Some(p) = param(n) {
+            if ev.is_some_and(|e| e.params[p as usize].ty == ParamType::Str) {
+                return Some(match role(n) {
+                    Some(Role::Path { .. } | Role::LinkTarget { .. }) => Subject::Resolved(p),
+                    _ => Subject::Raw(p),
+                });
+            }
+        }
+        if let Some(base) = n.strip_prefix("raw_") {
+            if let (Some(p), Some(Role::Path { .. } | Role::LinkTarget { .. })) =
+                (param(base), role(base))
+            {
+                return Some(Subject::Raw(p));
+            }
+        }
+        let (_, ty) = self.name(n, operand.name.span, scope)?;
+        let d = self.error(
+            operand.name.span,
+            format!(
+                "string test on `{n}`, which is {}, not a string parameter",
+                ty.describe()
+            ),
+        );
+        d.hint = Some(match ev {
+            Some(ev) => {
+                let strs: Vec<String> = ev
+                    .params
+                    .iter()
+                    .filter(|p| p.ty == ParamType::Str)
+                    .map(|p| format!("`{}`", p.name))
+                    .collect();
+                if strs.is_empty() {
+                    format!("`{}` has no string parameters", scope.event_name)
+                } else {
+                    format!(
+                        "string parameters of `{}`: {}",
+                        scope.event_name,
+                        strs.join(", ")
+                    )
+                }
+            }
+            None => "string tests apply to string parameters of events".into(),
+        });
+        None
+    }
+
+    fn str_test(
+        &mut self,
+        operand: &ast::NameRef,
+        op: StrOp,
+        lit: &ast::StrLit,
+        scope: &Scope,
+    ) -> Option<(Expr, Ty)> {
+        let subject = self.subject(operand, scope)?;
         let pattern = match op {
             StrOp::Eq | StrOp::Ne => Pattern::Exact(lit.value.clone()),
             StrOp::StartsWith => Pattern::Prefix(lit.value.clone()),
@@ -404,8 +567,7 @@ impl<'a> Lowerer<'a> {
             .hint = Some("split it into several simpler patterns joined with `||`".into());
             return None;
         }
-        let test = Expr::Str(id, pattern);
-        let _ = span;
+        let test = Expr::Str(subject, pattern);
         Some((
             if op == StrOp::Ne {
                 Expr::Unary(UnOp::Not, Box::new(test))
@@ -425,8 +587,9 @@ fn fold_not(x: Expr) -> Expr {
     }
 }
 
-/// Builds `l op r`, folding constant operands with the run-time semantics of `ir`.
-/// Division by a constant zero is never folded (callers reject it first).
+/// Builds `l op r`, folding constant operands with the run-time semantics of `ir`
+/// ([`BinOp::apply`], the one definition). Division by a constant zero is never folded
+/// (callers reject it first).
 pub fn fold_binary(op: BinOp, l: Expr, r: Expr) -> Expr {
     use BinOp::*;
     match (op, &l, &r) {
@@ -436,28 +599,12 @@ pub fn fold_binary(op: BinOp, l: Expr, r: Expr) -> Expr {
         (Or, Expr::Bool(true), _) => Expr::Bool(true),
         (Or, Expr::Bool(false), _) => r,
         (Or, _, Expr::Bool(false)) => l,
-        (_, Expr::Int(a), Expr::Int(b)) => {
-            let (a, b) = (*a, *b);
-            match op {
-                Add => Expr::Int(a.wrapping_add(b)),
-                Sub => Expr::Int(a.wrapping_sub(b)),
-                Mul => Expr::Int(a.wrapping_mul(b)),
-                Div if b != 0 => Expr::Int(a.wrapping_div(b)),
-                Rem if b != 0 => Expr::Int(a.wrapping_rem(b)),
-                BitAnd => Expr::Int(a & b),
-                BitOr => Expr::Int(a | b),
-                BitXor => Expr::Int(a ^ b),
-                Shl => Expr::Int(a.wrapping_shl((b & 63) as u32)),
-                Shr => Expr::Int(a.wrapping_shr((b & 63) as u32)),
-                Eq => Expr::Bool(a == b),
-                Ne => Expr::Bool(a != b),
-                Lt => Expr::Bool(a < b),
-                Le => Expr::Bool(a <= b),
-                Gt => Expr::Bool(a > b),
-                Ge => Expr::Bool(a >= b),
-                _ => Expr::Binary(op, Box::new(l), Box::new(r)),
-            }
-        }
+        (And | Or, _, _) => Expr::Binary(op, Box::new(l), Box::new(r)),
+        (_, Expr::Int(a), Expr::Int(b)) => match op.apply(*a, *b) {
+            Some(v) if op.is_comparison() => Expr::Bool(v != 0),
+            Some(v) => Expr::Int(v),
+            None => Expr::Binary(op, Box::new(l), Box::new(r)),
+        },
         _ => Expr::Binary(op, Box::new(l), Box::new(r)),
     }
 }

@@ -73,6 +73,55 @@ pub fn parse_file(sources: &[Source], file: FileId) -> Result<File, Vec<Diagnost
     }
 }
 
+/// Parses a built-in expression (the catalogue's access conditions) and gives every node
+/// `span`, the place in the policy that brought it in. Built-in texts are tested to parse.
+pub(crate) fn parse_builtin_expr(text: &str, span: Span) -> Option<Expr> {
+    let pair = PolicyParser::parse(Rule::builtin_expr, text)
+        .ok()?
+        .next()?
+        .into_inner()
+        .next()?;
+    let sources = [Source {
+        name: "<built-in>".into(),
+        text: text.to_string(),
+    }];
+    let mut b = Builder {
+        file: 0,
+        sources: &sources,
+        errors: Vec::new(),
+    };
+    let mut e = b.expr(pair)?;
+    respan(&mut e, span);
+    Some(e)
+}
+
+fn respan(e: &mut Expr, span: Span) {
+    e.span = span;
+    match &mut e.kind {
+        ExprKind::Int(_) | ExprKind::Name(_) => {}
+        ExprKind::Field(a, b) | ExprKind::Is(a, b) => {
+            a.span = span;
+            b.span = span;
+        }
+        ExprKind::Unary(_, a) => respan(a, span),
+        ExprKind::Binary(_, a, b) => {
+            respan(a, span);
+            respan(b, span);
+        }
+        ExprKind::StrTest(n, _, lit) => {
+            n.name.span = span;
+            if let Some(f) = &mut n.field {
+                f.span = span;
+            }
+            lit.span = span;
+        }
+        ExprKind::In(v, set) => {
+            respan(v, span);
+            set.span = span;
+        }
+    }
+}
+
 /// The byte offset where parentheses or prefix operators nest deeper than [`MAX_NESTING`],
 /// skipping strings and comments.
 pub(crate) fn too_deep(text: &str) -> Option<usize> {
@@ -185,6 +234,12 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::rparen => "`)`",
         Rule::lbrace => "`{`",
         Rule::rbrace => "`}`",
+        Rule::lbracket => "`[`",
+        Rule::rbracket => "`]`",
+        Rule::field => "`.field`",
+        Rule::kw_is => "`is`",
+        Rule::set_type => "`set[CAPACITY]`",
+        Rule::undelivered_audits => "`undelivered audits`",
         Rule::ident | Rule::name => "a name",
         Rule::string => "a string",
         Rule::int => "a number",
@@ -422,6 +477,8 @@ impl<'a> Builder<'a> {
                     | Rule::rparen
                     | Rule::lbrace
                     | Rule::rbrace
+                    | Rule::lbracket
+                    | Rule::rbracket
                     | Rule::kw_include
                     | Rule::kw_event
                     | Rule::kw_const
@@ -518,7 +575,9 @@ impl<'a> Builder<'a> {
             name,
             states: Vec::new(),
             vars: Vec::new(),
+            set_vars: Vec::new(),
             allow_shared: Vec::new(),
+            allow_undelivered: Vec::new(),
             transitions: Vec::new(),
             span,
         };
@@ -540,7 +599,17 @@ impl<'a> Builder<'a> {
                 Rule::var_decl => {
                     let mut vi = Self::parts(c);
                     let name = self.ident(vi.next()?);
-                    let min = self.expr(vi.next()?);
+                    let first = vi.next()?;
+                    if first.as_rule() == Rule::set_type {
+                        let capacity = Self::parts(first)
+                            .find(|p| p.as_rule() == Rule::expr)
+                            .and_then(|e| self.expr(e));
+                        if let Some(capacity) = capacity {
+                            policy.set_vars.push(SetVarDecl { name, capacity });
+                        }
+                        continue;
+                    }
+                    let min = self.expr(first);
                     let max = self.expr(vi.next()?);
                     let init = self.expr(vi.next()?);
                     if let (Some(min), Some(max), Some(init)) = (min, max, init) {
@@ -552,7 +621,13 @@ impl<'a> Builder<'a> {
                         });
                     }
                 }
-                Rule::allow_decl => policy.allow_shared.push(self.span(&c)),
+                Rule::allow_decl => {
+                    let span = self.span(&c);
+                    match Self::parts(c).next().map(|p| p.as_rule()) {
+                        Some(Rule::undelivered_audits) => policy.allow_undelivered.push(span),
+                        _ => policy.allow_shared.push(span),
+                    }
+                }
                 Rule::transition => {
                     if let Some(t) = self.transition(c) {
                         policy.transitions.push(t);
@@ -823,29 +898,80 @@ impl<'a> Builder<'a> {
                 }
             }
             Rule::name => {
-                let mut it = p.into_inner();
-                let param = self.ident(it.next()?);
+                let mut it = p.into_inner().peekable();
+                let name = self.ident(it.next()?);
+                let field = match it.peek().map(|p| p.as_rule()) {
+                    Some(Rule::field) => it
+                        .next()
+                        .and_then(|f| f.into_inner().next())
+                        .map(|f| self.ident(f)),
+                    _ => None,
+                };
+                let operand = NameRef { name, field };
                 let Some(op) = it.next() else {
-                    return Some((
-                        Expr {
-                            span: param.span,
-                            kind: ExprKind::Name(param.name),
-                        },
-                        1,
-                    ));
+                    let span = operand.span();
+                    let kind = match operand.field {
+                        Some(field) => ExprKind::Field(operand.name, field),
+                        None => ExprKind::Name(operand.name.name),
+                    };
+                    return Some((Expr { span, kind }, 1));
                 };
-                let op = match op.as_str() {
-                    "==" => StrOp::Eq,
-                    "!=" => StrOp::Ne,
-                    "startswith" => StrOp::StartsWith,
-                    _ => StrOp::Glob,
+                let kind = match op.as_rule() {
+                    Rule::kw_is | Rule::kw_in => {
+                        let what = self.ident(it.next()?);
+                        if let Some(f) = &operand.field {
+                            let d = self.error(
+                                f.span,
+                                format!(
+                                    "`{}` cannot be tested with `{}`",
+                                    operand.text(),
+                                    op.as_str()
+                                ),
+                            );
+                            d.hint = Some(match op.as_rule() {
+                                Rule::kw_is => {
+                                    "`is` tests a descriptor parameter: `fd is socket`".into()
+                                }
+                                _ => "`in` tests an integer: `handle in open_handles`".into(),
+                            });
+                            return None;
+                        }
+                        if op.as_rule() == Rule::kw_is {
+                            ExprKind::Is(operand.name, what)
+                        } else {
+                            let value = Expr {
+                                span: operand.name.span,
+                                kind: ExprKind::Name(operand.name.name),
+                            };
+                            ExprKind::In(Box::new(value), what)
+                        }
+                    }
+                    _ => {
+                        let sop = match op.as_str() {
+                            "==" => StrOp::Eq,
+                            "!=" => StrOp::Ne,
+                            "startswith" => StrOp::StartsWith,
+                            _ => StrOp::Glob,
+                        };
+                        let lit = self.string(it.next()?)?;
+                        ExprKind::StrTest(operand, sop, lit)
+                    }
                 };
-                let lit = self.string(it.next()?)?;
-                let span = param.span.to(lit.span);
+                let end = match &kind {
+                    ExprKind::StrTest(_, _, lit) => lit.span,
+                    ExprKind::Is(_, w) | ExprKind::In(_, w) => w.span,
+                    _ => span,
+                };
+                let start = match &kind {
+                    ExprKind::StrTest(o, _, _) => o.name.span,
+                    ExprKind::Is(n, _) => n.span,
+                    ExprKind::In(v, _) => v.span,
+                    _ => span,
+                };
                 Some((
                     Expr {
-                        kind: ExprKind::StrTest(param, op, lit),
-                        span,
+                        kind,
+                        span: start.to(end),
                     },
                     1,
                 ))

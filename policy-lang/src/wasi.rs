@@ -423,6 +423,11 @@ pub fn roles(function: &str) -> impl Iterator<Item = (&'static str, Role)> + '_ 
 /// The import module of WASI preview 0, which the wasmtime CLI links by default.
 pub const PREVIEW0_MODULE: &str = "wasi_unstable";
 
+/// Whether `module` is WASI's module name, in preview 1 or preview 0 spelling.
+pub fn is_wasi_module(module: &str) -> bool {
+    module == MODULE || module == PREVIEW0_MODULE
+}
+
 /// Whether `wasi_unstable.field` is the same event as `wasi_snapshot_preview1.field`.
 ///
 /// Checked against the two witx files (wasmtime-wasi 48's `witx/p0` and `witx/p1`): every

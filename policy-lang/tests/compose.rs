@@ -123,6 +123,7 @@ fn run(program: &Program, calls: &[Call]) -> Verdict {
                 event,
                 args: c.args.clone(),
                 result: Some(c.result),
+                ..TraceEvent::default()
             });
             step_of.push(i + 1);
         }

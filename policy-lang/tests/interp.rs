@@ -5,7 +5,7 @@ use policy_lang::interp::{
 };
 use policy_lang::ir::{
     BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, RuntimeFault, State,
-    Transition, UnOp, Update, ValType, Var, Verdict as IrVerdict, IR_VERSION,
+    Subject, Transition, UnOp, Update, ValType, Var, Verdict as IrVerdict, IR_VERSION,
 };
 
 // ---- building programs -------------------------------------------------------------
@@ -68,8 +68,10 @@ fn policy(name: &str, states: &[&str], vars: Vec<Var>, transitions: Vec<Transiti
             .collect(),
         initial: 0,
         vars,
+        sets: vec![],
         transitions,
         allow_shared_memory_strings: false,
+        allow_undelivered_audits: false,
     }
 }
 
@@ -90,6 +92,7 @@ fn on(event: u32) -> Transition {
         from: vec![0],
         guard: Expr::Bool(true),
         updates: vec![],
+        set_updates: vec![],
         verdict: IrVerdict::Allow,
         next: None,
         reason: None,
@@ -327,7 +330,11 @@ fn update_leaving_the_range_denies_with_a_generated_reason() {
     assert_eq!(r.transition, Some(0));
     assert_eq!(
         r.reason,
-        "variable `open` would become 4, outside 0..3 (update at x.pol:4:3)"
+        "variable `open` would leave its range 0..3 (transition at x.pol:4:3)"
+    );
+    assert_eq!(
+        r.fault.as_ref().and_then(|f| f.detail()).as_deref(),
+        Some("value 4")
     );
 }
 
@@ -389,7 +396,7 @@ fn updates_of_a_deny_transition_are_not_evaluated() {
 }
 
 #[test]
-fn division_by_zero_in_an_update_names_the_update() {
+fn division_by_zero_in_an_update_is_a_fault_of_its_transition() {
     let mut t = on(CALL);
     t.updates = vec![Update {
         var: 0,
@@ -401,7 +408,8 @@ fn division_by_zero_in_an_update_names_the_update() {
     let step = m.pre(CALL, &ok_args());
     let r = denied(&step).expect("deny");
     assert_eq!(r.fault, Some(RuntimeFault::DivisionByZero));
-    assert_eq!(r.reason, "division by zero in update at x.pol:2:7");
+    assert_eq!(r.transition, Some(0));
+    assert_eq!(r.reason, "division by zero (transition at x.pol:2:7)");
 }
 
 // ---- arithmetic ---------------------------------------------------------------------
@@ -418,7 +426,7 @@ fn division_by_zero_in_a_guard_denies_with_a_generated_reason() {
     let step = m.pre(CALL, &ok_args());
     let r = denied(&step).expect("deny");
     assert_eq!(r.fault, Some(RuntimeFault::DivisionByZero));
-    assert_eq!(r.reason, "division by zero in guard at x.pol:3:5");
+    assert_eq!(r.reason, "division by zero (transition at x.pol:3:5)");
 }
 
 #[test]
@@ -572,9 +580,9 @@ fn post_phase_reads_the_sign_extended_result() {
 
 #[test]
 fn string_guards_test_exact_prefix_and_glob() {
-    let exact = Expr::Str(PATH, Pattern::Exact("/etc/shadow".into()));
-    let prefix = Expr::Str(PATH, Pattern::Prefix("/tmp/".into()));
-    let glob = Expr::Str(PATH, Pattern::Glob("**/*.pem".into()));
+    let exact = Expr::Str(Subject::Raw(PATH), Pattern::Exact("/etc/shadow".into()));
+    let prefix = Expr::Str(Subject::Raw(PATH), Pattern::Prefix("/tmp/".into()));
+    let glob = Expr::Str(Subject::Raw(PATH), Pattern::Glob("**/*.pem".into()));
     assert!(holds(exact.clone(), &args(0, Some("/etc/shadow"), 0)));
     assert!(!holds(exact, &args(0, Some("/etc/shadow2"), 0)));
     assert!(holds(prefix.clone(), &args(0, Some("/tmp/x"), 0)));
@@ -585,7 +593,10 @@ fn string_guards_test_exact_prefix_and_glob() {
 
 #[test]
 fn out_of_bounds_string_faults_when_a_guard_reads_it() {
-    let mut prog = deny_when(Expr::Str(PATH, Pattern::Prefix("/tmp/".into())));
+    let mut prog = deny_when(Expr::Str(
+        Subject::Raw(PATH),
+        Pattern::Prefix("/tmp/".into()),
+    ));
     prog.policies[0].transitions[0].origin = "x.pol:3:5".into();
     let step = Monitor::new(&prog).pre(CALL, &args(0, None, 0));
     let r = denied(&step).expect("deny");
@@ -595,7 +606,7 @@ fn out_of_bounds_string_faults_when_a_guard_reads_it() {
     );
     assert_eq!(
         r.reason,
-        "string argument `path` is outside memory (guard at x.pol:3:5)"
+        "string argument `path` is outside memory (transition at x.pol:3:5)"
     );
 }
 
@@ -611,7 +622,7 @@ fn and_does_not_read_the_right_side_when_the_left_is_false() {
     let guard = bin(
         BinOp::And,
         bin(BinOp::Gt, Expr::Param(FD), int(0)),
-        Expr::Str(PATH, Pattern::Glob("/tmp/**".into())),
+        Expr::Str(Subject::Raw(PATH), Pattern::Glob("/tmp/**".into())),
     );
     let prog = deny_when(guard);
     let step = Monitor::new(&prog).pre(CALL, &args(0, None, 0));
@@ -629,7 +640,7 @@ fn or_does_not_read_the_right_side_when_the_left_is_true() {
 #[test]
 fn a_faulting_guard_denies_even_if_a_later_transition_would_allow() {
     let mut faulty = on(CALL);
-    faulty.guard = Expr::Str(PATH, Pattern::Exact("x".into()));
+    faulty.guard = Expr::Str(Subject::Raw(PATH), Pattern::Exact("x".into()));
     let allow = on(CALL);
     let prog = program(vec![policy("p", &[], vec![], vec![faulty, allow])]);
     let step = Monitor::new(&prog).pre(CALL, &args(0, None, 0));
@@ -846,6 +857,7 @@ fn call(fd: i64) -> TraceEvent {
         event: CALL,
         args: args(fd, Some(""), 0),
         result: None,
+        ..TraceEvent::default()
     }
 }
 
@@ -934,6 +946,7 @@ fn run_trace_observes_nothing_after_the_violation() {
         event: OTHER,
         args: vec![Value::Int(0)],
         result: None,
+        ..TraceEvent::default()
     };
     let v = run_trace(&prog, &[call(0), other, call(0)]);
     assert_eq!(v.observations.len(), 1);

@@ -1,6 +1,6 @@
 //! The trace writer and reader are inverses: every trace file the reader can produce is
 //! written as text that reads back as the same file (line numbers aside).
-use policy_lang::interp::{TraceEvent, Value};
+use policy_lang::interp::{TraceEvent, Value, World};
 use policy_lang::ir::{ParamType, Program};
 use policy_lang::trace::{self, Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
 use policy_lang::Source;
@@ -44,7 +44,11 @@ fn any_text() -> impl Strategy<Value = String> {
 
 fn value(ty: ParamType) -> BoxedStrategy<Value> {
     match ty {
-        ParamType::I32 | ParamType::I64 => any_int().prop_map(Value::Int).boxed(),
+        ParamType::I32 | ParamType::I64 => prop_oneof![
+            4 => any_int().prop_map(Value::Int),
+            1 => Just(Value::BadPointer(-1)),
+        ]
+        .boxed(),
         // The format has only integer constants.
         ParamType::F32 | ParamType::F64 => {
             any::<i32>().prop_map(|v| Value::Float(v as f64)).boxed()
@@ -78,7 +82,14 @@ fn expectation() -> impl Strategy<Value = Expectation> {
 
 fn step() -> impl Strategy<Value = Step> {
     let program = program();
-    (0..program.events.len()).prop_flat_map(move |e| {
+    // The declared events; the WASI ones tracking adds get what the host hands out from
+    // the parser (tests/traces.rs has theirs).
+    let declared = program
+        .events
+        .iter()
+        .filter(|e| !policy_lang::wasi::is_wasi_module(&e.module))
+        .count();
+    (0..declared).prop_flat_map(move |e| {
         let event = &program.events[e];
         let args: Vec<BoxedStrategy<Value>> = event.params.iter().map(|p| value(p.ty)).collect();
         let result = if event.results.is_empty() {
@@ -86,22 +97,34 @@ fn step() -> impl Strategy<Value = Step> {
         } else {
             proptest::option::of(any_int()).boxed()
         };
-        (args, result, proptest::collection::vec(expectation(), 0..3)).prop_map(
-            move |(args, result, expect)| Step {
+        (
+            args,
+            result,
+            any::<bool>(),
+            proptest::collection::vec(expectation(), 0..3),
+        )
+            .prop_map(move |(args, result, trapped, expect)| Step {
                 call: TraceEvent {
                     event: e as u32,
                     args,
-                    result,
+                    // A call that trapped returned nothing.
+                    result: if trapped { None } else { result },
+                    trapped,
+                    ..TraceEvent::default()
                 },
                 expect,
                 line: 0,
-            },
-        )
+            })
     })
 }
 
+fn world() -> impl Strategy<Value = World> {
+    proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..12), 0..3)
+        .prop_map(|preopens| World { preopens })
+}
+
 fn trace() -> impl Strategy<Value = Trace> {
-    (any_text(), proptest::collection::vec(step(), 0..6)).prop_flat_map(|(name, steps)| {
+    (any_text(), world(), proptest::collection::vec(step(), 0..6)).prop_flat_map(|(name, world, steps)| {
         let n = steps.len();
         let reject = (
             1..=n.max(1),
@@ -121,6 +144,7 @@ fn trace() -> impl Strategy<Value = Trace> {
         expect.prop_map(move |expect| Trace {
             name: name.clone(),
             expect,
+            world: world.clone(),
             steps: steps.clone(),
             line: 0,
         })

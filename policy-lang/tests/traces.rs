@@ -1,6 +1,6 @@
 //! The `.traces` format as the reader sees it (values, then located errors), and how
 //! traces are judged: expectations, judges that disagree or fail, and the report.
-use policy_lang::interp::{self, TraceEvent, Value, Verdict};
+use policy_lang::interp::{self, TraceEvent, Value, Verdict, World};
 use policy_lang::ir::Program;
 use policy_lang::trace::{self, Interpreter, Judge, JudgeResult, Parting, Problem, Report};
 use policy_lang::Source;
@@ -281,7 +281,7 @@ impl Judge for Fixed {
     fn name(&self) -> &str {
         self.0
     }
-    fn judge(&self, _: &Program, _: &[TraceEvent]) -> JudgeResult {
+    fn judge(&self, _: &Program, _: &World, _: &[TraceEvent]) -> JudgeResult {
         self.1.clone().ok_or_else(|| "no engine".into())
     }
 }
@@ -361,4 +361,123 @@ fn the_report_lists_each_trace_and_counts_failures() {
         "dir/p.traces\n  ok    fine\n  FAIL  wrong (line 2)\n        [interpreter]\n        \
          expected accept\n             got deny at step 1 (fd_write) by p \"no fd 3\"\n1 passed, 1 failed\n"
     );
+}
+
+// ---- the host's side: preopens, what it hands out, traps -------------------------------
+
+fn first_trace(text: &str) -> trace::Trace {
+    parse(text).unwrap_or_else(|e| panic!("{e}")).traces[0].clone()
+}
+
+#[test]
+fn preopen_lines_before_the_traces_give_every_trace_its_directories() {
+    let t = first_trace("preopen \"/tmp\"; preopen \"/data\";\naccept \"t\" { fd_write(fd=1) }");
+    assert_eq!(t.world, World::with_preopens(&["/tmp", "/data"]));
+}
+
+#[test]
+fn preopen_lines_inside_a_trace_replace_the_files() {
+    let f = parse("preopen \"/tmp\";\naccept \"a\" { preopen \"/\"; fd_write(fd=1) }\naccept \"b\" { }")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.traces[0].world, World::with_preopens(&["/"]));
+    assert_eq!(f.traces[1].world, World::with_preopens(&["/tmp"]));
+}
+
+#[test]
+fn a_preopen_line_after_a_trace_is_an_error() {
+    let e = parse("accept \"a\" { }\npreopen \"/tmp\";").unwrap_err();
+    assert!(e.to_string().contains("before the first trace"), "{e}");
+}
+
+#[test]
+fn a_successful_open_gets_the_lowest_free_descriptor_after_the_preopens() {
+    let t = first_trace(
+        "preopen \"/tmp\";\naccept \"t\" {\n  path_open(fd=3, path=\"a\")\n  path_open(fd=3, path=\"b\", oflags=OFLAGS_DIRECTORY)\n}",
+    );
+    let opened: Vec<_> = t.steps.iter().map(|s| s.call.opened.unwrap()).collect();
+    assert_eq!((opened[0].fd, opened[0].filetype), (4, 4));
+    assert_eq!((opened[1].fd, opened[1].filetype), (5, 3));
+}
+
+#[test]
+fn a_closed_descriptor_is_handed_out_again() {
+    let t = first_trace(
+        "preopen \"/tmp\";\naccept \"t\" {\n  fd_close(fd=3)\n  path_open(fd=4, path=\"a\")\n}",
+    );
+    assert_eq!(t.steps[1].call.opened.map(|o| o.fd), Some(3));
+}
+
+#[test]
+fn a_failed_open_hands_out_nothing() {
+    let t = first_trace("accept \"t\" { path_open(fd=3, path=\"a\") -> ERRNO_NOENT }");
+    assert_eq!(t.steps[0].call.opened, None);
+}
+
+#[test]
+fn opens_names_the_descriptor_and_its_kind() {
+    let t = first_trace("accept \"t\" { path_open(fd=3, path=\"a\") -> 0 opens dir 9 }");
+    let o = t.steps[0].call.opened.unwrap();
+    assert_eq!((o.fd, o.filetype), (9, 3));
+}
+
+#[test]
+fn opens_after_a_call_that_opens_nothing_is_an_error() {
+    let e = parse("accept \"t\" { fd_write(fd=1) opens 5 }").unwrap_err();
+    assert!(e.to_string().contains("hands out no descriptor"), "{e}");
+}
+
+#[test]
+fn arrow_trap_marks_a_call_that_did_not_return() {
+    let c = first_call("fd_write(fd=1) -> trap");
+    assert!(c.trapped);
+    assert_eq!(c.result, None);
+}
+
+#[test]
+fn oob_for_an_integer_is_a_bad_out_pointer() {
+    let c = first_call("fd_write(fd=1, nwritten=oob)");
+    assert!(c.args.contains(&Value::BadPointer(-1)), "{:?}", c.args);
+}
+
+#[test]
+fn preopens_opens_and_traps_are_written_as_read() {
+    let text = "preopen \"/tmp\";\naccept \"t\" {\n  path_open(fd=3, path=\"a\") opens dir 7\n  fd_write(fd=7, nwritten=oob) -> trap\n}";
+    let f = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let written = trace::write(&program(), &f);
+    let again = parse(&written).unwrap_or_else(|e| panic!("{e}\n{written}"));
+    let strip = |f: &trace::TraceFile| {
+        let mut f = f.clone();
+        for t in &mut f.traces {
+            t.line = 0;
+            for s in &mut t.steps {
+                s.line = 0;
+            }
+        }
+        f
+    };
+    assert_eq!(strip(&again), strip(&f), "{written}");
+    assert!(written.contains("preopen \"/tmp\";") && written.contains("opens dir 7") && written.contains("-> trap"), "{written}");
+}
+
+#[test]
+fn a_trapped_call_has_no_post_phase() {
+    let program = policy_lang::compile(&[Source {
+        name: "p.pol".into(),
+        text: "policy p { var n: 0..5 = 0; after fd_write -> audit \"wrote\"; }".into(),
+    }])
+    .unwrap()
+    .program;
+    let f = trace::parse_traces(
+        "t.traces",
+        "accept \"t\" { fd_write(fd=1) -> trap\n fd_write(fd=1) }",
+        &program,
+        &trace::wasi_constants,
+    )
+    .unwrap();
+    let t = &f.traces[0];
+    let v = interp::run_trace_in(&program, &t.world, &t.events());
+    assert!(v.observations.iter().all(|o| o.step != 1), "{v:?}");
+    // The monitor missed a post phase: it stays interrupted.
+    let deny = v.violation.expect("the next call is denied");
+    assert_eq!((deny.step, deny.fault), (2, Some(policy_lang::ir::RuntimeFault::Interrupted)));
 }

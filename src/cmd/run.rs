@@ -1,4 +1,4 @@
-//! `irm run`: run a WASI preview 1 module in wasmtime, under policies when given.
+//! `irm run`: run a WASI preview 1 (or preview 0) module in wasmtime, under policies when given.
 //!
 //! Exit codes (decided in [`crate::failure`]): the guest's own, 86 when a policy stopped
 //! it, 134 when it trapped, 1 for errors of irm itself (unreadable module, policies that
@@ -23,8 +23,9 @@ pub struct Args {
     /// functions around its imports (host; the module is not changed).
     #[arg(long, value_enum, default_value_t = Mode::Inline)]
     pub enforce: Mode,
-    /// Preopen a host directory, as HOST or HOST::GUEST.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    /// Preopen a host directory, as HOST or HOST::GUEST (descriptors 3, 4, ... in
+    /// order); `:ro` at the end makes it read-only: the host refuses every change under it.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = parse_dir)]
     pub dirs: Vec<Preopen>,
     /// Set an environment variable of the guest.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
@@ -68,11 +69,13 @@ pub enum Mode {
     Host,
 }
 
-/// `--dir HOST[::GUEST]`: a host directory and the path the guest sees it under.
+/// `--dir HOST[::GUEST][:ro]`: a host directory, the path the guest sees it under, and
+/// whether the guest may only read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preopen {
     pub host: PathBuf,
     pub guest: String,
+    pub read_only: bool,
 }
 
 /// `--stub MODULE.FIELD[=VALUE]`.
@@ -84,6 +87,10 @@ pub struct Stub {
 }
 
 fn parse_dir(spec: &str) -> Result<Preopen, String> {
+    let (spec, read_only) = match spec.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (spec, false),
+    };
     let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
     if host.is_empty() {
         return Err("no host directory (expected HOST or HOST::GUEST)".into());
@@ -94,6 +101,7 @@ fn parse_dir(spec: &str) -> Result<Preopen, String> {
     Ok(Preopen {
         host: PathBuf::from(host),
         guest: guest.to_string(),
+        read_only,
     })
 }
 
@@ -141,7 +149,11 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         b = b.program(compile_policies(&args.policy.files, ui)?.program);
     }
     for d in &args.dirs {
-        b = b.dir(&d.host, &d.guest);
+        b = if d.read_only {
+            b.dir_read_only(&d.host, &d.guest)
+        } else {
+            b.dir(&d.host, &d.guest)
+        };
     }
     for (k, v) in &args.env {
         b = b.env(k, v);
@@ -220,16 +232,31 @@ mod tests {
             parse_dir("data::/data"),
             Ok(Preopen {
                 host: "data".into(),
-                guest: "/data".into()
+                guest: "/data".into(),
+                read_only: false,
             })
         );
         assert_eq!(
             parse_dir("/tmp"),
             Ok(Preopen {
                 host: "/tmp".into(),
-                guest: "/tmp".into()
+                guest: "/tmp".into(),
+                read_only: false,
             })
         );
+    }
+
+    #[test]
+    fn a_dir_ending_in_ro_is_read_only() {
+        assert_eq!(
+            parse_dir("data::/data:ro"),
+            Ok(Preopen {
+                host: "data".into(),
+                guest: "/data".into(),
+                read_only: true,
+            })
+        );
+        assert_eq!(parse_dir("/etc:ro").map(|d| d.guest), Ok("/etc".to_string()));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use arbitrary::{Result, Unstructured};
 use instrumenter::{weave, WeaveOptions};
 use policy_lang::ir::{
-    BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Transition, UnOp,
-    Update, ValType, Var, Verdict, IR_VERSION,
+    BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, Program, State, Subject,
+    Transition, UnOp, Update, ValType, Var, Verdict, IR_VERSION,
 };
 use wasmparser::{Validator, WasmFeatures};
 
@@ -272,7 +272,7 @@ fn bool_expr(u: &mut Unstructured<'_>, s: &Scope<'_>, depth: u32) -> Result<Expr
                 1 => Pattern::Prefix(text),
                 _ => Pattern::Glob(text),
             };
-            Expr::Str(*u.choose(&strs)?, pattern)
+            Expr::Str(Subject::Raw(*u.choose(&strs)?), pattern)
         }
         1..=3 => {
             let op = *u.choose(&[
@@ -366,6 +366,7 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
             from,
             guard: bool_expr(u, &scope, 3)?,
             updates,
+            set_updates: vec![],
             verdict,
             next: if u.arbitrary()? {
                 Some(u.int_in_range(0..=n_states - 1)?)
@@ -391,6 +392,8 @@ fn policy(u: &mut Unstructured<'_>, events: &[Event], index: usize) -> Result<Po
         vars,
         transitions,
         allow_shared_memory_strings: u.ratio(1, 4)?,
+        allow_undelivered_audits: u.ratio(1, 2)?,
+        sets: vec![],
     })
 }
 

@@ -1,26 +1,40 @@
-//! The driver module both wasmtime judges run, and what they check of its run.
+//! The driver module both wasmtime judges run, and the fake host it calls.
 //!
 //! For a [`Program`] and a trace, [`driver`] generates a small module that imports every
 //! event of the program with its exact signature, owns memory 0 (exported as `memory`),
-//! holds the trace's string arguments in a data segment, and calls the events in trace
-//! order with the trace's arguments. The judges provide its imports with
-//! [`fake_imports`]: host functions that record what they receive and return the
-//! trace's results.
+//! holds the trace's string arguments in a data segment, and exports one function per
+//! step, `step1`, `step2`, ..., that makes that step's call with the trace's arguments.
+//! The judges call the steps in order, as an embedder calls an instance again and again:
+//! a step whose import traps (`-> trap`) ends that call only. The judges provide the
+//! imports with [`fake_imports`]: host functions that record what they receive and return
+//! the trace's results, and a fake WASI host ([`FakeHost`]) that answers the monitor's
+//! own questions (`fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`) from the
+//! trace's world and takes its audit lines (`fd_write` to 2).
 //!
 //! Memory layout (all little-endian):
-//! * `0..4`: the 1-based number of the call in progress (written before each call), so
-//!   host functions and hooks know which trace step they belong to;
-//! * `8 + 8*i`: the first result of call `i` (0-based) as the driver received it (`i32`
-//!   sign-extended to 8 bytes, floats as their bits), so suppression values are observed;
-//! * then the string arguments, back to back.
+//! * `0..OUT_AREA`, or up to the last byte a numeric out-pointer of the trace reaches:
+//!   left zero for the trace's out-pointers; the fake host writes there what it hands
+//!   out (`opened_fd`, `ro_fd`);
+//! * the string arguments, back to back;
+//! * at `step_cell` (8-aligned): the 1-based number of the call in progress (written
+//!   before each call), so host functions and hooks know which trace step they belong to;
+//! * at `results_at + 8*i`: the first result of call `i` (0-based) as the driver received
+//!   it (`i32` sign-extended to 8 bytes, floats as their bits), so suppression values are
+//!   observed.
 //!
 //! Arguments follow the interpreter's reading of malformed traces: a missing or mistyped
 //! integer argument is 0; a string argument that is not a byte string is out of bounds.
-//! An out-of-bounds string is passed as pointer = memory size, length 1.
+//! An out-of-bounds string is passed as pointer = memory size, length 1; an out-pointer
+//! given as `oob` as -1 (the last byte of the 32-bit space). An out-pointer the trace
+//! gives as a number is a valid one: memory is made large enough to hold it, and a
+//! misaligned one is refused (write `oob` for a bad pointer).
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use policy_lang::interp::{ObservationKind, TraceEvent, Value, Verdict};
+use policy_lang::descriptors::{Effect, FILETYPE_DIRECTORY};
+use policy_lang::interp::{ObservationKind, TraceEvent, Value, Verdict, World};
 use policy_lang::ir::{Event, ParamType, Phase, Program, ValType};
+use policy_lang::wasi::{self, Role};
 use wasm_encoder::{
     CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function,
     FunctionSection, ImportSection, MemArg, MemorySection, MemoryType, Module, TypeSection,
@@ -29,12 +43,10 @@ use wasmtime::{Caller, Extern, Linker, Val};
 
 use super::JudgeError;
 
-/// The driver's Wasm arguments per step, its data segment and its memory size in pages.
-type Plan = (Vec<Vec<Arg>>, Vec<u8>, u32);
-
-const STEP_CELL: u32 = 0;
-const RESULTS_AT: u32 = 8;
+/// Bytes at the bottom of memory left for the trace's out-pointers.
+const OUT_AREA: u32 = 4096;
 const PAGE: u64 = 65536;
+const ERRNO_BADF: i64 = 8;
 
 fn enc(t: ValType) -> wasm_encoder::ValType {
     match t {
@@ -72,6 +84,23 @@ impl Arg {
             _ => return None,
         })
     }
+
+    fn as_u32(self) -> Option<u32> {
+        match self {
+            Arg::I32(v) => Some(v as u32),
+            Arg::I64(v) => u32::try_from(v).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Where the driver keeps its bookkeeping.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Layout {
+    strings_at: u32,
+    pub step_cell: u32,
+    results_at: u32,
+    pages: u32,
 }
 
 /// The generated driver and what it passes at each step.
@@ -79,11 +108,71 @@ pub struct Driver {
     pub wasm: Vec<u8>,
     /// Per trace step, the Wasm arguments of the call.
     args: Vec<Vec<Arg>>,
+    pub(super) layout: Layout,
 }
 
-/// Lays out the strings and computes the Wasm arguments of every step.
-fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError> {
-    let strings_at = RESULTS_AT + 8 * trace.len() as u32;
+/// The out-pointer role of parameter `param` of `event`, when the catalogue knows it.
+fn out_role(event: &Event, param: &str) -> Option<(u32, u32)> {
+    if !wasi::is_wasi_module(&event.module) {
+        return None;
+    }
+    match wasi::role(&event.field, param)? {
+        Role::Out {
+            size,
+            align,
+            size_p0,
+        } => Some((
+            if event.module == wasi::MODULE {
+                size
+            } else {
+                size_p0
+            },
+            align,
+        )),
+        _ => None,
+    }
+}
+
+/// The highest byte the trace's numeric out-pointers reach; a misaligned one is refused.
+fn out_pointers_end(program: &Program, trace: &[TraceEvent]) -> Result<u64, JudgeError> {
+    let mut end: u64 = 0;
+    for (i, call) in trace.iter().enumerate() {
+        let Some(event) = program.events.get(call.event as usize) else {
+            continue;
+        };
+        for (param, value) in event.params.iter().zip(&call.args) {
+            let (Value::Int(v), Some((size, align))) = (value, out_role(event, &param.name))
+            else {
+                continue;
+            };
+            let at = *v as u32;
+            if at % align != 0 {
+                return Err(JudgeError::Inconsistent(format!(
+                    "step {}: out-pointer `{}` = {v} is not {align}-aligned; write `oob` for a bad pointer",
+                    i + 1,
+                    param.name
+                )));
+            }
+            end = end.max(at as u64 + size as u64);
+        }
+    }
+    Ok(end)
+}
+
+/// Lays out memory and computes the Wasm arguments of every step. The strings come after
+/// every byte an out-pointer reaches, so what the fake host writes never changes them.
+fn plan_args(
+    program: &Program,
+    trace: &[TraceEvent],
+) -> Result<(Vec<Vec<Arg>>, Vec<u8>, Layout), JudgeError> {
+    let out_end = out_pointers_end(program, trace)?;
+    let strings_at = out_end.max(OUT_AREA as u64).next_multiple_of(8);
+    if strings_at > u32::MAX as u64 / 2 {
+        return Err(JudgeError::Inconsistent(
+            "the trace's out-pointers do not leave room in a 32-bit memory".into(),
+        ));
+    }
+    let strings_at = strings_at as u32;
     let mut data = Vec::new();
     let mut pending: Vec<Vec<Option<Arg>>> = Vec::new();
     // Pointers of out-of-bounds strings depend on the final memory size: `None` marks them.
@@ -99,7 +188,7 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError
         for (p, param) in event.params.iter().enumerate() {
             let value = call.args.get(p);
             let int = match value {
-                Some(Value::Int(v)) => *v,
+                Some(Value::Int(v)) | Some(Value::BadPointer(v)) => *v,
                 _ => 0,
             };
             let float = match value {
@@ -127,19 +216,37 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError
         }
         pending.push(args);
     }
-    let end = strings_at as u64 + data.len() as u64;
+    let step_cell = (strings_at as u64 + data.len() as u64).next_multiple_of(8);
+    let results_at = step_cell + 8;
+    let end = results_at + 8 * trace.len() as u64;
+    if end > u32::MAX as u64 - PAGE {
+        return Err(JudgeError::Inconsistent(
+            "the trace's strings and out-pointers do not fit a 32-bit memory".into(),
+        ));
+    }
     let pages = end.div_ceil(PAGE).max(1);
     let oob = (pages * PAGE) as u32 as i32;
     let args = pending
         .into_iter()
         .map(|a| a.into_iter().map(|x| x.unwrap_or(Arg::I32(oob))).collect())
         .collect();
-    Ok((args, data, pages as u32))
+    let layout = Layout {
+        strings_at,
+        step_cell: step_cell as u32,
+        results_at: results_at as u32,
+        pages: pages as u32,
+    };
+    Ok((args, data, layout))
 }
 
-/// Generates the driver module for `trace`: export `run` performs the calls.
+/// The name of the export that makes the call of 1-based step `step`.
+pub(super) fn step_export(step: usize) -> String {
+    format!("step{step}")
+}
+
+/// Generates the driver module for `trace`: export `stepN` makes the call of step N.
 pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeError> {
-    let (args, data, pages) = plan_args(program, trace)?;
+    let (args, data, layout) = plan_args(program, trace)?;
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
     for (i, e) in program.events.iter().enumerate() {
@@ -149,21 +256,18 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
         );
         imports.import(&e.module, &e.field, EntityType::Function(i as u32));
     }
-    let run_type = program.events.len() as u32;
+    let step_type = program.events.len() as u32;
     types.ty().function([], []);
     let mut funcs = FunctionSection::new();
-    funcs.function(run_type);
     let mut memories = MemorySection::new();
     memories.memory(MemoryType {
-        minimum: pages as u64,
-        maximum: Some(pages as u64),
+        minimum: layout.pages as u64,
+        maximum: Some(layout.pages as u64),
         memory64: false,
         shared: false,
         page_size_log2: None,
     });
     let mut exports = ExportSection::new();
-    let run_index = program.events.len() as u32;
-    exports.export("run", ExportKind::Func, run_index);
     exports.export("memory", ExportKind::Memory, 0);
 
     // Locals hold results while the first one is stored: the largest result count of
@@ -178,45 +282,48 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
     let local = |t: ValType, j: usize| -> u32 {
         all.iter().position(|x| *x == t).unwrap() as u32 * max_results + j as u32
     };
-    let mut body = Function::new(all.iter().map(|t| (max_results, enc(*t))));
-    {
+    let mut code = CodeSection::new();
+    for (i, call) in trace.iter().enumerate() {
+        funcs.function(step_type);
+        exports.export(
+            &step_export(i + 1),
+            ExportKind::Func,
+            program.events.len() as u32 + i as u32,
+        );
+        let mut body = Function::new(all.iter().map(|t| (max_results, enc(*t))));
         let mut sink = body.instructions();
-        for (i, call) in trace.iter().enumerate() {
-            let event: &Event = &program.events[call.event as usize];
-            sink.i32_const(STEP_CELL as i32)
-                .i32_const(i as i32 + 1)
-                .i32_store(mem(0, 2));
-            for a in &args[i] {
-                match *a {
-                    Arg::I32(v) => sink.i32_const(v),
-                    Arg::I64(v) => sink.i64_const(v),
-                    Arg::F32(v) => sink.f32_const(f32::from_bits(v).into()),
-                    Arg::F64(v) => sink.f64_const(f64::from_bits(v).into()),
-                };
-            }
-            sink.call(call.event);
-            for (j, t) in event.results.iter().enumerate().rev() {
-                sink.local_set(local(*t, j));
-            }
-            if let Some(first) = event.results.first() {
-                let at = RESULTS_AT + 8 * i as u32;
-                sink.i32_const(at as i32).local_get(local(*first, 0));
-                match first {
-                    ValType::I32 => sink.i64_extend_i32_s().i64_store(mem(0, 3)),
-                    ValType::I64 => sink.i64_store(mem(0, 3)),
-                    ValType::F32 => sink.f32_store(mem(0, 2)),
-                    ValType::F64 => sink.f64_store(mem(0, 3)),
-                };
-            }
+        let event: &Event = &program.events[call.event as usize];
+        sink.i32_const(layout.step_cell as i32)
+            .i32_const(i as i32 + 1)
+            .i32_store(mem(0, 2));
+        for a in &args[i] {
+            match *a {
+                Arg::I32(v) => sink.i32_const(v),
+                Arg::I64(v) => sink.i64_const(v),
+                Arg::F32(v) => sink.f32_const(f32::from_bits(v).into()),
+                Arg::F64(v) => sink.f64_const(f64::from_bits(v).into()),
+            };
+        }
+        sink.call(call.event);
+        for (j, t) in event.results.iter().enumerate().rev() {
+            sink.local_set(local(*t, j));
+        }
+        if let Some(first) = event.results.first() {
+            let at = layout.results_at + 8 * i as u32;
+            sink.i32_const(at as i32).local_get(local(*first, 0));
+            match first {
+                ValType::I32 => sink.i64_extend_i32_s().i64_store(mem(0, 3)),
+                ValType::I64 => sink.i64_store(mem(0, 3)),
+                ValType::F32 => sink.f32_store(mem(0, 2)),
+                ValType::F64 => sink.f64_store(mem(0, 3)),
+            };
         }
         sink.end();
+        code.function(&body);
     }
-    let mut code = CodeSection::new();
-    code.function(&body);
     let mut datas = DataSection::new();
     if !data.is_empty() {
-        let at = RESULTS_AT + 8 * trace.len() as u32;
-        datas.active(0, &ConstExpr::i32_const(at as i32), data);
+        datas.active(0, &ConstExpr::i32_const(layout.strings_at as i32), data);
     }
 
     let mut module = Module::new();
@@ -231,6 +338,178 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
     Ok(Driver {
         wasm: module.finish(),
         args,
+        layout,
+    })
+}
+
+/// Calls the driver's steps in order, as an embedder would: a step whose import trapped
+/// as the trace says (`-> trap`) is followed by the next; any other error ends the run
+/// and is its outcome.
+pub(super) fn run_steps<T>(
+    instance: &wasmtime::Instance,
+    store: &mut wasmtime::Store<T>,
+    trace: &[TraceEvent],
+) -> Result<wasmtime::Result<()>, JudgeError> {
+    for (i, call) in trace.iter().enumerate() {
+        let f = instance
+            .get_typed_func::<(), ()>(&mut *store, &step_export(i + 1))
+            .map_err(JudgeError::Wasm)?;
+        if let Err(e) = f.call(&mut *store, ()) {
+            if call.trapped && e.downcast_ref::<TraceTrap>().is_some() {
+                continue;
+            }
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The trap a fake import raises at a step the trace says traps.
+#[derive(Debug, thiserror::Error)]
+#[error("the import trapped, as the trace says")]
+pub(super) struct TraceTrap;
+
+/// The fake WASI host's descriptors: what the world preopens and what the trace's calls
+/// opened, closed and moved.
+#[derive(Debug, Default)]
+pub(super) struct FakeHost {
+    /// fd -> (file type, preopen name).
+    open: BTreeMap<u32, (u8, Option<Vec<u8>>)>,
+}
+
+impl FakeHost {
+    pub fn new(world: &World) -> FakeHost {
+        FakeHost {
+            open: world
+                .initial()
+                .into_iter()
+                .map(|d| (d.fd, (d.filetype.unwrap_or(0), d.preopen)))
+                .collect(),
+        }
+    }
+
+    /// What a successful trace call does to the host's descriptors.
+    fn apply(&mut self, event: &Event, call: &TraceEvent, args: &[Arg]) {
+        if !wasi::is_wasi_module(&event.module) {
+            return;
+        }
+        let wasm_arg = |name: &str| wasm_arg(event, args, name);
+        match Effect::of(&event.field) {
+            Some(Effect::Open | Effect::Accept) => {
+                if let Some(o) = call.opened {
+                    self.open.insert(o.fd, (o.filetype, None));
+                }
+            }
+            Some(Effect::Close) => {
+                if let Some(fd) = wasm_arg("fd") {
+                    self.open.remove(&fd);
+                }
+            }
+            Some(Effect::Renumber) => {
+                if let (Some(from), Some(to)) = (wasm_arg("fd"), wasm_arg("to")) {
+                    if from != to {
+                        if let Some(d) = self.open.remove(&from) {
+                            self.open.insert(to, d);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// The memory exported as `memory` by the calling instance.
+fn caller_memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn write_bytes<T>(caller: &mut Caller<'_, T>, at: u32, bytes: &[u8]) -> bool {
+    match caller_memory(caller) {
+        Some(m) => m.write(&mut *caller, at as usize, bytes).is_ok(),
+        None => false,
+    }
+}
+
+fn read_u32<T>(caller: &mut Caller<'_, T>, at: u32) -> Option<u32> {
+    let m = caller_memory(caller)?;
+    let mut b = [0u8; 4];
+    m.read(&*caller, at as usize, &mut b).ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// The monitor's own WASI calls, answered from the fake host: `Some(errno)` when
+/// `field` is one of them.
+fn internal_call<T>(
+    caller: &mut Caller<'_, T>,
+    host: &Mutex<FakeHost>,
+    field: &str,
+    args: &[Arg],
+) -> Option<i64> {
+    let a = |i: usize| args.get(i).and_then(|x| x.as_u32()).unwrap_or(0);
+    let host = host.lock().unwrap_or_else(|p| p.into_inner());
+    Some(match field {
+        "fd_fdstat_get" => match host.open.get(&a(0)) {
+            Some(&(filetype, _)) => {
+                let rights: u64 = match (a(0), filetype) {
+                    (0, _) => 2,
+                    (1 | 2, _) => 1 << 6,
+                    (_, FILETYPE_DIRECTORY) => u64::MAX >> 35,
+                    _ => (1 << 1) | (1 << 6),
+                };
+                let mut stat = [0u8; 24];
+                stat[0] = filetype;
+                stat[8..16].copy_from_slice(&rights.to_le_bytes());
+                stat[16..24].copy_from_slice(&rights.to_le_bytes());
+                if write_bytes(caller, a(1), &stat) {
+                    0
+                } else {
+                    21 // EFAULT
+                }
+            }
+            None => ERRNO_BADF,
+        },
+        "fd_prestat_get" => match host.open.get(&a(0)) {
+            Some((_, Some(name))) => {
+                let mut pre = [0u8; 8];
+                pre[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
+                if write_bytes(caller, a(1), &pre) {
+                    0
+                } else {
+                    21
+                }
+            }
+            _ => ERRNO_BADF,
+        },
+        "fd_prestat_dir_name" => match host.open.get(&a(0)) {
+            Some((_, Some(name))) => {
+                let n = name.len().min(a(2) as usize);
+                let name = name[..n].to_vec();
+                if write_bytes(caller, a(1), &name) {
+                    0
+                } else {
+                    21
+                }
+            }
+            _ => ERRNO_BADF,
+        },
+        // An audit line: taken whole.
+        "fd_write" if a(0) == 2 => {
+            let (iovs, n) = (a(1), a(2));
+            let mut total: u32 = 0;
+            for k in 0..n {
+                total = total.wrapping_add(read_u32(caller, iovs + 8 * k + 4).unwrap_or(0));
+            }
+            if write_bytes(caller, a(3), &total.to_le_bytes()) {
+                0
+            } else {
+                21
+            }
+        }
+        _ => return None,
     })
 }
 
@@ -241,19 +520,15 @@ pub(super) struct Seen {
     pub calls: Vec<(usize, u32, Vec<Arg>)>,
     /// (step, hook kind, code, extra) of every hook call.
     pub hooks: Vec<(usize, i32, u32, i64)>,
+    /// (step, function) of every call the monitor made itself (scan, audit lines).
+    pub internal: Vec<(usize, String)>,
 }
 
-/// The step cell of the memory exported as `memory` by the calling instance: the driver,
-/// or the host-enforcement shim that re-exports the driver's memory.
-pub(super) fn step_in_progress<T>(caller: &mut Caller<'_, T>) -> usize {
-    let Some(Extern::Memory(m)) = caller.get_export("memory") else {
-        return 0;
-    };
-    let mut cell = [0u8; 4];
-    match m.read(&caller, STEP_CELL as usize, &mut cell) {
-        Ok(()) => u32::from_le_bytes(cell) as usize,
-        Err(_) => 0,
-    }
+/// The step cell (at `cell`) of the memory exported as `memory` by the calling
+/// instance: the driver, or the host-enforcement shim that re-exports the driver's
+/// memory.
+pub(super) fn step_in_progress<T>(caller: &mut Caller<'_, T>, cell: u32) -> usize {
+    read_u32(caller, cell).map_or(0, |s| s as usize)
 }
 
 /// The first result the driver received at each step, read from its memory after a run.
@@ -263,6 +538,7 @@ impl Received {
     pub fn read<T>(
         instance: &wasmtime::Instance,
         store: &mut wasmtime::Store<T>,
+        driver: &Driver,
         steps: usize,
     ) -> Result<Received, JudgeError> {
         let memory = instance
@@ -270,7 +546,7 @@ impl Received {
             .ok_or_else(|| JudgeError::Inconsistent("the driver lost its memory export".into()))?;
         let mut stored = vec![0u8; 8 * steps];
         memory
-            .read(&*store, RESULTS_AT as usize, &mut stored)
+            .read(&*store, driver.layout.results_at as usize, &mut stored)
             .map_err(|e| JudgeError::Inconsistent(format!("reading results: {e}")))?;
         Ok(Received(stored))
     }
@@ -287,45 +563,127 @@ impl Received {
     }
 }
 
-/// Provides every import of `module` that is an event of `program` as a host function
-/// that records its step and arguments in `seen` and returns the trace's result for the
-/// step (0 when it gives none).
+/// The monitor's own WASI questions, which the fake host answers.
+const SCAN_FUNCTIONS: [&str; 3] = ["fd_fdstat_get", "fd_prestat_get", "fd_prestat_dir_name"];
+
+/// Provides every import of `module` that is an event of `program`, and the WASI
+/// functions the monitor calls itself, as host functions. A call that is the trace's
+/// call of the step in progress (its event, its exact arguments, the first such call of
+/// the step) is recorded in `seen`, changes the fake host's descriptors when it
+/// succeeds, writes the descriptor it hands out, and returns the trace's result (or
+/// traps, for `-> trap`); any other call must be one of the monitor's own (the
+/// descriptor scan, an audit line on 2), answered by the fake host, or the judge fails.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fake_imports<T: 'static>(
     linker: &mut Linker<T>,
     module: &wasmtime::Module,
     program: &Program,
+    world: &World,
     trace: &[TraceEvent],
+    driver: &Driver,
     seen: &Arc<Mutex<Seen>>,
 ) -> Result<(), JudgeError> {
-    let results: Arc<Vec<Option<i64>>> = Arc::new(trace.iter().map(|c| c.result).collect());
-    for import in module.imports() {
-        let (Some(ty), Some(event)) = (
-            import.ty().func().cloned(),
-            program.event_for_import(import.module(), import.name()),
-        ) else {
-            continue;
-        };
-        let (seen, results) = (Arc::clone(seen), Arc::clone(&results));
+    let trace: Arc<Vec<TraceEvent>> = Arc::new(trace.to_vec());
+    let expected: Arc<Vec<Vec<Arg>>> = Arc::new(driver.args.clone());
+    let host = Arc::new(Mutex::new(FakeHost::new(world)));
+    let cell = driver.layout.step_cell;
+    let mut names: Vec<(String, String, wasmtime::FuncType)> = module
+        .imports()
+        .filter_map(|i| Some((i.module().to_string(), i.name().to_string(), i.ty().func()?.clone())))
+        .filter(|(m, f, _)| {
+            program.event_for_import(m, f).is_some()
+                || (wasi::is_wasi_module(m) && (SCAN_FUNCTIONS.contains(&f.as_str()) || f == "fd_write"))
+        })
+        .collect();
+    // Host enforcement's scanner looks the WASI functions up in the linker.
+    let engine = module.engine();
+    for f in SCAN_FUNCTIONS {
+        if !names.iter().any(|(m, n, _)| m == wasi::MODULE && n == f) {
+            let w = wasi::function(f).expect("scan functions are WASI");
+            let ty = wasmtime::FuncType::new(
+                engine,
+                w.wasm_params().into_iter().map(wasm_ty),
+                w.results.iter().copied().map(wasm_ty),
+            );
+            names.push((wasi::MODULE.to_string(), f.to_string(), ty));
+        }
+    }
+    for (m, f, ty) in names {
+        let event = program.event_for_import(&m, &f);
+        let decl = event.map(|e| program.events[e as usize].clone());
+        let (seen, trace, expected, host) = (
+            Arc::clone(seen),
+            Arc::clone(&trace),
+            Arc::clone(&expected),
+            Arc::clone(&host),
+        );
         let types: Vec<wasmtime::ValType> = ty.results().collect();
+        let field = f.clone();
         linker
-            .func_new(
-                import.module(),
-                import.name(),
-                ty,
-                move |mut caller, params, out| {
-                    let step = step_in_progress(&mut caller);
-                    let args = params.iter().filter_map(Arg::from_val).collect();
-                    seen.lock().unwrap().calls.push((step, event, args));
-                    let value = step
-                        .checked_sub(1)
-                        .and_then(|i| results.get(i).copied().flatten())
-                        .unwrap_or(0);
-                    crate::fill_results(out, &types, value)
-                },
-            )
+            .func_new(&m, &f, ty, move |mut caller, params, out| {
+                let step = step_in_progress(&mut caller, cell);
+                let args: Vec<Arg> = params.iter().filter_map(Arg::from_val).collect();
+                let call = step.checked_sub(1).and_then(|i| trace.get(i));
+                let is_trace_call = {
+                    let s = seen.lock().unwrap();
+                    event.is_some()
+                        && call.is_some_and(|c| Some(c.event) == event)
+                        && expected.get(step.wrapping_sub(1)) == Some(&args)
+                        && !s.calls.iter().any(|(st, _, _)| *st == step)
+                };
+                if !is_trace_call {
+                    return match internal_call(&mut caller, &host, &field, &args) {
+                        Some(errno) => {
+                            seen.lock().unwrap().internal.push((step, field.clone()));
+                            crate::fill_results(out, &types, errno)
+                        }
+                        None => Err(wasmtime::Error::msg(format!(
+                            "step {step}: unexpected call of {field} with {args:?}"
+                        ))),
+                    };
+                }
+                let (call, event) = (call.expect("checked"), event.expect("checked"));
+                seen.lock().unwrap().calls.push((step, event, args.clone()));
+                if call.trapped {
+                    return Err(wasmtime::Error::new(TraceTrap));
+                }
+                let value = call.result.unwrap_or(0);
+                let decl = decl.as_ref().expect("an event has a declaration");
+                if value == 0 {
+                    host.lock().unwrap_or_else(|p| p.into_inner()).apply(decl, call, &args);
+                    if let Some(o) = call.opened {
+                        let out_param = if field == "sock_accept" { "ro_fd" } else { "opened_fd" };
+                        if let Some(at) = wasm_arg(decl, &args, out_param) {
+                            write_bytes(&mut caller, at, &o.fd.to_le_bytes());
+                        }
+                    }
+                }
+                crate::fill_results(out, &types, value)
+            })
             .map_err(JudgeError::Wasm)?;
     }
     Ok(())
+}
+
+fn wasm_ty(t: ValType) -> wasmtime::ValType {
+    match t {
+        ValType::I32 => wasmtime::ValType::I32,
+        ValType::I64 => wasmtime::ValType::I64,
+        ValType::F32 => wasmtime::ValType::F32,
+        ValType::F64 => wasmtime::ValType::F64,
+    }
+}
+
+/// The Wasm argument of integer parameter `name` of `event` (strings take two).
+fn wasm_arg(event: &Event, args: &[Arg], name: &str) -> Option<u32> {
+    let mut at = 0;
+    for p in &event.params {
+        if p.name == name {
+            return args.get(at).and_then(|a| a.as_u32());
+        }
+        at += if p.ty == ParamType::Str { 2 } else { 1 };
+    }
+    None
 }
 
 /// A run ends in an error exactly when the verdict has a violation.

@@ -7,19 +7,19 @@
 //! suppression values, stopping at a deny, and what it reports of each.
 use std::sync::{Arc, Mutex};
 
-use policy_lang::interp::{Observation, ObservationKind, TraceEvent, Verdict, Violation};
+use policy_lang::interp::{Observation, ObservationKind, TraceEvent, Verdict, Violation, World};
 use policy_lang::ir::{Phase, Program};
 use wasmtime::{Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::driver::{check_calls, check_ending, driver, fake_imports, Received, Seen};
+use super::driver::{check_calls, check_ending, driver, fake_imports, run_steps, Received, Seen};
 use super::{shared_engine, JudgeError};
 use crate::observe::Observer;
 use crate::record::{RecordedStep, StepNote};
 use crate::{RunState, ViolationReport};
 
 /// Runs `trace` through the driver under host enforcement and reports its verdict.
-pub fn host(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeError> {
+pub fn host(program: &Program, world: &World, trace: &[TraceEvent]) -> Result<Verdict, JudgeError> {
     let driver = driver(program, trace)?;
     let engine = shared_engine();
     let module = wasmtime::Module::new(engine, &driver.wasm).map_err(JudgeError::Wasm)?;
@@ -34,7 +34,7 @@ pub fn host(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeErr
     // The wrappers replace the fake imports they forward to, as they replace WASI's.
     linker.allow_shadowing(true);
     let seen = Arc::new(Mutex::new(Seen::default()));
-    fake_imports(&mut linker, &module, &program, trace, &seen)?;
+    fake_imports(&mut linker, &module, &program, world, trace, &driver, &seen)?;
     let observer = Arc::new(Mutex::new(Observer::new(Arc::clone(&program), None, true)));
     let shim = crate::host::wrap_imports(&mut linker, &mut store, &module, &program, &observer)
         .map_err(|e| JudgeError::Host(Box::new(e)))?;
@@ -46,11 +46,8 @@ pub fn host(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeErr
         shim.connect(&mut store, &instance)
             .map_err(JudgeError::Wasm)?;
     }
-    let run = instance
-        .get_typed_func::<(), ()>(&mut store, "run")
-        .map_err(JudgeError::Wasm)?;
-    let outcome = run.call(&mut store, ());
-    let received = Received::read(&instance, &mut store, trace.len())?;
+    let outcome = run_steps(&instance, &mut store, trace)?;
+    let received = Received::read(&instance, &mut store, &driver, trace.len())?;
 
     let mut obs = observer.lock().unwrap_or_else(|p| p.into_inner());
     obs.finish();

@@ -18,7 +18,7 @@ pub use host::host;
 pub use woven::woven;
 
 use instrumenter::WeaveError;
-use policy_lang::interp::TraceEvent;
+use policy_lang::interp::{TraceEvent, World};
 use policy_lang::ir::Program;
 use policy_lang::trace::{Judge, JudgeResult};
 use thiserror::Error;
@@ -57,8 +57,8 @@ impl Judge for Woven {
         "woven"
     }
 
-    fn judge(&self, program: &Program, trace: &[TraceEvent]) -> JudgeResult {
-        Ok(woven(program, trace)?)
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
+        Ok(woven(program, world, trace)?)
     }
 }
 
@@ -71,8 +71,8 @@ impl Judge for Host {
         "host"
     }
 
-    fn judge(&self, program: &Program, trace: &[TraceEvent]) -> JudgeResult {
-        Ok(host(program, trace)?)
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
+        Ok(host(program, world, trace)?)
     }
 }
 
@@ -88,7 +88,7 @@ mod tests {
     use super::*;
     use policy_lang::interp::{self, Value};
     use policy_lang::ir::{
-        BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, State, Transition, Update,
+        BinOp, Event, Expr, Param, ParamType, Pattern, Subject, Phase, Policy, State, Transition, Update,
         ValType, Var, Verdict as Ir, IR_VERSION,
     };
     use policy_lang::trace::disagreement;
@@ -120,6 +120,7 @@ mod tests {
             from: vec![from],
             guard,
             updates: vec![],
+            set_updates: vec![],
             verdict,
             next,
             reason: Some(format!("rule on event {event}")),
@@ -154,8 +155,10 @@ mod tests {
                 .collect(),
             initial: 0,
             vars,
+            sets: vec![],
             transitions,
             allow_shared_memory_strings: false,
+            allow_undelivered_audits: false,
         }
     }
 
@@ -164,6 +167,7 @@ mod tests {
             event,
             args,
             result,
+            ..TraceEvent::default()
         }
     }
 
@@ -177,7 +181,7 @@ mod tests {
         for judge in [&Woven as &dyn Judge, &Host] {
             let name = judge.name();
             let v = judge
-                .judge(program, trace)
+                .judge(program, &World::default(), trace)
                 .unwrap_or_else(|e| panic!("the {name} judge failed: {e}"));
             if let Some(d) = disagreement(program, trace, &reference, &v) {
                 panic!("{d:?}\ninterpreter: {reference:?}\n{name}: {v:?}");
@@ -290,7 +294,7 @@ mod tests {
                 2,
                 Phase::Pre,
                 0,
-                Expr::Str(0, Pattern::Glob("/etc/**".into())),
+                Expr::Str(Subject::Raw(0), Pattern::Glob("/etc/**".into())),
                 Ir::Audit,
                 None,
             )],
@@ -313,7 +317,7 @@ mod tests {
                 2,
                 Phase::Pre,
                 0,
-                Expr::Str(0, Pattern::Prefix("/tmp/".into())),
+                Expr::Str(Subject::Raw(0), Pattern::Prefix("/tmp/".into())),
                 Ir::Deny,
                 None,
             )],

@@ -5,19 +5,19 @@
 //! memory (what its caller received).
 use std::sync::{Arc, Mutex};
 
-use instrumenter::manifest::{self, hook_kind, CodeKind, Fault, Manifest};
+use instrumenter::manifest::{self, hook_kind, CodeKind, Manifest};
 use instrumenter::{weave, WeaveOptions};
-use policy_lang::interp::{Observation, ObservationKind, TraceEvent, Verdict, Violation};
-use policy_lang::ir::{Program, RuntimeFault};
+use policy_lang::interp::{Observation, ObservationKind, TraceEvent, Verdict, Violation, World};
+use policy_lang::ir::Program;
 use wasmtime::{Linker, Store, Trap, Val};
 
 use super::driver::{
-    check_calls, check_ending, driver, fake_imports, step_in_progress, Received, Seen,
+    check_calls, check_ending, driver, fake_imports, run_steps, step_in_progress, Received, Seen,
 };
 use super::{shared_engine, JudgeError};
 
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
-pub fn woven(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeError> {
+pub fn woven(program: &Program, world: &World, trace: &[TraceEvent]) -> Result<Verdict, JudgeError> {
     let driver = driver(program, trace)?;
     let woven = weave(
         &driver.wasm,
@@ -42,13 +42,14 @@ pub fn woven(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeEr
             continue;
         };
         let seen = Arc::clone(&seen);
+        let cell = driver.layout.step_cell;
         linker
             .func_new(
                 import.module(),
                 import.name(),
                 ty,
                 move |mut caller, params, _| {
-                    let step = step_in_progress(&mut caller);
+                    let step = step_in_progress(&mut caller, cell);
                     let kind = params.first().and_then(Val::i32).unwrap_or(-1);
                     let code = params.get(1).and_then(Val::i32).unwrap_or(0) as u32;
                     let extra = params.last().and_then(Val::i64).unwrap_or(0);
@@ -58,19 +59,16 @@ pub fn woven(program: &Program, trace: &[TraceEvent]) -> Result<Verdict, JudgeEr
             )
             .map_err(JudgeError::Wasm)?;
     }
-    fake_imports(&mut linker, &module, program, trace, &seen)?;
+    fake_imports(&mut linker, &module, program, world, trace, &driver, &seen)?;
     let instance = linker
         .instantiate(&mut store, &module)
         .map_err(JudgeError::Wasm)?;
-    let run = instance
-        .get_typed_func::<(), ()>(&mut store, "run")
-        .map_err(JudgeError::Wasm)?;
-    let outcome = run.call(&mut store, ());
+    let outcome = run_steps(&instance, &mut store, trace)?;
     let violation_code = instance
         .get_global(&mut store, manifest::VIOLATION_GLOBAL)
         .and_then(|g| g.get(&mut store).i32())
         .unwrap_or(0) as u32;
-    let received = Received::read(&instance, &mut store, trace.len())?;
+    let received = Received::read(&instance, &mut store, &driver, trace.len())?;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
 
     let verdict = verdict_from_hooks(program, &manifest, &seen, &received)?;
@@ -135,19 +133,8 @@ fn verdict_from_hooks(
                 });
             }
             hook_kind::DENY => {
-                let fault = match (&c.kind, &c.fault) {
-                    (CodeKind::Fault, Some(Fault::StringOutOfBounds { param })) => {
-                        Some(RuntimeFault::StringOutOfBounds { param: *param })
-                    }
-                    (CodeKind::Fault, Some(Fault::DivisionByZero)) => {
-                        Some(RuntimeFault::DivisionByZero)
-                    }
-                    (CodeKind::Fault, Some(Fault::VarOutOfRange { var })) => {
-                        Some(RuntimeFault::VarOutOfRange {
-                            var: *var,
-                            value: extra,
-                        })
-                    }
+                let fault = match c.kind {
+                    CodeKind::Fault => c.fault.as_ref().map(|f| f.with_value(extra)),
                     _ => None,
                 };
                 verdict.violation = Some(Violation {

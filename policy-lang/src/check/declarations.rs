@@ -278,8 +278,8 @@ impl Checker<'_> {
         });
     }
 
-    /// The events a transition names: one event, or the members of a set in order (and
-    /// the set's name).
+    /// The events a transition names: one event, or the members of a set (a declared
+    /// one, or a built-in access set) in order, and the set's name.
     pub(super) fn expand(&mut self, id: &ast::Ident) -> Option<(Vec<Resolved>, Option<String>)> {
         if self.sets.contains_key(&id.name) {
             let mut out: Vec<Resolved> = Vec::new();
@@ -287,6 +287,14 @@ impl Checker<'_> {
             let mut visiting = vec![id.name.clone()];
             self.expand_set(&id.name, &mut out, &mut visiting, &mut ok);
             return ok.then_some((out, Some(id.name.clone())));
+        }
+        if let Some(set) = crate::access::set(&id.name) {
+            let out = set
+                .functions()
+                .into_iter()
+                .filter_map(|f| self.resolve_event(f))
+                .collect();
+            return Some((out, Some(id.name.clone())));
         }
         match self.resolve_event(&id.name) {
             Some(r) => Some((vec![r], None)),

@@ -16,21 +16,49 @@ pub(super) fn const_scope(consts: &HashMap<String, i64>) -> Scope<'_> {
         set_params: &[],
         post: None,
         vars: &[],
+        sets: &[],
         consts,
     }
 }
 
-/// A transition's updates as IR assignments (`x += e` becomes `x = x + e`); `None` when
-/// any is wrong, after reporting every one that is.
+/// A transition's updates as IR assignments (`x += e` becomes `x = x + e`) and set
+/// updates (`s += e` inserts, `s -= e` removes); `None` when any is wrong, after
+/// reporting every one that is.
 pub(super) fn lower_updates(
     lw: &mut Lowerer,
     scope: &Scope,
     updates: &[ast::UpdateDecl],
     vars: &[ir::Var],
-) -> Option<Vec<ir::Update>> {
+    sets: &[ir::SetVar],
+) -> Option<(Vec<ir::Update>, Vec<ir::SetUpdate>)> {
     let mut out: Vec<ir::Update> = Vec::new();
+    let mut set_updates: Vec<ir::SetUpdate> = Vec::new();
     let mut ok = true;
     for u in updates {
+        if let Some(si) = sets.iter().position(|x| x.name == u.var.name) {
+            let insert = match u.op {
+                ast::UpdateOp::Add => true,
+                ast::UpdateOp::Sub => false,
+                ast::UpdateOp::Assign => {
+                    lw_err(lw, u.span, format!("set `{}` cannot be assigned", u.var.name)).hint =
+                        Some(format!(
+                            "add a member with `{0} += x`, remove one with `{0} -= x`",
+                            u.var.name
+                        ));
+                    ok = false;
+                    continue;
+                }
+            };
+            match lw.typed(&u.value, scope, Ty::Int, "a set member") {
+                Some(value) => set_updates.push(ir::SetUpdate {
+                    set: si as u32,
+                    insert,
+                    value,
+                }),
+                None => ok = false,
+            }
+            continue;
+        }
         let Some(vi) = vars.iter().position(|v| v.name == u.var.name) else {
             let hint = suggest(&u.var.name, vars.iter().map(|v| v.name.as_str()));
             let d = lw_err(lw, u.var.span, format!("unknown variable `{}`", u.var.name));
@@ -84,7 +112,7 @@ pub(super) fn lower_updates(
             value,
         });
     }
-    ok.then_some(out)
+    ok.then_some((out, set_updates))
 }
 
 /// The value a suppressed call returns, checked against the import's result type.
@@ -153,7 +181,7 @@ pub(super) fn suppress_value(
     }
 }
 
-fn lw_err<'l>(lw: &'l mut Lowerer, span: Span, msg: String) -> &'l mut Diagnostic {
+pub(super) fn lw_err<'l>(lw: &'l mut Lowerer, span: Span, msg: String) -> &'l mut Diagnostic {
     lw.errors
         .push(Diagnostic::at(Severity::Error, lw.sources, span, msg));
     lw.errors.last_mut().expect("just pushed")

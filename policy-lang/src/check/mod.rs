@@ -21,6 +21,7 @@ pub use load::{io_reason, load, Loaded, MAX_FILES, MAX_INCLUDE_DEPTH};
 use crate::ast::{self, FileId, Item, Span};
 use crate::diag::{Diagnostic, Label, LineIndex, Severity, Source};
 use crate::ir::{self, Program};
+use crate::wasi;
 use std::collections::{HashMap, HashSet};
 
 /// An event as a transition names it.
@@ -113,11 +114,21 @@ pub fn check(
     if diags.iter().any(|d| d.is_error()) {
         return Err(diags);
     }
-    let program = Program {
+    let mut program = Program {
         version: ir::IR_VERSION,
         events: c.program_events,
         policies,
     };
+    // A tracking program monitors every call that changes the descriptor table.
+    if program.tracks() {
+        for f in crate::descriptors::Effect::FUNCTIONS {
+            if program.event_for_import(wasi::MODULE, f).is_none() {
+                program
+                    .events
+                    .push(wasi::function(f).expect("effect functions are WASI"));
+            }
+        }
+    }
     Ok((program, diags))
 }
 

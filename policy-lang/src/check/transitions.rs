@@ -1,6 +1,6 @@
 //! One policy: its states, its variables and its transitions, lowered to the IR (each
 //! transition once per event it names).
-use super::expressions::{const_scope, lower_updates, suppress_value};
+use super::expressions::{const_scope, lower_updates, lw_err, suppress_value};
 use super::{Checker, Resolved};
 use crate::ast::{self, Span};
 use crate::diag::suggest;
@@ -56,6 +56,7 @@ impl Checker<'_> {
         let errors_before = self.error_count();
         let states = self.states(p)?;
         let (vars, var_spans) = self.variables(p);
+        let sets = self.set_variables(p, &vars, &var_spans);
         let mut origins = Origins {
             source_of: Vec::new(),
             state_spans: states.spans,
@@ -63,7 +64,7 @@ impl Checker<'_> {
             vars_read: HashSet::new(),
             implicit: states.implicit,
         };
-        let transitions = self.transitions(p, &states.list, &vars, &mut origins);
+        let transitions = self.transitions(p, &states.list, &vars, &sets, &mut origins);
         if self.error_count() > errors_before {
             return None;
         }
@@ -72,8 +73,10 @@ impl Checker<'_> {
             states: states.list,
             initial: states.initial,
             vars,
+            sets,
             transitions,
             allow_shared_memory_strings: !p.allow_shared.is_empty(),
+            allow_undelivered_audits: !p.allow_undelivered.is_empty(),
         };
         self.analyse(p, &policy, &origins);
         Some(policy)
@@ -197,11 +200,58 @@ impl Checker<'_> {
         (vars, spans)
     }
 
+    /// The set variables (`var s: set[N];`), whose names share the variables' namespace.
+    fn set_variables(
+        &mut self,
+        p: &ast::PolicyDecl,
+        vars: &[ir::Var],
+        var_spans: &[Span],
+    ) -> Vec<ir::SetVar> {
+        let mut sets: Vec<ir::SetVar> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        for sv in &p.set_vars {
+            if let Some(i) = vars.iter().position(|x| x.name == sv.name.name) {
+                self.duplicate("variable", &sv.name, var_spans[i]);
+                continue;
+            }
+            if let Some(i) = sets.iter().position(|x| x.name == sv.name.name) {
+                self.duplicate("variable", &sv.name, spans[i]);
+                continue;
+            }
+            let mut lw = Lowerer::new(self.sources);
+            let scope = const_scope(&self.consts);
+            let capacity = lw.const_int(&sv.capacity, &scope, "a set capacity");
+            self.diags.extend(lw.errors);
+            let capacity = match capacity {
+                Some(c) if (1..=ir::MAX_SET_CAPACITY as i64).contains(&c) => c as u32,
+                Some(c) => {
+                    self.err(
+                        sv.capacity.span,
+                        format!("set capacity {c} is outside 1..{}", ir::MAX_SET_CAPACITY),
+                    )
+                    .hint = Some(format!(
+                        "a set holds at least one and at most {} integers",
+                        ir::MAX_SET_CAPACITY
+                    ));
+                    1
+                }
+                None => 1,
+            };
+            sets.push(ir::SetVar {
+                name: sv.name.name.clone(),
+                capacity,
+            });
+            spans.push(sv.name.span);
+        }
+        sets
+    }
+
     fn transitions(
         &mut self,
         p: &ast::PolicyDecl,
         states: &[ir::State],
         vars: &[ir::Var],
+        sets: &[ir::SetVar],
         origins: &mut Origins,
     ) -> Vec<ir::Transition> {
         let mut out = Vec::new();
@@ -224,7 +274,7 @@ impl Checker<'_> {
                 reason,
             };
             for m in &members {
-                if let Some(lowered) = self.lower(&r, m, vars, &mut origins.vars_read) {
+                if let Some(lowered) = self.lower(&r, m, vars, sets, &mut origins.vars_read) {
                     out.push(lowered);
                     origins.source_of.push((ti, t.from.is_some()));
                 }
@@ -314,6 +364,7 @@ impl Checker<'_> {
         r: &Resolving,
         m: &Resolved,
         vars: &[ir::Var],
+        sets: &[ir::SetVar],
         vars_read: &mut HashSet<ir::VarId>,
     ) -> Option<ir::Transition> {
         let t = r.decl;
@@ -327,13 +378,23 @@ impl Checker<'_> {
             set_params: &r.set_params,
             post: Some(post),
             vars,
+            sets,
             consts: &self.consts,
         };
-        let guard = match &t.guard {
-            None => Some(Expr::Bool(true)),
-            Some(g) => lw.typed(g, &scope, Ty::Bool, "a guard"),
+        let access = r.set_name.as_deref().and_then(crate::access::set);
+        let guard = match (access, &t.guard) {
+            (Some(a), g) => match a.member_guard(&m.event.field, g.as_ref(), t.event.span) {
+                Ok(g) => lw.typed(&g, &scope, Ty::Bool, "a guard"),
+                Err(msg) => {
+                    let at = t.guard.as_ref().map_or(t.event.span, |g| g.span);
+                    lw_err(&mut lw, at, msg);
+                    None
+                }
+            },
+            (None, None) => Some(Expr::Bool(true)),
+            (None, Some(g)) => lw.typed(g, &scope, Ty::Bool, "a guard"),
         };
-        let updates = lower_updates(&mut lw, &scope, &t.updates, vars);
+        let updates = lower_updates(&mut lw, &scope, &t.updates, vars, sets);
         let verdict = match r.kind {
             TargetKind::Allow => Some(Verdict::Allow),
             TargetKind::Audit => Some(Verdict::Audit),
@@ -345,7 +406,7 @@ impl Checker<'_> {
         };
         vars_read.extend(lw.vars_read.iter().copied());
         self.diags.extend(lw.errors);
-        let (guard, updates, verdict) = (guard?, updates?, verdict?);
+        let (guard, (updates, set_updates), verdict) = (guard?, updates?, verdict?);
         if t.from.is_some() && r.from.is_empty() {
             return None;
         }
@@ -355,6 +416,7 @@ impl Checker<'_> {
             from: r.from.clone(),
             guard,
             updates,
+            set_updates,
             verdict,
             next: if matches!(r.kind, TargetKind::Deny) {
                 None

@@ -26,7 +26,17 @@
 //!   WASI ones such as `ERRNO_ACCES`, `OFLAGS_CREAT`) with `| & ^ << >> + - * ~` and
 //!   parentheses. String values are quoted (`\" \\ \n \t \0 \xNN` escapes); `oob` stands
 //!   for a pointer/length outside memory.
-//! * `-> N` gives the import's result for post-call (`after`) transitions (default 0).
+//! * `-> N` gives the import's result for post-call (`after`) transitions (default 0);
+//!   `-> trap` says the import trapped after its side effects (no result, no post phase).
+//! * `preopen "/tmp";` lines before the first trace name the host's preopened
+//!   directories, descriptors 3, 4, ... in order, for every trace; the same lines at the
+//!   start of a trace's body replace them for that trace. Without any, only the standard
+//!   streams 0, 1 and 2 are open.
+//! * `opens [file|dir|socket] N` after a successful `path_open` or `sock_accept` says
+//!   which descriptor the host handed out. By default it is the lowest free one from 3,
+//!   a file (a directory when opened with `OFLAGS_DIRECTORY`, a socket for
+//!   `sock_accept`); the parser follows `fd_close` and `fd_renumber` to know which are
+//!   free. An integer parameter given as `oob` is an out-pointer outside memory.
 //! * `=> E, E...` lists what that step must report, exactly: each `E` is
 //!   `audit ["reason"] [by POLICY]` or `suppress [VALUE] ["reason"] [by POLICY]`. A step
 //!   without `=>` must report nothing; audits and suppressions are compared in order.
@@ -49,7 +59,7 @@ pub mod write;
 
 pub use load::{load_trace_file, LoadedTraces, TraceFileError};
 pub use parse::{
-    parse_text, parse_traces, parse_with_lines, wasi_constants, Constants, ParsedText, TraceError,
+    hand_out, parse_text, parse_traces, parse_with_lines, wasi_constants, Constants, ParsedText, TraceError,
 };
 pub use run::{
     check, disagreement, judge_trace, run_loaded, Interpreter, Judge, JudgeResult, Parting,
@@ -57,7 +67,7 @@ pub use run::{
 };
 pub use write::write;
 
-use crate::interp::TraceEvent;
+use crate::interp::{TraceEvent, World};
 
 /// What a trace expects overall.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +114,8 @@ pub struct Step {
 pub struct Trace {
     pub name: String,
     pub expect: Expect,
+    /// The host's descriptors at start.
+    pub world: World,
     pub steps: Vec<Step>,
     /// 1-based line of the header (0 for a trace not read from a file).
     pub line: usize,

@@ -7,6 +7,7 @@
 //! Unterminated strings and comments, and nesting too deep for a recursive parser, are
 //! found by the policy parser's own scanners ([`crate::parse`]): the two formats share
 //! their lexical rules.
+use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -19,7 +20,10 @@ use pest::Parser as _;
 use super::{Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
 use crate::ast::Span;
 use crate::diag::{suggest, Diagnostic, LineIndex, Severity, Source};
-use crate::interp::{TraceEvent, Value};
+use crate::descriptors::{
+    Effect, Opened, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SOCKET_STREAM,
+};
+use crate::interp::{TraceEvent, Value, World};
 use crate::ir::{BinOp, Event, EventId, ParamType, Program};
 
 #[derive(pest_derive::Parser)]
@@ -164,6 +168,11 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::kw_accept | Rule::accept => "`accept`",
         Rule::kw_reject | Rule::reject => "`reject`",
         Rule::with_file => "a quoted policy file name after `with`",
+        Rule::kw_preopen | Rule::preopen_line => "`preopen`",
+        Rule::preopen_dir => "a quoted directory after `preopen`",
+        Rule::trap => "`trap`",
+        Rule::kw_opens | Rule::opens => "`opens`",
+        Rule::opened_kind => "`file`, `dir` or `socket`",
         Rule::trace_name => "the trace's name in quotes",
         Rule::kw_at => "`at STEP` (the 1-based step of the first deny)",
         Rule::kw_by | Rule::by => "`by POLICY`",
@@ -259,15 +268,106 @@ fn child(p: Pair<'_, Rule>, rule: Rule) -> Pair<'_, Rule> {
 }
 
 /// `a op b` for the operators of trace constants, with the IR's run-time semantics
-/// (wrapping arithmetic, shift counts modulo 64): the constant folding of lowering is the
-/// one table of them.
+/// (wrapping arithmetic, shift counts modulo 64): [`BinOp::apply`] is the one table.
 fn int_op(op: BinOp, a: i64, b: i64) -> i64 {
-    use crate::ir::Expr;
-    match crate::lower::fold_binary(op, Expr::Int(a), Expr::Int(b)) {
-        Expr::Int(v) => v,
-        // Only division by zero and comparisons do not fold to an integer, and a trace
-        // constant has neither.
-        other => unreachable!("{op:?} on integers folded to {other:?}"),
+    // Only division and remainder can fail, and a trace constant has neither.
+    op.apply(a, b)
+        .unwrap_or_else(|| unreachable!("{op:?} on integers always has a value"))
+}
+
+/// The file type of what `decl` hands out unless the trace says otherwise.
+fn default_filetype(decl: &Event, args: &[Value]) -> u8 {
+    if decl.field == "sock_accept" {
+        return FILETYPE_SOCKET_STREAM;
+    }
+    let oflags = decl
+        .params
+        .iter()
+        .position(|p| p.name == "oflags")
+        .and_then(|i| match args.get(i) {
+            Some(Value::Int(v)) => Some(*v),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let directory = crate::wasi::constant("OFLAGS_DIRECTORY").expect("a WASI constant");
+    if oflags & directory != 0 {
+        FILETYPE_DIRECTORY
+    } else {
+        FILETYPE_REGULAR_FILE
+    }
+}
+
+/// Fills in what the host hands out where the trace does not say: the host of a trace
+/// gives each successful `path_open` and `sock_accept` the lowest free descriptor from 3,
+/// and frees and moves descriptors on successful `fd_close` and `fd_renumber`. A call that
+/// trapped or was expected to be suppressed changes nothing.
+fn host_hands_out(program: &Program, world: &World, steps: &mut [Step]) {
+    let suppressed: Vec<bool> = steps
+        .iter()
+        .map(|s| {
+            s.expect
+                .iter()
+                .any(|e| matches!(e.kind, ExpectKind::Suppress(_)))
+        })
+        .collect();
+    let mut calls: Vec<TraceEvent> = steps.iter().map(|s| s.call.clone()).collect();
+    hand_out(program, world, &mut calls, &|i| suppressed[i]);
+    for (s, c) in steps.iter_mut().zip(calls) {
+        s.call = c;
+    }
+}
+
+/// The host model of traces (see [`super`]): sets `opened` of every successful
+/// `path_open` and `sock_accept` of `calls` that does not say, and clears it where the
+/// call failed, trapped or (by `suppressed`, given the call's index) never ran.
+pub fn hand_out(
+    program: &Program,
+    world: &World,
+    calls: &mut [TraceEvent],
+    suppressed: &dyn Fn(usize) -> bool,
+) {
+    let mut open: BTreeSet<u32> = world.initial().iter().map(|d| d.fd).collect();
+    for (i, call) in calls.iter_mut().enumerate() {
+        let Some(decl) = program.events.get(call.event as usize) else {
+            continue;
+        };
+        let effect = Effect::of(&decl.field).filter(|_| crate::wasi::is_wasi_module(&decl.module));
+        if call.trapped || suppressed(i) || call.result.unwrap_or(0) != 0 {
+            // A call that failed or never ran hands out nothing.
+            call.opened = None;
+            continue;
+        }
+        let arg = |name: &str| {
+            decl.params
+                .iter()
+                .position(|p| p.name == name)
+                .and_then(|i| match call.args.get(i) {
+                    Some(Value::Int(v)) => u32::try_from(*v).ok(),
+                    _ => None,
+                })
+        };
+        match effect {
+            Some(Effect::Open | Effect::Accept) => {
+                let o = *call.opened.get_or_insert_with(|| Opened {
+                    fd: (3..).find(|fd| !open.contains(fd)).expect("a free descriptor"),
+                    filetype: default_filetype(decl, &call.args),
+                });
+                open.insert(o.fd);
+            }
+            Some(Effect::Close) => {
+                if let Some(fd) = arg("fd") {
+                    open.remove(&fd);
+                }
+            }
+            Some(Effect::Renumber) => {
+                if let (Some(from), Some(to)) = (arg("fd"), arg("to")) {
+                    if from != to && open.remove(&from) {
+                        open.insert(to);
+                    }
+                }
+            }
+            None => {}
+        }
     }
 }
 
@@ -323,15 +423,52 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// The `preopen` lines among `pairs` (a file's, before its first trace, or a trace's).
+    fn preopens<'p>(&self, pairs: impl Iterator<Item = Pair<'p, Rule>>) -> PResult<World> {
+        let mut world = World::default();
+        let mut seen_trace = false;
+        for p in pairs {
+            match p.as_rule() {
+                Rule::trace => seen_trace = true,
+                Rule::preopen_line if seen_trace => {
+                    return Err(self.error_at(
+                        &p,
+                        "`preopen` lines must come before the first trace (or at the start of a trace)",
+                    ))
+                }
+                Rule::preopen_line => {
+                    let dir = child(p, Rule::preopen_dir);
+                    let name = self.bytes(&dir)?;
+                    if name.is_empty() || name.len() > crate::path::MAX_PATH {
+                        return Err(self.error_at(
+                            &dir,
+                            format!(
+                                "a preopen's name has 1 to {} bytes",
+                                crate::path::MAX_PATH
+                            ),
+                        ));
+                    }
+                    if world.preopens.len() >= 64 {
+                        return Err(self.error_at(&dir, "a trace has at most 64 preopens"));
+                    }
+                    world.preopens.push(name);
+                }
+                _ => {}
+            }
+        }
+        Ok(world)
+    }
+
     fn file(&self, file: Pair<'_, Rule>, with: Vec<String>) -> PResult<TraceFile> {
         let mut traces: Vec<Trace> = Vec::new();
+        let world = self.preopens(file.clone().into_inner())?;
         for p in file.into_inner().filter(|p| p.as_rule() == Rule::trace) {
             let header = p
                 .clone()
                 .into_inner()
                 .next()
                 .expect("a trace starts with its header");
-            let trace = self.trace(p)?;
+            let trace = self.trace(p, &world)?;
             if traces.iter().any(|t| t.name == trace.name) {
                 let name = &trace.name;
                 return Err(self.error_at(
@@ -344,7 +481,13 @@ impl<'a> Builder<'a> {
         Ok(TraceFile { with, traces })
     }
 
-    fn trace(&self, p: Pair<'_, Rule>) -> PResult<Trace> {
+    fn trace(&self, p: Pair<'_, Rule>, file_world: &World) -> PResult<Trace> {
+        let own = p.clone().into_inner().any(|q| q.as_rule() == Rule::preopen_line);
+        let world = if own {
+            self.preopens(p.clone().into_inner())?
+        } else {
+            file_world.clone()
+        };
         let mut inner = p.into_inner();
         let header = inner.next().expect("a trace starts with its header");
         let line = self.line_of(&header);
@@ -387,9 +530,11 @@ impl<'a> Builder<'a> {
                 format!("the trace expects a deny at step {step} but has only {n} steps"),
             ));
         }
+        host_hands_out(self.program, &world, &mut steps);
         Ok(Trace {
             name,
             expect,
+            world,
             steps,
             line,
         })
@@ -447,12 +592,16 @@ impl<'a> Builder<'a> {
             .collect();
         let mut given = vec![false; args.len()];
         let (mut result, mut expect) = (None, Vec::new());
+        let (mut opened, mut trapped) = (None, false);
         for q in inner {
             match q.as_rule() {
                 Rule::arg => {
                     let (index, value) = self.arg(name, decl, &given, q)?;
                     given[index] = true;
                     args[index] = value;
+                }
+                Rule::result if q.clone().into_inner().any(|r| r.as_rule() == Rule::trap) => {
+                    trapped = true
                 }
                 Rule::result if decl.results.is_empty() => {
                     return Err(self.error_at(
@@ -461,6 +610,7 @@ impl<'a> Builder<'a> {
                     ))
                 }
                 Rule::result => result = Some(self.expr(child(q, Rule::expr))?),
+                Rule::opens => opened = Some(self.opened(name, decl, q)?),
                 Rule::reports => {
                     for r in q.into_inner() {
                         if matches!(r.as_rule(), Rule::audit | Rule::suppress) {
@@ -476,6 +626,8 @@ impl<'a> Builder<'a> {
                 event,
                 args,
                 result,
+                opened,
+                trapped,
             },
             expect,
             line: self.line_of(&ident),
@@ -525,6 +677,7 @@ impl<'a> Builder<'a> {
                     format!("`{pname}` is a string: give a quoted string or `oob`"),
                 ))
             }
+            ParamType::I32 | ParamType::I64 if v.as_str() == "oob" => Value::BadPointer(-1),
             ParamType::I32 | ParamType::I64 if is_string => {
                 return Err(self.error_at(&value, format!("`{pname}` is an integer, not a string")))
             }
@@ -535,6 +688,39 @@ impl<'a> Builder<'a> {
             ParamType::I32 | ParamType::I64 => Value::Int(self.expr(v)?),
         };
         Ok((index, value))
+    }
+
+    /// `opens [KIND] N` of a call to `event`.
+    fn opened(&self, event: &str, decl: &Event, p: Pair<'_, Rule>) -> PResult<Opened> {
+        if Effect::of(&decl.field).is_none_or(|e| !matches!(e, Effect::Open | Effect::Accept))
+            || !crate::wasi::is_wasi_module(&decl.module)
+        {
+            return Err(self.error_at(
+                &p,
+                format!("`{event}` hands out no descriptor; only `path_open` and `sock_accept` take `opens`"),
+            ));
+        }
+        let mut filetype = default_filetype(decl, &[]);
+        let mut fd = 0;
+        for q in p.into_inner() {
+            match q.as_rule() {
+                Rule::opened_kind => {
+                    filetype = match q.as_str() {
+                        "dir" => FILETYPE_DIRECTORY,
+                        "socket" => FILETYPE_SOCKET_STREAM,
+                        _ => FILETYPE_REGULAR_FILE,
+                    }
+                }
+                Rule::expr => {
+                    let v = self.expr(q.clone())?;
+                    fd = u32::try_from(v).map_err(|_| {
+                        self.error_at(&q, format!("descriptor {v} is not a WASI descriptor number"))
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(Opened { fd, filetype })
     }
 
     fn expectation(&self, p: Pair<'_, Rule>) -> PResult<Expectation> {

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::{Expect, ExpectKind, Expectation, LoadedTraces, Trace, TraceFileError};
-use crate::interp::{self, Observation, ObservationKind, TraceEvent, Verdict, Violation};
+use crate::interp::{self, Observation, ObservationKind, TraceEvent, Verdict, Violation, World};
 use crate::ir::{Phase, Program, ValType};
 
 /// A judge's verdict, or why it reached none (which is not a verdict: a different one is).
@@ -22,8 +22,8 @@ pub type JudgeResult = Result<Verdict, Box<dyn std::error::Error + Send + Sync>>
 pub trait Judge {
     /// Names the judge in reports, e.g. `interpreter`.
     fn name(&self) -> &str;
-    /// The verdict on `trace`, calls of events of `program`.
-    fn judge(&self, program: &Program, trace: &[TraceEvent]) -> JudgeResult;
+    /// The verdict on `trace`, calls of events of `program`, made in `world`.
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult;
 }
 
 /// The reference interpreter as a [`Judge`]; it always reaches a verdict.
@@ -35,8 +35,8 @@ impl Judge for Interpreter {
         "interpreter"
     }
 
-    fn judge(&self, program: &Program, trace: &[TraceEvent]) -> JudgeResult {
-        Ok(interp::run_trace(program, trace))
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
+        Ok(interp::run_trace_in(program, world, trace))
     }
 }
 
@@ -219,7 +219,7 @@ pub fn judge_trace(program: &Program, trace: &Trace, judges: &[&dyn Judge]) -> T
     let mut reference: Option<(&str, Verdict)> = None;
     for (i, judge) in judges.iter().enumerate() {
         let name = judge.name();
-        let verdict = match judge.judge(program, &events) {
+        let verdict = match judge.judge(program, &trace.world, &events) {
             Ok(v) => v,
             Err(e) => {
                 problems.push(Problem::NoVerdict {

@@ -5,11 +5,13 @@
 //!
 //! The text is canonical: every argument of every call is written (a recorded run shows
 //! all the policies saw), integers in decimal, strings with printable ASCII as is and
-//! every other byte escaped, one step per line. Floats are written as integers, as the
+//! every other byte escaped, one step per line, each trace's preopens inside it, and
+//! every descriptor the host handed out (`opens`). Floats are written as integers, as the
 //! format has only integer constants.
 use std::fmt::Write as _;
 
 use super::{Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
+use crate::descriptors::{FILETYPE_DIRECTORY, FILETYPE_SOCKET_DGRAM, FILETYPE_SOCKET_STREAM};
 use crate::interp::Value;
 use crate::ir::{ParamType, Program};
 
@@ -39,6 +41,9 @@ fn trace(out: &mut String, program: &Program, t: &Trace) {
             reason.as_deref().map(reason_text).unwrap_or_default()
         ),
     };
+    for dir in &t.world.preopens {
+        let _ = writeln!(out, "  preopen {};", quoted(dir));
+    }
     for s in &t.steps {
         step(out, program, s);
     }
@@ -64,6 +69,7 @@ fn step(out: &mut String, program: &Program, s: &Step) {
                 (ParamType::Str, Value::Str(Some(b))) => quoted(b),
                 (ParamType::Str, _) => "oob".to_string(),
                 (_, Value::Int(i)) => int(*i),
+                (_, Value::BadPointer(_)) => "oob".to_string(),
                 (_, Value::Float(f)) => int(*f as i64),
                 (_, Value::Str(_)) => "0".to_string(),
             };
@@ -71,8 +77,18 @@ fn step(out: &mut String, program: &Program, s: &Step) {
         })
         .collect();
     let _ = write!(out, "  {}({})", e.name, args.join(", "));
-    if let (Some(r), false) = (s.call.result, e.results.is_empty()) {
+    if s.call.trapped {
+        out.push_str(" -> trap");
+    } else if let (Some(r), false) = (s.call.result, e.results.is_empty()) {
         let _ = write!(out, " -> {}", int(r));
+    }
+    if let Some(o) = s.call.opened {
+        let kind = match o.filetype {
+            FILETYPE_DIRECTORY => "dir ",
+            FILETYPE_SOCKET_DGRAM | FILETYPE_SOCKET_STREAM => "socket ",
+            _ => "",
+        };
+        let _ = write!(out, " opens {kind}{}", o.fd);
     }
     if !s.expect.is_empty() {
         let reports: Vec<String> = s.expect.iter().map(expectation).collect();

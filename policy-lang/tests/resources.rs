@@ -1,0 +1,798 @@
+//! The resource model as the reference interpreter decides it: resolved paths, the
+//! descriptor table, the monitor's own integrity (out-pointers, calls that did not return,
+//! audits that cannot be delivered), sets and access sets. One rule per test; the rules
+//! are those of `policy_lang::ir`'s module docs ("Resources").
+use std::sync::Arc;
+
+use policy_lang::descriptors::{Descriptors, Initial, Kind, Opened, MAX_FDS};
+use policy_lang::interp::{Monitor, Outcome, Step, Value};
+use policy_lang::ir::{EventId, Program, RuntimeFault};
+use policy_lang::{compile, Source};
+
+fn program(text: &str) -> Arc<Program> {
+    let c = compile(&[Source {
+        name: "t.pol".into(),
+        text: text.into(),
+    }])
+    .unwrap_or_else(|d| panic!("{}", d.render()));
+    Arc::new(c.program)
+}
+
+fn compile_error(text: &str) -> String {
+    match compile(&[Source {
+        name: "t.pol".into(),
+        text: text.into(),
+    }]) {
+        Ok(_) => panic!("compiles, but should not:\n{text}"),
+        Err(d) => d.render(),
+    }
+}
+
+/// Streams 0-2, then one directory preopen per name (fds 3, 4, ...).
+fn world(preopens: &[&str]) -> Descriptors {
+    let mut init: Vec<Initial> = (0..3)
+        .map(|fd| Initial {
+            fd,
+            filetype: Some(2),
+            rights: if fd == 0 { 2 } else { 64 },
+            preopen: None,
+        })
+        .collect();
+    for (i, name) in preopens.iter().enumerate() {
+        init.push(Initial {
+            fd: 3 + i as u32,
+            filetype: Some(3),
+            rights: 0,
+            preopen: Some(name.as_bytes().to_vec()),
+        });
+    }
+    Descriptors::from_world(&init).unwrap()
+}
+
+fn monitor(p: &Arc<Program>, preopens: &[&str]) -> Monitor {
+    Monitor::with_descriptors(Arc::clone(p), world(preopens))
+}
+
+fn event(p: &Program, name: &str) -> EventId {
+    p.events
+        .iter()
+        .position(|e| e.name == name || e.field == name)
+        .unwrap_or_else(|| panic!("no event {name}")) as EventId
+}
+
+/// Arguments for `name` by parameter name; the rest are 0 / empty / an in-bounds pointer.
+fn call_args(p: &Program, name: &str, args: &[(&str, Value)]) -> Vec<Value> {
+    let e = &p.events[event(p, name) as usize];
+    e.params
+        .iter()
+        .map(|param| {
+            args.iter()
+                .find(|(n, _)| *n == param.name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or(match param.ty {
+                    policy_lang::ir::ParamType::Str => Value::Str(Some(Vec::new())),
+                    _ => Value::Int(0),
+                })
+        })
+        .collect()
+}
+
+fn s(text: &str) -> Value {
+    Value::Str(Some(text.as_bytes().to_vec()))
+}
+
+fn i(v: i64) -> Value {
+    Value::Int(v)
+}
+
+/// A whole call: pre, then (if it proceeds) post with `result` and what it opened.
+fn call(
+    m: &mut Monitor,
+    p: &Program,
+    name: &str,
+    args: &[(&str, Value)],
+    result: i64,
+    opened: Option<Opened>,
+) -> Step {
+    let e = event(p, name);
+    let a = call_args(p, name, args);
+    let pre = m.pre(e, &a);
+    if pre.outcome != Outcome::Proceed {
+        return pre;
+    }
+    m.post_opened(e, &a, Some(result), opened)
+}
+
+fn fault(step: &Step) -> Option<RuntimeFault> {
+    match &step.outcome {
+        Outcome::Deny(r) => r.fault.clone(),
+        _ => None,
+    }
+}
+
+fn denied(step: &Step) -> bool {
+    matches!(step.outcome, Outcome::Deny(_))
+}
+
+fn file(fd: u32) -> Option<Opened> {
+    Some(Opened { fd, filetype: 4 })
+}
+
+fn dir(fd: u32) -> Option<Opened> {
+    Some(Opened { fd, filetype: 3 })
+}
+
+const DATA_WALL: &str = r#"policy p {
+  on path_open when path == "/data/x" -> deny "hit";
+}"#;
+
+// ---- resolved paths ---------------------------------------------------------------
+
+#[test]
+fn a_relative_path_is_tested_joined_with_its_preopen() {
+    let p = program(DATA_WALL);
+    let mut m = monitor(&p, &["/data"]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        None,
+    );
+    assert!(denied(&step));
+}
+
+#[test]
+fn every_spelling_of_a_path_under_a_root_preopen_resolves_alike() {
+    let p = program(DATA_WALL);
+    for spelling in ["data/x", "tmp/../data/x", "./data//x/", "../../data/x"] {
+        let mut m = monitor(&p, &["/"]);
+        let step = call(
+            &mut m,
+            &p,
+            "path_open",
+            &[("fd", i(3)), ("path", s(spelling))],
+            0,
+            None,
+        );
+        assert!(denied(&step), "{spelling}");
+    }
+}
+
+#[test]
+fn an_absolute_argument_ignores_its_directory() {
+    let p = program(DATA_WALL);
+    let mut m = monitor(&p, &["/tmp"]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("/data/x"))],
+        0,
+        None,
+    );
+    assert!(denied(&step));
+}
+
+#[test]
+fn raw_path_is_the_argument_as_passed() {
+    let p = program(r#"policy p { on path_open when raw_path == "x" -> deny "raw"; }"#);
+    let mut m = monitor(&p, &["/data"]);
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        None
+    )));
+    let mut m = monitor(&p, &["/data"]);
+    assert!(!denied(&call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("./x"))],
+        0,
+        None
+    )));
+}
+
+#[test]
+fn a_path_under_a_preopen_with_a_relative_name_is_a_fault_naming_the_descriptor() {
+    let p = program(DATA_WALL);
+    let mut m = monitor(&p, &["."]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        None,
+    );
+    let f = fault(&step).expect("a fault");
+    assert!(
+        matches!(f, RuntimeFault::UnresolvedPath { fd: 3, .. }),
+        "{f:?}"
+    );
+    assert_eq!(f.detail().as_deref(), Some("descriptor 3"));
+}
+
+#[test]
+fn a_path_under_a_closed_descriptor_is_a_fault() {
+    let p = program(DATA_WALL);
+    let mut m = monitor(&p, &["/data"]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(9)), ("path", s("x"))],
+        0,
+        None,
+    );
+    assert!(matches!(
+        fault(&step),
+        Some(RuntimeFault::UnresolvedPath { fd: 9, .. })
+    ));
+}
+
+#[test]
+fn a_path_no_guard_reads_is_never_a_fault() {
+    let p = program(r#"policy p { on path_open when fd == 99 -> deny "x"; }"#);
+    let mut m = monitor(&p, &["."]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        None,
+    );
+    assert!(!denied(&step));
+}
+
+#[test]
+fn a_symbolic_link_target_resolves_against_the_links_directory() {
+    let p =
+        program(r#"policy p { on path_symlink when old_path == "/data/secret" -> deny "link"; }"#);
+    let mut m = monitor(&p, &["/data"]);
+    let args = [
+        ("fd", i(3)),
+        ("new_path", s("sub/link")),
+        ("old_path", s("../secret")),
+    ];
+    assert!(denied(&call(&mut m, &p, "path_symlink", &args, 0, None)));
+}
+
+#[test]
+fn an_argument_longer_than_the_limit_is_a_fault() {
+    let p = program(DATA_WALL);
+    let mut m = monitor(&p, &["/data"]);
+    let long = "a/".repeat(600);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s(&long))],
+        0,
+        None,
+    );
+    assert!(matches!(
+        fault(&step),
+        Some(RuntimeFault::PathTooLong { .. })
+    ));
+}
+
+// ---- the descriptor table ----------------------------------------------------------
+
+#[test]
+fn a_directory_opened_under_a_preopen_is_a_new_root_with_its_resolved_path() {
+    let p = program(r#"policy p { on path_open when path startswith "/data/b/" -> deny "b"; }"#);
+    let mut m = monitor(&p, &["/data"]);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("."))],
+        0,
+        dir(4),
+    );
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(4)), ("path", s("b/x"))],
+        0,
+        file(5),
+    );
+    assert!(denied(&step));
+}
+
+#[test]
+fn a_closed_number_handed_out_again_names_what_was_opened_last() {
+    let p = program(r#"policy p { on path_open when path startswith "/data/" -> deny "data"; }"#);
+    let mut m = monitor(&p, &["/tmp", "/"]);
+    assert!(!denied(&call(
+        &mut m,
+        &p,
+        "fd_close",
+        &[("fd", i(3))],
+        0,
+        None
+    )));
+    // `/` opened as `data`, handed the freed number 3.
+    assert!(!denied(&call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(4)), ("path", s("data"))],
+        0,
+        dir(3)
+    )));
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("new"))],
+        0,
+        file(5),
+    );
+    assert!(denied(&step));
+}
+
+#[test]
+fn a_file_renumbered_onto_stdout_is_not_stdout() {
+    let p = program(r#"policy p { on fd_write when !(fd is stdout) -> deny "stdout only"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("f"))],
+        0,
+        file(4),
+    );
+    call(
+        &mut m,
+        &p,
+        "fd_renumber",
+        &[("fd", i(4)), ("to", i(1))],
+        0,
+        None,
+    );
+    assert_eq!(m.descriptors().kind(1), Kind::File);
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(1))],
+        0,
+        None
+    )));
+}
+
+#[test]
+fn a_failed_call_changes_no_descriptor() {
+    let p = program(r#"policy p { on fd_write when fd is closed -> deny "closed"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    call(&mut m, &p, "fd_close", &[("fd", i(1))], 8, None);
+    assert_eq!(m.descriptors().kind(1), Kind::Stdout);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("f"))],
+        44,
+        file(4),
+    );
+    assert_eq!(m.descriptors().kind(4), Kind::Closed);
+}
+
+#[test]
+fn a_streams_path_is_empty_and_a_closed_descriptors_path_is_a_fault() {
+    let p = program(
+        r#"policy p { on fd_write when fd.path == "" -> audit "pathless"; allow undelivered audits; }"#,
+    );
+    let mut m = monitor(&p, &[]);
+    let e = event(&p, "fd_write");
+    let step = m.pre(e, &call_args(&p, "fd_write", &[("fd", i(1))]));
+    assert_eq!(step.audits.len(), 1);
+    m.post(e, &call_args(&p, "fd_write", &[("fd", i(1))]), Some(0));
+    let step = call(&mut m, &p, "fd_write", &[("fd", i(7))], 0, None);
+    assert!(matches!(
+        fault(&step),
+        Some(RuntimeFault::UnknownDescriptor { fd: 7, .. })
+    ));
+}
+
+#[test]
+fn write_access_comes_from_the_rights_the_file_was_opened_with() {
+    let p = program(r#"policy p { on fd_write when !fd.writable -> deny "read-only"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("r")), ("fs_rights_base", i(2))],
+        0,
+        file(4),
+    );
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("w")), ("fs_rights_base", i(64))],
+        0,
+        file(5),
+    );
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(4))],
+        0,
+        None
+    )));
+    let mut m2 = monitor(&p, &["/tmp"]);
+    call(
+        &mut m2,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("w")), ("fs_rights_base", i(64))],
+        0,
+        file(5),
+    );
+    assert!(!denied(&call(
+        &mut m2,
+        &p,
+        "fd_write",
+        &[("fd", i(5))],
+        0,
+        None
+    )));
+}
+
+#[test]
+fn a_descriptor_beyond_the_table_is_denied_after_the_call() {
+    let p = program(r#"policy p { on fd_write when fd is socket -> deny "x"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("f"))],
+        0,
+        file(MAX_FDS),
+    );
+    assert!(matches!(
+        fault(&step),
+        Some(RuntimeFault::DescriptorLimit { .. })
+    ));
+}
+
+#[test]
+fn an_accepted_connection_is_a_socket() {
+    let p = program(r#"policy p { on fd_write when fd is socket -> deny "no sockets"; }"#);
+    let mut m = monitor(&p, &[]);
+    call(
+        &mut m,
+        &p,
+        "sock_accept",
+        &[("fd", i(3))],
+        0,
+        Some(Opened { fd: 6, filetype: 6 }),
+    );
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(6))],
+        0,
+        None
+    )));
+}
+
+// ---- the monitor's own integrity --------------------------------------------------------
+
+#[test]
+fn an_out_pointer_outside_memory_denies_before_the_call() {
+    let p = program(r#"policy p { on fd_write when fd == 99 -> deny "x"; }"#);
+    let mut m = monitor(&p, &[]);
+    let e = event(&p, "fd_write");
+    let a = call_args(
+        &p,
+        "fd_write",
+        &[("fd", i(1)), ("nwritten", Value::BadPointer(-4))],
+    );
+    let step = m.pre(e, &a);
+    assert!(matches!(
+        fault(&step),
+        Some(RuntimeFault::OutPointer { .. })
+    ));
+}
+
+#[test]
+fn a_suppressed_call_does_not_need_its_out_pointers() {
+    let p = program(r#"policy p { on sock_send -> suppress ERRNO_ACCES "off"; }"#);
+    let mut m = monitor(&p, &[]);
+    let e = event(&p, "sock_send");
+    let a = call_args(&p, "sock_send", &[("so_datalen", Value::BadPointer(-4))]);
+    assert_eq!(m.pre(e, &a).outcome, Outcome::Suppress(Some(2)));
+}
+
+#[test]
+fn a_call_with_post_work_that_does_not_return_leaves_every_later_call_denied() {
+    let p = program(r#"policy p { var n: 0..9 = 0; after fd_read do n += 1; }"#);
+    let mut m = monitor(&p, &[]);
+    let e = event(&p, "fd_read");
+    let a = call_args(&p, "fd_read", &[]);
+    assert_eq!(m.pre(e, &a).outcome, Outcome::Proceed);
+    // The import trapped: no post phase. The embedder calls again.
+    let step = m.pre(e, &a);
+    assert_eq!(fault(&step), Some(RuntimeFault::Interrupted));
+}
+
+#[test]
+fn a_nested_call_during_an_import_without_post_work_sees_the_pre_phase() {
+    let p = program(
+        r#"event open_window = env.open_window(width: i32, height: i32) -> i32;
+           policy p { var open: 0..1 = 0;
+             on open_window when open >= 1 -> deny "one window";
+             on open_window do open += 1; }"#,
+    );
+    let mut m = monitor(&p, &[]);
+    let e = event(&p, "open_window");
+    let a = vec![i(1), i(1)];
+    assert_eq!(m.pre(e, &a).outcome, Outcome::Proceed);
+    // A host callback opens another window before the first returns.
+    let nested = m.pre(e, &a);
+    assert!(denied(&nested));
+    assert_eq!(
+        fault(&nested),
+        None,
+        "denied by the count, not as interrupted"
+    );
+}
+
+#[test]
+fn after_a_deny_every_monitored_call_is_denied() {
+    let p = program(r#"policy p { on fd_write when fd == 5 -> deny "five"; }"#);
+    let mut m = monitor(&p, &[]);
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(5))],
+        0,
+        None
+    )));
+    let step = call(&mut m, &p, "fd_write", &[("fd", i(1))], 0, None);
+    assert_eq!(fault(&step), Some(RuntimeFault::Interrupted));
+}
+
+#[test]
+fn an_audit_after_stderr_was_closed_is_denied() {
+    let p = program(r#"policy p { on path_open -> audit "opened"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    call(&mut m, &p, "fd_close", &[("fd", i(2))], 0, None);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        file(4),
+    );
+    assert_eq!(fault(&step), Some(RuntimeFault::AuditUndelivered));
+}
+
+#[test]
+fn an_audit_after_a_file_was_renumbered_onto_stderr_is_denied() {
+    let p = program(r#"policy p { on path_open when path == "/tmp/y" -> audit "opened"; }"#);
+    let mut m = monitor(&p, &["/tmp"]);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        file(4),
+    );
+    call(
+        &mut m,
+        &p,
+        "fd_renumber",
+        &[("fd", i(4)), ("to", i(2))],
+        0,
+        None,
+    );
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("y"))],
+        0,
+        file(4),
+    );
+    assert_eq!(fault(&step), Some(RuntimeFault::AuditUndelivered));
+}
+
+#[test]
+fn a_policy_may_accept_undelivered_audits() {
+    let p = program(
+        r#"policy p { allow undelivered audits; on path_open when fd is directory -> audit "opened"; }"#,
+    );
+    let mut m = monitor(&p, &["/tmp"]);
+    call(&mut m, &p, "fd_close", &[("fd", i(2))], 0, None);
+    let step = call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        file(4),
+    );
+    assert_eq!(step.outcome, Outcome::Proceed);
+}
+
+// ---- sets -------------------------------------------------------------------------
+
+const WINDOWS: &str = r#"event open_window = env.open_window(width: i32, height: i32) -> i32;
+event close_window = env.close_window(handle: i32);
+policy p {
+  var handles: set[2];
+  after open_window when result >= 0 do handles += result;
+  on close_window when !(handle in handles) -> deny "never opened";
+  on close_window do handles -= handle;
+}"#;
+
+#[test]
+fn a_set_holds_what_was_inserted_until_it_is_removed() {
+    let p = program(WINDOWS);
+    let mut m = monitor(&p, &[]);
+    let (open, close) = (event(&p, "open_window"), event(&p, "close_window"));
+    m.pre(open, &[i(1), i(1)]);
+    m.post(open, &[i(1), i(1)], Some(7));
+    assert_eq!(m.set(0, 0), [7]);
+    assert_eq!(m.pre(close, &[i(7)]).outcome, Outcome::Proceed);
+    assert!(m.set(0, 0).is_empty());
+    assert!(denied(&m.pre(close, &[i(7)])));
+}
+
+#[test]
+fn inserting_a_member_again_changes_nothing_and_a_full_set_is_a_fault() {
+    let p = program(WINDOWS);
+    let mut m = monitor(&p, &[]);
+    let open = event(&p, "open_window");
+    for handle in [1, 1, 2] {
+        m.pre(open, &[i(1), i(1)]);
+        assert_eq!(
+            m.post(open, &[i(1), i(1)], Some(handle)).outcome,
+            Outcome::Proceed
+        );
+    }
+    m.pre(open, &[i(1), i(1)]);
+    let step = m.post(open, &[i(1), i(1)], Some(3));
+    assert_eq!(fault(&step), Some(RuntimeFault::SetFull { set: 0 }));
+}
+
+// ---- access sets --------------------------------------------------------------------
+
+#[test]
+fn fs_writes_covers_both_sides_of_a_rename() {
+    let p = program(
+        r#"policy p { on fs_writes when !(target startswith "/tmp/") -> deny "tmp only"; }"#,
+    );
+    let rename = |old: &str, new: &str| {
+        let mut m = monitor(&p, &["/tmp", "/data"]);
+        let args = [
+            ("fd", i(3)),
+            ("old_path", s(old)),
+            ("new_fd", i(4)),
+            ("new_path", s(new)),
+        ];
+        denied(&call(&mut m, &p, "path_rename", &args, 0, None))
+    };
+    assert!(rename("a", "b"), "tmp -> data");
+    assert!(rename("../data/a", "../tmp/b"), "data -> tmp");
+    assert!(!rename("a", "../tmp/b"), "tmp -> tmp");
+}
+
+#[test]
+fn fs_writes_covers_a_write_through_a_file_descriptor_but_not_to_stdout() {
+    let p = program(
+        r#"policy p { on fs_writes when !(target startswith "/tmp/") -> deny "tmp only"; }"#,
+    );
+    let mut m = monitor(&p, &["/data"]);
+    call(
+        &mut m,
+        &p,
+        "path_open",
+        &[("fd", i(3)), ("path", s("x"))],
+        0,
+        file(4),
+    );
+    assert!(!denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(1))],
+        0,
+        None
+    )));
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(4))],
+        0,
+        None
+    )));
+}
+
+#[test]
+fn net_sends_covers_writes_to_sockets_only() {
+    let p = program(r#"policy p { on net_sends -> deny "no network"; }"#);
+    let mut m = monitor(&p, &[]);
+    call(
+        &mut m,
+        &p,
+        "sock_accept",
+        &[("fd", i(3))],
+        0,
+        Some(Opened { fd: 6, filetype: 6 }),
+    );
+    assert!(!denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(1))],
+        0,
+        None
+    )));
+    assert!(denied(&call(
+        &mut m,
+        &p,
+        "fd_write",
+        &[("fd", i(6))],
+        0,
+        None
+    )));
+}
+
+#[test]
+fn target_is_only_a_string() {
+    let e = compile_error(r#"policy p { on fs_writes when target == 3 -> deny "x"; }"#);
+    assert!(e.contains("`target`"), "{e}");
+}
+
+#[test]
+fn a_tracking_program_monitors_every_call_that_changes_descriptors() {
+    let p = program(r#"policy p { on fd_write when fd is socket -> deny "x"; }"#);
+    for f in ["path_open", "sock_accept", "fd_close", "fd_renumber"] {
+        assert!(p.events.iter().any(|e| e.field == f), "{f}");
+    }
+    let plain = program(r#"policy p { on fd_write when fd == 3 -> deny "x"; }"#);
+    assert_eq!(plain.events.len(), 1);
+}
+
+// ---- the language ---------------------------------------------------------------------
+
+#[test]
+fn is_names_a_kind() {
+    let e = compile_error(r#"policy p { on fd_write when fd is pipe -> deny "x"; }"#);
+    assert!(e.contains("unknown descriptor kind `pipe`"), "{e}");
+}
+
+#[test]
+fn descriptor_queries_apply_to_descriptor_parameters_only() {
+    let e = compile_error(r#"policy p { on fd_write when iovs is file -> deny "x"; }"#);
+    assert!(e.contains("not one"), "{e}");
+    assert!(e.contains("`fd`"), "{e}");
+}
+
+#[test]
+fn a_set_is_not_a_number() {
+    let e = compile_error(r#"policy p { var s: set[2]; on fd_write when s > 0 -> deny "x"; }"#);
+    assert!(e.contains("is a set"), "{e}");
+}

@@ -27,7 +27,16 @@ pub enum Import {
     Tick,
     /// `env.open(path: string) -> i32`, called with a fixed path in memory.
     Open,
+    /// WASI's `path_open` under a preopen of `/tmp` (descriptor 3) with the relative path
+    /// [`RELATIVE_PATH`]: the guard tests the resolved path `/tmp/` + it. The host
+    /// answers the monitor's descriptor scan (`fd_fdstat_get`, `fd_prestat_get`,
+    /// `fd_prestat_dir_name`) as a host preopening `/tmp` does, and `path_open` returns
+    /// `ERRNO_NOENT` (so no descriptor is added and every call costs the same).
+    WasiOpen,
 }
+
+/// The path the `WasiOpen` loop passes, relative to its `/tmp` preopen.
+pub const RELATIVE_PATH: &str = "work/data/file-0001.txt";
 
 /// The path the `Open` loop passes; the glob scenario allows it.
 pub const OPEN_PATH: &str = "/tmp/work/data/file-0001.txt";
@@ -66,6 +75,12 @@ pub fn scenarios() -> Vec<Scenario> {
             import: Import::Open,
             policy: "policy tmp_only {\n  on open when !(path glob \"/tmp/**\") -> deny \"opens outside /tmp\";\n}\n",
         },
+        Scenario {
+            name: RESOLVED_SCENARIO,
+            what: "WASI `path_open` of a relative path under a `/tmp` preopen, resolved, then the `/tmp/**` DFA",
+            import: Import::WasiOpen,
+            policy: "policy tmp_only {\n  on path_open when !(path glob \"/tmp/**\") -> deny \"opens outside /tmp\";\n}\n",
+        },
     ]
 }
 
@@ -75,6 +90,8 @@ impl Scenario {
         let decl = match self.import {
             Import::Tick => "event tick = env.tick(x: i32) -> i32;\n",
             Import::Open => "event open = env.open(path: string) -> i32;\n",
+            // A catalogue function: nothing to declare.
+            Import::WasiOpen => "",
         };
         format!("{decl}{}", self.policy)
     }
@@ -92,12 +109,21 @@ pub fn module_wat(import: Import) -> String {
             r#"(import "env" "open" (func $f (param i32 i32) (result i32)))"#.to_string(),
             format!("(call $f (i32.const 1024) (i32.const {}))", OPEN_PATH.len()),
         ),
+        // The loop counts ERRNO_NOENT (44) results as one call each.
+        Import::WasiOpen => (
+            r#"(import "wasi_snapshot_preview1" "path_open" (func $f (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#.to_string(),
+            format!(
+                "(i32.div_u (call $f (i32.const 3) (i32.const 1) (i32.const 2048) (i32.const {}) (i32.const 0) (i64.const 2) (i64.const 2) (i32.const 0) (i32.const 4096)) (i32.const 44))",
+                RELATIVE_PATH.len()
+            ),
+        ),
     };
     format!(
         r#"(module
   {decl}
   (memory (export "memory") 1)
   (data (i32.const 1024) "{OPEN_PATH}")
+  (data (i32.const 2048) "{RELATIVE_PATH}")
   (func (export "run") (param $n i32) (result i32)
     (local $i i32) (local $acc i32)
     (block $done
@@ -329,8 +355,80 @@ fn define_import<T: 'static>(linker: &mut Linker<T>, import: Import) -> wasmtime
     match import {
         Import::Tick => linker.func_wrap("env", "tick", |_: i32| -> i32 { 1 }),
         Import::Open => linker.func_wrap("env", "open", |_: i32, _: i32| -> i32 { 1 }),
+        Import::WasiOpen => define_wasi_open(linker),
     }?;
     Ok(())
+}
+
+const ERRNO_BADF: i32 = 8;
+const ERRNO_NOENT: i32 = 44;
+
+/// `path_open` answering `ERRNO_NOENT`, and the descriptor scan of a host with the three
+/// standard streams and `/tmp` preopened as descriptor 3.
+fn define_wasi_open<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<&mut Linker<T>> {
+    const WASI: &str = "wasi_snapshot_preview1";
+    fn write<T>(caller: &mut wasmtime::Caller<'_, T>, at: i32, bytes: &[u8]) -> bool {
+        match caller.get_export("memory") {
+            Some(wasmtime::Extern::Memory(m)) => m.write(caller, at as u32 as usize, bytes).is_ok(),
+            _ => false,
+        }
+    }
+    linker.func_wrap(
+        WASI,
+        "path_open",
+        |_: i32, _: i32, _: i32, _: i32, _: i32, _: i64, _: i64, _: i32, _: i32| -> i32 {
+            ERRNO_NOENT
+        },
+    )?;
+    linker.func_wrap(
+        WASI,
+        "fd_fdstat_get",
+        |mut caller: wasmtime::Caller<'_, T>, fd: i32, buf: i32| -> i32 {
+            let filetype: u8 = match fd {
+                0..=2 => 2,
+                3 => 3,
+                _ => return ERRNO_BADF,
+            };
+            let mut stat = [0u8; 24];
+            stat[0] = filetype;
+            stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+            if write(&mut caller, buf, &stat) {
+                0
+            } else {
+                21
+            }
+        },
+    )?;
+    linker.func_wrap(
+        WASI,
+        "fd_prestat_get",
+        |mut caller: wasmtime::Caller<'_, T>, fd: i32, buf: i32| -> i32 {
+            if fd != 3 {
+                return ERRNO_BADF;
+            }
+            let mut pre = [0u8; 8];
+            pre[4..8].copy_from_slice(&4u32.to_le_bytes());
+            if write(&mut caller, buf, &pre) {
+                0
+            } else {
+                21
+            }
+        },
+    )?;
+    linker.func_wrap(
+        WASI,
+        "fd_prestat_dir_name",
+        |mut caller: wasmtime::Caller<'_, T>, fd: i32, buf: i32, len: i32| -> i32 {
+            if fd != 3 || len < 4 {
+                return ERRNO_BADF;
+            }
+            if write(&mut caller, buf, b"/tmp") {
+                0
+            } else {
+                21
+            }
+        },
+    )
 }
 
 /// A fresh instance of the benchmark module with the import defined by [`define_import`].
@@ -355,7 +453,7 @@ pub fn worst_fsm_added(results: &[ScenarioResult]) -> Option<(usize, &'static st
     results
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.name != GLOB_SCENARIO)
+        .filter(|(_, r)| r.name != GLOB_SCENARIO && r.name != RESOLVED_SCENARIO)
         .filter_map(|(i, r)| Some((i, r.name, r.ns(Mode::Inline)? - r.ns(Mode::Unhardened)?)))
         .max_by(|a, b| a.2.total_cmp(&b.2))
 }
@@ -368,8 +466,12 @@ pub fn worst_fsm_miss(results: &[ScenarioResult]) -> Option<(usize, &'static str
         .map(|(i, name, _)| (i, name))
 }
 
-/// The one scenario that is not a finite-state check (it matches a string).
+/// The scenarios that are not finite-state checks (they match strings).
 pub const GLOB_SCENARIO: &str = "path glob guard";
+pub const RESOLVED_SCENARIO: &str = "resolved path guard";
+
+/// The brief's target for a guard on a resolved path: under this many ns per call.
+pub const RESOLVED_TARGET_NS: f64 = 100.0;
 
 pub fn markdown(results: &[ScenarioResult]) -> String {
     let mut s = String::new();
@@ -467,11 +569,12 @@ mod tests {
         for sc in scenarios() {
             let p = crate::irm::compile_source("scenario.pol", &sc.source())
                 .unwrap_or_else(|e| panic!("{}: {e:#}", sc.name));
-            let field = match sc.import {
-                Import::Tick => "tick",
-                Import::Open => "open",
+            let (module, field) = match sc.import {
+                Import::Tick => ("env", "tick"),
+                Import::Open => ("env", "open"),
+                Import::WasiOpen => ("wasi_snapshot_preview1", "path_open"),
             };
-            assert!(p.event_for_import("env", field).is_some(), "{}", sc.name);
+            assert!(p.event_for_import(module, field).is_some(), "{}", sc.name);
         }
     }
 
@@ -489,6 +592,25 @@ mod tests {
                 .unwrap();
             assert_eq!(run.call(&mut store, 1000).unwrap(), 1000, "{}", sc.name);
         }
+    }
+
+    #[test]
+    fn the_resolved_path_scenario_denies_a_path_that_resolves_outside_tmp() {
+        // Under the /tmp preopen, `../etc/x` is /etc/x: the woven guard must deny it.
+        let sc = scenarios()
+            .into_iter()
+            .find(|s| s.name == RESOLVED_SCENARIO)
+            .unwrap();
+        let p = crate::irm::compile_source("resolved.pol", &sc.source()).unwrap();
+        let wat = module_wat(sc.import).replace(RELATIVE_PATH, "../etc/x/data/file-0001");
+        let woven = crate::irm::weave(&wat::parse_str(wat).unwrap(), &p).unwrap();
+        let engine = Engine::default();
+        let module = Module::new(&engine, &woven).unwrap();
+        let (mut store, instance) = instantiate(&engine, &module, sc.import).unwrap();
+        let run = instance
+            .get_typed_func::<u32, i32>(&mut store, "run")
+            .unwrap();
+        assert!(run.call(&mut store, 1).is_err(), "the open is denied");
     }
 
     #[test]

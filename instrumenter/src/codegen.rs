@@ -126,7 +126,11 @@ impl Registry {
             policy,
             policy_name: p.name.clone(),
             transition: ti,
-            phase: t.map_or(Phase::Pre, |t| t.phase),
+            phase: match (t, &fault) {
+                (Some(t), _) => t.phase,
+                (None, Some(f)) => f.call_phase(),
+                (None, None) => Phase::Pre,
+            },
             fault: fault.clone(),
             event,
             import: ev.import_name(),
@@ -1014,17 +1018,33 @@ impl WrapGen<'_> {
                 let (Some(from), Some(to)) = (arg(self, "fd"), arg(self, "to")) else {
                     return;
                 };
-                self.g.op(I::LocalGet(from));
-                self.g.op(I::I32Const(MAX_FDS as i32));
-                self.g.op(I::I32LtU);
-                self.g.op(I::LocalGet(to));
-                self.g.op(I::I32Const(MAX_FDS as i32));
-                self.g.op(I::I32LtU);
-                self.g.op(I::I32And);
+                // `policy_lang::descriptors::Descriptors::apply`: nothing when they are
+                // equal; a fault when `to` is beyond the table; else `to` becomes what
+                // `from` was (closed when `from` is beyond the table) and `from` closed.
                 self.g.op(I::LocalGet(from));
                 self.g.op(I::LocalGet(to));
                 self.g.op(I::I32Ne);
-                self.g.op(I::I32And);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(to));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32GeU);
+                self.g.if_(BlockType::Empty);
+                self.g.op(I::LocalGet(to));
+                self.g.op(I::I64ExtendI32U);
+                self.g.op(I::LocalSet(self.extra));
+                let owner = self.program.owner(self.event);
+                let code = self.reg.code(
+                    self.program,
+                    self.event,
+                    owner,
+                    None,
+                    Some(RuntimeFault::DescriptorLimit { fd: 0 }),
+                );
+                self.fail(code);
+                self.g.end();
+                self.g.op(I::LocalGet(from));
+                self.g.op(I::I32Const(MAX_FDS as i32));
+                self.g.op(I::I32LtU);
                 self.g.if_(BlockType::Empty);
                 // to's entry and path := from's; from := closed.
                 self.entry_addr(to, layout);
@@ -1047,6 +1067,11 @@ impl WrapGen<'_> {
                 self.entry_addr(from, layout);
                 self.g.op(I::I64Const(0));
                 self.g.op(I::I64Store(mem(private, 0, 3)));
+                self.g.op(I::Else);
+                self.entry_addr(to, layout);
+                self.g.op(I::I64Const(0));
+                self.g.op(I::I64Store(mem(private, 0, 3)));
+                self.g.end();
                 self.g.end();
             }
         }

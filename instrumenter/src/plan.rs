@@ -622,7 +622,7 @@ fn check_module(
     for (pi, t) in live_transitions(program, &el.effective, decls) {
         let p = &program.policies[pi];
         let strings = t.exprs().any(Expr::reads_strings);
-        if !needs(t) && !(el.table && t.verdict == Verdict::Audit) {
+        if !(needs(t) || (el.table && t.verdict == Verdict::Audit)) {
             continue;
         }
         let err = |why: String| WeaveError::NoStringMemory {

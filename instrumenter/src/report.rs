@@ -55,6 +55,14 @@ pub struct WeaveReport {
     /// Custom sections dropped, with the reason (stale DWARF).
     pub dropped_sections: Vec<String>,
     pub host_hooks: bool,
+    /// `module.field#function-index` of every import added for the monitor itself (the
+    /// descriptor scan's `fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`, and
+    /// `fd_write` for audit lines) because the module did not import it.
+    pub added_imports: Vec<String>,
+    /// `module.field#function-index` of every import wrapped only to keep the descriptor
+    /// table right (`path_open`, `sock_accept`, `fd_close`, `fd_renumber` that no policy
+    /// names).
+    pub tracking_imports: Vec<String>,
     /// Size of the input and the output in bytes.
     pub input_size: usize,
     pub output_size: usize,
@@ -101,8 +109,18 @@ impl WeaveReport {
         let mut policies = std::mem::take(&mut plan.policy_reports);
         let mut total = Redirects::default();
         let mut wrapped = Vec::new();
+        let mut tracking_imports = Vec::new();
         for (w, counts) in plan.wrappers.iter().zip(&emitted.counts) {
             total.add(counts);
+            let named = program
+                .policies
+                .iter()
+                .enumerate()
+                .any(|(pi, p)| plan.effective[pi] && p.mentions(w.event));
+            if !named {
+                let imp = &info.func_imports[w.import as usize];
+                tracking_imports.push(format!("{}.{}#{}", imp.module, imp.field, w.import));
+            }
             for (pi, p) in program.policies.iter().enumerate() {
                 if plan.effective[pi] && p.mentions(w.event) {
                     policies[pi].redirected.add(counts);
@@ -124,6 +142,12 @@ impl WeaveReport {
             bodies_copied: emitted.bodies_copied,
             dropped_sections: emitted.dropped.clone(),
             host_hooks,
+            added_imports: plan
+                .added_imports
+                .iter()
+                .map(|a| format!("{}.{}#{}", a.module, a.field, a.func_index))
+                .collect(),
+            tracking_imports,
             input_size,
             output_size: emitted.wasm.len(),
         }
@@ -157,6 +181,14 @@ impl WeaveReport {
             for e in &p.elided_events {
                 out.push_str(&format!("  elided event {}: {}\n", e.event, e.reason));
             }
+        }
+        for t in &self.tracking_imports {
+            out.push_str(&format!("tracks descriptors through {t}\n"));
+        }
+        for a in &self.added_imports {
+            out.push_str(&format!(
+                "added import {a}: the monitor asks the host about descriptors or writes audit lines itself\n"
+            ));
         }
         out.push_str(&format!(
             "{} function bodies rewritten, {} copied unchanged\n",

@@ -523,7 +523,7 @@ pub(crate) const KIND_STDIN: i32 = Kind::Stdin as i32;
 pub(crate) const KIND_FILE: i32 = Kind::File as i32;
 pub(crate) const KIND_DIRECTORY: i32 = Kind::Directory as i32;
 pub(crate) const KIND_SOCKET: i32 = Kind::Socket as i32;
-const _: () = assert!(HOST_SCRATCH % 8 == 0 && HOST_SCRATCH as usize >= 8 + MAX_PATH);
+const _: () = assert!(HOST_SCRATCH.is_multiple_of(8) && HOST_SCRATCH as usize >= 8 + MAX_PATH);
 
 /// `(base, value) -> i32`: whether the set at `base` (length `u32`, 4 unused bytes, then
 /// `i64` members) holds `value`.

@@ -130,7 +130,10 @@ impl RunnerBuilder {
 
     /// The guest names of the preopens, in descriptor order (3, 4, ...).
     pub(crate) fn preopen_names(&self) -> Vec<Vec<u8>> {
-        self.dirs.iter().map(|d| d.guest.as_bytes().to_vec()).collect()
+        self.dirs
+            .iter()
+            .map(|d| d.guest.as_bytes().to_vec())
+            .collect()
     }
 
     /// Sets an environment variable of the guest.

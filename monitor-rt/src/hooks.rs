@@ -52,7 +52,8 @@ pub(crate) fn define_hooks(
             let code_of = |c: u32| codes.iter().find(|x| x.code == c);
             match kind {
                 hook_kind::PRE => {
-                    let args = args_from_caller(&mut caller, &program, event, &wasm);
+                    // The hook is per event; the spelling of the import is not known here.
+                    let args = args_from_caller(&mut caller, &program, event, false, &wasm);
                     lock(&obs).begin(event, args);
                 }
                 hook_kind::POST => {

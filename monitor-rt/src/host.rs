@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use policy_lang::descriptors::{Descriptors, Effect, Initial, Opened};
 use policy_lang::interp::{self, Monitor, Value};
 use policy_lang::ir::{Phase, Program};
-use policy_lang::wasi::{self, Role};
+use policy_lang::wasi;
 use thiserror::Error;
 use wasmtime::{AsContextMut, Caller, Extern, ExternType, Func, Linker, Module, Store, Val};
 
@@ -105,9 +105,7 @@ pub(crate) fn wrap_imports(
             ty.clone(),
             move |mut caller, params, results| {
                 let wasm: Vec<i64> = params.iter().map(val_i64).collect();
-                let mut args = args_from_caller(&mut caller, &program, event, &wasm);
-                let memory_size = guest_memory(&mut caller).map_or(0, |m| m.data_size(&caller));
-                mark_bad_out_pointers(&program, event, preview0, &mut args, memory_size);
+                let args = args_from_caller(&mut caller, &program, event, preview0, &wasm);
                 let mut step = lock(&monitor).pre(event, &args);
                 // The audits of a call that goes ahead are delivered when it returns, as
                 // the woven monitor delivers them.
@@ -255,38 +253,6 @@ fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {
     }
 }
 
-/// Marks every out-pointer argument the catalogue knows that lies outside memory (of
-/// `memory_size` bytes) or is misaligned as [`Value::BadPointer`], as the woven monitor
-/// checks them before the call.
-fn mark_bad_out_pointers(
-    program: &Program,
-    event: u32,
-    preview0: bool,
-    args: &mut [Value],
-    memory_size: usize,
-) {
-    let e = &program.events[event as usize];
-    if e.module != wasi::MODULE {
-        return;
-    }
-    for (p, v) in e.params.iter().zip(args.iter_mut()) {
-        let Some(Role::Out {
-            size,
-            align,
-            size_p0,
-        }) = wasi::role(&e.field, &p.name)
-        else {
-            continue;
-        };
-        let Value::Int(ptr) = *v else { continue };
-        let size = if preview0 { size_p0 } else { size } as u64;
-        let at = ptr as u32 as u64;
-        if at % align as u64 != 0 || at + size > memory_size as u64 {
-            *v = Value::BadPointer(ptr);
-        }
-    }
-}
-
 /// What a successful `path_open` or `sock_accept` handed out: the descriptor in its
 /// out-pointer and, from the host, its file type.
 fn opened_by(
@@ -356,7 +322,11 @@ impl Scanner {
 
     /// `fd_fdstat_get(fd)`: `Some((filetype, rights_base))`, `None` on any error.
     fn fdstat(&self, mut store: impl AsContextMut, fd: u32) -> wasmtime::Result<Option<(u8, u64)>> {
-        let errno = self.call(&mut store, &self.fdstat, &[Val::I32(fd as i32), Val::I32(0)])?;
+        let errno = self.call(
+            &mut store,
+            &self.fdstat,
+            &[Val::I32(fd as i32), Val::I32(0)],
+        )?;
         if errno != 0 {
             return Ok(None);
         }
@@ -370,7 +340,11 @@ impl Scanner {
     fn world(&self, mut store: impl AsContextMut) -> wasmtime::Result<Vec<Initial>> {
         let mut out = Vec::new();
         for fd in 0..policy_lang::descriptors::MAX_FDS {
-            let errno = self.call(&mut store, &self.fdstat, &[Val::I32(fd as i32), Val::I32(0)])?;
+            let errno = self.call(
+                &mut store,
+                &self.fdstat,
+                &[Val::I32(fd as i32), Val::I32(0)],
+            )?;
             if errno == ERRNO_BADF {
                 if fd >= 3 {
                     break;
@@ -387,7 +361,11 @@ impl Scanner {
                 (None, 0)
             };
             let mut preopen = None;
-            let errno = self.call(&mut store, &self.prestat, &[Val::I32(fd as i32), Val::I32(0)])?;
+            let errno = self.call(
+                &mut store,
+                &self.prestat,
+                &[Val::I32(fd as i32), Val::I32(0)],
+            )?;
             if errno == 0 {
                 let data = self.memory.data(&store);
                 let len = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes")) as usize;
@@ -490,7 +468,9 @@ fn scanner_module() -> Vec<u8> {
         ImportSection, MemorySection, MemoryType, TypeSection, ValType,
     };
     let mut types = TypeSection::new();
-    types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
+    types
+        .ty()
+        .function([ValType::I32, ValType::I32], [ValType::I32]);
     types
         .ty()
         .function([ValType::I32, ValType::I32, ValType::I32], [ValType::I32]);

@@ -3,6 +3,7 @@
 //! between wasm values and the policies' arguments.
 use policy_lang::interp::Value;
 use policy_lang::ir::Program;
+use policy_lang::wasi::{self, Role};
 use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, Store, Val};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -155,11 +156,14 @@ pub(crate) fn fill_results(
     Ok(())
 }
 
-/// Reads memory 0 (exported as `memory`, as WASI requires) and decodes the arguments.
+/// Reads the memory the WASI host reads (the one exported as `memory`) and decodes the
+/// arguments, out-pointers outside it or misaligned marked as the monitor sees them
+/// (`preview0`: the import is spelled `wasi_unstable`, whose structures may be smaller).
 pub(crate) fn args_from_caller(
     caller: &mut Caller<'_, RunState>,
     program: &Program,
     event: u32,
+    preview0: bool,
     wasm: &[i64],
 ) -> Vec<Value> {
     let memory = match caller.get_export("memory") {
@@ -167,7 +171,47 @@ pub(crate) fn args_from_caller(
         _ => None,
     };
     let data = memory.map(|m| m.data(&*caller));
-    observe::decode_args(program, event, wasm, data)
+    let mut args = observe::decode_args(program, event, wasm, data);
+    mark_bad_out_pointers(
+        program,
+        event,
+        preview0,
+        &mut args,
+        data.map_or(0, <[u8]>::len),
+    );
+    args
+}
+
+/// Marks every out-pointer argument the catalogue knows that lies outside memory (of
+/// `memory_size` bytes) or is misaligned as [`Value::BadPointer`], as the woven monitor
+/// checks them before the call.
+fn mark_bad_out_pointers(
+    program: &Program,
+    event: u32,
+    preview0: bool,
+    args: &mut [Value],
+    memory_size: usize,
+) {
+    let e = &program.events[event as usize];
+    if e.module != wasi::MODULE {
+        return;
+    }
+    for (p, v) in e.params.iter().zip(args.iter_mut()) {
+        let Some(Role::Out {
+            size,
+            align,
+            size_p0,
+        }) = wasi::role(&e.field, &p.name)
+        else {
+            continue;
+        };
+        let Value::Int(ptr) = *v else { continue };
+        let size = if preview0 { size_p0 } else { size } as u64;
+        let at = ptr as u32 as u64;
+        if !at.is_multiple_of(align as u64) || at + size > memory_size as u64 {
+            *v = Value::BadPointer(ptr);
+        }
+    }
 }
 
 pub(crate) fn val_i64(v: &Val) -> i64 {

@@ -186,6 +186,10 @@ impl ViolationReport {
             self.policy, self.import
         );
         let _ = writeln!(s, "  reason: {}", self.reason);
+        // The run-time value of a fault (the descriptor, the variable's new value).
+        if let Some(detail) = self.fault.as_ref().and_then(RuntimeFault::detail) {
+            let _ = writeln!(s, "  fault:  {detail}");
+        }
         if let Some(call) = self.recent.last() {
             let _ = writeln!(s, "  call:   {call}");
         } else {

@@ -103,7 +103,11 @@ fn random_trace(rng: &mut Rng, program: &Program, world: &World, len: usize) -> 
             TraceEvent {
                 event,
                 args,
-                result: Some(if rng.next().is_multiple_of(2) { 0 } else { rng.pick(INTS) }),
+                result: Some(if rng.next().is_multiple_of(2) {
+                    0
+                } else {
+                    rng.pick(INTS)
+                }),
                 trapped: rng.next().is_multiple_of(16),
                 ..TraceEvent::default()
             }

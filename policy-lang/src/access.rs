@@ -278,9 +278,10 @@ fn subst(e: &mut Expr, target: Option<&str>, set: &str, function: &str) -> Resul
             };
             Ok(())
         }
-        ExprKind::Name(n) if n == "target" => Err(format!(
+        ExprKind::Name(n) if n == "target" => Err(
             "`target` is the accessed path and can only be tested as a string (`target glob \"/tmp/**\"`)"
-        )),
+                .to_string(),
+        ),
         ExprKind::Unary(_, a) => subst(a, target, set, function),
         ExprKind::Binary(_, a, b) => {
             subst(a, target, set, function)?;

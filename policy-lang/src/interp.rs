@@ -450,13 +450,13 @@ impl Monitor {
                     },
                 }
             }
-            Effect::Close => match u32::try_from(arg("fd")) {
-                Ok(fd) => Change::Remove { fd },
-                Err(_) => return Ok(()),
+            // Descriptors are WASI's `u32`: an `i32` argument of -1 is 4294967295.
+            Effect::Close => Change::Remove {
+                fd: arg("fd") as i32 as u32,
             },
-            Effect::Renumber => match (u32::try_from(arg("fd")), u32::try_from(arg("to"))) {
-                (Ok(from), Ok(to)) => Change::Renumber { from, to },
-                _ => return Ok(()),
+            Effect::Renumber => Change::Renumber {
+                from: arg("fd") as i32 as u32,
+                to: arg("to") as i32 as u32,
             },
         };
         self.table.apply(change).map_err(i64::from)

@@ -497,6 +497,15 @@ impl RuntimeFault {
         }
     }
 
+    /// The phase of a call-level fault (one no transition raises): a descriptor handed
+    /// out beyond the table is found after the call, every other before it.
+    pub fn call_phase(&self) -> Phase {
+        match self {
+            RuntimeFault::DescriptorLimit { .. } => Phase::Post,
+            _ => Phase::Pre,
+        }
+    }
+
     /// The fault with its run-time value set to `value` (the woven monitor reports the
     /// value separately from the code).
     pub fn with_value(&self, value: i64) -> RuntimeFault {

@@ -424,3 +424,29 @@ fn shared_memory_strings_is_an_explicit_opt_in() {
     assert!(p.policies[0].allow_shared_memory_strings);
     assert!(!p.policies[1].allow_shared_memory_strings);
 }
+
+const WINDOWS: &str = "event open_window = env.open_window(w: i32) -> i32;\n";
+
+#[test]
+fn a_limit_tested_before_calls_but_counted_after_them_is_warned_about_with_the_pre_phase_form() {
+    let text = format!(
+        "{WINDOWS}policy p {{\n var open: 0..3 = 0;\n on open_window when open == 3 -> deny \"full\";\n after open_window when result >= 0 do open += 1;\n}}"
+    );
+    let c = compile_files(&[("t.pol", &text)]).unwrap_or_else(|e| panic!("{e}"));
+    let w = c.render_warnings();
+    assert!(w.contains("`open` is tested before calls"), "{w}");
+    assert!(w.contains("on open_window do open += 1;"), "{w}");
+}
+
+#[test]
+fn a_limit_counted_before_the_call_is_not_warned_about() {
+    let text = format!(
+        "{WINDOWS}policy p {{\n var open: 0..3 = 0;\n on open_window when open == 3 -> deny \"full\";\n on open_window do open += 1;\n after open_window when result < 0 do open -= 1;\n}}"
+    );
+    let c = compile_files(&[("t.pol", &text)]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !c.render_warnings().contains("tested before calls"),
+        "{}",
+        c.render_warnings()
+    );
+}

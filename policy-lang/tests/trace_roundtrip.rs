@@ -124,31 +124,33 @@ fn world() -> impl Strategy<Value = World> {
 }
 
 fn trace() -> impl Strategy<Value = Trace> {
-    (any_text(), world(), proptest::collection::vec(step(), 0..6)).prop_flat_map(|(name, world, steps)| {
-        let n = steps.len();
-        let reject = (
-            1..=n.max(1),
-            prop_oneof![Just("p".to_string()), Just("q_2".to_string())],
-            proptest::option::of(any_text()),
-        )
-            .prop_map(|(step, policy, reason)| Expect::Reject {
-                step,
-                policy,
-                reason,
-            });
-        let expect = if n == 0 {
-            Just(Expect::Accept).boxed()
-        } else {
-            prop_oneof![Just(Expect::Accept), reject].boxed()
-        };
-        expect.prop_map(move |expect| Trace {
-            name: name.clone(),
-            expect,
-            world: world.clone(),
-            steps: steps.clone(),
-            line: 0,
-        })
-    })
+    (any_text(), world(), proptest::collection::vec(step(), 0..6)).prop_flat_map(
+        |(name, world, steps)| {
+            let n = steps.len();
+            let reject = (
+                1..=n.max(1),
+                prop_oneof![Just("p".to_string()), Just("q_2".to_string())],
+                proptest::option::of(any_text()),
+            )
+                .prop_map(|(step, policy, reason)| Expect::Reject {
+                    step,
+                    policy,
+                    reason,
+                });
+            let expect = if n == 0 {
+                Just(Expect::Accept).boxed()
+            } else {
+                prop_oneof![Just(Expect::Accept), reject].boxed()
+            };
+            expect.prop_map(move |expect| Trace {
+                name: name.clone(),
+                expect,
+                world: world.clone(),
+                steps: steps.clone(),
+                line: 0,
+            })
+        },
+    )
 }
 
 fn trace_file() -> impl Strategy<Value = TraceFile> {

@@ -377,8 +377,10 @@ fn preopen_lines_before_the_traces_give_every_trace_its_directories() {
 
 #[test]
 fn preopen_lines_inside_a_trace_replace_the_files() {
-    let f = parse("preopen \"/tmp\";\naccept \"a\" { preopen \"/\"; fd_write(fd=1) }\naccept \"b\" { }")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let f = parse(
+        "preopen \"/tmp\";\naccept \"a\" { preopen \"/\"; fd_write(fd=1) }\naccept \"b\" { }",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(f.traces[0].world, World::with_preopens(&["/"]));
     assert_eq!(f.traces[1].world, World::with_preopens(&["/tmp"]));
 }
@@ -456,7 +458,12 @@ fn preopens_opens_and_traps_are_written_as_read() {
         f
     };
     assert_eq!(strip(&again), strip(&f), "{written}");
-    assert!(written.contains("preopen \"/tmp\";") && written.contains("opens dir 7") && written.contains("-> trap"), "{written}");
+    assert!(
+        written.contains("preopen \"/tmp\";")
+            && written.contains("opens dir 7")
+            && written.contains("-> trap"),
+        "{written}"
+    );
 }
 
 #[test]
@@ -479,5 +486,8 @@ fn a_trapped_call_has_no_post_phase() {
     assert!(v.observations.iter().all(|o| o.step != 1), "{v:?}");
     // The monitor missed a post phase: it stays interrupted.
     let deny = v.violation.expect("the next call is denied");
-    assert_eq!((deny.step, deny.fault), (2, Some(policy_lang::ir::RuntimeFault::Interrupted)));
+    assert_eq!(
+        (deny.step, deny.fault),
+        (2, Some(policy_lang::ir::RuntimeFault::Interrupted))
+    );
 }

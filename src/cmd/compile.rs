@@ -1,20 +1,15 @@
 //! `irm compile`: check policies and print the compiled automaton.
 use anyhow::Result;
 
-use super::input::{compile_policies, plural, PolicyArgs};
+use super::input::{compile_policies, plural, PolicyFiles};
 use crate::ui::Ui;
 use clap::ValueEnum;
-use std::path::PathBuf;
 
 /// Policies given together are composed: a call is allowed only if every policy allows it.
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("policies").args(["policy", "files"]).required(true).multiple(true))]
 pub struct Args {
     #[command(flatten)]
-    pub policy: PolicyArgs,
-    /// Policy files (after those given with --policy).
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    pub policies: PolicyFiles,
     /// Print the compiled program in this format instead of a summary.
     #[arg(long, value_enum)]
     pub emit: Option<Emit>,
@@ -27,15 +22,19 @@ pub enum Emit {
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
-    let compiled = compile_policies(&args.policy.with(&args.files), ui)?;
+    let compiled = compile_policies(&args.policies.all(), ui)?;
     match args.emit {
         Some(Emit::Json) => println!("{}", serde_json::to_string_pretty(&compiled.program)?),
         None => {
             for p in &compiled.program.policies {
                 let events: std::collections::BTreeSet<u32> =
                     p.transitions.iter().map(|t| t.event).collect();
+                let sets = match p.sets.len() {
+                    0 => String::new(),
+                    n => format!(", {n} set{}", plural(n)),
+                };
                 println!(
-                    "policy {}: {} state{}, {} variable{}, {} transition{}, {} event{}",
+                    "policy {}: {} state{}, {} variable{}{sets}, {} transition{}, {} event{}",
                     p.name,
                     p.states.len(),
                     plural(p.states.len()),

@@ -22,6 +22,25 @@ impl PolicyArgs {
     }
 }
 
+/// The policies of `compile` and `show`: `--policy` files, then positional ones, at least
+/// one in all.
+#[derive(clap::Args, Debug, Default)]
+#[command(group = clap::ArgGroup::new("policies").args(["policy", "files"]).required(true).multiple(true))]
+pub struct PolicyFiles {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Policy files, compiled together (after those given with --policy).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+impl PolicyFiles {
+    /// Every file, in order.
+    pub fn all(&self) -> Vec<PathBuf> {
+        self.policy.with(&self.files)
+    }
+}
+
 /// Compiles policy files together, printing warnings to stderr. The error is the
 /// [`policy_lang::Diagnostics`] themselves, so they are rendered with their sources.
 pub fn compile_policies(paths: &[PathBuf], ui: &Ui) -> Result<policy_lang::Compiled> {

@@ -256,7 +256,10 @@ mod tests {
                 read_only: true,
             })
         );
-        assert_eq!(parse_dir("/etc:ro").map(|d| d.guest), Ok("/etc".to_string()));
+        assert_eq!(
+            parse_dir("/etc:ro").map(|d| d.guest),
+            Ok("/etc".to_string())
+        );
     }
 
     #[test]

@@ -1,19 +1,14 @@
 //! `irm show`: a human summary of compiled policies, or Graphviz with `--dot`.
-use super::input::{compile_policies, PolicyArgs};
+use super::input::{compile_policies, PolicyFiles};
 use crate::ui::Ui;
 use anyhow::{bail, Result};
 use policy_lang::display::{signature, transition_to_string};
 use policy_lang::ir::Program;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("policies").args(["policy", "files"]).required(true).multiple(true))]
 pub struct Args {
     #[command(flatten)]
-    pub policy: PolicyArgs,
-    /// Policy files, compiled together (after those given with --policy).
-    #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    pub policies: PolicyFiles,
     /// Print Graphviz DOT (render with `dot -Tsvg`).
     #[arg(long)]
     pub dot: bool,
@@ -23,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
-    let compiled = compile_policies(&args.policy.with(&args.files), ui)?;
+    let compiled = compile_policies(&args.policies.all(), ui)?;
     let program = &compiled.program;
     let names: Vec<&str> = program.policies.iter().map(|p| p.name.as_str()).collect();
     let selected: Vec<usize> = match &args.name {

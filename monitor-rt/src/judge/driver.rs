@@ -3,7 +3,8 @@
 //! For a [`Program`] and a trace, [`driver`] generates a small module that imports every
 //! event of the program with its exact signature, owns memory 0 (exported as `memory`),
 //! holds the trace's string arguments in a data segment, and exports one function per
-//! step, `step1`, `step2`, ..., that makes that step's call with the trace's arguments.
+//! step, `step1`, `step2`, ..., that makes that step's call with the trace's arguments
+//! (and `run`, which calls them all in order).
 //! The judges call the steps in order, as an embedder calls an instance again and again:
 //! a step whose import traps (`-> trap`) ends that call only. The judges provide the
 //! imports with [`fake_imports`]: host functions that record what they receive and return
@@ -94,6 +95,9 @@ impl Arg {
     }
 }
 
+/// The driver's Wasm arguments per step, its data segment, and its layout.
+type Plan = (Vec<Vec<Arg>>, Vec<u8>, Layout);
+
 /// Where the driver keeps its bookkeeping.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Layout {
@@ -141,12 +145,11 @@ fn out_pointers_end(program: &Program, trace: &[TraceEvent]) -> Result<u64, Judg
             continue;
         };
         for (param, value) in event.params.iter().zip(&call.args) {
-            let (Value::Int(v), Some((size, align))) = (value, out_role(event, &param.name))
-            else {
+            let (Value::Int(v), Some((size, align))) = (value, out_role(event, &param.name)) else {
                 continue;
             };
             let at = *v as u32;
-            if at % align != 0 {
+            if !at.is_multiple_of(align) {
                 return Err(JudgeError::Inconsistent(format!(
                     "step {}: out-pointer `{}` = {v} is not {align}-aligned; write `oob` for a bad pointer",
                     i + 1,
@@ -159,12 +162,20 @@ fn out_pointers_end(program: &Program, trace: &[TraceEvent]) -> Result<u64, Judg
     Ok(end)
 }
 
+impl Driver {
+    /// The address of the driver's step cell: the 1-based number of the call in
+    /// progress, for host functions that answer the trace's calls.
+    pub fn step_cell(&self) -> u32 {
+        self.layout.step_cell
+    }
+}
+
 /// Lays out memory and computes the Wasm arguments of every step. The strings come after
 /// every byte an out-pointer reaches, so what the fake host writes never changes them.
 fn plan_args(
     program: &Program,
     trace: &[TraceEvent],
-) -> Result<(Vec<Vec<Arg>>, Vec<u8>, Layout), JudgeError> {
+) -> Result<Plan, JudgeError> {
     let out_end = out_pointers_end(program, trace)?;
     let strings_at = out_end.max(OUT_AREA as u64).next_multiple_of(8);
     if strings_at > u32::MAX as u64 / 2 {
@@ -321,6 +332,19 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
         sink.end();
         code.function(&body);
     }
+    // `run`: every step in order (for runs that expect no trap).
+    funcs.function(step_type);
+    let first_step = program.events.len() as u32;
+    exports.export("run", ExportKind::Func, first_step + trace.len() as u32);
+    let mut run = Function::new([]);
+    {
+        let mut sink = run.instructions();
+        for i in 0..trace.len() as u32 {
+            sink.call(first_step + i);
+        }
+        sink.end();
+    }
+    code.function(&run);
     let mut datas = DataSection::new();
     if !data.is_empty() {
         datas.active(0, &ConstExpr::i32_const(layout.strings_at as i32), data);
@@ -589,10 +613,17 @@ pub(super) fn fake_imports<T: 'static>(
     let cell = driver.layout.step_cell;
     let mut names: Vec<(String, String, wasmtime::FuncType)> = module
         .imports()
-        .filter_map(|i| Some((i.module().to_string(), i.name().to_string(), i.ty().func()?.clone())))
+        .filter_map(|i| {
+            Some((
+                i.module().to_string(),
+                i.name().to_string(),
+                i.ty().func()?.clone(),
+            ))
+        })
         .filter(|(m, f, _)| {
             program.event_for_import(m, f).is_some()
-                || (wasi::is_wasi_module(m) && (SCAN_FUNCTIONS.contains(&f.as_str()) || f == "fd_write"))
+                || (wasi::is_wasi_module(m)
+                    && (SCAN_FUNCTIONS.contains(&f.as_str()) || f == "fd_write"))
         })
         .collect();
     // Host enforcement's scanner looks the WASI functions up in the linker.
@@ -650,9 +681,15 @@ pub(super) fn fake_imports<T: 'static>(
                 let value = call.result.unwrap_or(0);
                 let decl = decl.as_ref().expect("an event has a declaration");
                 if value == 0 {
-                    host.lock().unwrap_or_else(|p| p.into_inner()).apply(decl, call, &args);
+                    host.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .apply(decl, call, &args);
                     if let Some(o) = call.opened {
-                        let out_param = if field == "sock_accept" { "ro_fd" } else { "opened_fd" };
+                        let out_param = if field == "sock_accept" {
+                            "ro_fd"
+                        } else {
+                            "opened_fd"
+                        };
                         if let Some(at) = wasm_arg(decl, &args, out_param) {
                             write_bytes(&mut caller, at, &o.fd.to_le_bytes());
                         }

@@ -88,8 +88,8 @@ mod tests {
     use super::*;
     use policy_lang::interp::{self, Value};
     use policy_lang::ir::{
-        BinOp, Event, Expr, Param, ParamType, Pattern, Subject, Phase, Policy, State, Transition, Update,
-        ValType, Var, Verdict as Ir, IR_VERSION,
+        BinOp, Event, Expr, Param, ParamType, Pattern, Phase, Policy, State, Subject, Transition,
+        Update, ValType, Var, Verdict as Ir, IR_VERSION,
     };
     use policy_lang::trace::disagreement;
 

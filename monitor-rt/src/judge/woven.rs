@@ -17,7 +17,11 @@ use super::driver::{
 use super::{shared_engine, JudgeError};
 
 /// Runs `trace` through the woven driver and reports the woven monitor's verdict.
-pub fn woven(program: &Program, world: &World, trace: &[TraceEvent]) -> Result<Verdict, JudgeError> {
+pub fn woven(
+    program: &Program,
+    world: &World,
+    trace: &[TraceEvent],
+) -> Result<Verdict, JudgeError> {
     let driver = driver(program, trace)?;
     let woven = weave(
         &driver.wasm,

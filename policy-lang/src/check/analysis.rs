@@ -1,6 +1,6 @@
 //! What a policy's lowered transitions show: two transitions that fire on the same call
-//! (an error), transitions that never fire, states never reached and variables never
-//! read (warnings).
+//! (an error), transitions that never fire, states never reached, variables never read
+//! and limits a re-entrant host can exceed (warnings).
 use super::transitions::Origins;
 use super::Checker;
 use crate::ast;
@@ -14,6 +14,7 @@ impl Checker<'_> {
         if !o.implicit {
             self.unreachable_states(policy, o);
         }
+        self.limits_counted_after(policy, o);
         for (i, v) in policy.vars.iter().enumerate() {
             if !o.vars_read.contains(&(i as ir::VarId)) {
                 self.warn(
@@ -22,6 +23,51 @@ impl Checker<'_> {
                 )
                 .hint = Some("use it in a guard, or remove it".into());
             }
+        }
+    }
+
+    /// Warns about a variable that a pre-phase guard tests but only post-phase
+    /// transitions change: between the guard and the post phase the import runs, and a
+    /// host that calls back into the module during it passes the same guard again before
+    /// the first call is counted.
+    fn limits_counted_after(&mut self, policy: &ir::Policy, o: &Origins) {
+        for (vi, v) in policy.vars.iter().enumerate() {
+            let var = vi as ir::VarId;
+            let reads = |e: &Expr| {
+                let mut found = false;
+                e.visit(&mut |x| found |= matches!(x, Expr::Var(w) if *w == var));
+                found
+            };
+            let tested_before = policy
+                .transitions
+                .iter()
+                .any(|t| t.phase == Phase::Pre && reads(&t.guard));
+            let updated = |phase: Phase| {
+                policy
+                    .transitions
+                    .iter()
+                    .filter(|t| t.phase == phase)
+                    .find(|t| t.updates.iter().any(|u| u.var == var))
+            };
+            let (Some(after), None) = (updated(Phase::Post), updated(Phase::Pre)) else {
+                continue;
+            };
+            if !tested_before {
+                continue;
+            }
+            let event = self.program_events[after.event as usize].name.clone();
+            let origin = after.origin.clone();
+            self.warn(
+                o.var_spans[vi],
+                format!(
+                    "`{}` is tested before calls (`on`) but counted only after them (`after` at {origin}): a host that calls back into the module during `{event}` can pass the limit",
+                    v.name
+                ),
+            )
+            .hint = Some(format!(
+                "count it when the call starts and give it back if the call fails: `on {event} do {0} += 1;` and `after {event} when result < 0 do {0} -= 1;`",
+                v.name
+            ));
         }
     }
 

@@ -40,11 +40,15 @@ pub(super) fn lower_updates(
                 ast::UpdateOp::Add => true,
                 ast::UpdateOp::Sub => false,
                 ast::UpdateOp::Assign => {
-                    lw_err(lw, u.span, format!("set `{}` cannot be assigned", u.var.name)).hint =
-                        Some(format!(
-                            "add a member with `{0} += x`, remove one with `{0} -= x`",
-                            u.var.name
-                        ));
+                    lw_err(
+                        lw,
+                        u.span,
+                        format!("set `{}` cannot be assigned", u.var.name),
+                    )
+                    .hint = Some(format!(
+                        "add a member with `{0} += x`, remove one with `{0} -= x`",
+                        u.var.name
+                    ));
                     ok = false;
                     continue;
                 }

@@ -59,7 +59,8 @@ pub mod write;
 
 pub use load::{load_trace_file, LoadedTraces, TraceFileError};
 pub use parse::{
-    hand_out, parse_text, parse_traces, parse_with_lines, wasi_constants, Constants, ParsedText, TraceError,
+    hand_out, parse_text, parse_traces, parse_with_lines, wasi_constants, Constants, ParsedText,
+    TraceError,
 };
 pub use run::{
     check, disagreement, judge_trace, run_loaded, Interpreter, Judge, JudgeResult, Parting,

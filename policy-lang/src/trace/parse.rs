@@ -19,10 +19,10 @@ use pest::Parser as _;
 
 use super::{Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
 use crate::ast::Span;
-use crate::diag::{suggest, Diagnostic, LineIndex, Severity, Source};
 use crate::descriptors::{
     Effect, Opened, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE, FILETYPE_SOCKET_STREAM,
 };
+use crate::diag::{suggest, Diagnostic, LineIndex, Severity, Source};
 use crate::interp::{TraceEvent, Value, World};
 use crate::ir::{BinOp, Event, EventId, ParamType, Program};
 
@@ -342,14 +342,16 @@ pub fn hand_out(
                 .iter()
                 .position(|p| p.name == name)
                 .and_then(|i| match call.args.get(i) {
-                    Some(Value::Int(v)) => u32::try_from(*v).ok(),
+                    Some(Value::Int(v)) => Some(*v as i32 as u32),
                     _ => None,
                 })
         };
         match effect {
             Some(Effect::Open | Effect::Accept) => {
                 let o = *call.opened.get_or_insert_with(|| Opened {
-                    fd: (3..).find(|fd| !open.contains(fd)).expect("a free descriptor"),
+                    fd: (3..)
+                        .find(|fd| !open.contains(fd))
+                        .expect("a free descriptor"),
                     filetype: default_filetype(decl, &call.args),
                 });
                 open.insert(o.fd);
@@ -430,22 +432,17 @@ impl<'a> Builder<'a> {
         for p in pairs {
             match p.as_rule() {
                 Rule::trace => seen_trace = true,
-                Rule::preopen_line if seen_trace => {
-                    return Err(self.error_at(
-                        &p,
-                        "`preopen` lines must come before the first trace (or at the start of a trace)",
-                    ))
-                }
+                Rule::preopen_line if seen_trace => return Err(self.error_at(
+                    &p,
+                    "`preopen` lines must come before the first trace (or at the start of a trace)",
+                )),
                 Rule::preopen_line => {
                     let dir = child(p, Rule::preopen_dir);
                     let name = self.bytes(&dir)?;
                     if name.is_empty() || name.len() > crate::path::MAX_PATH {
                         return Err(self.error_at(
                             &dir,
-                            format!(
-                                "a preopen's name has 1 to {} bytes",
-                                crate::path::MAX_PATH
-                            ),
+                            format!("a preopen's name has 1 to {} bytes", crate::path::MAX_PATH),
                         ));
                     }
                     if world.preopens.len() >= 64 {
@@ -482,7 +479,10 @@ impl<'a> Builder<'a> {
     }
 
     fn trace(&self, p: Pair<'_, Rule>, file_world: &World) -> PResult<Trace> {
-        let own = p.clone().into_inner().any(|q| q.as_rule() == Rule::preopen_line);
+        let own = p
+            .clone()
+            .into_inner()
+            .any(|q| q.as_rule() == Rule::preopen_line);
         let world = if own {
             self.preopens(p.clone().into_inner())?
         } else {
@@ -714,7 +714,10 @@ impl<'a> Builder<'a> {
                 Rule::expr => {
                     let v = self.expr(q.clone())?;
                     fd = u32::try_from(v).map_err(|_| {
-                        self.error_at(&q, format!("descriptor {v} is not a WASI descriptor number"))
+                        self.error_at(
+                            &q,
+                            format!("descriptor {v} is not a WASI descriptor number"),
+                        )
                     })?;
                 }
                 _ => {}

@@ -172,10 +172,7 @@ impl Driver {
 
 /// Lays out memory and computes the Wasm arguments of every step. The strings come after
 /// every byte an out-pointer reaches, so what the fake host writes never changes them.
-fn plan_args(
-    program: &Program,
-    trace: &[TraceEvent],
-) -> Result<Plan, JudgeError> {
+fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError> {
     let out_end = out_pointers_end(program, trace)?;
     let strings_at = out_end.max(OUT_AREA as u64).next_multiple_of(8);
     if strings_at > u32::MAX as u64 / 2 {

@@ -65,6 +65,7 @@ pub(crate) fn resolve(host: u32, private: u32) -> Function {
     let i = g.local(ValType::I32);
     let s = g.local(ValType::I32);
     let seg = g.local(ValType::I32);
+    let d = g.local(ValType::I32);
 
     g.op(I::LocalGet(raw_len));
     g.op(I::I32Const(MAX_PATH as i32));
@@ -90,15 +91,25 @@ pub(crate) fn resolve(host: u32, private: u32) -> Function {
     g.op(I::I32GtU);
     g.op(I::I32And);
     g.if_(BlockType::Empty);
+    // A byte loop, not `memory.copy` (a call into the engine): directory paths are short.
+    let copied = g.block();
+    let copy = g.loop_();
+    g.op(I::LocalGet(n));
+    g.op(I::LocalGet(base_len));
+    g.op(I::I32GeU);
+    g.br_if(copied);
     g.op(I::LocalGet(out));
+    g.op(I::LocalGet(n));
+    g.op(I::I32Add);
     g.op(I::LocalGet(base));
-    g.op(I::LocalGet(base_len));
-    g.op(I::MemoryCopy {
-        src_mem: private,
-        dst_mem: private,
-    });
-    g.op(I::LocalGet(base_len));
-    g.op(I::LocalSet(n));
+    g.op(I::LocalGet(n));
+    g.op(I::I32Add);
+    g.op(I::I32Load8U(mem(private, 0, 0)));
+    g.op(I::I32Store8(mem(private, 0, 0)));
+    inc(&mut g, n);
+    g.br(copy);
+    g.end(); // copy
+    g.end(); // copied
     g.end();
 
     let done = g.block();
@@ -119,11 +130,35 @@ pub(crate) fn resolve(host: u32, private: u32) -> Function {
     inc(&mut g, i);
     g.br(next);
     g.end();
-    // A segment: [s, i).
+    // A segment: [s, i). It is copied to `out` behind a `/` while it is scanned (a
+    // byte loop: `memory.copy` between memories is a call into the engine, which costs
+    // more than copying a path segment); `.` and `..` then leave `n` as it was.
     g.op(I::LocalGet(i));
     g.op(I::LocalSet(s));
+    g.op(I::LocalGet(out));
+    g.op(I::LocalGet(n));
+    g.op(I::I32Add);
+    g.op(I::I32Const(b'/' as i32));
+    g.op(I::I32Store8(mem(private, 0, 0)));
+    // d + i is where byte i goes: out + n + 1 + (i - s).
+    g.op(I::LocalGet(out));
+    g.op(I::LocalGet(n));
+    g.op(I::I32Add);
+    g.op(I::I32Const(1));
+    g.op(I::I32Add);
+    g.op(I::LocalGet(s));
+    g.op(I::I32Sub);
+    g.op(I::LocalSet(d));
     let seg_end = g.block();
     let scan = g.loop_();
+    g.op(I::LocalGet(d));
+    g.op(I::LocalGet(i));
+    g.op(I::I32Add);
+    g.op(I::LocalGet(raw));
+    g.op(I::LocalGet(i));
+    g.op(I::I32Add);
+    g.op(I::I32Load8U(mem(host, 0, 0)));
+    g.op(I::I32Store8(mem(private, 0, 0)));
     inc(&mut g, i);
     g.op(I::LocalGet(i));
     g.op(I::LocalGet(raw_len));
@@ -187,25 +222,7 @@ pub(crate) fn resolve(host: u32, private: u32) -> Function {
     g.br(next);
     g.end();
     g.end();
-    // Any other segment: append `/` and its bytes.
-    g.op(I::LocalGet(out));
-    g.op(I::LocalGet(n));
-    g.op(I::I32Add);
-    g.op(I::I32Const(b'/' as i32));
-    g.op(I::I32Store8(mem(private, 0, 0)));
-    g.op(I::LocalGet(out));
-    g.op(I::LocalGet(n));
-    g.op(I::I32Add);
-    g.op(I::I32Const(1));
-    g.op(I::I32Add);
-    g.op(I::LocalGet(raw));
-    g.op(I::LocalGet(s));
-    g.op(I::I32Add);
-    g.op(I::LocalGet(seg));
-    g.op(I::MemoryCopy {
-        src_mem: host,
-        dst_mem: private,
-    });
+    // Any other segment: keep the `/` and the bytes copied behind it.
     g.op(I::LocalGet(n));
     g.op(I::LocalGet(seg));
     g.op(I::I32Add);

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 trace::parse_traces("fuzz.traces", &text, &c.program, &trace::wasi_constants)
             {
                 for t in &file.traces {
-                    let v = interp::run_trace(&c.program, &t.events());
+                    let v = interp::run_trace_in(&c.program, &t.world, &t.events());
                     let _ = trace::check(&c.program, t, &v);
                 }
             }

@@ -789,3 +789,39 @@ fn cpython_writing_outside_tmp_is_stopped_at_the_open() {
         "files may be created or changed only under /tmp",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Read-only preopens: the host's capability, whatever the policy says
+
+/// Creates `new.txt` under preopen 3 and exits with the errno `path_open` returned.
+fn creates_a_file() -> String {
+    format!(
+        r#"(module
+             (import "{WASI}" "path_open"
+               (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+             (import "{WASI}" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 100) "new.txt")
+             (func (export "_start")
+               (call $exit (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 7)
+                 (i32.const 1) (i64.const 64) (i64.const 64) (i32.const 0) (i32.const 16)))))"#
+    )
+}
+
+#[test]
+fn a_read_only_dir_refuses_creating_a_file_and_a_writable_one_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "create.wat", &creates_a_file());
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let ro = format!("{}::/data:ro", data.display());
+    let r = irm(&["run", "--dir", &ro, &m]);
+    assert_ne!(r.code, Some(0), "the host refused: {}", r.stderr);
+    assert!(!data.join("new.txt").exists(), "nothing was created");
+    let rw = format!("{}::/data", data.display());
+    irm(&["run", "--dir", &rw, &m]).code(0);
+    assert!(
+        data.join("new.txt").exists(),
+        "the writable preopen allows it"
+    );
+}

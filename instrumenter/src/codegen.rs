@@ -344,18 +344,10 @@ impl WrapGen<'_> {
     fn body(&mut self) -> Result<(), WeaveError> {
         self.deny = self.g.block();
         self.hook(hook_kind::PRE, None, None);
-        let owner = self.program.owner(self.event);
         if let Some(busy) = self.plan.globals.busy {
             self.g.op(I::GlobalGet(busy));
             self.g.if_(BlockType::Empty);
-            let code = self.reg.code(
-                self.program,
-                self.event,
-                owner,
-                None,
-                Some(RuntimeFault::Interrupted),
-            );
-            self.fail(code);
+            self.call_fault(RuntimeFault::Interrupted);
             self.g.end();
         }
         if let (Some(ready), Some(init)) = (self.plan.globals.ready, self.plan.helpers.init) {
@@ -366,14 +358,7 @@ impl WrapGen<'_> {
             self.g.if_(BlockType::Empty);
             self.g.op(I::I64Const(-1));
             self.g.op(I::LocalSet(self.extra));
-            let code = self.reg.code(
-                self.program,
-                self.event,
-                owner,
-                None,
-                Some(RuntimeFault::DescriptorLimit { fd: 0 }),
-            );
-            self.fail(code);
+            self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
             self.g.end();
             self.g.op(I::I32Const(1));
             self.g.op(I::GlobalSet(ready));
@@ -867,7 +852,6 @@ impl WrapGen<'_> {
         let layout = self.plan.table.expect("effects only with a table");
         let host = self.plan.host_memory.unwrap_or(0);
         let private = self.plan.private_memory;
-        let owner = self.program.owner(self.event);
         let arg = |w: &Self, name: &str| w.param_named(name).map(|p| w.local_of(p));
         match effect {
             Effect::Open | Effect::Accept => {
@@ -886,14 +870,7 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalGet(fd));
                 self.g.op(I::I64ExtendI32U);
                 self.g.op(I::LocalSet(self.extra));
-                let code = self.reg.code(
-                    self.program,
-                    self.event,
-                    owner,
-                    None,
-                    Some(RuntimeFault::DescriptorLimit { fd: 0 }),
-                );
-                self.fail(code);
+                self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
                 self.g.end();
                 let entry = self.g.local(ValType::I32);
                 self.entry_addr(fd, layout);
@@ -1032,15 +1009,7 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalGet(to));
                 self.g.op(I::I64ExtendI32U);
                 self.g.op(I::LocalSet(self.extra));
-                let owner = self.program.owner(self.event);
-                let code = self.reg.code(
-                    self.program,
-                    self.event,
-                    owner,
-                    None,
-                    Some(RuntimeFault::DescriptorLimit { fd: 0 }),
-                );
-                self.fail(code);
+                self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
                 self.g.end();
                 self.g.op(I::LocalGet(from));
                 self.g.op(I::I32Const(MAX_FDS as i32));
@@ -1543,6 +1512,15 @@ impl WrapGen<'_> {
         self.g.op(I::I32Const(code as i32));
         self.g.op(I::LocalSet(self.viol));
         self.g.br(self.deny);
+    }
+
+    /// A fault of the call itself (no transition raised it), reported by the event's owner.
+    fn call_fault(&mut self, f: RuntimeFault) {
+        let owner = self.program.owner(self.event);
+        let code = self
+            .reg
+            .code(self.program, self.event, owner, None, Some(f));
+        self.fail(code);
     }
 
     fn fault(&mut self, f: RuntimeFault) {

@@ -548,24 +548,10 @@ pub(crate) fn set_has(private: u32) -> Function {
     let mut g = FnGen::new(2);
     let (base, value) = (0, 1);
     let i = g.local(ValType::I32);
-    let done = g.block();
-    let next = g.loop_();
-    g.op(I::LocalGet(i));
-    g.op(I::LocalGet(base));
-    g.op(I::I32Load(mem(private, 0, 2)));
-    g.op(I::I32GeU);
-    g.br_if(done);
-    member(&mut g, private, base, i);
-    g.op(I::LocalGet(value));
-    g.op(I::I64Eq);
-    g.if_(BlockType::Empty);
-    g.op(I::I32Const(1));
-    g.op(I::Return);
-    g.end();
-    inc(&mut g, i);
-    g.br(next);
-    g.end();
-    g.end();
+    for_member_equal_to(&mut g, private, base, value, i, |g| {
+        g.op(I::I32Const(1));
+        g.op(I::Return);
+    });
     g.op(I::I32Const(0));
     g.finish()
 }
@@ -614,6 +600,37 @@ pub(crate) fn set_remove(private: u32) -> Function {
     let (base, value) = (0, 1);
     let i = g.local(ValType::I32);
     let last = g.local(ValType::I32);
+    for_member_equal_to(&mut g, private, base, value, i, |g| {
+        // len -= 1; members[i] = members[len]
+        g.op(I::LocalGet(base));
+        g.op(I::LocalGet(base));
+        g.op(I::I32Load(mem(private, 0, 2)));
+        g.op(I::I32Const(1));
+        g.op(I::I32Sub);
+        g.op(I::LocalTee(last));
+        g.op(I::I32Store(mem(private, 0, 2)));
+        g.op(I::LocalGet(base));
+        g.op(I::LocalGet(i));
+        g.op(I::I32Const(3));
+        g.op(I::I32Shl);
+        g.op(I::I32Add);
+        member(g, private, base, last);
+        g.op(I::I64Store(mem(private, 8, 3)));
+        g.op(I::Return);
+    });
+    g.finish()
+}
+
+/// For each member `i` (a local) of the set at `base` in order: when it equals `value`,
+/// runs `found`, which must leave the function (sets hold each value once).
+fn for_member_equal_to(
+    g: &mut FnGen,
+    private: u32,
+    base: u32,
+    value: u32,
+    i: u32,
+    found: impl FnOnce(&mut FnGen),
+) {
     let done = g.block();
     let next = g.loop_();
     g.op(I::LocalGet(i));
@@ -621,32 +638,16 @@ pub(crate) fn set_remove(private: u32) -> Function {
     g.op(I::I32Load(mem(private, 0, 2)));
     g.op(I::I32GeU);
     g.br_if(done);
-    member(&mut g, private, base, i);
+    member(g, private, base, i);
     g.op(I::LocalGet(value));
     g.op(I::I64Eq);
     g.if_(BlockType::Empty);
-    // len -= 1; members[i] = members[len]
-    g.op(I::LocalGet(base));
-    g.op(I::LocalGet(base));
-    g.op(I::I32Load(mem(private, 0, 2)));
-    g.op(I::I32Const(1));
-    g.op(I::I32Sub);
-    g.op(I::LocalTee(last));
-    g.op(I::I32Store(mem(private, 0, 2)));
-    g.op(I::LocalGet(base));
-    g.op(I::LocalGet(i));
-    g.op(I::I32Const(3));
-    g.op(I::I32Shl);
-    g.op(I::I32Add);
-    member(&mut g, private, base, last);
-    g.op(I::I64Store(mem(private, 8, 3)));
-    g.op(I::Return);
+    found(g);
     g.end();
-    inc(&mut g, i);
+    inc(g, i);
     g.br(next);
     g.end();
     g.end();
-    g.finish()
 }
 
 /// Pushes member `i` (a local) of the set at `base` (a local).

@@ -799,48 +799,50 @@ pub(crate) fn plan(
     lay_out(info, program, options, decls, el, host_memory, wasi_plan)
 }
 
-/// Phase 5: indices of every new function, type and global, and private-memory offsets.
-fn lay_out(
+type Sig = (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>);
+
+/// The types the weave adds after the module's own, each once.
+struct NewTypes {
+    num_types: u32,
+    list: Vec<Sig>,
+}
+
+impl NewTypes {
+    /// The index of `sig`, added if it is new.
+    fn index(&mut self, sig: Sig) -> u32 {
+        match self.list.iter().position(|t| *t == sig) {
+            Some(i) => self.num_types + i as u32,
+            None => {
+                self.list.push(sig);
+                self.num_types + self.list.len() as u32 - 1
+            }
+        }
+    }
+}
+
+/// The imports the weave adds after the module's own: hooks (one per wrapped event, in
+/// event order), then the WASI functions the monitor calls that the module lacks.
+struct NewImports {
+    hooks: Vec<HookPlan>,
+    hook_of_event: HashMap<EventId, u32>,
+    added: Vec<AddedImport>,
+    /// Every WASI function the monitor calls: the module's own import or the added one.
+    wasi: HashMap<&'static str, u32>,
+}
+
+fn lay_out_imports(
     info: &ModuleInfo,
     program: &Program,
     options: &WeaveOptions,
-    decls: Decls,
-    el: Elision,
-    host_memory: Option<u32>,
-    wasi_plan: WasiPlan,
-) -> Result<Plan, WeaveError> {
-    let n = needs(program, &el, &decls);
-    let messages = !options.host_hooks
-        && host_memory.is_some()
-        && info.memory_export.is_some()
-        && (wasi_plan.needed.iter().any(|(f, _)| *f == "fd_write")
-            || own_wasi_import(info, "fd_write").is_some());
-    let save_len = audit_save_len(program, &el, &decls, messages);
-    let Elision {
-        effective,
-        mut reports,
-        wrapped: wrapped_events,
-        table,
-    } = el;
+    wrapped_events: &BTreeSet<EventId>,
+    wasi_plan: &WasiPlan,
+    types: &mut NewTypes,
+) -> NewImports {
     let num_func_imports = info.func_imports.len() as u32;
-    let num_types = info.types.len() as u32;
-    let mut types: Vec<(Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)> = Vec::new();
-    let mut type_of = |sig: (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>)| match types
-        .iter()
-        .position(|t| *t == sig)
-    {
-        Some(i) => num_types + i as u32,
-        None => {
-            types.push(sig);
-            num_types + types.len() as u32 - 1
-        }
-    };
-
-    // Hooks, one per wrapped event, in event order; then added WASI imports.
     let mut hooks = Vec::new();
     let mut hook_of_event = HashMap::new();
     if options.host_hooks {
-        for &e in &wrapped_events {
+        for &e in wrapped_events {
             let ev = &program.events[e as usize];
             let func_index = num_func_imports + hooks.len() as u32;
             hook_of_event.insert(e, func_index);
@@ -851,38 +853,48 @@ fn lay_out(
                 event: e,
                 field: format!("hook:{e}"),
                 func_index,
-                type_index: type_of((sig, Vec::new())),
+                type_index: types.index((sig, Vec::new())),
             });
         }
     }
-    let mut added_imports = Vec::new();
-    let mut resolved_wasi: HashMap<&'static str, u32> = HashMap::new();
+    let mut added = Vec::new();
+    let mut wasi: HashMap<&'static str, u32> = HashMap::new();
     for (field, own) in &wasi_plan.needed {
         let index = match own {
             Some(f) => *f,
             None => {
-                let func_index = num_func_imports + hooks.len() as u32 + added_imports.len() as u32;
-                added_imports.push(AddedImport {
+                let func_index = num_func_imports + hooks.len() as u32 + added.len() as u32;
+                added.push(AddedImport {
                     module: wasi_plan.module,
                     field,
                     func_index,
-                    type_index: type_of(wasi_signature(field)),
+                    type_index: types.index(wasi_signature(field)),
                 });
                 func_index
             }
         };
-        resolved_wasi.insert(field, index);
+        wasi.insert(field, index);
     }
-    let shift = hooks.len() as u32 + added_imports.len() as u32;
-    let wasi_fns = table.then(|| WasiFns {
-        fd_fdstat_get: resolved_wasi["fd_fdstat_get"],
-        fd_prestat_get: resolved_wasi["fd_prestat_get"],
-        fd_prestat_dir_name: resolved_wasi["fd_prestat_dir_name"],
-    });
+    NewImports {
+        hooks,
+        hook_of_event,
+        added,
+        wasi,
+    }
+}
 
+/// One wrapper per declaration of a wrapped event, after every function (each added to
+/// the reports of the policies that name its event); the redirect map to them.
+fn lay_out_wrappers(
+    info: &ModuleInfo,
+    program: &Program,
+    effective: &[bool],
+    wrapped_events: &BTreeSet<EventId>,
+    first_wrapper: u32,
+    reports: &mut [PolicyReport],
+) -> (Vec<WrapperPlan>, Vec<Option<u32>>) {
     let mut wrappers = Vec::new();
     let mut redirect = vec![None; info.num_funcs() as usize];
-    let first_wrapper = info.num_funcs() + shift;
     for imp in &info.func_imports {
         let Ok(Some((e, preview0))) = program.event_for_spelling(imp.module, imp.field) else {
             continue;
@@ -906,34 +918,20 @@ fn lay_out(
             }
         }
     }
+    (wrappers, redirect)
+}
 
-    // Helpers, in the order `Plan::helper_types` lists them.
-    let first_helper = first_wrapper + wrappers.len() as u32;
-    let mut next_fn = first_helper;
-    let mut take = |want: bool| {
-        want.then(|| {
-            next_fn += 1;
-            next_fn - 1
-        })
-    };
+/// `irm:violation` after the original globals, then per kept policy its state and one
+/// global per variable, then the `busy` and `ready` flags when used; with the initial
+/// values after `irm:violation`, in index order.
+fn lay_out_globals(
+    info: &ModuleInfo,
+    program: &Program,
+    effective: &[bool],
+    wrapped_events: &BTreeSet<EventId>,
+    table: bool,
+) -> (MonitorGlobals, Vec<(wasm_encoder::ValType, i64)>) {
     use wasm_encoder::ValType::{I32, I64};
-    let helpers = Helpers {
-        matcher: take(n.raw_strings),
-        private_matcher: take(n.private_strings),
-        resolve: take(table),
-        init: take(table),
-        set_has: take(n.sets),
-        set_insert: take(n.sets),
-        set_remove: take(n.sets),
-    };
-    let matcher_type = type_of((vec![I32; 3], vec![I32]));
-    let resolve_type = type_of((vec![I32; 5], vec![I32]));
-    let init_type = type_of((vec![], vec![I32]));
-    let set_has_type = type_of((vec![I32, I64], vec![I32]));
-    let set_insert_type = type_of((vec![I32, I32, I64], vec![I32]));
-    let set_remove_type = type_of((vec![I32, I64], vec![]));
-
-    // Monitor globals.
     let violation = info.num_globals;
     let mut next_global = violation + 1;
     let mut states = Vec::new();
@@ -958,7 +956,7 @@ fn lay_out(
     }
     let busy_used = wrapped_events
         .iter()
-        .any(|&e| post_work(program, &effective, table, e));
+        .any(|&e| post_work(program, effective, table, e));
     let mut flag = |used: bool| {
         used.then(|| {
             state_inits.push((I32, 0));
@@ -968,18 +966,24 @@ fn lay_out(
     };
     let busy = flag(busy_used);
     let ready = flag(table);
-
-    let fd_write = if options.host_hooks || host_memory.is_none() {
-        None
-    } else {
-        resolved_wasi
-            .get("fd_write")
-            .copied()
-            .or_else(|| own_wasi_import(info, "fd_write"))
-            .filter(|_| info.memory_export.is_some())
+    let globals = MonitorGlobals {
+        violation,
+        states,
+        vars,
+        busy,
+        ready,
     };
+    (globals, state_inits)
+}
 
-    // Private memory: audit save area, descriptor table, sets, then DFAs.
+/// The private memory: the audit save area, the descriptor table (when tracking), each
+/// kept policy's sets; returns their offsets and where the DFAs start.
+fn lay_out_private_memory(
+    program: &Program,
+    effective: &[bool],
+    save_len: u32,
+    table: bool,
+) -> (Option<Layout>, Vec<Vec<u32>>, u32) {
     let mut at = save_len.next_multiple_of(8);
     let table_layout = table.then(|| {
         let l = Layout { base: at };
@@ -997,18 +1001,112 @@ fn lay_out(
         }
         sets.push(bases);
     }
+    (table_layout, sets, at)
+}
+
+/// Phase 5: indices of every new import, function, type and global, and private-memory
+/// offsets.
+fn lay_out(
+    info: &ModuleInfo,
+    program: &Program,
+    options: &WeaveOptions,
+    decls: Decls,
+    el: Elision,
+    host_memory: Option<u32>,
+    wasi_plan: WasiPlan,
+) -> Result<Plan, WeaveError> {
+    let n = needs(program, &el, &decls);
+    let messages = !options.host_hooks
+        && host_memory.is_some()
+        && info.memory_export.is_some()
+        && (wasi_plan.needed.iter().any(|(f, _)| *f == "fd_write")
+            || own_wasi_import(info, "fd_write").is_some());
+    let save_len = audit_save_len(program, &el, &decls, messages);
+    let Elision {
+        effective,
+        mut reports,
+        wrapped: wrapped_events,
+        table,
+    } = el;
+    let num_func_imports = info.func_imports.len() as u32;
+    let mut types = NewTypes {
+        num_types: info.types.len() as u32,
+        list: Vec::new(),
+    };
+    let imports = lay_out_imports(
+        info,
+        program,
+        options,
+        &wrapped_events,
+        &wasi_plan,
+        &mut types,
+    );
+    let shift = imports.hooks.len() as u32 + imports.added.len() as u32;
+    let wasi_fns = table.then(|| WasiFns {
+        fd_fdstat_get: imports.wasi["fd_fdstat_get"],
+        fd_prestat_get: imports.wasi["fd_prestat_get"],
+        fd_prestat_dir_name: imports.wasi["fd_prestat_dir_name"],
+    });
+    let (wrappers, redirect) = lay_out_wrappers(
+        info,
+        program,
+        &effective,
+        &wrapped_events,
+        info.num_funcs() + shift,
+        &mut reports,
+    );
+
+    // Helpers after the wrappers, in the order `Plan::helper_types` lists them.
+    let first_helper = info.num_funcs() + shift + wrappers.len() as u32;
+    let mut next_fn = first_helper;
+    let mut take = |want: bool| {
+        want.then(|| {
+            next_fn += 1;
+            next_fn - 1
+        })
+    };
+    use wasm_encoder::ValType::{I32, I64};
+    let helpers = Helpers {
+        matcher: take(n.raw_strings),
+        private_matcher: take(n.private_strings),
+        resolve: take(table),
+        init: take(table),
+        set_has: take(n.sets),
+        set_insert: take(n.sets),
+        set_remove: take(n.sets),
+    };
+    let matcher_type = types.index((vec![I32; 3], vec![I32]));
+    let resolve_type = types.index((vec![I32; 5], vec![I32]));
+    let init_type = types.index((vec![], vec![I32]));
+    let set_has_type = types.index((vec![I32, I64], vec![I32]));
+    let set_insert_type = types.index((vec![I32, I32, I64], vec![I32]));
+    let set_remove_type = types.index((vec![I32, I64], vec![]));
+
+    let (globals, state_inits) = lay_out_globals(info, program, &effective, &wrapped_events, table);
+    let fd_write = if options.host_hooks || host_memory.is_none() {
+        None
+    } else {
+        imports
+            .wasi
+            .get("fd_write")
+            .copied()
+            .or_else(|| own_wasi_import(info, "fd_write"))
+            .filter(|_| info.memory_export.is_some())
+    };
+    let (table_layout, sets, dfa_start) =
+        lay_out_private_memory(program, &effective, save_len, table);
 
     Ok(Plan {
         effective,
         policy_reports: reports,
         wrappers,
         redirect,
-        hooks,
-        hook_of_event,
-        added_imports,
+        hooks: imports.hooks,
+        hook_of_event: imports.hook_of_event,
+        added_imports: imports.added,
         shift,
         num_func_imports,
-        types,
+        types: types.list,
         matcher_type,
         resolve_type,
         init_type,
@@ -1017,13 +1115,7 @@ fn lay_out(
         set_remove_type,
         helpers,
         first_helper,
-        globals: MonitorGlobals {
-            violation,
-            states,
-            vars,
-            busy,
-            ready,
-        },
+        globals,
         state_inits,
         fd_write,
         wasi: wasi_fns,
@@ -1032,7 +1124,7 @@ fn lay_out(
         message_segment: info.num_data,
         table: table_layout,
         sets,
-        dfa_start: at,
+        dfa_start,
     })
 }
 

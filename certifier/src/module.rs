@@ -1,0 +1,302 @@
+//! The facts about a module the checks need, read with wasmparser alone.
+//!
+//! Module-level sections are validated while they are read; function bodies are kept
+//! for validation later, and only the monitor's own bodies are validated (an engine
+//! refuses a module with any invalid body, so a certificate only ever speaks about
+//! modules an engine loads).
+use wasmparser::{
+    ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind, FuncToValidate,
+    FuncType, FunctionBody, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
+};
+
+use crate::{Finding, Where};
+
+/// A function import.
+pub struct Import<'a> {
+    pub module: &'a str,
+    pub field: &'a str,
+    pub type_index: u32,
+}
+
+/// A global: its type and, when it is a constant, its initial value's bits.
+pub struct Global {
+    pub imported: bool,
+    pub mutable: bool,
+    pub init: Option<u64>,
+}
+
+pub struct Memory {
+    pub ty: MemoryType,
+    pub imported: bool,
+}
+
+pub struct Export<'a> {
+    pub name: &'a str,
+    pub kind: ExternalKind,
+    pub index: u32,
+}
+
+/// A data segment: its bytes and, when active, the memory and constant offset it fills.
+pub struct Data<'a> {
+    pub bytes: &'a [u8],
+    /// `Some((memory, offset))` for an active segment; the offset is `None` when it is
+    /// not a constant.
+    pub active: Option<(u32, Option<u64>)>,
+}
+
+/// A function reference outside code: element segments, global and table initialisers.
+pub struct ConstRef {
+    pub func: u32,
+    pub offset: usize,
+    pub place: &'static str,
+}
+
+pub struct Module<'a> {
+    /// By type index; `None` for non-function types.
+    pub types: Vec<Option<FuncType>>,
+    pub imports: Vec<Import<'a>>,
+    /// Type index of every function, imported then defined.
+    pub func_types: Vec<u32>,
+    pub globals: Vec<Global>,
+    pub memories: Vec<Memory>,
+    pub exports: Vec<Export<'a>>,
+    pub start: Option<u32>,
+    pub bodies: Vec<FunctionBody<'a>>,
+    pub to_validate: Vec<FuncToValidate<ValidatorResources>>,
+    pub data: Vec<Data<'a>>,
+    pub const_refs: Vec<ConstRef>,
+    /// Globals read by global and table initialisers and element expressions.
+    pub const_global_reads: Vec<(u32, usize)>,
+    /// The `irm.monitor` section's bytes, read only to name violation codes.
+    pub manifest: Option<&'a [u8]>,
+}
+
+impl<'a> Module<'a> {
+    pub fn num_imports(&self) -> u32 {
+        self.imports.len() as u32
+    }
+
+    pub fn func_type(&self, func: u32) -> Option<&FuncType> {
+        let t = *self.func_types.get(func as usize)?;
+        self.types.get(t as usize)?.as_ref()
+    }
+
+    /// The defined function's body, by function index.
+    pub fn body(&self, func: u32) -> Option<&FunctionBody<'a>> {
+        self.bodies
+            .get(func.checked_sub(self.num_imports())? as usize)
+    }
+
+    /// The memory exported as `memory`: the one WASI hosts read.
+    pub fn host_memory(&self) -> Option<u32> {
+        self.exports
+            .iter()
+            .find(|e| e.name == "memory" && e.kind == ExternalKind::Memory)
+            .map(|e| e.index)
+    }
+
+    pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {
+        let mut m = Module {
+            types: Vec::new(),
+            imports: Vec::new(),
+            func_types: Vec::new(),
+            globals: Vec::new(),
+            memories: Vec::new(),
+            exports: Vec::new(),
+            start: None,
+            bodies: Vec::new(),
+            to_validate: Vec::new(),
+            data: Vec::new(),
+            const_refs: Vec::new(),
+            const_global_reads: Vec::new(),
+            manifest: None,
+        };
+        let mut validator = Validator::new_with_features(features);
+        let bad = |e: wasmparser::BinaryReaderError| {
+            Finding::new(
+                Where::Offset(e.offset()),
+                format!("not a valid module: {}", e.message()),
+            )
+        };
+        for payload in Parser::new(0).parse_all(input) {
+            let payload = payload.map_err(bad)?;
+            if let Payload::Version {
+                encoding: Encoding::Component,
+                range,
+                ..
+            } = &payload
+            {
+                return Err(Finding::new(
+                    Where::Offset(range.start),
+                    "a component: only core modules can be certified".into(),
+                ));
+            }
+            if let ValidPayload::Func(f, body) = validator.payload(&payload).map_err(bad)? {
+                m.to_validate.push(f);
+                m.bodies.push(body);
+            }
+            match payload {
+                Payload::TypeSection(r) => {
+                    for group in r {
+                        for sub in group.map_err(bad)?.into_types() {
+                            m.types.push(match sub.composite_type.inner {
+                                wasmparser::CompositeInnerType::Func(f) => Some(f),
+                                _ => None,
+                            });
+                        }
+                    }
+                }
+                Payload::ImportSection(r) => {
+                    for imp in r.into_imports() {
+                        let imp = imp.map_err(bad)?;
+                        match imp.ty {
+                            TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                                m.imports.push(Import {
+                                    module: imp.module,
+                                    field: imp.name,
+                                    type_index: t,
+                                });
+                                m.func_types.push(t);
+                            }
+                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, imported: true }),
+                            TypeRef::Global(g) => m.globals.push(Global {
+                                imported: true,
+                                mutable: g.mutable,
+                                init: None,
+                            }),
+                            TypeRef::Table(_) | TypeRef::Tag(_) => {}
+                        }
+                    }
+                }
+                Payload::FunctionSection(r) => {
+                    for t in r {
+                        m.func_types.push(t.map_err(bad)?);
+                    }
+                }
+                Payload::TableSection(r) => {
+                    for t in r {
+                        if let TableInit::Expr(e) = t.map_err(bad)?.init {
+                            m.const_expr(&e, "a table initialiser")?;
+                        }
+                    }
+                }
+                Payload::MemorySection(r) => {
+                    for ty in r {
+                        m.memories.push(Memory {
+                            ty: ty.map_err(bad)?,
+                            imported: false,
+                        });
+                    }
+                }
+                Payload::GlobalSection(r) => {
+                    for g in r {
+                        let g = g.map_err(bad)?;
+                        let init = m.const_expr(&g.init_expr, "a global initialiser")?;
+                        m.globals.push(Global {
+                            imported: false,
+                            mutable: g.ty.mutable,
+                            init,
+                        });
+                    }
+                }
+                Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.map_err(bad)?;
+                        m.exports.push(Export {
+                            name: e.name,
+                            kind: e.kind,
+                            index: e.index,
+                        });
+                    }
+                }
+                Payload::StartSection { func, .. } => m.start = Some(func),
+                Payload::ElementSection(r) => {
+                    for e in r {
+                        let e = e.map_err(bad)?;
+                        if let ElementKind::Active { offset_expr, .. } = &e.kind {
+                            m.const_expr(offset_expr, "an element offset")?;
+                        }
+                        match e.items {
+                            ElementItems::Functions(fs) => {
+                                for f in fs.into_iter_with_offsets() {
+                                    let (offset, func) = f.map_err(bad)?;
+                                    m.const_refs.push(ConstRef {
+                                        func,
+                                        offset,
+                                        place: "an element segment",
+                                    });
+                                }
+                            }
+                            ElementItems::Expressions(_, es) => {
+                                for x in es {
+                                    m.const_expr(&x.map_err(bad)?, "an element expression")?;
+                                }
+                            }
+                        }
+                    }
+                }
+                Payload::DataSection(r) => {
+                    for d in r {
+                        let d = d.map_err(bad)?;
+                        let active = match d.kind {
+                            DataKind::Passive => None,
+                            DataKind::Active {
+                                memory_index,
+                                offset_expr,
+                            } => Some((memory_index, m.const_expr(&offset_expr, "a data offset")?)),
+                        };
+                        m.data.push(Data {
+                            bytes: d.data,
+                            active,
+                        });
+                    }
+                }
+                Payload::CustomSection(c) if c.name() == "irm.monitor" => {
+                    m.manifest = Some(c.data());
+                }
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    /// Records the references a constant expression makes and returns its value when it
+    /// is a plain numeric constant.
+    fn const_expr(
+        &mut self,
+        e: &ConstExpr<'a>,
+        place: &'static str,
+    ) -> Result<Option<u64>, Finding> {
+        let mut value = None;
+        let mut ops = e.get_operators_reader();
+        let mut count = 0;
+        while !ops.eof() {
+            let offset = ops.original_position();
+            let op = ops.read().map_err(|e| {
+                Finding::new(
+                    Where::Offset(e.offset()),
+                    format!("malformed {place}: {}", e.message()),
+                )
+            })?;
+            count += 1;
+            match op {
+                Operator::RefFunc { function_index } => self.const_refs.push(ConstRef {
+                    func: function_index,
+                    offset,
+                    place,
+                }),
+                Operator::GlobalGet { global_index } => {
+                    self.const_global_reads.push((global_index, offset))
+                }
+                Operator::I32Const { value: v } => value = Some(v as u32 as u64),
+                Operator::I64Const { value: v } => value = Some(v as u64),
+                Operator::F32Const { value: v } => value = Some(v.bits() as u64),
+                Operator::F64Const { value: v } => value = Some(v.bits()),
+                _ => {}
+            }
+        }
+        // `const; end` only: extended constant expressions are not evaluated here.
+        Ok(if count == 2 { value } else { None })
+    }
+}

@@ -4,10 +4,12 @@
 //! This crate is the checker's trusted base: it depends on `wasmparser` and on the policy
 //! IR and interpreter (`policy-lang`), never on `instrumenter`.
 //!
-//! Status: the module reader ([`module`]) is in place; the checks it feeds (complete
+//! Status: the module reader ([`module`]) and the per-body scan of what code names
+//! ([`scan`]) are in place; the checks they feed (complete
 //! mediation, state integrity, monitor behaviour against `policy_lang::interp`) are not
 //! written yet, so nothing here issues a certificate.
 pub mod module;
+pub mod scan;
 
 use std::fmt;
 

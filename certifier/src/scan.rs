@@ -1,0 +1,158 @@
+//! What each function body names: functions, globals, memories and data segments.
+//!
+//! The match is generated from wasmparser's own operator list, so an operator added by a
+//! proposal cannot name a memory or global without being seen here.
+use wasmparser::{FunctionBody, Operator};
+
+use crate::{Finding, Where};
+
+/// How a body refers to a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FuncUse {
+    Call,
+    /// `return_call`, `ref.func` and anything else that is not a plain call.
+    Other,
+}
+
+/// The indices one body names, each with the body offset of its first use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    pub funcs: Vec<(u32, FuncUse, usize)>,
+    pub globals: Vec<(u32, usize)>,
+    pub memories: Vec<(u32, usize)>,
+    pub data: Vec<(u32, usize)>,
+}
+
+impl Names {
+    fn note(list: &mut Vec<(u32, usize)>, index: u32, offset: usize) {
+        if !list.iter().any(|&(i, _)| i == index) {
+            list.push((index, offset));
+        }
+    }
+
+    fn func(&mut self, index: u32, how: FuncUse, offset: usize) {
+        if !self.funcs.iter().any(|&(i, h, _)| i == index && h == how) {
+            self.funcs.push((index, how, offset));
+        }
+    }
+}
+
+macro_rules! note {
+    ($n:ident, $op:ident, $at:ident, function_index, $v:ident) => {
+        $n.func(
+            *$v,
+            if matches!($op, Operator::Call { .. }) {
+                FuncUse::Call
+            } else {
+                FuncUse::Other
+            },
+            $at,
+        )
+    };
+    ($n:ident, $op:ident, $at:ident, global_index, $v:ident) => {
+        Names::note(&mut $n.globals, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, memarg, $v:ident) => {
+        Names::note(&mut $n.memories, $v.memory, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, mem, $v:ident) => {
+        Names::note(&mut $n.memories, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, dst_mem, $v:ident) => {
+        Names::note(&mut $n.memories, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, src_mem, $v:ident) => {
+        Names::note(&mut $n.memories, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, data_index, $v:ident) => {
+        Names::note(&mut $n.data, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, array_data_index, $v:ident) => {
+        Names::note(&mut $n.data, *$v, $at)
+    };
+    ($n:ident, $op:ident, $at:ident, $other:ident, $v:ident) => {{
+        let _ = $v;
+    }};
+}
+
+macro_rules! define_names_of {
+    ($(@$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*))*) => {
+        /// Adds what `op`, at body offset `at`, names to `n`.
+        fn names_of(op: &Operator<'_>, at: usize, n: &mut Names) {
+            match op {
+                $( Operator::$op $({ $($arg),* })? => { $($( note!(n, op, at, $arg, $arg); )*)? } )*
+                _ => {}
+            }
+        }
+    };
+}
+wasmparser::for_each_operator!(define_names_of);
+
+/// The names of function `index`'s body; a body that does not decode is a finding.
+pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
+    let bad = |e: wasmparser::BinaryReaderError| {
+        Finding::new(
+            Where::Function {
+                index,
+                offset: e.offset(),
+            },
+            format!("malformed body: {}", e.message()),
+        )
+    };
+    let mut names = Names::default();
+    let mut ops = body.get_operators_reader().map_err(bad)?;
+    while !ops.eof() {
+        let at = ops.original_position();
+        let op = ops.read().map_err(bad)?;
+        names_of(&op, at, &mut names);
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::Module;
+    use wasmparser::WasmFeatures;
+
+    fn names(wat: &str) -> Names {
+        let wasm = wat::parse_str(wat).unwrap();
+        let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
+        body_names(m.num_imports(), &m.bodies[0]).unwrap()
+    }
+
+    #[test]
+    fn calls_and_other_function_references_are_told_apart() {
+        let n = names(
+            r#"(module (import "m" "f" (func $f)) (elem declare func $f)
+                 (func call $f ref.func $f drop return_call $f))"#,
+        );
+        let uses: Vec<(u32, FuncUse)> = n.funcs.iter().map(|&(i, h, _)| (i, h)).collect();
+        assert_eq!(uses, vec![(0, FuncUse::Call), (0, FuncUse::Other)]);
+    }
+
+    #[test]
+    fn every_memory_an_instruction_names_is_seen() {
+        let n = names(
+            r#"(module (memory 1) (memory $b 1) (memory $c 1) (data $d "x")
+                 (func (drop (i32.load $b (i32.const 0)))
+                       (memory.copy 0 2 (i32.const 0) (i32.const 0) (i32.const 0))
+                       (memory.init $c $d (i32.const 0) (i32.const 0) (i32.const 0))))"#,
+        );
+        let mems: Vec<u32> = n.memories.iter().map(|m| m.0).collect();
+        assert_eq!(mems, vec![1, 0, 2]);
+        assert_eq!(n.data.iter().map(|d| d.0).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn global_reads_and_writes_are_seen() {
+        let n = names(
+            r#"(module (global $a (mut i32) (i32.const 0)) (global $b (mut i32) (i32.const 0))
+                 (func (global.set $b (global.get $a))))"#,
+        );
+        assert_eq!(
+            n.globals.iter().map(|g| g.0).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! ([`scan`]) are in place; the checks they feed (complete
 //! mediation, state integrity, monitor behaviour against `policy_lang::interp`) are not
 //! written yet, so nothing here issues a certificate.
+pub mod mediation;
 pub mod module;
 pub mod scan;
 

@@ -1,0 +1,304 @@
+//! Complete mediation: every reference to a monitored import is a call from the monitor.
+//!
+//! The monitor of an import is derived from the code alone (never from `irm.monitor`): a
+//! defined function of the import's exact type that passes its own parameters, in order,
+//! straight to the import (`local.get 0 .. local.get n-1; call import`). What such a
+//! function then does is for the behaviour check to establish; this module only finds it
+//! and checks that nothing else can reach the import. The monitor's *members* are the
+//! monitors and every defined function they call, transitively; helpers (members that
+//! are not monitors) may be reached only from members.
+use std::collections::BTreeSet;
+
+use policy_lang::ir::{EventId, Program};
+use wasmparser::{ExternalKind, Operator};
+
+use crate::module::Module;
+use crate::scan::{FuncUse, Names};
+use crate::{Finding, Where};
+
+/// A monitored import and the functions found to monitor it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Monitored {
+    pub import: u32,
+    pub event: EventId,
+    pub monitors: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mediation {
+    pub monitored: Vec<Monitored>,
+    /// Monitors and the defined functions they call, transitively.
+    pub members: BTreeSet<u32>,
+}
+
+/// Finds the monitors of every import bound to an event of `program` and checks that
+/// they are the only way to reach it. `names[i]` is what defined function `i` names.
+pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<Finding>) {
+    let mut out = Mediation::default();
+    let mut findings = Vec::new();
+    let imports = m.num_imports();
+    for (i, imp) in m.imports.iter().enumerate() {
+        let import = i as u32;
+        let event = match program.event_for_spelling(imp.module, imp.field) {
+            Ok(Some((e, _))) => e,
+            Ok(None) => continue,
+            Err(()) => {
+                findings.push(Finding::new(
+                    Where::Offset(0),
+                    format!(
+                        "import {}.{} has no WASI preview 0 meaning for the policies' event",
+                        imp.module, imp.field
+                    ),
+                ));
+                continue;
+            }
+        };
+        let monitors: Vec<u32> = names
+            .iter()
+            .enumerate()
+            .map(|(d, n)| (d as u32 + imports, n))
+            .filter(|(f, n)| {
+                n.funcs
+                    .iter()
+                    .any(|&(g, h, _)| g == import && h == FuncUse::Call)
+                    && m.func_types[*f as usize] == imp.type_index
+                    && passes_parameters_to(m, *f, import)
+            })
+            .map(|(f, _)| f)
+            .collect();
+        if monitors.is_empty() {
+            findings.push(Finding::new(
+                Where::Offset(0),
+                format!(
+                    "no function monitors import {import} ({}.{}): none passes its parameters to it",
+                    imp.module, imp.field
+                ),
+            ));
+        }
+        out.monitored.push(Monitored {
+            import,
+            event,
+            monitors,
+        });
+    }
+    // The members: the monitors' call closure over defined functions.
+    let mut todo: Vec<u32> = out
+        .monitored
+        .iter()
+        .flat_map(|x| x.monitors.clone())
+        .collect();
+    while let Some(f) = todo.pop() {
+        if !out.members.insert(f) {
+            continue;
+        }
+        if let Some(n) = f.checked_sub(imports).and_then(|d| names.get(d as usize)) {
+            todo.extend(
+                n.funcs
+                    .iter()
+                    .filter(|&&(g, h, _)| h == FuncUse::Call && g >= imports)
+                    .map(|&(g, _, _)| g),
+            );
+        }
+    }
+    let monitors: BTreeSet<u32> = out
+        .monitored
+        .iter()
+        .flat_map(|x| x.monitors.clone())
+        .collect();
+    let guarded = |f: u32| {
+        out.monitored.iter().any(|x| x.import == f)
+            || (out.members.contains(&f) && !monitors.contains(&f))
+    };
+    let what = |f: u32| {
+        if f < imports {
+            format!("monitored import {f}")
+        } else {
+            format!("monitor helper {f}")
+        }
+    };
+    for (d, n) in names.iter().enumerate() {
+        let func = d as u32 + imports;
+        for &(g, how, offset) in &n.funcs {
+            let from_member = out.members.contains(&func);
+            let allowed = if g < imports {
+                from_member && how == FuncUse::Call
+            } else {
+                from_member
+            };
+            if guarded(g) && !allowed {
+                findings.push(Finding::new(
+                    Where::Function {
+                        index: func,
+                        offset,
+                    },
+                    format!(
+                        "{} is referenced ({}) by a function that is not the monitor's",
+                        what(g),
+                        if how == FuncUse::Call {
+                            "call"
+                        } else {
+                            "return_call or ref.func"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    for r in &m.const_refs {
+        if guarded(r.func) {
+            findings.push(Finding::new(
+                Where::Offset(r.offset),
+                format!("{} is referenced by {}", what(r.func), r.place),
+            ));
+        }
+    }
+    for e in &m.exports {
+        if e.kind == ExternalKind::Func && guarded(e.index) {
+            findings.push(Finding::new(
+                Where::Offset(0),
+                format!("{} is exported as `{}`", what(e.index), e.name),
+            ));
+        }
+    }
+    if let Some(s) = m.start {
+        if guarded(s) {
+            findings.push(Finding::new(
+                Where::Offset(0),
+                format!("{} is the start function", what(s)),
+            ));
+        }
+    }
+    (out, findings)
+}
+
+/// Whether `func`'s body contains `local.get 0 .. local.get n-1; call import`, `n` the
+/// import's parameter count.
+fn passes_parameters_to(m: &Module, func: u32, import: u32) -> bool {
+    let (Some(body), Some(ty)) = (m.body(func), m.func_type(import)) else {
+        return false;
+    };
+    let n = ty.params().len() as u32;
+    let Ok(mut ops) = body.get_operators_reader() else {
+        return false;
+    };
+    // How many of the parameters, in order, the last operators pushed.
+    let mut run = 0u32;
+    while !ops.eof() {
+        let Ok(op) = ops.read() else {
+            return false;
+        };
+        run = match op {
+            Operator::Call { function_index } if function_index == import && run == n => {
+                return true
+            }
+            Operator::LocalGet { local_index } if local_index == run && run < n => run + 1,
+            Operator::LocalGet { local_index: 0 } => 1,
+            _ => 0,
+        };
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::body_names;
+    use wasmparser::WasmFeatures;
+
+    const POLICY: &str = r#"policy p { on proc_exit when rval == 3 -> deny "no 3"; }"#;
+
+    fn run(wat: &str) -> (Mediation, Vec<String>) {
+        let program = policy_lang::compile(&[policy_lang::Source {
+            name: "p.pol".into(),
+            text: POLICY.into(),
+        }])
+        .expect("policy compiles")
+        .program;
+        let wasm = wat::parse_str(wat).unwrap();
+        let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
+        let names: Vec<Names> = m
+            .bodies
+            .iter()
+            .enumerate()
+            .map(|(d, b)| body_names(d as u32 + m.num_imports(), b).unwrap())
+            .collect();
+        let (med, findings) = check(&m, &names, &program);
+        (med, findings.iter().map(|f| f.to_string()).collect())
+    }
+
+    const MONITORED: &str = r#"
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (func $monitor (param i32)
+          (if (i32.eq (local.get 0) (i32.const 3)) (then (call $helper) unreachable))
+          local.get 0
+          call $exit)
+        (func $helper)
+    "#;
+
+    #[test]
+    fn the_function_passing_its_parameters_to_the_import_is_its_monitor() {
+        let (med, findings) = run(&format!(
+            "(module {MONITORED} (func $main (call $monitor (i32.const 0))) (export \"_start\" (func $main)))"
+        ));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(med.monitored[0].monitors, vec![1]);
+        assert_eq!(med.members.iter().copied().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_call_of_the_import_from_original_code_is_a_finding() {
+        let (_, findings) = run(&format!(
+            "(module {MONITORED} (func $main (call $exit (i32.const 3))))"
+        ));
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].contains("in function 3"), "{findings:?}");
+        assert!(findings[0].contains("monitored import 0"), "{findings:?}");
+    }
+
+    #[test]
+    fn the_import_in_an_element_segment_is_a_finding() {
+        let (_, findings) = run(&format!(
+            "(module {MONITORED} (table 1 funcref) (elem (i32.const 0) func $exit))"
+        ));
+        assert!(
+            findings.iter().any(|f| f.contains("an element segment")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn the_import_exported_or_as_start_is_a_finding() {
+        let (_, findings) = run(&format!(
+            "(module {MONITORED} (export \"exit\" (func $exit)))"
+        ));
+        assert!(
+            findings.iter().any(|f| f.contains("exported as `exit`")),
+            "{findings:?}"
+        );
+        let (_, findings) = run(&format!("(module {MONITORED} (func $s) (start $helper))"));
+        assert!(
+            findings.iter().any(|f| f.contains("start function")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn a_helper_called_from_original_code_is_a_finding() {
+        let (_, findings) = run(&format!("(module {MONITORED} (func $main (call $helper)))"));
+        assert!(
+            findings.iter().any(|f| f.contains("monitor helper 2")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn an_import_without_a_monitor_is_a_finding() {
+        let (_, findings) = run(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32))))"#,
+        );
+        assert!(
+            findings.iter().any(|f| f.contains("no function monitors")),
+            "{findings:?}"
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! The checks so far, on modules the weaver really produced.
+use certifier::mediation;
+use certifier::module::Module;
+use certifier::scan::{body_names, Names};
+use instrumenter::{weave, WeaveOptions};
+use wasmparser::WasmFeatures;
+
+const APP: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $o (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_unstable" "fd_write" (func $w0 (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (table 2 funcref)
+  (elem (i32.const 0) func $w $r)
+  (func (export "_start")
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $w0 (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $r (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $o (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
+      (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))))"#;
+
+fn mediation_of(policy: &str) -> (mediation::Mediation, Vec<String>) {
+    let path = format!("{}/../policies/{policy}", env!("CARGO_MANIFEST_DIR"));
+    let program = policy_lang::compile_files(&[path]).unwrap().program;
+    let woven = weave(
+        &wat::parse_str(APP).unwrap(),
+        &program,
+        &WeaveOptions::default(),
+    )
+    .unwrap();
+    let m = Module::read(&woven.wasm, WasmFeatures::WASM3).unwrap();
+    let names: Vec<Names> = m
+        .bodies
+        .iter()
+        .enumerate()
+        .map(|(d, b)| body_names(d as u32 + m.num_imports(), b).unwrap())
+        .collect();
+    let (med, findings) = mediation::check(&m, &names, &program);
+    (med, findings.iter().map(|f| f.to_string()).collect())
+}
+
+#[test]
+fn every_shipped_policy_woven_into_an_app_has_one_monitor_per_import_and_complete_mediation() {
+    for policy in [
+        "no-exfil.pol",
+        "tmp-writes.pol",
+        "no-secrets.pol",
+        "stdio-only.pol",
+        "chinese-wall.pol",
+        "audit-files.pol",
+    ] {
+        let (med, findings) = mediation_of(policy);
+        assert!(findings.is_empty(), "{policy}: {findings:?}");
+        assert!(!med.monitored.is_empty(), "{policy}");
+        for x in &med.monitored {
+            assert_eq!(x.monitors.len(), 1, "{policy}: import {}", x.import);
+        }
+    }
+}

@@ -4,10 +4,11 @@
 //! This crate is the checker's trusted base: it depends on `wasmparser` and on the policy
 //! IR and interpreter (`policy-lang`), never on `instrumenter`.
 //!
-//! Status: the module reader ([`module`]) and the per-body scan of what code names
-//! ([`scan`]) are in place; the checks they feed (complete
-//! mediation, state integrity, monitor behaviour against `policy_lang::interp`) are not
-//! written yet, so nothing here issues a certificate.
+//! Status: the module reader ([`module`]), the per-body scan of what code names
+//! ([`scan`]) and complete mediation ([`mediation`]: monitors derived from the code, every
+//! other reference to a monitored import or a monitor helper a located finding) are in
+//! place. State integrity and monitor behaviour against `policy_lang::interp` are not
+//! written yet, so nothing here issues a certificate and no command calls it.
 pub mod mediation;
 pub mod module;
 pub mod scan;

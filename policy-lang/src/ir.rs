@@ -559,12 +559,7 @@ impl Program {
     /// paths, descriptor paths, kinds, write access), or a policy audits without
     /// `allow_undelivered_audits`.
     pub fn tracks(&self) -> bool {
-        self.policies.iter().any(|p| {
-            p.transitions.iter().any(|t| {
-                (t.verdict == Verdict::Audit && !p.allow_undelivered_audits)
-                    || t.exprs().any(Expr::reads_descriptors)
-            })
-        })
+        self.policies.iter().any(Policy::tracks)
     }
 
     /// What a successful call of `event` does to the descriptor table, when the program
@@ -595,11 +590,14 @@ impl Program {
     }
 
     /// The policy that reports call-level faults of `event`: the first with a transition
-    /// on it, else the first policy.
+    /// on it, else the first that keeps the descriptor table (an event no policy names is
+    /// monitored only for the table, so its faults are that policy's, as they would be
+    /// if it ran alone), else the first policy.
     pub fn owner(&self, event: EventId) -> usize {
         self.policies
             .iter()
             .position(|p| p.mentions(event))
+            .or_else(|| self.policies.iter().position(Policy::tracks))
             .unwrap_or(0)
     }
 }
@@ -723,6 +721,15 @@ impl UnOp {
 }
 
 impl Policy {
+    /// Whether the policy needs the descriptor table: an expression asks it, or it audits
+    /// without `allow_undelivered_audits` (delivery depends on what fd 2 is).
+    pub fn tracks(&self) -> bool {
+        self.transitions.iter().any(|t| {
+            (t.verdict == Verdict::Audit && !self.allow_undelivered_audits)
+                || t.exprs().any(Expr::reads_descriptors)
+        })
+    }
+
     /// The transitions that may fire for `event` in `phase` from `state`, in firing order.
     pub fn candidates(
         &self,

@@ -256,3 +256,15 @@ fn composition_precondition_holds() {
         }
     }
 }
+
+/// Found by the property above: an event only the descriptor table needs (fd_renumber
+/// here) reports its call-level faults through the policy that keeps the table, as that
+/// policy would alone, not through the first policy of the program.
+#[test]
+fn a_table_fault_on_an_event_no_policy_names_is_the_tracking_policys() {
+    check_composition(
+        &["max-windows", "chinese-wall", "no-network-errno"],
+        &[(134, vec![0, 66, 0, 0, 0, 0, 0, 0], 0)],
+    )
+    .unwrap();
+}

@@ -44,7 +44,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             Ok(None) => continue,
             Err(()) => {
                 findings.push(Finding::new(
-                    Where::Offset(0),
+                    Where::Offset(imp.offset),
                     format!(
                         "import {}.{} has no WASI preview 0 meaning for the policies' event",
                         imp.module, imp.field
@@ -68,7 +68,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             .collect();
         if monitors.is_empty() {
             findings.push(Finding::new(
-                Where::Offset(0),
+                Where::Offset(imp.offset),
                 format!(
                     "no function monitors import {import} ({}.{}): none passes its parameters to it",
                     imp.module, imp.field
@@ -155,15 +155,15 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     for e in &m.exports {
         if e.kind == ExternalKind::Func && guarded(e.index) {
             findings.push(Finding::new(
-                Where::Offset(0),
+                Where::Offset(e.offset),
                 format!("{} is exported as `{}`", what(e.index), e.name),
             ));
         }
     }
-    if let Some(s) = m.start {
+    if let Some((s, offset)) = m.start {
         if guarded(s) {
             findings.push(Finding::new(
-                Where::Offset(0),
+                Where::Offset(offset),
                 format!("{} is the start function", what(s)),
             ));
         }
@@ -202,7 +202,7 @@ fn passes_parameters_to(m: &Module, func: u32, import: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::body_names;
+    use crate::scan::module_names;
     use wasmparser::WasmFeatures;
 
     const POLICY: &str = r#"policy p { on proc_exit when rval == 3 -> deny "no 3"; }"#;
@@ -216,12 +216,7 @@ mod tests {
         .program;
         let wasm = wat::parse_str(wat).unwrap();
         let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
-        let names: Vec<Names> = m
-            .bodies
-            .iter()
-            .enumerate()
-            .map(|(d, b)| body_names(d as u32 + m.num_imports(), b).unwrap())
-            .collect();
+        let names = module_names(&m).unwrap();
         let (med, findings) = check(&m, &names, &program);
         (med, findings.iter().map(|f| f.to_string()).collect())
     }

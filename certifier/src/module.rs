@@ -14,6 +14,8 @@ use crate::{Finding, Where};
 
 /// A function import.
 pub struct Import<'a> {
+    /// Byte offset of the import's entry.
+    pub offset: usize,
     pub module: &'a str,
     pub field: &'a str,
     pub type_index: u32,
@@ -32,6 +34,8 @@ pub struct Memory {
 }
 
 pub struct Export<'a> {
+    /// Byte offset of the export's entry.
+    pub offset: usize,
     pub name: &'a str,
     pub kind: ExternalKind,
     pub index: u32,
@@ -61,7 +65,8 @@ pub struct Module<'a> {
     pub globals: Vec<Global>,
     pub memories: Vec<Memory>,
     pub exports: Vec<Export<'a>>,
-    pub start: Option<u32>,
+    /// The start function and the offset of its index.
+    pub start: Option<(u32, usize)>,
     pub bodies: Vec<FunctionBody<'a>>,
     pub to_validate: Vec<FuncToValidate<ValidatorResources>>,
     pub data: Vec<Data<'a>>,
@@ -148,11 +153,12 @@ impl<'a> Module<'a> {
                     }
                 }
                 Payload::ImportSection(r) => {
-                    for imp in r.into_imports() {
-                        let imp = imp.map_err(bad)?;
+                    for imp in r.into_imports_with_offsets() {
+                        let (offset, imp) = imp.map_err(bad)?;
                         match imp.ty {
                             TypeRef::Func(t) | TypeRef::FuncExact(t) => {
                                 m.imports.push(Import {
+                                    offset,
                                     module: imp.module,
                                     field: imp.name,
                                     type_index: t,
@@ -201,16 +207,17 @@ impl<'a> Module<'a> {
                     }
                 }
                 Payload::ExportSection(r) => {
-                    for e in r {
-                        let e = e.map_err(bad)?;
+                    for e in r.into_iter_with_offsets() {
+                        let (offset, e) = e.map_err(bad)?;
                         m.exports.push(Export {
+                            offset,
                             name: e.name,
                             kind: e.kind,
                             index: e.index,
                         });
                     }
                 }
-                Payload::StartSection { func, .. } => m.start = Some(func),
+                Payload::StartSection { func, range } => m.start = Some((func, range.start)),
                 Payload::ElementSection(r) => {
                     for e in r {
                         let e = e.map_err(bad)?;

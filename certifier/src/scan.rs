@@ -4,6 +4,7 @@
 //! proposal cannot name a memory or global without being seen here.
 use wasmparser::{FunctionBody, Operator};
 
+use crate::module::Module;
 use crate::{Finding, Where};
 
 /// How a body refers to a function.
@@ -109,10 +110,18 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
     Ok(names)
 }
 
+/// The names of every defined body, in order.
+pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
+    m.bodies
+        .iter()
+        .enumerate()
+        .map(|(d, b)| body_names(d as u32 + m.num_imports(), b))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::Module;
     use wasmparser::WasmFeatures;
 
     fn names(wat: &str) -> Names {

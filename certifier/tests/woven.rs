@@ -1,7 +1,7 @@
 //! The checks so far, on modules the weaver really produced.
 use certifier::mediation;
 use certifier::module::Module;
-use certifier::scan::{body_names, Names};
+use certifier::scan::module_names;
 use instrumenter::{weave, WeaveOptions};
 use wasmparser::WasmFeatures;
 
@@ -31,12 +31,7 @@ fn mediation_of(policy: &str) -> (mediation::Mediation, Vec<String>) {
     )
     .unwrap();
     let m = Module::read(&woven.wasm, WasmFeatures::WASM3).unwrap();
-    let names: Vec<Names> = m
-        .bodies
-        .iter()
-        .enumerate()
-        .map(|(d, b)| body_names(d as u32 + m.num_imports(), b).unwrap())
-        .collect();
+    let names = module_names(&m).unwrap();
     let (med, findings) = mediation::check(&m, &names, &program);
     (med, findings.iter().map(|f| f.to_string()).collect())
 }

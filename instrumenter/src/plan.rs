@@ -1016,31 +1016,31 @@ fn lay_out(
     wasi_plan: WasiPlan,
 ) -> Result<Plan, WeaveError> {
     let n = needs(program, &el, &decls);
-    let messages = !options.host_hooks
-        && host_memory.is_some()
-        && info.memory_export.is_some()
-        && (wasi_plan.needed.iter().any(|(f, _)| *f == "fd_write")
-            || own_wasi_import(info, "fd_write").is_some());
-    let save_len = audit_save_len(program, &el, &decls, messages);
+    let num_func_imports = info.func_imports.len() as u32;
+    let mut types = NewTypes {
+        num_types: info.types.len() as u32,
+        list: Vec::new(),
+    };
+    let imports = lay_out_imports(info, program, options, &el.wrapped, &wasi_plan, &mut types);
+    // Messages go through the module's own fd_write (or the added one) into the memory
+    // the host reads; with host hooks the host reports instead.
+    let fd_write = if options.host_hooks || host_memory.is_none() {
+        None
+    } else {
+        imports
+            .wasi
+            .get("fd_write")
+            .copied()
+            .or_else(|| own_wasi_import(info, "fd_write"))
+            .filter(|_| info.memory_export.is_some())
+    };
+    let save_len = audit_save_len(program, &el, &decls, fd_write.is_some());
     let Elision {
         effective,
         mut reports,
         wrapped: wrapped_events,
         table,
     } = el;
-    let num_func_imports = info.func_imports.len() as u32;
-    let mut types = NewTypes {
-        num_types: info.types.len() as u32,
-        list: Vec::new(),
-    };
-    let imports = lay_out_imports(
-        info,
-        program,
-        options,
-        &wrapped_events,
-        &wasi_plan,
-        &mut types,
-    );
     let shift = imports.hooks.len() as u32 + imports.added.len() as u32;
     let wasi_fns = table.then(|| WasiFns {
         fd_fdstat_get: imports.wasi["fd_fdstat_get"],
@@ -1083,16 +1083,6 @@ fn lay_out(
     let set_remove_type = types.index((vec![I32, I64], vec![]));
 
     let (globals, state_inits) = lay_out_globals(info, program, &effective, &wrapped_events, table);
-    let fd_write = if options.host_hooks || host_memory.is_none() {
-        None
-    } else {
-        imports
-            .wasi
-            .get("fd_write")
-            .copied()
-            .or_else(|| own_wasi_import(info, "fd_write"))
-            .filter(|_| info.memory_export.is_some())
-    };
     let (table_layout, sets, dfa_start) =
         lay_out_private_memory(program, &effective, save_len, table);
 

@@ -262,6 +262,35 @@ mod tests {
     }
 
     #[test]
+    fn the_import_in_a_global_or_table_initialiser_is_a_finding() {
+        let (_, findings) = run(&format!(
+            "(module {MONITORED} (global funcref (ref.func $exit)) (table 1 funcref (ref.func $exit)))"
+        ));
+        assert!(
+            findings.iter().any(|f| f.contains("a global initialiser")),
+            "{findings:?}"
+        );
+        assert!(
+            findings.iter().any(|f| f.contains("a table initialiser")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
+    fn a_tail_call_of_the_import_even_from_the_monitor_is_a_finding() {
+        let (_, findings) = run(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (func $monitor (param i32) local.get 0 call $exit local.get 0 return_call $exit))"#,
+        );
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.contains("return_call or ref.func")),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
     fn the_import_exported_or_as_start_is_a_finding() {
         let (_, findings) = run(&format!(
             "(module {MONITORED} (export \"exit\" (func $exit)))"

@@ -1,0 +1,133 @@
+//! The mutation test generator itself (not the certifier): on real woven output of shipped
+//! policies it produces every kind of mutant, and only valid, changed, reproducible ones.
+mod mutants;
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use instrumenter::{weave, WeaveOptions};
+use mutants::{Kind, KINDS};
+
+/// Every way an import can be referenced: calls from several functions, a tail call, a
+/// `ref.func` in code, element segments (function indices and expressions), a global and
+/// a table initialiser.
+const APP: &str = r#"(module
+  (type $io (func (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (type $io)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $r (type $io)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $o (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send"
+    (func $s (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "open_window" (func $ow (param i32 i32) (result i32)))
+  (import "env" "close_window" (func $cw (param i32)))
+  (memory (export "memory") 1)
+  (global $callback (mut funcref) (ref.func $r))
+  (global $counter (mut i32) (i32.const 0))
+  (table $t 8 funcref)
+  (table $u 2 funcref (ref.func $ow))
+  (elem (table $t) (i32.const 0) func $w $r $o)
+  (elem (table $t) (i32.const 3) funcref (ref.func $s) (ref.func $cw))
+  (func $write (type $io)
+    (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func $write_tail (type $io)
+    (return_call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func $read (result i32)
+    (call $r (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+  (func $open (result i32)
+    (call $o (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
+      (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
+  (func $send (result i32)
+    (call $s (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+  (func $windows
+    (global.set $counter (call $ow (i32.const 640) (i32.const 480)))
+    (call $cw (global.get $counter))
+    (drop (ref.func $cw)))
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $write_tail (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $read))
+    (drop (call $open))
+    (drop (call $send))
+    (call $windows)))"#;
+
+const POLICIES: [&str; 6] = [
+    "no-exfil.pol",
+    "no-secrets.pol",
+    "max-windows.pol",
+    "tmp-writes.pol",
+    "audit-files.pol",
+    "chinese-wall.pol",
+];
+
+/// The app woven with each policy, once for all tests.
+fn woven() -> &'static [(&'static str, Vec<u8>)] {
+    static WOVEN: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    WOVEN.get_or_init(|| {
+        let app = wat::parse_str(APP).unwrap();
+        POLICIES
+            .iter()
+            .map(|&policy| {
+                let path = format!("{}/../policies/{policy}", env!("CARGO_MANIFEST_DIR"));
+                let program = policy_lang::compile_files(&[path]).unwrap().program;
+                let woven = weave(&app, &program, &WeaveOptions::default())
+                    .unwrap_or_else(|e| panic!("{policy}: {e}"));
+                (policy, woven.wasm)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn every_kind_but_start_is_produced_and_every_mutant_is_valid_and_changed() {
+    let mut produced = BTreeSet::new();
+    for (policy, wasm) in woven() {
+        let (ms, stats) = mutants::mutants(wasm);
+        eprintln!("{policy}:");
+        for (kind, c) in &stats.per_kind {
+            eprintln!(
+                "  {kind:?}: {} sites, {} produced, {} invalid",
+                c.sites, c.produced, c.invalid
+            );
+            assert!(c.produced + c.invalid <= c.sites.min(mutants::CAP));
+        }
+        assert_eq!(
+            ms.len(),
+            stats.per_kind.values().map(|c| c.produced).sum::<usize>()
+        );
+        for m in &ms {
+            wasmparser::Validator::new_with_features(instrumenter::features())
+                .validate_all(&m.wasm)
+                .unwrap_or_else(|e| panic!("{policy}: {:?} {}: {e}", m.kind, m.what));
+            assert_ne!(&m.wasm, wasm, "{policy}: {:?} {}", m.kind, m.what);
+            produced.insert(m.kind);
+        }
+    }
+    let missing: Vec<Kind> = KINDS
+        .into_iter()
+        .filter(|k| *k != Kind::StartToImport && !produced.contains(k))
+        .collect();
+    assert!(missing.is_empty(), "never produced: {missing:?}");
+}
+
+#[test]
+fn mutation_is_deterministic_and_each_mutant_is_distinct() {
+    for (policy, wasm) in woven().iter().take(3) {
+        let (a, sa) = mutants::mutants(wasm);
+        let (b, sb) = mutants::mutants(wasm);
+        assert_eq!(sa, sb, "{policy}");
+        let a: Vec<_> = a.iter().map(|m| (m.kind, &m.what, &m.wasm)).collect();
+        let b: Vec<_> = b.iter().map(|m| (m.kind, &m.what, &m.wasm)).collect();
+        assert_eq!(a, b, "{policy}");
+        let distinct: BTreeSet<_> = a.iter().map(|(_, _, w)| w).collect();
+        assert_eq!(distinct.len(), a.len(), "{policy}: two mutants are equal");
+    }
+}
+
+#[test]
+fn a_start_function_of_an_import_with_parameters_is_an_invalid_candidate() {
+    let (ms, stats) = mutants::mutants(&woven()[0].1);
+    let c = stats.get(Kind::StartToImport);
+    assert!(c.sites > 0 && c.produced == 0 && c.invalid > 0, "{c:?}");
+    assert!(ms.iter().all(|m| m.kind != Kind::StartToImport));
+}

@@ -9,8 +9,8 @@ use instrumenter::{weave, WeaveOptions};
 use mutants::{Kind, KINDS};
 
 /// Every way an import can be referenced: calls from several functions, a tail call, a
-/// `ref.func` in code, element segments (function indices and expressions), a global and
-/// a table initialiser.
+/// `ref.func` in code, element segments (function indices and expressions), global and
+/// table initialisers.
 const APP: &str = r#"(module
   (type $io (func (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $w (type $io)))
@@ -23,11 +23,14 @@ const APP: &str = r#"(module
   (import "env" "close_window" (func $cw (param i32)))
   (memory (export "memory") 1)
   (global $callback (mut funcref) (ref.func $r))
+  (global $opener funcref (ref.func $o))
   (global $counter (mut i32) (i32.const 0))
   (table $t 8 funcref)
   (table $u 2 funcref (ref.func $ow))
+  (table $v 1 funcref (ref.func $o))
   (elem (table $t) (i32.const 0) func $w $r $o)
   (elem (table $t) (i32.const 3) funcref (ref.func $s) (ref.func $cw))
+  (elem declare func $cw)
   (func $write (type $io)
     (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
   (func $write_tail (type $io)
@@ -76,6 +79,13 @@ fn woven() -> &'static [(&'static str, Vec<u8>)] {
             })
             .collect()
     })
+}
+
+#[test]
+fn re_encoding_without_an_edit_gives_back_the_woven_module() {
+    for (policy, wasm) in woven() {
+        assert!(mutants::roundtrip(wasm) == *wasm, "{policy}");
+    }
 }
 
 #[test]

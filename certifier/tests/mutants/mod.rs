@@ -10,33 +10,36 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{ExportKind, Instruction as I};
-use wasmparser::{ElementItems, KnownCustom, Name, Operator, Parser, Payload, TableInit, ValType};
+use wasmparser::{ElementItems, KnownCustom, Name, Operator, Parser, Payload, TableInit, TypeRef};
 
 /// The simulated weaver bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    /// A `call`/`return_call`/`ref.func` of a monitor in original code names the raw import.
+    /// A `call`/`return_call`/`ref.func` of a wrapper in original code names its import.
     CallToImport,
+    /// An element segment item naming a wrapper names its import.
     ElementToImport,
+    /// A global initialiser's `ref.func` of a wrapper names its import.
     GlobalInitToImport,
+    /// A table initialiser's `ref.func` of a wrapper names its import.
     TableInitToImport,
-    /// The raw import is exported.
+    /// A wrapped import is exported.
     ExportImport,
-    /// The raw import is the start function.
+    /// A wrapped import is the start function (valid only for a `[] -> []` import).
     StartToImport,
-    /// An original function writes a monitor global.
+    /// The first original function starts by writing a monitor global.
     MonitorGlobalWrittenOutside,
-    /// A monitor global is exported (mutable).
+    /// A monitor global (mutable) is exported.
     MonitorGlobalExportedMutable,
-    /// A comparison in a monitor is negated or made (non-)strict.
+    /// A comparison in a monitor function is negated or made (non-)strict.
     ComparisonFlipped,
-    /// An integer constant in a monitor is off by one.
+    /// An `i32.const`/`i64.const` in a monitor function is off by one.
     ConstantOffByOne,
-    /// A `global.set` of a monitor global in a monitor is a `drop`.
+    /// A `global.set` of a monitor global in a monitor function is a `drop`.
     StateUpdateSkipped,
-    /// A branch to a wrapper's deny path is removed, or its `unreachable` is a `nop`.
+    /// A `br`/`br_if` to a wrapper's deny path is a `nop`/`drop`, or its `unreachable` a `nop`.
     DenyToAllow,
-    /// A load in a monitor reads the other memory (host <-> private).
+    /// A load in a monitor function reads the other memory (host <-> private).
     WrongMemory,
 }
 
@@ -58,7 +61,7 @@ pub const KINDS: [Kind; 13] = [
 
 pub struct Mutant {
     pub kind: Kind,
-    /// What was changed, e.g. "function 12 op 37: I32LtU -> I32GeU".
+    /// What was changed, e.g. "function 16 op 27: I32Eq -> I32Ne".
     pub what: String,
     pub wasm: Vec<u8>,
 }
@@ -89,54 +92,46 @@ pub const CAP: usize = 8;
 /// One edit of the module.
 #[derive(Clone, Debug)]
 enum Edit {
-    /// Operator `op` of function `func` becomes `with`.
-    Op {
-        func: u32,
-        op: usize,
-        with: Vec<I<'static>>,
-    },
-    /// Operator `op` of function `func` keeps its kind but uses memory `to`.
-    Memory {
-        func: u32,
-        op: usize,
-        to: u32,
-    },
-    /// `with` is inserted before the first operator of `func`.
-    Prepend {
-        func: u32,
-        with: Vec<I<'static>>,
-    },
-    /// The first reference to `from` in `place` names `to`.
-    Ref {
-        place: Place,
-        from: u32,
-        to: u32,
-    },
-    Export {
-        name: String,
-        kind: ExportKind,
-        index: u32,
-    },
+    /// `Op(func, op, with)`: operator `op` of function `func` becomes `with`.
+    Op(u32, usize, Vec<I<'static>>),
+    /// `Memory(func, op, to)`: operator `op` of `func` uses memory `to`.
+    Memory(u32, usize, u32),
+    /// `Prepend(func, with)`: `with` is inserted before the first operator of `func`.
+    Prepend(u32, Vec<I<'static>>),
+    /// `Ref(place, from, to)`: the first reference to `from` in the `place`-th table,
+    /// global or element segment (in section order) names `to`.
+    Ref(usize, u32, u32),
+    Export(String, ExportKind, u32),
     Start(u32),
+    /// Nothing: the module re-encoded as it is.
+    Nothing,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    Element(usize),
-    Global(u32),
-    Table(u32),
+type Site = (String, Edit);
+
+/// Operator `k` (`op`) of function `f` replaced by `with`.
+fn op_site(f: u32, k: usize, op: &Operator, with: Vec<I<'static>>) -> Site {
+    let shown: Vec<String> = with.iter().map(|i| format!("{i:?}")).collect();
+    let what = format!("function {f} op {k}: {op:?} -> {}", shown.join("; "));
+    (what, Edit::Op(f, k, with))
+}
+
+fn export_site(name: String, kind: ExportKind, index: u32) -> Site {
+    let what = format!("export `{name}` = {kind:?} {index}");
+    (what, Edit::Export(name, kind, index))
 }
 
 /// What the generator knows about the woven module.
+#[derive(Default)]
 struct Info<'a> {
     func_imports: u32,
-    global_imports: u32,
-    table_imports: u32,
     /// Operators of each defined function (with its final `end`).
     bodies: Vec<Vec<Operator<'a>>>,
-    /// Function references of each element segment, global and table initialiser.
-    refs: Vec<(Place, Vec<u32>)>,
-    global_types: Vec<ValType>,
+    /// Every table, global and element segment in section order: the kind of mutant that
+    /// redirects one of its function references, its name, and those references.
+    places: Vec<(Kind, String, Vec<u32>)>,
+    /// Whether each global is an i64.
+    global_i64: Vec<bool>,
     host_memory: Option<u32>,
     memories: u32,
     func_names: BTreeMap<u32, String>,
@@ -145,8 +140,8 @@ struct Info<'a> {
 fn func_refs(expr: &wasmparser::ConstExpr) -> Vec<u32> {
     let mut ops = expr.get_operators_reader();
     let mut out = Vec::new();
-    while !ops.eof() {
-        if let Ok(Operator::RefFunc { function_index }) = ops.read() {
+    while let Ok(op) = ops.read() {
+        if let Operator::RefFunc { function_index } = op {
             out.push(function_index);
         }
     }
@@ -155,42 +150,31 @@ fn func_refs(expr: &wasmparser::ConstExpr) -> Vec<u32> {
 
 impl<'a> Info<'a> {
     fn read(wasm: &'a [u8]) -> Info<'a> {
-        let mut i = Info {
-            func_imports: 0,
-            global_imports: 0,
-            table_imports: 0,
-            bodies: Vec::new(),
-            refs: Vec::new(),
-            global_types: Vec::new(),
-            host_memory: None,
-            memories: 0,
-            func_names: BTreeMap::new(),
-        };
-        let (mut elems, mut tables) = (0, 0);
+        let mut i = Info::default();
+        let (mut tables, mut elems) = (0, 0);
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.expect("a woven module parses") {
                 Payload::ImportSection(r) => {
                     for imp in r.into_imports() {
                         match imp.unwrap().ty {
-                            wasmparser::TypeRef::Func(_) | wasmparser::TypeRef::FuncExact(_) => {
-                                i.func_imports += 1
-                            }
-                            wasmparser::TypeRef::Global(g) => {
-                                i.global_imports += 1;
-                                i.global_types.push(g.content_type);
-                            }
-                            wasmparser::TypeRef::Table(_) => i.table_imports += 1,
-                            wasmparser::TypeRef::Memory(_) => i.memories += 1,
-                            wasmparser::TypeRef::Tag(_) => {}
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => i.func_imports += 1,
+                            TypeRef::Global(g) => i
+                                .global_i64
+                                .push(g.content_type == wasmparser::ValType::I64),
+                            TypeRef::Table(_) => tables += 1,
+                            TypeRef::Memory(_) => i.memories += 1,
+                            TypeRef::Tag(_) => {}
                         }
                     }
-                    tables = i.table_imports;
                 }
                 Payload::TableSection(r) => {
                     for t in r {
-                        if let TableInit::Expr(e) = t.unwrap().init {
-                            i.refs.push((Place::Table(tables), func_refs(&e)));
-                        }
+                        let refs = match t.unwrap().init {
+                            TableInit::Expr(e) => func_refs(&e),
+                            TableInit::RefNull => vec![],
+                        };
+                        let name = format!("table {tables}");
+                        i.places.push((Kind::TableInitToImport, name, refs));
                         tables += 1;
                     }
                 }
@@ -198,14 +182,15 @@ impl<'a> Info<'a> {
                 Payload::GlobalSection(r) => {
                     for g in r {
                         let g = g.unwrap();
-                        let index = i.global_types.len() as u32;
-                        i.refs.push((Place::Global(index), func_refs(&g.init_expr)));
-                        i.global_types.push(g.ty.content_type);
+                        let name = format!("global {}", i.global_i64.len());
+                        let refs = func_refs(&g.init_expr);
+                        i.places.push((Kind::GlobalInitToImport, name, refs));
+                        i.global_i64
+                            .push(g.ty.content_type == wasmparser::ValType::I64);
                     }
                 }
                 Payload::ExportSection(r) => {
-                    for e in r {
-                        let e = e.unwrap();
+                    for e in r.into_iter().map(Result::unwrap) {
                         if e.name == "memory" && e.kind == wasmparser::ExternalKind::Memory {
                             i.host_memory = Some(e.index);
                         }
@@ -213,16 +198,16 @@ impl<'a> Info<'a> {
                 }
                 Payload::ElementSection(r) => {
                     for e in r {
-                        let funcs = match e.unwrap().items {
-                            ElementItems::Functions(fs) => {
-                                fs.into_iter().map(|f| f.unwrap()).collect()
-                            }
+                        let refs = match e.unwrap().items {
+                            ElementItems::Functions(fs) => fs.into_iter().flatten().collect(),
                             ElementItems::Expressions(_, es) => es
                                 .into_iter()
-                                .flat_map(|x| func_refs(&x.unwrap()))
+                                .flatten()
+                                .flat_map(|x| func_refs(&x))
                                 .collect(),
                         };
-                        i.refs.push((Place::Element(elems), funcs));
+                        let name = format!("element segment {elems}");
+                        i.places.push((Kind::ElementToImport, name, refs));
                         elems += 1;
                     }
                 }
@@ -253,43 +238,40 @@ impl<'a> Info<'a> {
 
     /// Defined functions with their index and operators.
     fn funcs(&self) -> impl Iterator<Item = (u32, &Vec<Operator<'a>>)> {
-        self.bodies
-            .iter()
-            .enumerate()
-            .map(|(d, ops)| (d as u32 + self.func_imports, ops))
-    }
-
-    /// The private memory: the last memory that is not the host's.
-    fn private_memory(&self) -> Option<u32> {
-        (0..self.memories)
-            .rev()
-            .find(|&m| Some(m) != self.host_memory)
+        let first = self.func_imports;
+        (first..).zip(&self.bodies)
     }
 }
 
 /// The reencoder applying one [`Edit`].
 struct Mutator {
     edit: Edit,
-    /// Index of the next defined function, global and table.
+    /// Index of the next defined function.
     func: u32,
-    global: u32,
-    table: u32,
-    elem: usize,
-    place: Option<Place>,
+    /// The table, global or element segment being encoded, and the next one's.
+    place: Option<usize>,
+    next_place: usize,
+    /// Whether the `Ref` edit was made.
     done: bool,
+    /// The memory the current operator is switched to.
     memory: Option<u32>,
 }
 
 type R<T> = Result<T, reencode::Error>;
+
+impl Mutator {
+    fn enter_place(&mut self) {
+        self.place = Some(self.next_place);
+        self.next_place += 1;
+    }
+}
 
 impl Reencode for Mutator {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, f: u32) -> R<u32> {
         match self.edit {
-            Edit::Ref { place, from, to }
-                if !self.done && self.place == Some(place) && f == from =>
-            {
+            Edit::Ref(place, from, to) if !self.done && self.place == Some(place) && f == from => {
                 self.done = true;
                 Ok(to)
             }
@@ -301,40 +283,27 @@ impl Reencode for Mutator {
         Ok(self.memory.unwrap_or(m))
     }
 
-    fn parse_element(
-        &mut self,
-        elements: &mut wasm_encoder::ElementSection,
-        element: wasmparser::Element<'_>,
-    ) -> R<()> {
-        self.place = Some(Place::Element(self.elem));
-        self.elem += 1;
-        let r = reencode::utils::parse_element(self, elements, element);
-        self.place = None;
-        r
+    fn parse_table(&mut self, t: &mut wasm_encoder::TableSection, x: wasmparser::Table) -> R<()> {
+        self.enter_place();
+        reencode::utils::parse_table(self, t, x)
     }
 
     fn parse_global(
         &mut self,
-        globals: &mut wasm_encoder::GlobalSection,
-        global: wasmparser::Global<'_>,
+        g: &mut wasm_encoder::GlobalSection,
+        x: wasmparser::Global,
     ) -> R<()> {
-        self.place = Some(Place::Global(self.global));
-        self.global += 1;
-        let r = reencode::utils::parse_global(self, globals, global);
-        self.place = None;
-        r
+        self.enter_place();
+        reencode::utils::parse_global(self, g, x)
     }
 
-    fn parse_table(
+    fn parse_element(
         &mut self,
-        tables: &mut wasm_encoder::TableSection,
-        table: wasmparser::Table<'_>,
+        e: &mut wasm_encoder::ElementSection,
+        x: wasmparser::Element,
     ) -> R<()> {
-        self.place = Some(Place::Table(self.table));
-        self.table += 1;
-        let r = reencode::utils::parse_table(self, tables, table);
-        self.place = None;
-        r
+        self.enter_place();
+        reencode::utils::parse_element(self, e, x)
     }
 
     fn parse_export_section(
@@ -343,7 +312,7 @@ impl Reencode for Mutator {
         section: wasmparser::ExportSectionReader<'_>,
     ) -> R<()> {
         reencode::utils::parse_export_section(self, exports, section)?;
-        if let Edit::Export { name, kind, index } = &self.edit {
+        if let Edit::Export(name, kind, index) = &self.edit {
             exports.export(name, *kind, *index);
         }
         Ok(())
@@ -362,11 +331,11 @@ impl Reencode for Mutator {
         after: Option<wasm_encoder::SectionId>,
         before: Option<wasm_encoder::SectionId>,
     ) -> R<()> {
+        use wasm_encoder::SectionId;
+        self.place = None;
         // A woven module always has an export section (`irm:violation`).
         if let Edit::Start(f) = self.edit {
-            if after == Some(wasm_encoder::SectionId::Export)
-                && before != Some(wasm_encoder::SectionId::Start)
-            {
+            if after == Some(SectionId::Export) && before != Some(SectionId::Start) {
                 module.section(&wasm_encoder::StartSection { function_index: f });
             }
         }
@@ -381,7 +350,7 @@ impl Reencode for Mutator {
         let func = self.func;
         self.func += 1;
         let mut f = self.new_function_with_parsed_locals(&body)?;
-        if let Edit::Prepend { func: g, with } = &self.edit {
+        if let Edit::Prepend(g, with) = &self.edit {
             if *g == func {
                 for i in with {
                     f.instruction(i);
@@ -393,16 +362,12 @@ impl Reencode for Mutator {
         while !reader.eof() {
             let op = reader.read()?;
             match &self.edit {
-                Edit::Op {
-                    func: g,
-                    op: k,
-                    with,
-                } if *g == func && *k == n => {
+                Edit::Op(g, k, with) if (*g, *k) == (func, n) => {
                     for i in with {
                         f.instruction(i);
                     }
                 }
-                &Edit::Memory { func: g, op: k, to } if g == func && k == n => {
+                &Edit::Memory(g, k, to) if (g, k) == (func, n) => {
                     self.memory = Some(to);
                     f.instruction(&self.instruction(op)?);
                     self.memory = None;
@@ -422,10 +387,8 @@ fn apply(woven: &[u8], info: &Info, edit: Edit) -> Vec<u8> {
     let mut m = Mutator {
         edit,
         func: info.func_imports,
-        global: info.global_imports,
-        table: info.table_imports,
-        elem: 0,
         place: None,
+        next_place: 0,
         done: false,
         memory: None,
     };
@@ -433,6 +396,11 @@ fn apply(woven: &[u8], info: &Info, edit: Edit) -> Vec<u8> {
     m.parse_core_module(&mut module, Parser::new(0), woven)
         .expect("a woven module re-encodes");
     module.finish()
+}
+
+/// `woven` re-encoded without an edit (what every mutant differs from by one edit).
+pub fn roundtrip(woven: &[u8]) -> Vec<u8> {
+    apply(woven, &Info::read(woven), Edit::Nothing)
 }
 
 /// `cap` items spread evenly over `v`.
@@ -471,7 +439,8 @@ fn flips(op: &Operator) -> Vec<I<'static>> {
     }
 }
 
-fn is_load(op: &Operator) -> Option<u32> {
+/// The memory a scalar load reads.
+fn load_memory(op: &Operator) -> Option<u32> {
     use Operator as O;
     match op {
         O::I32Load { memarg }
@@ -492,15 +461,15 @@ fn is_load(op: &Operator) -> Option<u32> {
     }
 }
 
-/// The `br`/`br_if` operators of a wrapper that jump to its deny path: the top-level block
-/// whose end is the last one before the function's final `unreachable`.
+/// The `br`/`br_if` operators of a wrapper that jump to its deny path: the target is the
+/// last top-level block ending before the function's final `unreachable`.
 fn deny_branches(ops: &[Operator]) -> Vec<usize> {
     let Some(unreachable) = ops.iter().rposition(|o| matches!(o, Operator::Unreachable)) else {
         return vec![];
     };
     let mut stack: Vec<usize> = Vec::new();
-    let mut top_blocks = Vec::new(); // (start, end) of top-level blocks
-    let mut branches = Vec::new(); // (op, target block start)
+    let mut deny = None;
+    let mut branches = Vec::new(); // (operator, start of the target block)
     for (i, op) in ops.iter().enumerate() {
         match op {
             Operator::Block { .. }
@@ -508,36 +477,28 @@ fn deny_branches(ops: &[Operator]) -> Vec<usize> {
             | Operator::If { .. }
             | Operator::TryTable { .. } => stack.push(i),
             Operator::End => {
-                if let Some(s) = stack.pop() {
-                    if stack.is_empty() && matches!(ops[s], Operator::Block { .. }) {
-                        top_blocks.push((s, i));
+                let start = stack.pop();
+                if let (Some(s), true) = (start, stack.is_empty() && i < unreachable) {
+                    if matches!(ops[s], Operator::Block { .. }) {
+                        deny = Some(s);
                     }
                 }
             }
             Operator::Br { relative_depth } | Operator::BrIf { relative_depth } => {
-                if let Some(&s) = stack
-                    .len()
-                    .checked_sub(1 + *relative_depth as usize)
-                    .map(|d| &stack[d])
-                {
-                    branches.push((i, s));
+                let depth = *relative_depth as usize;
+                if let Some(d) = stack.len().checked_sub(1 + depth) {
+                    branches.push((i, stack[d]));
                 }
             }
             _ => {}
         }
     }
-    let Some(&(deny, _)) = top_blocks.iter().rev().find(|&&(_, e)| e < unreachable) else {
-        return vec![];
-    };
-    branches
-        .into_iter()
-        .filter(|&(_, s)| s == deny)
-        .map(|(i, _)| i)
-        .collect()
+    let to_deny = branches.into_iter().filter(|&(_, s)| Some(s) == deny);
+    to_deny.map(|(i, _)| i).collect()
 }
 
-/// Every mutant of `woven` (woven by `instrumenter::weave` with default options), with
-/// per-kind statistics. Deterministic.
+/// Every mutant of `woven` (woven by `instrumenter::weave` with default options), at most
+/// [`CAP`] candidates per kind, with per-kind statistics. Deterministic.
 pub fn mutants(woven: &[u8]) -> (Vec<Mutant>, Stats) {
     let manifest = instrumenter::manifest::read(woven)
         .expect("a woven module's manifest reads")
@@ -548,39 +509,29 @@ pub fn mutants(woven: &[u8]) -> (Vec<Mutant>, Stats) {
         .iter()
         .map(|w| (w.wrapper_index, w.import_index))
         .collect();
+    let helpers = info
+        .func_names
+        .iter()
+        .filter(|(_, n)| n.starts_with("irm:"));
     let monitors: BTreeSet<u32> = wrapped
         .keys()
         .copied()
-        .chain(
-            info.func_names
-                .iter()
-                .filter(|(_, n)| n.starts_with("irm:"))
-                .map(|(&f, _)| f),
-        )
+        .chain(helpers.map(|(&f, _)| f))
         .collect();
     let g = &manifest.globals;
-    let state: Vec<u32> = g
-        .states
-        .iter()
-        .flatten()
+    let state: Vec<u32> = (g.states.iter().flatten())
         .chain(g.vars.iter().flatten())
-        .chain(g.busy.iter())
-        .chain(g.ready.iter())
+        .chain(&g.busy)
+        .chain(&g.ready)
         .copied()
         .collect();
-    let monitor_ops = || info.funcs().filter(|(f, _)| monitors.contains(f));
-    let original = info
-        .funcs()
-        .find(|(f, _)| !monitors.contains(f))
-        .map(|(f, _)| f);
-
-    let mut candidates: Vec<(Kind, Vec<(String, Edit)>)> = Vec::new();
-    let mut add = |kind, sites: Vec<(String, Edit)>| candidates.push((kind, sites));
+    let originals = || info.funcs().filter(|(f, _)| !monitors.contains(f));
+    let mut candidates: Vec<(Kind, Vec<Site>)> = Vec::new();
 
     // References to a wrapper in original code, one per (wrapper, operator kind).
     let mut seen = BTreeSet::new();
     let mut sites = Vec::new();
-    for (f, ops) in info.funcs().filter(|(f, _)| !monitors.contains(f)) {
+    for (f, ops) in originals() {
         for (k, op) in ops.iter().enumerate() {
             let (w, tag, with): (u32, u8, fn(u32) -> I<'static>) = match *op {
                 Operator::Call { function_index } => (function_index, 0, I::Call),
@@ -588,173 +539,104 @@ pub fn mutants(woven: &[u8]) -> (Vec<Mutant>, Stats) {
                 Operator::RefFunc { function_index } => (function_index, 2, I::RefFunc),
                 _ => continue,
             };
-            let Some(&imp) = wrapped.get(&w) else {
-                continue;
-            };
-            let new = with(imp);
-            if seen.insert((w, tag)) {
-                let what = format!("function {f} op {k}: {op:?} -> {new:?}");
-                sites.push((
-                    what,
-                    Edit::Op {
-                        func: f,
-                        op: k,
-                        with: vec![new],
-                    },
-                ));
+            if let (Some(&import), true) = (wrapped.get(&w), seen.insert((w, tag))) {
+                sites.push(op_site(f, k, op, vec![with(import)]));
             }
         }
     }
-    add(Kind::CallToImport, sites);
+    candidates.push((Kind::CallToImport, sites));
 
+    // Tables, globals and element segments referring to a wrapper: its first reference.
     for kind in [
         Kind::ElementToImport,
         Kind::GlobalInitToImport,
         Kind::TableInitToImport,
     ] {
         let mut sites = Vec::new();
-        for (place, funcs) in &info.refs {
-            let matches = match place {
-                Place::Element(_) => kind == Kind::ElementToImport,
-                Place::Global(_) => kind == Kind::GlobalInitToImport,
-                Place::Table(_) => kind == Kind::TableInitToImport,
-            };
-            if let Some((&from, &to)) = funcs
-                .iter()
-                .find_map(|f| wrapped.get_key_value(f))
-                .filter(|_| matches)
-            {
-                let what = format!("{place:?}: ref {from} -> import {to}");
-                sites.push((
-                    what,
-                    Edit::Ref {
-                        place: *place,
-                        from,
-                        to,
-                    },
-                ));
+        for (p, (k, name, refs)) in info.places.iter().enumerate() {
+            if let Some((&from, &to)) = refs.iter().find_map(|f| wrapped.get_key_value(f)) {
+                if *k == kind {
+                    let what = format!("{name}: ref.func {from} -> import {to}");
+                    sites.push((what, Edit::Ref(p, from, to)));
+                }
             }
         }
-        add(kind, sites);
+        candidates.push((kind, sites));
     }
 
-    let imports = || manifest.wrapped.iter();
-    add(
-        Kind::ExportImport,
-        imports()
-            .map(|w| {
-                let name = format!("irm-mutant:{}.{}", w.module, w.field);
-                let edit = Edit::Export {
-                    name: name.clone(),
-                    kind: ExportKind::Func,
-                    index: w.import_index,
-                };
-                (format!("export `{name}` = import {}", w.import_index), edit)
-            })
-            .collect(),
-    );
-    add(
-        Kind::StartToImport,
-        imports()
-            .map(|w| {
-                (
-                    format!("start = import {}", w.import_index),
-                    Edit::Start(w.import_index),
-                )
-            })
-            .collect(),
-    );
+    let wrapped_imports = || manifest.wrapped.iter();
+    let exports = wrapped_imports().map(|w| {
+        let name = format!("irm-mutant:{}.{}", w.module, w.field);
+        export_site(name, ExportKind::Func, w.import_index)
+    });
+    candidates.push((Kind::ExportImport, exports.collect()));
+    let starts = wrapped_imports().map(|w| {
+        let what = format!("start = import {}", w.import_index);
+        (what, Edit::Start(w.import_index))
+    });
+    candidates.push((Kind::StartToImport, starts.collect()));
 
+    // Monitor globals written by the first original function, or exported.
     let mut sites = Vec::new();
-    if let Some(func) = original {
+    if let Some((func, _)) = originals().next() {
         for (n, &gl) in state.iter().enumerate() {
-            let zero = match info.global_types[gl as usize] {
-                ValType::I64 => I::I64Const(0),
-                _ => I::I32Const(0),
+            let zero = match info.global_i64[gl as usize] {
+                true => I::I64Const(0),
+                false => I::I32Const(0),
             };
-            let what = format!("function {func} starts with {zero:?}; global.set {gl}");
-            sites.push((
-                what,
-                Edit::Prepend {
-                    func,
-                    with: vec![zero, I::GlobalSet(gl)],
-                },
-            ));
+            let mut writes = vec![vec![zero, I::GlobalSet(gl)]];
             if n == 0 {
-                let what = format!("function {func} starts with global.get {gl}; global.set {gl}");
-                sites.push((
-                    what,
-                    Edit::Prepend {
-                        func,
-                        with: vec![I::GlobalGet(gl), I::GlobalSet(gl)],
-                    },
-                ));
+                writes.push(vec![I::GlobalGet(gl), I::GlobalSet(gl)]);
+            }
+            for with in writes {
+                let what = format!("function {func} starts with {with:?}");
+                sites.push((what, Edit::Prepend(func, with)));
             }
         }
     }
-    add(Kind::MonitorGlobalWrittenOutside, sites);
-    add(
-        Kind::MonitorGlobalExportedMutable,
-        state
-            .iter()
-            .map(|&gl| {
-                let name = format!("irm-mutant:global{gl}");
-                let edit = Edit::Export {
-                    name: name.clone(),
-                    kind: ExportKind::Global,
-                    index: gl,
-                };
-                (format!("export `{name}` = global {gl}"), edit)
-            })
-            .collect(),
-    );
+    candidates.push((Kind::MonitorGlobalWrittenOutside, sites));
+    let exports = state.iter().map(|&gl| {
+        let name = format!("irm-mutant:global{gl}");
+        export_site(name, ExportKind::Global, gl)
+    });
+    candidates.push((Kind::MonitorGlobalExportedMutable, exports.collect()));
 
-    // Operator edits in monitors.
-    let (mut cmp, mut consts, mut sets, mut deny, mut mem) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let private = info.private_memory();
-    for (f, ops) in monitor_ops() {
-        let site = |k: usize, op: &Operator, with: Vec<I<'static>>| {
-            (
-                format!("function {f} op {k}: {op:?} -> {with:?}"),
-                Edit::Op {
-                    func: f,
-                    op: k,
-                    with,
-                },
-            )
-        };
+    // Operator edits in monitor functions.
+    let [mut cmp, mut consts, mut sets, mut deny, mut mem]: [Vec<Site>; 5] = Default::default();
+    let host = info.host_memory;
+    let private = (0..info.memories).rev().find(|&m| Some(m) != host);
+    for (f, ops) in info.funcs().filter(|(f, _)| monitors.contains(f)) {
         for (k, op) in ops.iter().enumerate() {
-            // Negation or twin, alternating over the sites.
+            // The negation or the twin, alternating over the sites.
             let flipped = flips(op);
             if let Some(new) = flipped.get(k % flipped.len().max(1)) {
-                cmp.push(site(k, op, vec![new.clone()]));
+                cmp.push(op_site(f, k, op, vec![new.clone()]));
             }
+            let d = if k % 2 == 0 { 1 } else { -1 };
             match *op {
                 Operator::I32Const { value } => {
-                    let d = if k % 2 == 0 { 1 } else { -1 };
-                    consts.push(site(k, op, vec![I::I32Const(value.wrapping_add(d))]));
+                    consts.push(op_site(f, k, op, vec![I::I32Const(value.wrapping_add(d))]))
                 }
-                Operator::I64Const { value } => {
-                    let d = if k % 2 == 0 { 1 } else { -1 };
-                    consts.push(site(k, op, vec![I::I64Const(value.wrapping_add(d))]));
-                }
+                Operator::I64Const { value } => consts.push(op_site(
+                    f,
+                    k,
+                    op,
+                    vec![I::I64Const(value.wrapping_add(d as i64))],
+                )),
                 Operator::GlobalSet { global_index } if state.contains(&global_index) => {
-                    sets.push(site(k, op, vec![I::Drop]));
+                    sets.push(op_site(f, k, op, vec![I::Drop]))
                 }
-                Operator::Unreachable => deny.push(site(k, op, vec![I::Nop])),
+                Operator::Unreachable => deny.push(op_site(f, k, op, vec![I::Nop])),
                 _ => {}
             }
-            if let (Some(m), Some(host), Some(private)) = (is_load(op), info.host_memory, private) {
-                let to = if m == host {
-                    private
-                } else if m == private {
-                    host
-                } else {
-                    continue;
-                };
+            let other = match (load_memory(op), host, private) {
+                (Some(m), Some(h), Some(p)) if m == h => Some(p),
+                (Some(m), Some(h), Some(p)) if m == p => Some(h),
+                _ => None,
+            };
+            if let Some(to) = other {
                 let what = format!("function {f} op {k}: {op:?} reads memory {to}");
-                mem.push((what, Edit::Memory { func: f, op: k, to }));
+                mem.push((what, Edit::Memory(f, k, to)));
             }
         }
         for k in deny_branches(ops) {
@@ -762,27 +644,24 @@ pub fn mutants(woven: &[u8]) -> (Vec<Mutant>, Stats) {
                 Operator::Br { .. } => I::Nop,
                 _ => I::Drop,
             };
-            deny.push(site(k, &ops[k], vec![with]));
+            deny.push(op_site(f, k, &ops[k], vec![with]));
         }
     }
-    add(Kind::ComparisonFlipped, cmp);
-    add(Kind::ConstantOffByOne, consts);
-    add(Kind::StateUpdateSkipped, sets);
-    add(Kind::DenyToAllow, deny);
-    add(Kind::WrongMemory, mem);
+    candidates.push((Kind::ComparisonFlipped, cmp));
+    candidates.push((Kind::ConstantOffByOne, consts));
+    candidates.push((Kind::StateUpdateSkipped, sets));
+    candidates.push((Kind::DenyToAllow, deny));
+    candidates.push((Kind::WrongMemory, mem));
 
     let mut out = Vec::new();
     let mut stats = Stats::default();
-    let features = instrumenter::features();
     for (kind, sites) in candidates {
         let count = stats.per_kind.entry(kind).or_default();
         count.sites += sites.len();
         for (what, edit) in sample(&sites, CAP) {
             let wasm = apply(woven, &info, edit);
-            if wasmparser::Validator::new_with_features(features)
-                .validate_all(&wasm)
-                .is_ok()
-            {
+            let mut validator = wasmparser::Validator::new_with_features(instrumenter::features());
+            if validator.validate_all(&wasm).is_ok() {
                 count.produced += 1;
                 out.push(Mutant { kind, what, wasm });
             } else {

@@ -135,6 +135,30 @@ fn mutation_is_deterministic_and_each_mutant_is_distinct() {
 }
 
 #[test]
+fn the_start_function_can_be_a_monitored_import_without_parameters_or_results() {
+    let program = policy_lang::compile(&[policy_lang::Source {
+        name: "tick.pol".into(),
+        text: "event tick = env.tick();
+               policy ticks { var n: 0..3 = 0; on tick when n >= 2 -> deny \"too many\"; on tick do n += 1; }"
+            .into(),
+    }])
+    .expect("the policy compiles")
+    .program;
+    let app = wat::parse_str(
+        r#"(module (import "env" "tick" (func $tick)) (memory (export "memory") 1)
+             (func $main (call $tick)) (start $main))"#,
+    )
+    .unwrap();
+    let woven = weave(&app, &program, &WeaveOptions::default())
+        .unwrap()
+        .wasm;
+    let (ms, stats) = mutants::mutants(&woven);
+    assert_eq!(stats.get(Kind::StartToImport).produced, 1, "{stats:?}");
+    let m = ms.iter().find(|m| m.kind == Kind::StartToImport).unwrap();
+    assert_eq!(m.what, "start = import 0");
+}
+
+#[test]
 fn a_start_function_of_an_import_with_parameters_is_an_invalid_candidate() {
     let (ms, stats) = mutants::mutants(&woven()[0].1);
     let c = stats.get(Kind::StartToImport);

@@ -4,16 +4,112 @@
 //! This crate is the checker's trusted base: it depends on `wasmparser` and on the policy
 //! IR and interpreter (`policy-lang`), never on `instrumenter`.
 //!
-//! Status: the module reader ([`module`]), the per-body scan of what code names
-//! ([`scan`]) and complete mediation ([`mediation`]: monitors derived from the code, every
-//! other reference to a monitored import or a monitor helper a located finding) are in
-//! place. State integrity and monitor behaviour against `policy_lang::interp` are not
-//! written yet, so nothing here issues a certificate and no command calls it.
+//! What a certificate establishes, for every import bound to an event of the policy set
+//! (duplicates, aliases and WASI preview 0 spellings included), derived from the module
+//! and the policies alone:
+//! 1. complete mediation ([`mediation`]): the import is reached only by calls from the
+//!    function found to monitor it (the one passing its own parameters to it);
+//! 2. state integrity ([`integrity`]): the globals, memories and data segments the
+//!    monitor's functions name are named by nothing else, imported by nothing, and
+//!    exported only as values the monitor never reads;
+//! 3. behaviour ([`behaviour`]): on sampled traces the monitors, run by a small
+//!    interpreter of the Wasm subset they use ([`exec`]), decide every call as
+//!    `policy_lang::interp` does. This part is sampled, not proven.
+//!
+//! Anything the checker does not understand (an instruction outside the subset, a memory
+//! it cannot model, an import call the policies do not explain) is a finding: it never
+//! passes by default.
+pub mod behaviour;
+pub mod exec;
+pub mod integrity;
 pub mod mediation;
 pub mod module;
 pub mod scan;
 
 use std::fmt;
+
+use policy_lang::ir::{EventId, Program};
+use wasmparser::WasmFeatures;
+
+pub use behaviour::{Sample, Sampled};
+pub use mediation::Monitored;
+
+/// Generated traces per check, on top of the ones given.
+pub const GENERATED_TRACES: usize = 600;
+
+/// What a module was certified with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    pub monitored: Vec<Monitored>,
+    pub state: integrity::State,
+    pub sampled: Sampled,
+}
+
+/// Decides whether `wasm` enforces `program`. `traces` are run on top of the generated
+/// ones (the policies' `.traces` files, say). On refusal, the findings are in module
+/// order of the checks: mediation, integrity, behaviour.
+pub fn certify(
+    wasm: &[u8],
+    program: &Program,
+    traces: &[Sample],
+) -> Result<Certificate, Vec<Finding>> {
+    certify_sampling(wasm, program, traces, GENERATED_TRACES)
+}
+
+/// [`certify`] with `generated` traces generated from the policies (about that many; at
+/// least one per parameter candidate of every monitored event).
+pub fn certify_sampling(
+    wasm: &[u8],
+    program: &Program,
+    traces: &[Sample],
+    generated: usize,
+) -> Result<Certificate, Vec<Finding>> {
+    let mut m = module::Module::read(wasm, WasmFeatures::WASM3).map_err(|f| vec![f])?;
+    let names = scan::module_names(&m).map_err(|f| vec![f])?;
+    let (med, mut findings) = mediation::check(&m, &names, program);
+    // Only the monitor's bodies are validated here: an engine refuses a module with any
+    // invalid body, so a certificate speaks only of modules an engine loads.
+    let imports = m.num_imports();
+    let to_validate = std::mem::take(&mut m.to_validate);
+    for (d, (f, body)) in to_validate.into_iter().zip(&m.bodies).enumerate() {
+        let index = d as u32 + imports;
+        if !med.members.contains(&index) {
+            continue;
+        }
+        let mut v = f.into_validator(Default::default());
+        if let Err(e) = v.validate(body) {
+            findings.push(Finding::new(
+                Where::Function {
+                    index,
+                    offset: e.offset(),
+                },
+                format!("monitor function {index} is not valid: {}", e.message()),
+            ));
+        }
+    }
+    let (state, integrity) = integrity::check(&m, &names, &med);
+    findings.extend(integrity);
+    if !findings.is_empty() {
+        return Err(findings);
+    }
+    let events: Vec<EventId> = {
+        let mut e: Vec<EventId> = med.monitored.iter().map(|x| x.event).collect();
+        e.sort_unstable();
+        e.dedup();
+        e
+    };
+    let mut samples = traces.to_vec();
+    samples.extend(behaviour::generate(program, &events, generated));
+    let (sampled, behaviour) = behaviour::check(&m, &med, program, &samples);
+    if !behaviour.is_empty() {
+        return Err(behaviour);
+    }
+    Ok(Certificate {
+        monitored: med.monitored,
+        state,
+        sampled,
+    })
+}
 
 /// Where a finding is located in the module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

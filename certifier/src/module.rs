@@ -23,14 +23,16 @@ pub struct Import<'a> {
 
 /// A global: its type and, when it is a constant, its initial value's bits.
 pub struct Global {
-    pub imported: bool,
+    /// The byte offset of its import entry, for an imported global.
+    pub import: Option<usize>,
     pub mutable: bool,
     pub init: Option<u64>,
 }
 
 pub struct Memory {
     pub ty: MemoryType,
-    pub imported: bool,
+    /// The byte offset of its import entry, for an imported memory.
+    pub import: Option<usize>,
 }
 
 pub struct Export<'a> {
@@ -165,9 +167,12 @@ impl<'a> Module<'a> {
                                 });
                                 m.func_types.push(t);
                             }
-                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, imported: true }),
+                            TypeRef::Memory(ty) => m.memories.push(Memory {
+                                ty,
+                                import: Some(offset),
+                            }),
                             TypeRef::Global(g) => m.globals.push(Global {
-                                imported: true,
+                                import: Some(offset),
                                 mutable: g.mutable,
                                 init: None,
                             }),
@@ -191,7 +196,7 @@ impl<'a> Module<'a> {
                     for ty in r {
                         m.memories.push(Memory {
                             ty: ty.map_err(bad)?,
-                            imported: false,
+                            import: None,
                         });
                     }
                 }
@@ -200,7 +205,7 @@ impl<'a> Module<'a> {
                         let g = g.map_err(bad)?;
                         let init = m.const_expr(&g.init_expr, "a global initialiser")?;
                         m.globals.push(Global {
-                            imported: false,
+                            import: None,
                             mutable: g.ty.mutable,
                             init,
                         });

@@ -20,6 +20,8 @@ pub enum FuncUse {
 pub struct Names {
     pub funcs: Vec<(u32, FuncUse, usize)>,
     pub globals: Vec<(u32, usize)>,
+    /// The globals the body reads (`global.get`), a subset of `globals`.
+    pub global_reads: Vec<(u32, usize)>,
     pub memories: Vec<(u32, usize)>,
     pub data: Vec<(u32, usize)>,
 }
@@ -106,6 +108,9 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
         let at = ops.original_position();
         let op = ops.read().map_err(bad)?;
         names_of(&op, at, &mut names);
+        if let Operator::GlobalGet { global_index } = op {
+            Names::note(&mut names.global_reads, global_index, at);
+        }
     }
     Ok(names)
 }

@@ -11,48 +11,7 @@ use mutants::{Kind, KINDS};
 /// Every way an import can be referenced: calls from several functions, a tail call, a
 /// `ref.func` in code, element segments (function indices and expressions), global and
 /// table initialisers.
-const APP: &str = r#"(module
-  (type $io (func (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (type $io)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $r (type $io)))
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $o (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "sock_send"
-    (func $s (param i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "open_window" (func $ow (param i32 i32) (result i32)))
-  (import "env" "close_window" (func $cw (param i32)))
-  (memory (export "memory") 1)
-  (global $callback (mut funcref) (ref.func $r))
-  (global $opener funcref (ref.func $o))
-  (global $counter (mut i32) (i32.const 0))
-  (table $t 8 funcref)
-  (table $u 2 funcref (ref.func $ow))
-  (table $v 1 funcref (ref.func $o))
-  (elem (table $t) (i32.const 0) func $w $r $o)
-  (elem (table $t) (i32.const 3) funcref (ref.func $s) (ref.func $cw))
-  (elem declare func $cw)
-  (func $write (type $io)
-    (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
-  (func $write_tail (type $io)
-    (return_call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
-  (func $read (result i32)
-    (call $r (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
-  (func $open (result i32)
-    (call $o (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
-      (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
-  (func $send (result i32)
-    (call $s (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
-  (func $windows
-    (global.set $counter (call $ow (i32.const 640) (i32.const 480)))
-    (call $cw (global.get $counter))
-    (drop (ref.func $cw)))
-  (func (export "_start")
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
-    (drop (call $write_tail (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
-    (drop (call $read))
-    (drop (call $open))
-    (drop (call $send))
-    (call $windows)))"#;
+const APP: &str = include_str!("mutants/app.wat");
 
 const POLICIES: [&str; 6] = [
     "no-exfil.pol",

@@ -11,12 +11,15 @@ const APP: &str = r#"(module
   (import "wasi_snapshot_preview1" "path_open"
     (func $o (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_unstable" "fd_write" (func $w0 (param i32 i32 i32 i32) (result i32)))
+  (import "env" "open_window" (func $ow (param i32 i32) (result i32)))
+  (import "env" "close_window" (func $cw (param i32)))
   (memory (export "memory") 1)
   (table 2 funcref)
   (elem (i32.const 0) func $w $r)
   (func (export "_start")
     (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
     (drop (call $w0 (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (call $cw (call $ow (i32.const 1) (i32.const 1)))
     (drop (call $r (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
     (drop (call $o (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
       (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))))"#;
@@ -51,6 +54,56 @@ fn every_shipped_policy_woven_into_an_app_has_one_monitor_per_import_and_complet
         assert!(!med.monitored.is_empty(), "{policy}");
         for x in &med.monitored {
             assert_eq!(x.monitors.len(), 1, "{policy}: import {}", x.import);
+        }
+    }
+}
+
+/// The `.traces` file of a shipped policy, as samples.
+fn shipped_traces(policy: &str) -> Vec<certifier::Sample> {
+    let path = format!(
+        "{}/../policies/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        policy.replace(".pol", ".traces")
+    );
+    let loaded = policy_lang::trace::load_trace_file(std::path::Path::new(&path)).unwrap();
+    loaded
+        .file
+        .traces
+        .iter()
+        .map(|t| (t.world.clone(), t.events()))
+        .collect()
+}
+
+#[test]
+fn every_shipped_policy_woven_into_an_app_certifies() {
+    for policy in [
+        "no-exfil.pol",
+        "tmp-writes.pol",
+        "no-secrets.pol",
+        "stdio-only.pol",
+        "chinese-wall.pol",
+        "audit-files.pol",
+        "no-network-errno.pol",
+        "max-windows.pol",
+    ] {
+        let path = format!("{}/../policies/{policy}", env!("CARGO_MANIFEST_DIR"));
+        let program = policy_lang::compile_files(&[path]).unwrap().program;
+        let woven = weave(
+            &wat::parse_str(APP).unwrap(),
+            &program,
+            &WeaveOptions::default(),
+        )
+        .unwrap();
+        match certifier::certify(&woven.wasm, &program, &shipped_traces(policy)) {
+            Ok(c) => assert!(c.sampled.traces > 0, "{policy}: {c:?}"),
+            Err(findings) => panic!(
+                "{policy}: {}",
+                findings
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
         }
     }
 }

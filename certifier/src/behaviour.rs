@@ -1,0 +1,880 @@
+//! Monitor behaviour: the module's own monitors, run by [`crate::exec`] on sampled
+//! traces, decide every call as `policy_lang::interp` does.
+//!
+//! What is compared, per call: whether the raw import was called (exactly once, with the
+//! arguments the monitor received), what the caller got back (the import's result, or
+//! the suppression value), the lines written to descriptor 2 (audits and the deny, with
+//! policy and reason, in order), and whether the call trapped (a deny). A module without
+//! a WASI `fd_write` cannot write lines; then only calls, results and traps are compared.
+//!
+//! The monitor runs against a fake WASI host that answers its own questions (the
+//! descriptor scan: `fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`) from the
+//! trace's world; any other import call is a finding. The host memory starts filled with
+//! garbage and every byte the monitor wrote there is scribbled over before the next
+//! call, since the module owns that memory between calls: a monitor that kept state there
+//! decides differently and is caught.
+//!
+//! This is sampling, not proof: the traces are the `.traces` files given with the
+//! policies plus traces generated from the policies (every integer constant of a guard
+//! and its neighbours, witnesses accepted and just rejected by every string test,
+//! descriptor numbers in and beyond the table, out-of-bounds strings and pointers,
+//! failing and trapping imports, random prefixes to reach later states, several
+//! worlds).
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use policy_lang::descriptors::{Effect, FILETYPE_DIRECTORY};
+use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
+use policy_lang::ir::{EventId, Expr, ParamType, Pattern, Phase, Program, ValType};
+use policy_lang::wasi::{self, Role};
+
+use crate::exec::{Host, Instance, Stop};
+use crate::mediation::Mediation;
+use crate::module::Module;
+use crate::{Finding, Where};
+
+/// Bytes at the bottom of the host memory for the traces' out-pointers.
+const OUT_AREA: u32 = 4096;
+const PAGE: u32 = 65536;
+const ERRNO_BADF: u64 = 8;
+/// Strings of one step must fit above the out area.
+const STRINGS_END: u32 = 3 * PAGE;
+
+/// One trace to run: its world and its calls.
+pub type Sample = (World, Vec<TraceEvent>);
+
+/// How much was run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sampled {
+    pub traces: usize,
+    pub calls: usize,
+}
+
+/// What one call did, as the caller and the host saw it.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    called: bool,
+    lines: Vec<String>,
+    end: End,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Returned(Option<i64>),
+    Trapped,
+    HostTrapped,
+}
+
+/// Runs every sample through the monitors and compares with the interpreter; at most
+/// one finding per monitor.
+pub fn check(
+    m: &Module,
+    med: &Mediation,
+    program: &Program,
+    samples: &[Sample],
+) -> (Sampled, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let mut sampled = Sampled::default();
+    // Per event, the (import, monitor) pairs that can make its calls.
+    let mut routes: BTreeMap<EventId, Vec<(u32, u32)>> = BTreeMap::new();
+    for x in &med.monitored {
+        for &f in &x.monitors {
+            routes.entry(x.event).or_default().push((x.import, f));
+        }
+    }
+    let messages = m
+        .imports
+        .iter()
+        .any(|i| wasi::is_wasi_module(i.module) && i.field == "fd_write");
+    let mut inst = match Instance::new(m, (STRINGS_END / PAGE) as usize + 1) {
+        Ok(i) => i,
+        Err(why) => {
+            findings.push(Finding::new(
+                Where::Offset(0),
+                format!("the monitor's initial state cannot be modelled: {why}"),
+            ));
+            return (sampled, findings);
+        }
+    };
+    let host = m.host_memory();
+    if let Some(h) = host {
+        if let Some(Some(mem)) = inst.memories.get_mut(h as usize) {
+            scribble(mem, 0xa5);
+        }
+    }
+    let initial_globals = inst.globals.clone();
+    let initial_memories: Vec<Option<Vec<u8>>> = inst
+        .memories
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            if Some(i as u32) == host {
+                None
+            } else {
+                x.clone()
+            }
+        })
+        .collect();
+    let mut failed: BTreeSet<u32> = BTreeSet::new();
+    for (n, (world, calls)) in samples.iter().enumerate() {
+        if calls.iter().any(|c| !routes.contains_key(&c.event)) {
+            continue;
+        }
+        // A fresh instance: the monitor's state as the module starts.
+        inst.globals.clone_from(&initial_globals);
+        for (i, x) in initial_memories.iter().enumerate() {
+            if x.is_some() {
+                inst.memories[i].clone_from(x);
+            }
+        }
+        let expected = run_trace_in(program, world, calls);
+        let mut fake = FakeHost::new(world, program);
+        sampled.traces += 1;
+        for (s, call) in calls.iter().enumerate() {
+            let step = s + 1;
+            let options = &routes[&call.event];
+            let (import, monitor) = options[(n + s) % options.len()];
+            let want = expectation(program, &expected, step, call, messages);
+            let got = match run_call(
+                &mut inst, &mut fake, program, call, import, monitor, messages,
+            ) {
+                Ok(seen) => seen,
+                Err(stop) => {
+                    if failed.insert(monitor) {
+                        findings.push(stopped(monitor, stop, program, calls, step));
+                    }
+                    break;
+                }
+            };
+            sampled.calls += 1;
+            if got != want {
+                if failed.insert(monitor) {
+                    findings.push(Finding::new(
+                        Where::Function { index: monitor, offset: 0 },
+                        format!(
+                            "monitor {monitor} (import {import}) decides differently from the policies at call {step} of {}: the policies expect {}, the monitor {}",
+                            render(program, world, calls),
+                            describe(&want),
+                            describe(&got)
+                        ),
+                    ));
+                }
+                break;
+            }
+            if matches!(got.end, End::Trapped) {
+                break;
+            }
+        }
+    }
+    (sampled, findings)
+}
+
+fn stopped(
+    monitor: u32,
+    stop: Stop,
+    program: &Program,
+    calls: &[TraceEvent],
+    step: usize,
+) -> Finding {
+    let at_call = format!(
+        "at call {step} of {}",
+        render(program, &World::default(), calls)
+    );
+    match stop {
+        Stop::Unsupported { func, offset, what } => Finding::new(
+            Where::Function {
+                index: func,
+                offset,
+            },
+            format!("not understood: {what} (monitor {monitor}, {at_call})"),
+        ),
+        Stop::Refused(why) => Finding::new(
+            Where::Function {
+                index: monitor,
+                offset: 0,
+            },
+            format!("monitor {monitor} {why} ({at_call})"),
+        ),
+        Stop::Trap(why) => Finding::new(
+            Where::Function {
+                index: monitor,
+                offset: 0,
+            },
+            format!("monitor {monitor} trapped unexpectedly: {why} ({at_call})"),
+        ),
+        Stop::HostTrap => Finding::new(
+            Where::Function {
+                index: monitor,
+                offset: 0,
+            },
+            format!("monitor {monitor} let a host trap escape unexpectedly ({at_call})"),
+        ),
+    }
+}
+
+fn describe(s: &Seen) -> String {
+    let mut out = String::new();
+    out.push_str(if s.called {
+        "the import called"
+    } else {
+        "the import not called"
+    });
+    match s.end {
+        End::Returned(Some(v)) => out.push_str(&format!(", {v} returned")),
+        End::Returned(None) => out.push_str(", a return"),
+        End::Trapped => out.push_str(", a trap"),
+        End::HostTrapped => out.push_str(", the import's trap"),
+    }
+    for l in &s.lines {
+        out.push_str(&format!(", line {:?}", l.trim_end()));
+    }
+    out
+}
+
+/// A trace as text, to reproduce a finding.
+fn render(program: &Program, world: &World, calls: &[TraceEvent]) -> String {
+    let mut out = String::new();
+    if !world.preopens.is_empty() {
+        let p: Vec<String> = world
+            .preopens
+            .iter()
+            .map(|p| format!("{:?}", String::from_utf8_lossy(p)))
+            .collect();
+        out.push_str(&format!("preopen {}; ", p.join(", ")));
+    }
+    let steps: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let e = &program.events[c.event as usize];
+            let args: Vec<String> = e
+                .params
+                .iter()
+                .zip(&c.args)
+                .map(|(p, v)| match v {
+                    Value::Int(i) => format!("{}={i}", p.name),
+                    Value::Str(Some(b)) => format!("{}={:?}", p.name, String::from_utf8_lossy(b)),
+                    Value::Str(None) | Value::BadPointer(_) => format!("{}=oob", p.name),
+                    Value::Float(f) => format!("{}={f}", p.name),
+                })
+                .collect();
+            let end = if c.trapped {
+                " -> trap".to_string()
+            } else {
+                c.result.map_or(String::new(), |r| format!(" -> {r}"))
+            };
+            format!("{}({}){end}", e.name, args.join(", "))
+        })
+        .collect();
+    out.push_str(&format!("[{}]", steps.join("; ")));
+    out
+}
+
+/// What the interpreter's verdict says call `step` must look like.
+fn expectation(
+    program: &Program,
+    v: &Verdict,
+    step: usize,
+    call: &TraceEvent,
+    messages: bool,
+) -> Seen {
+    let event = &program.events[call.event as usize];
+    let import = event.import_name();
+    let mut lines = Vec::new();
+    let mut suppressed = None;
+    for o in v.observations.iter().filter(|o| o.step == step) {
+        match &o.kind {
+            ObservationKind::Audit => lines.push(format!(
+                "irm: audit: policy {}: {import}: {}\n",
+                o.policy, o.reason
+            )),
+            ObservationKind::Suppress(value) => suppressed = Some(*value),
+        }
+    }
+    let denied = v.violation.as_ref().filter(|x| x.step == step);
+    if let Some(d) = denied {
+        lines.push(format!(
+            "irm: policy {} denied {import}: {}\n",
+            d.policy, d.reason
+        ));
+    }
+    if !messages {
+        lines.clear();
+    }
+    let called = suppressed.is_none() && !denied.is_some_and(|d| d.phase == Phase::Pre);
+    let end = if denied.is_some() {
+        End::Trapped
+    } else if called && call.trapped {
+        End::HostTrapped
+    } else if let Some(value) = suppressed {
+        End::Returned(value.map(|x| narrow(event.results.first(), x)))
+    } else {
+        End::Returned(
+            event
+                .results
+                .first()
+                .map(|t| narrow(Some(t), call.result.unwrap_or(0))),
+        )
+    };
+    // A suppression without a value returns whatever the monitor chose: not compared.
+    Seen { called, lines, end }
+}
+
+/// `v` as the caller receives it: an `i32` sign-extended.
+fn narrow(t: Option<&ValType>, v: i64) -> i64 {
+    match t {
+        Some(ValType::I32) => v as i32 as i64,
+        _ => v,
+    }
+}
+
+fn scribble(mem: &mut [u8], seed: u8) {
+    for (i, b) in mem.iter_mut().enumerate() {
+        *b = seed ^ (i as u8).wrapping_mul(31);
+    }
+}
+
+/// Runs one call through `monitor` and records what the host and the caller saw.
+fn run_call(
+    inst: &mut Instance,
+    fake: &mut FakeHost,
+    program: &Program,
+    call: &TraceEvent,
+    import: u32,
+    monitor: u32,
+    messages: bool,
+) -> Result<Seen, Stop> {
+    let event = &program.events[call.event as usize];
+    let host_mem = inst.module.host_memory();
+    let mem_len = host_mem
+        .and_then(|h| {
+            inst.memories
+                .get(h as usize)
+                .cloned()
+                .flatten()
+                .map(|m| m.len())
+        })
+        .unwrap_or(0) as u32;
+    // The module owns its memory between calls: whatever the monitor left there is gone.
+    if let Some(h) = host_mem {
+        for (at, len) in std::mem::take(&mut inst.dirty) {
+            if let Some(Some(mem)) = inst.memories.get_mut(h as usize) {
+                if let Some(r) = mem.get_mut(at as usize..(at as usize + len as usize)) {
+                    scribble(r, 0x5a);
+                }
+            }
+        }
+    }
+    let mut args = Vec::new();
+    let mut strings_at = OUT_AREA;
+    for (p, param) in event.params.iter().enumerate() {
+        let value = call.args.get(p);
+        let int = match value {
+            Some(Value::Int(v)) | Some(Value::BadPointer(v)) => *v,
+            _ => 0,
+        };
+        let float = match value {
+            Some(Value::Float(f)) => *f,
+            _ => 0.0,
+        };
+        match param.ty {
+            ParamType::I32 => args.push(int as u32 as u64),
+            ParamType::I64 => args.push(int as u64),
+            ParamType::F32 => args.push((float as f32).to_bits() as u64),
+            ParamType::F64 => args.push(float.to_bits()),
+            ParamType::Str => match (value, host_mem) {
+                (Some(Value::Str(Some(bytes))), Some(h))
+                    if strings_at as usize + bytes.len() <= STRINGS_END as usize =>
+                {
+                    inst.write(h, strings_at, bytes);
+                    args.push(strings_at as u64);
+                    args.push(bytes.len() as u64);
+                    strings_at += bytes.len() as u32;
+                }
+                _ => {
+                    args.push(mem_len as u64);
+                    args.push(1);
+                }
+            },
+        }
+    }
+    inst.dirty.clear();
+    fake.step = Some(StepCall {
+        import,
+        args: args.clone(),
+        call: call.clone(),
+        called: false,
+    });
+    fake.lines.clear();
+    let out = inst.invoke(monitor, &args, fake);
+    let step = fake.step.take().expect("set above");
+    let mut lines = std::mem::take(&mut fake.lines);
+    if !messages {
+        lines.clear();
+    }
+    let end = match out {
+        Ok(results) => End::Returned(
+            results
+                .first()
+                .map(|&r| narrow(event.results.first(), r as i64)),
+        ),
+        Err(Stop::Trap(_)) => End::Trapped,
+        Err(Stop::HostTrap) => End::HostTrapped,
+        Err(other) => return Err(other),
+    };
+    let lines = split_lines(&lines);
+    Ok(Seen {
+        called: step.called,
+        lines,
+        end,
+    })
+}
+
+fn split_lines(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split_inclusive('\n').map(str::to_string).collect()
+}
+
+/// The call the trace makes at the step in progress.
+struct StepCall {
+    import: u32,
+    args: Vec<u64>,
+    call: TraceEvent,
+    called: bool,
+}
+
+/// The fake WASI host: the world's descriptors, followed through the calls that ran.
+struct FakeHost<'p> {
+    program: &'p Program,
+    /// fd -> (file type, preopen name).
+    open: BTreeMap<u32, (u8, Option<Vec<u8>>)>,
+    step: Option<StepCall>,
+    /// Bytes written to descriptor 2 during the step.
+    lines: Vec<u8>,
+}
+
+impl<'p> FakeHost<'p> {
+    fn new(world: &World, program: &'p Program) -> Self {
+        FakeHost {
+            program,
+            open: world
+                .initial()
+                .into_iter()
+                .map(|d| (d.fd, (d.filetype.unwrap_or(0), d.preopen)))
+                .collect(),
+            step: None,
+            lines: Vec::new(),
+        }
+    }
+
+    /// The monitor's own WASI questions and its lines on descriptor 2.
+    fn internal(&mut self, inst: &mut Instance, field: &str, args: &[u64]) -> Option<u64> {
+        let a = |i: usize| args.get(i).copied().unwrap_or(0) as u32;
+        let h = inst.module.host_memory()?;
+        let efault = 21;
+        Some(match field {
+            "fd_fdstat_get" => match self.open.get(&a(0)) {
+                Some(&(filetype, _)) => {
+                    let rights: u64 = match (a(0), filetype) {
+                        (0, _) => 2,
+                        (1 | 2, _) => 1 << 6,
+                        (_, FILETYPE_DIRECTORY) => u64::MAX >> 35,
+                        _ => (1 << 1) | (1 << 6),
+                    };
+                    let mut stat = [0u8; 24];
+                    stat[0] = filetype;
+                    stat[8..16].copy_from_slice(&rights.to_le_bytes());
+                    stat[16..24].copy_from_slice(&rights.to_le_bytes());
+                    if inst.write(h, a(1), &stat) {
+                        0
+                    } else {
+                        efault
+                    }
+                }
+                None => ERRNO_BADF,
+            },
+            "fd_prestat_get" => match self.open.get(&a(0)) {
+                Some((_, Some(name))) => {
+                    let mut pre = [0u8; 8];
+                    pre[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
+                    if inst.write(h, a(1), &pre) {
+                        0
+                    } else {
+                        efault
+                    }
+                }
+                _ => ERRNO_BADF,
+            },
+            "fd_prestat_dir_name" => match self.open.get(&a(0)).cloned() {
+                Some((_, Some(name))) => {
+                    let n = name.len().min(a(2) as usize);
+                    if inst.write(h, a(1), &name[..n]) {
+                        0
+                    } else {
+                        efault
+                    }
+                }
+                _ => ERRNO_BADF,
+            },
+            "fd_write" if a(0) == 2 => {
+                let (iovs, n) = (a(1), a(2));
+                let mut total: u32 = 0;
+                for k in 0..n {
+                    let iov = inst.read(h, iovs.wrapping_add(8 * k), 8)?;
+                    let base = u32::from_le_bytes(iov[0..4].try_into().ok()?);
+                    let len = u32::from_le_bytes(iov[4..8].try_into().ok()?);
+                    let bytes = inst.read(h, base, len)?.to_vec();
+                    self.lines.extend_from_slice(&bytes);
+                    total = total.wrapping_add(len);
+                }
+                if inst.write(h, a(3), &total.to_le_bytes()) {
+                    0
+                } else {
+                    efault
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// What a successful trace call does to the host's descriptors.
+    fn apply(&mut self, event: EventId, call: &TraceEvent) {
+        let decl = &self.program.events[event as usize];
+        if !wasi::is_wasi_module(&decl.module) {
+            return;
+        }
+        let arg = |name: &str| {
+            decl.params
+                .iter()
+                .position(|p| p.name == name)
+                .and_then(|i| match call.args.get(i) {
+                    Some(Value::Int(v)) => Some(*v as u32),
+                    _ => None,
+                })
+        };
+        match Effect::of(&decl.field) {
+            Some(Effect::Open | Effect::Accept) => {
+                if let Some(o) = call.opened {
+                    self.open.insert(o.fd, (o.filetype, None));
+                }
+            }
+            Some(Effect::Close) => {
+                if let Some(fd) = arg("fd") {
+                    self.open.remove(&fd);
+                }
+            }
+            Some(Effect::Renumber) => {
+                if let (Some(from), Some(to)) = (arg("fd"), arg("to")) {
+                    if from != to {
+                        if let Some(d) = self.open.remove(&from) {
+                            self.open.insert(to, d);
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl Host for FakeHost<'_> {
+    fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop> {
+        let imp = &inst.module.imports[import as usize];
+        let (module, field) = (imp.module, imp.field);
+        let results = inst
+            .module
+            .func_type(import)
+            .map_or(0, |t| t.results().len());
+        let is_step = self
+            .step
+            .as_ref()
+            .is_some_and(|s| s.import == import && s.args == args && !s.called);
+        if !is_step {
+            if wasi::is_wasi_module(module) {
+                if let Some(errno) = self.internal(inst, field, args) {
+                    return Ok(vec![errno; results]);
+                }
+            }
+            return Err(Stop::Refused(format!(
+                "made a call the policies do not explain: {module}.{field} with {args:?}"
+            )));
+        }
+        let step = self.step.as_mut().expect("checked");
+        step.called = true;
+        let call = step.call.clone();
+        if call.trapped {
+            return Err(Stop::HostTrap);
+        }
+        let value = call.result.unwrap_or(0);
+        if value == 0 {
+            self.apply(call.event, &call);
+            if let (Some(o), Some(h)) = (call.opened, inst.module.host_memory()) {
+                let decl = &self.program.events[call.event as usize];
+                let out = if decl.field == "sock_accept" {
+                    "ro_fd"
+                } else {
+                    "opened_fd"
+                };
+                if let Some(at) = wasm_arg(decl, args, out) {
+                    inst.write(h, at, &o.fd.to_le_bytes());
+                }
+            }
+        }
+        let ty = inst
+            .module
+            .func_type(import)
+            .and_then(|t| t.results().first().copied());
+        Ok(match ty {
+            Some(wasmparser::ValType::I32) => vec![value as u32 as u64],
+            Some(_) => vec![value as u64],
+            None => Vec::new(),
+        })
+    }
+}
+
+/// The Wasm argument of integer parameter `name` of `event` (strings take two).
+fn wasm_arg(event: &policy_lang::ir::Event, args: &[u64], name: &str) -> Option<u32> {
+    let mut at = 0;
+    for p in &event.params {
+        if p.name == name {
+            return args.get(at).map(|&a| a as u32);
+        }
+        at += if p.ty == ParamType::Str { 2 } else { 1 };
+    }
+    None
+}
+
+// ---- trace generation ----
+
+/// A small deterministic generator (xorshift), so a verdict is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+}
+
+fn constants(e: &Expr, out: &mut BTreeSet<i64>, patterns: &mut Vec<Pattern>) {
+    match e {
+        Expr::Int(v) => {
+            out.extend([v.wrapping_sub(1), *v, v.wrapping_add(1)]);
+        }
+        Expr::Unary(_, a) | Expr::SetHas(_, a) => constants(a, out, patterns),
+        Expr::Binary(_, a, b) => {
+            constants(a, out, patterns);
+            constants(b, out, patterns);
+        }
+        Expr::Str(_, p) => patterns.push(p.clone()),
+        _ => {}
+    }
+}
+
+/// Shortest strings the pattern accepts and, near each, ones it rejects.
+fn witnesses(p: &Pattern) -> Vec<Vec<u8>> {
+    let Ok(dfa) = p.to_dfa() else {
+        return Vec::new();
+    };
+    // Bytes tried first: the ones paths are made of.
+    let alphabet: Vec<u8> = b"/a.x-_0Z~\\ \0\xff".to_vec();
+    let mut seen = vec![false; dfa.state_count()];
+    let mut queue = VecDeque::from([(dfa.start, Vec::new())]);
+    seen[dfa.start as usize] = true;
+    let mut accepted = Vec::new();
+    while let Some((q, s)) = queue.pop_front() {
+        if dfa.accepting[q as usize] {
+            accepted.push(s.clone());
+            if accepted.len() >= 3 {
+                break;
+            }
+        }
+        if s.len() >= 64 {
+            continue;
+        }
+        for b in alphabet.iter().copied().chain(0u8..=255) {
+            let r = dfa.table[q as usize * 256 + b as usize];
+            if !seen[r as usize] {
+                seen[r as usize] = true;
+                let mut t = s.clone();
+                t.push(b);
+                queue.push_back((r, t));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for w in accepted {
+        let mut shorter = w.clone();
+        shorter.pop();
+        let mut longer = w.clone();
+        longer.extend_from_slice(b"x/..");
+        let mut changed = w.clone();
+        if let Some(last) = changed.last_mut() {
+            *last ^= 1;
+        }
+        let relative = w.strip_prefix(b"/").map(<[u8]>::to_vec);
+        out.extend([w, shorter, longer, changed]);
+        out.extend(relative);
+    }
+    out
+}
+
+/// Candidate values for each parameter of each event, from the policies' guards.
+fn candidates(program: &Program) -> Vec<Vec<Vec<Value>>> {
+    let mut ints = BTreeSet::from([0, 1, 2, 3, 4, 5, 6, 7, -1, 100, 1 << 20]);
+    let mut patterns = Vec::new();
+    for p in &program.policies {
+        for t in &p.transitions {
+            constants(&t.guard, &mut ints, &mut patterns);
+            for u in &t.updates {
+                constants(&u.value, &mut ints, &mut patterns);
+            }
+        }
+    }
+    let mut strings: Vec<Vec<u8>> = [
+        "",
+        ".",
+        "..",
+        "/",
+        "a",
+        "a.txt",
+        "./a",
+        "../a",
+        "/tmp",
+        "/tmp/a",
+        "tmp/a",
+        "x/../../a",
+        "/data/../etc/passwd",
+        ".ssh/id_rsa",
+        "a//b/./c",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    strings.push(vec![b'a'; 300]);
+    strings.push(b"../".repeat(40));
+    for p in &patterns {
+        strings.extend(witnesses(p));
+    }
+    strings.sort();
+    strings.dedup();
+    let ints: Vec<i64> = ints.into_iter().collect();
+    program
+        .events
+        .iter()
+        .map(|e| {
+            e.params
+                .iter()
+                .map(|p| match p.ty {
+                    ParamType::Str => {
+                        let mut v: Vec<Value> = strings
+                            .iter()
+                            .map(|s| Value::Str(Some(s.clone())))
+                            .collect();
+                        v.push(Value::Str(None));
+                        v
+                    }
+                    ParamType::F32 | ParamType::F64 => vec![Value::Float(0.0)],
+                    _ => match wasi::is_wasi_module(&e.module)
+                        .then(|| wasi::role(&e.field, &p.name))
+                        .flatten()
+                    {
+                        Some(Role::Out { .. }) => {
+                            vec![Value::Int(64), Value::Int(0), Value::BadPointer(-1)]
+                        }
+                        _ => ints.iter().map(|&i| Value::Int(i)).collect(),
+                    },
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Traces generated from the policies for the events the module imports.
+pub fn generate(program: &Program, events: &[EventId], budget: usize) -> Vec<Sample> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let cands = candidates(program);
+    let worlds = [
+        World::with_preopens::<&str>(&[]),
+        World::with_preopens(&["/"]),
+        World::with_preopens(&["/tmp", "/data"]),
+        World::with_preopens(&["."]),
+        World::with_preopens(&["/home/user", "/tmp"]),
+    ];
+    let results: Vec<i64> = {
+        let mut r = BTreeSet::from([0i64, 8, 76, 1, -1]);
+        let mut ignored = Vec::new();
+        for p in &program.policies {
+            for t in &p.transitions {
+                if t.phase == Phase::Post {
+                    constants(&t.guard, &mut r, &mut ignored);
+                }
+            }
+        }
+        r.into_iter().collect()
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let random_call = |rng: &mut Rng, e: EventId| -> TraceEvent {
+        let args = cands[e as usize]
+            .iter()
+            .map(|c| rng.pick(c).clone())
+            .collect();
+        let roll = rng.below(20);
+        TraceEvent {
+            event: e,
+            args,
+            result: Some(if roll < 12 { 0 } else { *rng.pick(&results) }),
+            opened: None,
+            trapped: roll == 19,
+        }
+    };
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<Sample>, world: &World, mut calls: Vec<TraceEvent>| {
+        policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
+        out.push((world.clone(), calls));
+    };
+    // Every candidate of every parameter, alone and after a random prefix.
+    'boundaries: for &e in events {
+        for (p, values) in cands[e as usize].iter().enumerate() {
+            for v in values {
+                for prefix_len in [0usize, 3] {
+                    let world = rng.pick(&worlds).clone();
+                    let mut calls: Vec<TraceEvent> = (0..prefix_len)
+                        .map(|_| {
+                            let e = *rng.pick(events);
+                            random_call(&mut rng, e)
+                        })
+                        .collect();
+                    let mut last = random_call(&mut rng, e);
+                    last.args[p] = v.clone();
+                    last.trapped = false;
+                    calls.push(last);
+                    push(&mut out, &world, calls);
+                    if out.len() >= budget {
+                        break 'boundaries;
+                    }
+                }
+            }
+        }
+    }
+    while out.len() < budget * 3 / 2 {
+        let world = rng.pick(&worlds).clone();
+        let len = 1 + rng.below(8);
+        let calls = (0..len)
+            .map(|_| {
+                let e = *rng.pick(events);
+                random_call(&mut rng, e)
+            })
+            .collect();
+        push(&mut out, &world, calls);
+    }
+    out
+}

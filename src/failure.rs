@@ -54,7 +54,7 @@ pub fn show(e: &anyhow::Error, ui: &Ui) {
         show_run(r, ui);
     } else if let Some(usage) = e.downcast_ref::<clap::Error>() {
         let _ = usage.print();
-    } else if !e.is::<TestsFailed>() {
+    } else if !e.is::<TestsFailed>() && !e.is::<crate::cmd::check::NotCertified>() {
         eprintln!("{} {e:#}", ui.error_prefix());
     }
 }

@@ -35,6 +35,8 @@ enum Command {
     Test(cmd::test::Args),
     /// Weave policies into a Wasm module.
     Weave(cmd::weave::Args),
+    /// Certify that a hardened module enforces policies, without trusting the weaver.
+    Check(cmd::check::Args),
     /// Run a (hardened) Wasm module in wasmtime with WASI preview 1.
     Run(cmd::run::Args),
 }
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Test(a) => cmd::test::run(a, &ui),
         Command::Weave(a) => cmd::weave::run(a, &ui),
         Command::Run(a) => cmd::run::run(a, &ui),
+        Command::Check(a) => cmd::check::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,9 @@ pub enum InProcTool {
     Weave,
     /// The same with irm's default of one validating thread per core.
     WeaveAllCores,
+    /// irm: weave the policies (untimed), then `certifier::certify` the output (timed),
+    /// as `irm check` and `irm weave --check` do.
+    Check,
 }
 
 /// What a measurement child prints on stdout, as one JSON line.
@@ -35,10 +38,17 @@ pub struct Measurement {
 /// Runs `tool` on `module` once and returns the timing of the work itself.
 pub fn measure(tool: InProcTool, module: &Path, policies: &[PathBuf]) -> Result<Measurement> {
     let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
-    let program = if matches!(tool, InProcTool::Weave | InProcTool::WeaveAllCores) {
+    let program = if matches!(
+        tool,
+        InProcTool::Weave | InProcTool::WeaveAllCores | InProcTool::Check
+    ) {
         Some(crate::irm::compile_policies(policies)?)
     } else {
         None
+    };
+    let woven = match (tool, &program) {
+        (InProcTool::Check, Some(program)) => crate::irm::weave_on(&bytes, program, 0)?,
+        _ => Vec::new(),
     };
     let start = Instant::now();
     let out_bytes = match tool {
@@ -65,6 +75,12 @@ pub fn measure(tool: InProcTool, module: &Path, policies: &[PathBuf]) -> Result<
             let program = program.expect("compiled above for weaving");
             let threads = if tool == InProcTool::Weave { 1 } else { 0 };
             crate::irm::weave_on(&bytes, &program, threads)?.len() as u64
+        }
+        InProcTool::Check => {
+            let program = program.expect("compiled above for checking");
+            certifier::certify(&woven, &program, &[])
+                .map_err(|f| anyhow!("the woven module does not certify: {}", f[0]))?;
+            0
         }
     };
     Ok(Measurement {

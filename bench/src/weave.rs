@@ -59,6 +59,9 @@ pub fn policy_sets() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
+/// `irm check` of the module woven with no-exfil (the certifier alone, weaving untimed).
+pub const CHECK: &str = "irm check no-exfil (certifier)";
+
 /// The first policy set woven with irm's default, one validating thread per core.
 pub const ALL_CORES: &str = "irm weave no-exfil, all cores";
 
@@ -107,6 +110,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<ModuleResult>> {
             InProcTool::WeaveAllCores,
             &path,
             &[no_exfil],
+        ));
+        tools.push(in_proc(
+            ctx,
+            CHECK,
+            InProcTool::Check,
+            &path,
+            &[crate::irm::policy_file(&ctx.workspace, crate::irm::NO_EXFIL).0],
         ));
         let mut m = ModuleResult {
             name: name.to_string(),

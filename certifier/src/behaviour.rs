@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use policy_lang::descriptors::{Effect, FILETYPE_DIRECTORY};
 use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
-use policy_lang::ir::{EventId, Expr, ParamType, Pattern, Phase, Program, ValType};
+use policy_lang::ir::{EventId, Expr, ParamType, Pattern, Phase, Program, RuntimeFault, ValType};
 use policy_lang::wasi::{self, Role};
 
 use crate::exec::{Host, Instance, Stop};
@@ -49,6 +49,18 @@ pub struct Sampled {
     pub calls: usize,
 }
 
+/// Pages of the host memory the checks run with: its minimum, at least enough for the
+/// traces' strings, within its maximum.
+fn host_pages(m: &Module) -> usize {
+    let want = (STRINGS_END / PAGE) as usize + 1;
+    m.host_memory()
+        .and_then(|h| m.memories.get(h as usize))
+        .map_or(want, |x| {
+            let pages = (x.ty.initial as usize).max(want);
+            x.ty.maximum.map_or(pages, |max| pages.min(max as usize))
+        })
+}
+
 /// What one call did, as the caller and the host saw it.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
@@ -66,9 +78,11 @@ enum End {
 
 /// Runs every sample through the monitors and compares with the interpreter; at most
 /// one finding per monitor.
+/// `state_memories`: the memories the monitor owns, which are modelled with the host's.
 pub fn check(
     m: &Module,
     med: &Mediation,
+    state_memories: &BTreeSet<u32>,
     program: &Program,
     samples: &[Sample],
 ) -> (Sampled, Vec<Finding>) {
@@ -81,11 +95,15 @@ pub fn check(
             routes.entry(x.event).or_default().push((x.import, f));
         }
     }
+    if routes.is_empty() {
+        // Nothing the policies decide can be called.
+        return (sampled, findings);
+    }
     let messages = m
         .imports
         .iter()
         .any(|i| wasi::is_wasi_module(i.module) && i.field == "fd_write");
-    let mut inst = match Instance::new(m, (STRINGS_END / PAGE) as usize + 1) {
+    let mut inst = match Instance::new(m, host_pages(m), state_memories) {
         Ok(i) => i,
         Err(why) => {
             findings.push(Finding::new(
@@ -115,17 +133,15 @@ pub fn check(
         })
         .collect();
     let mut failed: BTreeSet<u32> = BTreeSet::new();
+    // What the monitor wrote outside the host memory during the trace so far.
+    let mut written: Vec<(u32, u32, u32)> = Vec::new();
     for (n, (world, calls)) in samples.iter().enumerate() {
         if calls.iter().any(|c| !routes.contains_key(&c.event)) {
             continue;
         }
         // A fresh instance: the monitor's state as the module starts.
         inst.globals.clone_from(&initial_globals);
-        for (i, x) in initial_memories.iter().enumerate() {
-            if x.is_some() {
-                inst.memories[i].clone_from(x);
-            }
-        }
+        reset(&mut inst, host, &initial_memories, &mut written);
         let expected = run_trace_in(program, world, calls);
         let mut fake = FakeHost::new(world, program);
         sampled.traces += 1;
@@ -135,7 +151,13 @@ pub fn check(
             let (import, monitor) = options[(n + s) % options.len()];
             let want = expectation(program, &expected, step, call, messages);
             let got = match run_call(
-                &mut inst, &mut fake, program, call, import, monitor, messages,
+                &mut inst,
+                &mut fake,
+                program,
+                call,
+                (import, monitor),
+                n + s,
+                messages,
             ) {
                 Ok(seen) => seen,
                 Err(stop) => {
@@ -161,6 +183,39 @@ pub fn check(
                 break;
             }
             if matches!(got.end, End::Trapped) {
+                // A monitor that denied stays denied, for an embedder that calls again.
+                let mut again = call.clone();
+                again.trapped = false;
+                let want = interrupted(program, &again, messages);
+                match run_call(
+                    &mut inst,
+                    &mut fake,
+                    program,
+                    &again,
+                    (import, monitor),
+                    n + s + 1,
+                    messages,
+                ) {
+                    Ok(seen) if seen == want => {}
+                    Ok(seen) => {
+                        if failed.insert(monitor) {
+                            findings.push(Finding::new(
+                                Where::Function { index: monitor, offset: 0 },
+                                format!(
+                                    "monitor {monitor} (import {import}) does not stay denied after the deny at call {step} of {}: called again, the policies expect {}, the monitor {}",
+                                    render(program, world, calls),
+                                    describe(&want),
+                                    describe(&seen)
+                                ),
+                            ));
+                        }
+                    }
+                    Err(stop) => {
+                        if failed.insert(monitor) {
+                            findings.push(stopped(monitor, stop, program, calls, step));
+                        }
+                    }
+                }
                 break;
             }
         }
@@ -314,8 +369,23 @@ fn expectation(
                 .map(|t| narrow(Some(t), call.result.unwrap_or(0))),
         )
     };
-    // A suppression without a value returns whatever the monitor chose: not compared.
     Seen { called, lines, end }
+}
+
+/// A call made after a deny: refused by its event's owner as interrupted.
+fn interrupted(program: &Program, call: &TraceEvent, messages: bool) -> Seen {
+    let owner = program.owner(call.event);
+    let reason = RuntimeFault::Interrupted.reason(program, call.event, owner, None);
+    let import = program.events[call.event as usize].import_name();
+    let line = format!(
+        "irm: policy {} denied {import}: {reason}\n",
+        program.policies[owner].name
+    );
+    Seen {
+        called: false,
+        lines: if messages { vec![line] } else { Vec::new() },
+        end: End::Trapped,
+    }
 }
 
 /// `v` as the caller receives it: an `i32` sign-extended.
@@ -323,6 +393,46 @@ fn narrow(t: Option<&ValType>, v: i64) -> i64 {
     match t {
         Some(ValType::I32) => v as i32 as i64,
         _ => v,
+    }
+}
+
+/// Overwrites what was written to the host memory since the last call; keeps the list
+/// of what was written to the others.
+fn scribble_host(inst: &mut Instance, host: Option<u32>) {
+    let mut keep = Vec::new();
+    for (m, at, len) in std::mem::take(&mut inst.dirty) {
+        if Some(m) != host {
+            keep.push((m, at, len));
+            continue;
+        }
+        if let Some(Some(mem)) = inst.memories.get_mut(m as usize) {
+            if let Some(r) = mem.get_mut(at as usize..at as usize + len as usize) {
+                scribble(r, 0x5a);
+            }
+        }
+    }
+    inst.dirty = keep;
+}
+
+/// Restores every memory but the host's to its initial contents, copying back only what
+/// the previous trace wrote.
+fn reset(
+    inst: &mut Instance,
+    host: Option<u32>,
+    initial: &[Option<Vec<u8>>],
+    written: &mut Vec<(u32, u32, u32)>,
+) {
+    scribble_host(inst, host);
+    written.append(&mut inst.dirty);
+    for (m, at, len) in written.drain(..) {
+        let range = at as usize..at as usize + len as usize;
+        if let (Some(Some(mem)), Some(Some(init))) =
+            (inst.memories.get_mut(m as usize), initial.get(m as usize))
+        {
+            if let (Some(dst), Some(src)) = (mem.get_mut(range.clone()), init.get(range)) {
+                dst.copy_from_slice(src);
+            }
+        }
     }
 }
 
@@ -338,8 +448,8 @@ fn run_call(
     fake: &mut FakeHost,
     program: &Program,
     call: &TraceEvent,
-    import: u32,
-    monitor: u32,
+    (import, monitor): (u32, u32),
+    variant: usize,
     messages: bool,
 ) -> Result<Seen, Stop> {
     let event = &program.events[call.event as usize];
@@ -354,17 +464,12 @@ fn run_call(
         })
         .unwrap_or(0) as u32;
     // The module owns its memory between calls: whatever the monitor left there is gone.
-    if let Some(h) = host_mem {
-        for (at, len) in std::mem::take(&mut inst.dirty) {
-            if let Some(Some(mem)) = inst.memories.get_mut(h as usize) {
-                if let Some(r) = mem.get_mut(at as usize..(at as usize + len as usize)) {
-                    scribble(r, 0x5a);
-                }
-            }
-        }
-    }
+    scribble_host(inst, host_mem);
     let mut args = Vec::new();
     let mut strings_at = OUT_AREA;
+    // Odd variants put the last string at the very end of the memory and pick other
+    // out-of-bounds pointers, so bounds checks are tried at their edges.
+    let last_str = event.params.iter().rposition(|p| p.ty == ParamType::Str);
     for (p, param) in event.params.iter().enumerate() {
         let value = call.args.get(p);
         let int = match value {
@@ -382,6 +487,16 @@ fn run_call(
             ParamType::F64 => args.push(float.to_bits()),
             ParamType::Str => match (value, host_mem) {
                 (Some(Value::Str(Some(bytes))), Some(h))
+                    if variant % 2 == 1
+                        && Some(p) == last_str
+                        && (bytes.len() as u32) < mem_len - STRINGS_END =>
+                {
+                    let at = mem_len - bytes.len() as u32;
+                    inst.write(h, at, bytes);
+                    args.push(at as u64);
+                    args.push(bytes.len() as u64);
+                }
+                (Some(Value::Str(Some(bytes))), Some(h))
                     if strings_at as usize + bytes.len() <= STRINGS_END as usize =>
                 {
                     inst.write(h, strings_at, bytes);
@@ -390,13 +505,18 @@ fn run_call(
                     strings_at += bytes.len() as u32;
                 }
                 _ => {
-                    args.push(mem_len as u64);
-                    args.push(1);
+                    let (at, len) = match variant % 3 {
+                        0 => (mem_len, 1),
+                        1 => (mem_len.wrapping_sub(1), 2),
+                        _ => (u32::MAX - 1, 4),
+                    };
+                    args.push(at as u64);
+                    args.push(len as u64);
                 }
             },
         }
     }
-    inst.dirty.clear();
+    inst.dirty.retain(|&(m, _, _)| Some(m) != host_mem);
     fake.step = Some(StepCall {
         import,
         args: args.clone(),
@@ -404,6 +524,7 @@ fn run_call(
         called: false,
     });
     fake.lines.clear();
+    fake.write_limit = if variant % 2 == 1 { 16 } else { u32::MAX };
     let out = inst.invoke(monitor, &args, fake);
     let step = fake.step.take().expect("set above");
     let mut lines = std::mem::take(&mut fake.lines);
@@ -449,6 +570,9 @@ struct FakeHost<'p> {
     step: Option<StepCall>,
     /// Bytes written to descriptor 2 during the step.
     lines: Vec<u8>,
+    /// Take at most this many bytes per `fd_write` to 2: a host may write short, and
+    /// the monitor must go on until its line is whole.
+    write_limit: u32,
 }
 
 impl<'p> FakeHost<'p> {
@@ -462,6 +586,7 @@ impl<'p> FakeHost<'p> {
                 .collect(),
             step: None,
             lines: Vec::new(),
+            write_limit: u32::MAX,
         }
     }
 
@@ -521,9 +646,10 @@ impl<'p> FakeHost<'p> {
                     let iov = inst.read(h, iovs.wrapping_add(8 * k), 8)?;
                     let base = u32::from_le_bytes(iov[0..4].try_into().ok()?);
                     let len = u32::from_le_bytes(iov[4..8].try_into().ok()?);
+                    let len = len.min(self.write_limit - total);
                     let bytes = inst.read(h, base, len)?.to_vec();
                     self.lines.extend_from_slice(&bytes);
-                    total = total.wrapping_add(len);
+                    total += len;
                 }
                 if inst.write(h, a(3), &total.to_le_bytes()) {
                     0
@@ -579,10 +705,6 @@ impl Host for FakeHost<'_> {
     fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop> {
         let imp = &inst.module.imports[import as usize];
         let (module, field) = (imp.module, imp.field);
-        let results = inst
-            .module
-            .func_type(import)
-            .map_or(0, |t| t.results().len());
         let is_step = self
             .step
             .as_ref()
@@ -590,7 +712,7 @@ impl Host for FakeHost<'_> {
         if !is_step {
             if wasi::is_wasi_module(module) {
                 if let Some(errno) = self.internal(inst, field, args) {
-                    return Ok(vec![errno; results]);
+                    return Ok(results_of(inst, import, errno));
                 }
             }
             return Err(Stop::Refused(format!(
@@ -618,16 +740,26 @@ impl Host for FakeHost<'_> {
                 }
             }
         }
-        let ty = inst
-            .module
-            .func_type(import)
-            .and_then(|t| t.results().first().copied());
-        Ok(match ty {
-            Some(wasmparser::ValType::I32) => vec![value as u32 as u64],
-            Some(_) => vec![value as u64],
-            None => Vec::new(),
-        })
+        Ok(results_of(inst, import, value as u64))
     }
+}
+
+/// The results of `import` as a host returns them: `first` (an `i32` truncated), then
+/// zeros.
+fn results_of(inst: &Instance, import: u32, first: u64) -> Vec<u64> {
+    let types = inst
+        .module
+        .func_type(import)
+        .map_or(&[][..], |t| t.results());
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match (i, t) {
+            (0, wasmparser::ValType::I32) => first as u32 as u64,
+            (0, _) => first,
+            _ => 0,
+        })
+        .collect()
 }
 
 /// The Wasm argument of integer parameter `name` of `event` (strings take two).
@@ -726,8 +858,25 @@ fn witnesses(p: &Pattern) -> Vec<Vec<u8>> {
 }
 
 /// Candidate values for each parameter of each event, from the policies' guards.
-fn candidates(program: &Program) -> Vec<Vec<Vec<Value>>> {
-    let mut ints = BTreeSet::from([0, 1, 2, 3, 4, 5, 6, 7, -1, 100, 1 << 20]);
+fn candidates(program: &Program, host_len: u32) -> Vec<Vec<Vec<Value>>> {
+    // Small values, the descriptor table's bound and its neighbours, and far values.
+    let fds = policy_lang::descriptors::MAX_FDS as i64;
+    let mut ints = BTreeSet::from([
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        -1,
+        100,
+        fds - 1,
+        fds,
+        fds + 1,
+        1 << 20,
+    ]);
     let mut patterns = Vec::new();
     for p in &program.policies {
         for t in &p.transitions {
@@ -758,6 +907,14 @@ fn candidates(program: &Program) -> Vec<Vec<Vec<Value>>> {
     .map(|s| s.as_bytes().to_vec())
     .collect();
     strings.push(vec![b'a'; 300]);
+    // The resolver's bound on path length, and one past it.
+    let max = policy_lang::path::MAX_PATH;
+    for n in [max - 1, max, max + 1] {
+        let mut p = b"/".to_vec();
+        p.resize(n, b'p');
+        strings.push(p);
+        strings.push(vec![b'r'; n]);
+    }
     strings.push(b"../".repeat(40));
     for p in &patterns {
         strings.extend(witnesses(p));
@@ -785,8 +942,19 @@ fn candidates(program: &Program) -> Vec<Vec<Vec<Value>>> {
                         .then(|| wasi::role(&e.field, &p.name))
                         .flatten()
                     {
-                        Some(Role::Out { .. }) => {
-                            vec![Value::Int(64), Value::Int(0), Value::BadPointer(-1)]
+                        Some(Role::Out { size, align, .. }) => {
+                            // Valid at the bottom and at the very top of the memory, and
+                            // out of bounds by one aligned step.
+                            let top = (host_len - size) as i64;
+                            let mut v = vec![
+                                Value::Int(64),
+                                Value::Int(0),
+                                Value::Int(top),
+                                Value::BadPointer(top + align as i64),
+                                Value::BadPointer(-1),
+                            ];
+                            v.dedup();
+                            v
                         }
                         _ => ints.iter().map(|&i| Value::Int(i)).collect(),
                     },
@@ -796,12 +964,13 @@ fn candidates(program: &Program) -> Vec<Vec<Vec<Value>>> {
         .collect()
 }
 
-/// Traces generated from the policies for the events the module imports.
-pub fn generate(program: &Program, events: &[EventId], budget: usize) -> Vec<Sample> {
+/// Traces generated from the policies for the events the module imports: one per
+/// candidate value of every parameter (after a random prefix), and `budget` random ones.
+pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize) -> Vec<Sample> {
     if events.is_empty() {
         return Vec::new();
     }
-    let cands = candidates(program);
+    let cands = candidates(program, host_pages(m) as u32 * PAGE);
     let worlds = [
         World::with_preopens::<&str>(&[]),
         World::with_preopens(&["/"]),
@@ -821,11 +990,34 @@ pub fn generate(program: &Program, events: &[EventId], budget: usize) -> Vec<Sam
         }
         r.into_iter().collect()
     };
+    // Per event and parameter: whether it is a descriptor number.
+    let is_fd: Vec<Vec<bool>> = program
+        .events
+        .iter()
+        .map(|e| {
+            e.params
+                .iter()
+                .map(|p| {
+                    wasi::is_wasi_module(&e.module)
+                        && wasi::role(&e.field, &p.name) == Some(Role::Descriptor)
+                })
+                .collect()
+        })
+        .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let random_call = |rng: &mut Rng, e: EventId| -> TraceEvent {
+    // A call of `e` with random candidates; descriptors are mostly ones the host has open
+    // (`open`), so calls reach the descriptors earlier calls handed out.
+    let random_call = |rng: &mut Rng, e: EventId, open: &[u32]| -> TraceEvent {
         let args = cands[e as usize]
             .iter()
-            .map(|c| rng.pick(c).clone())
+            .zip(&is_fd[e as usize])
+            .map(|(c, &fd)| {
+                if fd && !open.is_empty() && rng.below(10) < 7 {
+                    Value::Int(*rng.pick(open) as i64)
+                } else {
+                    rng.pick(c).clone()
+                }
+            })
             .collect();
         let roll = rng.below(20);
         TraceEvent {
@@ -836,45 +1028,59 @@ pub fn generate(program: &Program, events: &[EventId], budget: usize) -> Vec<Sam
             trapped: roll == 19,
         }
     };
-    let mut out = Vec::new();
-    let push = |out: &mut Vec<Sample>, world: &World, mut calls: Vec<TraceEvent>| {
-        policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
-        out.push((world.clone(), calls));
-    };
-    // Every candidate of every parameter, alone and after a random prefix.
-    'boundaries: for &e in events {
-        for (p, values) in cands[e as usize].iter().enumerate() {
-            for v in values {
-                for prefix_len in [0usize, 3] {
-                    let world = rng.pick(&worlds).clone();
-                    let mut calls: Vec<TraceEvent> = (0..prefix_len)
-                        .map(|_| {
-                            let e = *rng.pick(events);
-                            random_call(&mut rng, e)
-                        })
-                        .collect();
-                    let mut last = random_call(&mut rng, e);
-                    last.args[p] = v.clone();
-                    last.trapped = false;
-                    calls.push(last);
-                    push(&mut out, &world, calls);
-                    if out.len() >= budget {
-                        break 'boundaries;
+    // A trace of `len` random calls, then `last` (a call of its event made with the
+    // open descriptors, its parameter `p` set to `v`).
+    let trace =
+        |rng: &mut Rng, world: &World, len: usize, last: Option<(EventId, usize, &Value)>| {
+            let mut calls: Vec<TraceEvent> = Vec::new();
+            let mut open: Vec<u32> = world.initial().iter().map(|d| d.fd).collect();
+            let total = len + last.is_some() as usize;
+            for i in 0..total {
+                let mut call = match last {
+                    Some((e, p, v)) if i == len => {
+                        let mut c = random_call(rng, e, &open);
+                        c.args[p] = v.clone();
+                        c.trapped = false;
+                        c
+                    }
+                    _ => {
+                        let e = *rng.pick(events);
+                        random_call(rng, e, &open)
+                    }
+                };
+                call.opened = None;
+                calls.push(call);
+                policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
+                let call = calls.last().expect("pushed");
+                if let Some(o) = call.opened {
+                    open.push(o.fd);
+                }
+                let decl = &program.events[call.event as usize];
+                if decl.field == "fd_close" && call.result == Some(0) && !call.trapped {
+                    if let Some(Value::Int(fd)) = call.args.first() {
+                        open.retain(|x| *x as i64 != *fd);
                     }
                 }
             }
+            calls
+        };
+    let mut out = Vec::new();
+    // Every candidate of every parameter, after a random prefix that reaches a state.
+    for &e in events {
+        for (p, values) in cands[e as usize].iter().enumerate() {
+            for v in values {
+                let world = rng.pick(&worlds).clone();
+                let len = rng.below(5);
+                let calls = trace(&mut rng, &world, len, Some((e, p, v)));
+                out.push((world, calls));
+            }
         }
     }
-    while out.len() < budget * 3 / 2 {
+    for _ in 0..budget {
         let world = rng.pick(&worlds).clone();
-        let len = 1 + rng.below(8);
-        let calls = (0..len)
-            .map(|_| {
-                let e = *rng.pick(events);
-                random_call(&mut rng, e)
-            })
-            .collect();
-        push(&mut out, &world, calls);
+        let len = 1 + rng.below(12);
+        let calls = trace(&mut rng, &world, len, None);
+        out.push((world, calls));
     }
     out
 }

@@ -9,6 +9,7 @@
 //! guesses what an instruction does. The module is validated before it runs here, so
 //! operand types are never checked again.
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use wasmparser::{BlockType, FunctionBody, MemArg, Operator};
 
@@ -46,8 +47,8 @@ struct Code<'a> {
     locals: Vec<wasmparser::ValType>,
     /// For the index of a `block`, `loop` or `if`: the index of its `end`; for an `if`,
     /// also the index of its `else`.
-    end: HashMap<usize, usize>,
-    els: HashMap<usize, usize>,
+    end: Vec<usize>,
+    els: Vec<Option<usize>>,
 }
 
 /// The mutable state of one instance.
@@ -59,10 +60,10 @@ pub struct Instance<'m, 'a> {
     /// page size): an access to it stops the run.
     pub memories: Vec<Option<Vec<u8>>>,
     dropped: Vec<bool>,
-    /// Ranges `(at, len)` of the host memory the code wrote, for the caller to reset.
-    pub dirty: Vec<(u32, u32)>,
-    host: Option<u32>,
-    codes: HashMap<u32, Code<'a>>,
+    /// Ranges `(memory, at, len)` written since the caller last took them, so it can
+    /// reset memories without copying them whole.
+    pub dirty: Vec<(u32, u32, u32)>,
+    codes: HashMap<u32, Rc<Code<'a>>>,
     fuel: u64,
 }
 
@@ -78,10 +79,15 @@ fn trap(why: &str) -> Stop {
 }
 
 impl<'m, 'a> Instance<'m, 'a> {
-    /// A fresh instance: globals from their constant initialisers, memories at their
-    /// minimum size (at least `min_pages` for the host memory) filled by the active data
-    /// segments. `None` with a reason when this cannot be modelled.
-    pub fn new(module: &'m Module<'a>, host_pages: usize) -> Result<Self, String> {
+    /// A fresh instance: globals from their constant initialisers, the host memory (at
+    /// `host_pages`) and the memories in `modelled` at their minimum size, filled by the
+    /// active data segments; any other memory is not modelled (an access to it stops a
+    /// run). An error with the reason when this cannot be modelled.
+    pub fn new(
+        module: &'m Module<'a>,
+        host_pages: usize,
+        modelled: &std::collections::BTreeSet<u32>,
+    ) -> Result<Self, String> {
         let mut globals = Vec::new();
         for (i, g) in module.globals.iter().enumerate() {
             match (g.import, g.init) {
@@ -94,7 +100,8 @@ impl<'m, 'a> Instance<'m, 'a> {
         let host = module.host_memory();
         let mut memories = Vec::new();
         for (i, m) in module.memories.iter().enumerate() {
-            if m.ty.memory64 || m.ty.shared || m.ty.page_size_log2.is_some() {
+            let wanted = Some(i as u32) == host || modelled.contains(&(i as u32));
+            if !wanted || m.ty.memory64 || m.ty.shared || m.ty.page_size_log2.is_some() {
                 memories.push(None);
                 continue;
             }
@@ -112,6 +119,10 @@ impl<'m, 'a> Instance<'m, 'a> {
         }
         for (d, data) in module.data.iter().enumerate() {
             if let Some((mem, offset)) = data.active {
+                if memories.get(mem as usize).is_some_and(|m| m.is_none()) {
+                    // A memory that is not modelled: no monitor reads it.
+                    continue;
+                }
                 let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
                 let m = memories
                     .get_mut(mem as usize)
@@ -132,7 +143,6 @@ impl<'m, 'a> Instance<'m, 'a> {
             memories,
             dropped: module.data.iter().map(|d| d.active.is_some()).collect(),
             dirty: Vec::new(),
-            host,
             codes: HashMap::new(),
             fuel: 0,
         })
@@ -159,7 +169,7 @@ impl<'m, 'a> Instance<'m, 'a> {
             what: "a call of a function without a body".into(),
         })?;
         let code = decode(func, body)?;
-        self.codes.insert(func, code);
+        self.codes.insert(func, Rc::new(code));
         Ok(())
     }
 
@@ -187,17 +197,17 @@ impl<'m, 'a> Instance<'m, 'a> {
                 what: "a function whose type is not a function type".into(),
             })?;
         let mut locals = args;
-        let n_locals = self.codes[&func].locals.len();
+        let code = Rc::clone(&self.codes[&func]);
+        let n_locals = code.locals.len();
         locals.resize(locals.len() + n_locals, 0);
         let mut stack: Vec<u64> = Vec::new();
         let mut labels = vec![Label {
-            target: self.codes[&func].ops.len(),
+            target: code.ops.len(),
             arity: ty.results().len(),
             height: 0,
         }];
         let mut pc = 0usize;
         loop {
-            let code = &self.codes[&func];
             let Some((op, offset)) = code.ops.get(pc) else {
                 break;
             };
@@ -278,7 +288,7 @@ impl<'m, 'a> Instance<'m, 'a> {
                 Operator::Block { blockty } | Operator::Loop { blockty } => {
                     let (params, results) = self.arity(blockty, &unsupported)?;
                     let is_loop = matches!(op, Operator::Loop { .. });
-                    let end = code.end[&pc];
+                    let end = code.end[pc];
                     labels.push(Label {
                         target: if is_loop { pc } else { end },
                         arity: if is_loop { params } else { results },
@@ -288,15 +298,15 @@ impl<'m, 'a> Instance<'m, 'a> {
                 Operator::If { blockty } => {
                     let (params, results) = self.arity(blockty, &unsupported)?;
                     let c = pop!() as u32;
-                    let end = code.end[&pc];
+                    let end = code.end[pc];
                     labels.push(Label {
                         target: end,
                         arity: results,
                         height: stack.len() - params,
                     });
                     if c == 0 {
-                        next = match code.els.get(&pc) {
-                            Some(&e) => e + 1,
+                        next = match code.els[pc] {
+                            Some(e) => e + 1,
                             None => end,
                         };
                     }
@@ -569,10 +579,10 @@ impl<'m, 'a> Instance<'m, 'a> {
         }
     }
 
-    /// Notes a write to the host memory.
+    /// Notes a write to a memory.
     fn touch(&mut self, mem: u32, at: u64, len: u32) {
-        if Some(mem) == self.host && at <= u32::MAX as u64 {
-            self.dirty.push((at as u32, len));
+        if at <= u32::MAX as u64 {
+            self.dirty.push((mem, at as u32, len));
         }
     }
 
@@ -734,20 +744,20 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
         let at = reader.original_position();
         ops.push((reader.read().map_err(bad)?, at));
     }
-    let mut end = HashMap::new();
-    let mut els = HashMap::new();
+    let mut end = vec![0; ops.len()];
+    let mut els = vec![None; ops.len()];
     let mut open: Vec<usize> = Vec::new();
     for (i, (op, _)) in ops.iter().enumerate() {
         match op {
             Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => open.push(i),
             Operator::Else => {
                 if let Some(&b) = open.last() {
-                    els.insert(b, i);
+                    els[b] = Some(i);
                 }
             }
             Operator::End => {
                 if let Some(b) = open.pop() {
-                    end.insert(b, i);
+                    end[b] = i;
                 }
             }
             _ => {}

@@ -35,7 +35,7 @@ pub use behaviour::{Sample, Sampled};
 pub use mediation::Monitored;
 
 /// Generated traces per check, on top of the ones given.
-pub const GENERATED_TRACES: usize = 600;
+pub const GENERATED_TRACES: usize = 2000;
 
 /// What a module was certified with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,8 +99,8 @@ pub fn certify_sampling(
         e
     };
     let mut samples = traces.to_vec();
-    samples.extend(behaviour::generate(program, &events, generated));
-    let (sampled, behaviour) = behaviour::check(&m, &med, program, &samples);
+    samples.extend(behaviour::generate(&m, program, &events, generated));
+    let (sampled, behaviour) = behaviour::check(&m, &med, &state.memories, program, &samples);
     if !behaviour.is_empty() {
         return Err(behaviour);
     }

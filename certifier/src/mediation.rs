@@ -66,7 +66,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             })
             .map(|(f, _)| f)
             .collect();
-        if monitors.is_empty() {
+        if monitors.is_empty() && is_referenced(m, names, import) && decides_anything(program) {
             findings.push(Finding::new(
                 Where::Offset(imp.offset),
                 format!(
@@ -169,6 +169,23 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         }
     }
     (out, findings)
+}
+
+/// Whether anything in the module names `import`: otherwise it can never be called and
+/// needs no monitor.
+fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
+    names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
+        || m.const_refs.iter().any(|r| r.func == import)
+        || m.exports
+            .iter()
+            .any(|e| e.kind == ExternalKind::Func && e.index == import)
+        || m.start.is_some_and(|(s, _)| s == import)
+}
+
+/// Whether any policy has a transition: with none, every call proceeds unobserved (and
+/// nothing keeps a descriptor table), so no import needs a monitor.
+fn decides_anything(program: &Program) -> bool {
+    program.policies.iter().any(|p| !p.transitions.is_empty())
 }
 
 /// Whether `func`'s body contains `local.get 0 .. local.get n-1; call import`, `n` the
@@ -318,11 +335,21 @@ mod tests {
     #[test]
     fn an_import_without_a_monitor_is_a_finding() {
         let (_, findings) = run(
-            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32))))"#,
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (func $main (call $exit (i32.const 3))))"#,
         );
         assert!(
             findings.iter().any(|f| f.contains("no function monitors")),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn an_import_nothing_references_needs_no_monitor() {
+        let (med, findings) = run(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32))))"#,
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(med.monitored[0].monitors.is_empty());
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! The match is generated from wasmparser's own operator list, so an operator added by a
 //! proposal cannot name a memory or global without being seen here.
+use std::collections::HashSet;
+
 use wasmparser::{FunctionBody, Operator};
 
 use crate::module::Module;
@@ -27,15 +29,28 @@ pub struct Names {
 }
 
 impl Names {
+    // Every use is noted, then [`Names::first_uses`] keeps the first of each: a search
+    // per use would be quadratic in the bodies that call hundreds of functions.
     fn note(list: &mut Vec<(u32, usize)>, index: u32, offset: usize) {
-        if !list.iter().any(|&(i, _)| i == index) {
-            list.push((index, offset));
-        }
+        list.push((index, offset));
     }
 
     fn func(&mut self, index: u32, how: FuncUse, offset: usize) {
-        if !self.funcs.iter().any(|&(i, h, _)| i == index && h == how) {
-            self.funcs.push((index, how, offset));
+        self.funcs.push((index, how, offset));
+    }
+
+    fn first_uses(&mut self) {
+        let mut seen = HashSet::new();
+        self.funcs
+            .retain(|&(i, h, _)| seen.insert((i, h == FuncUse::Call)));
+        for list in [
+            &mut self.globals,
+            &mut self.global_reads,
+            &mut self.memories,
+            &mut self.data,
+        ] {
+            let mut seen = HashSet::new();
+            list.retain(|&(i, _)| seen.insert(i));
         }
     }
 }
@@ -112,16 +127,41 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
             Names::note(&mut names.global_reads, global_index, at);
         }
     }
+    names.first_uses();
     Ok(names)
 }
 
 /// The names of every defined body, in order.
+/// The names of every defined body, in order; bodies are scanned on one thread per core.
 pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
-    m.bodies
-        .iter()
-        .enumerate()
-        .map(|(d, b)| body_names(d as u32 + m.num_imports(), b))
-        .collect()
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = m.bodies.len().div_ceil(threads).max(1);
+    let imports = m.num_imports();
+    let parts: Vec<Result<Vec<Names>, Finding>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = m
+            .bodies
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, bodies)| {
+                scope.spawn(move || {
+                    bodies
+                        .iter()
+                        .enumerate()
+                        .map(|(d, b)| body_names((c * chunk + d) as u32 + imports, b))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a scan thread does not panic"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(m.bodies.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

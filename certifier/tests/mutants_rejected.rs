@@ -9,6 +9,9 @@ use mutants::{mutants, Kind};
 
 const APP: &str = include_str!("mutants/app.wat");
 
+/// Traces of the differential run a surviving mutant gets.
+const DIFFERENTIAL: usize = 10_000;
+
 const POLICIES: [&str; 6] = [
     "no-exfil.pol",
     "no-secrets.pol",
@@ -61,7 +64,20 @@ fn every_mutant_of_a_woven_module_is_refused_with_a_reason_naming_the_fault() {
         }
         let (all, _) = mutants(&woven);
         for m in all {
-            match certifier::certify(&m.wasm, &program, &[]) {
+            let t = std::time::Instant::now();
+            let outcome = certifier::certify(&m.wasm, &program, &[]);
+            eprintln!(
+                "{policy} {:?} {}: {} in {:?}",
+                m.kind,
+                m.what,
+                if outcome.is_ok() {
+                    "certified"
+                } else {
+                    "refused"
+                },
+                t.elapsed()
+            );
+            match outcome {
                 Err(findings) => {
                     refused += 1;
                     let words = named(m.kind);
@@ -72,7 +88,7 @@ fn every_mutant_of_a_woven_module_is_refused_with_a_reason_naming_the_fault() {
                         misnamed.push(format!("{policy} {:?} {}: {}", m.kind, m.what, findings[0]));
                     }
                 }
-                Ok(_) => match certifier::certify_sampling(&m.wasm, &program, &[], 20_000) {
+                Ok(_) => match certifier::certify_sampling(&m.wasm, &program, &[], DIFFERENTIAL) {
                     Err(findings) => {
                         missed.push(format!("{policy} {:?} {}: {}", m.kind, m.what, findings[0]))
                     }
@@ -82,7 +98,7 @@ fn every_mutant_of_a_woven_module_is_refused_with_a_reason_naming_the_fault() {
         }
     }
     eprintln!(
-        "{refused} mutants refused; {} equivalent by a differential run of 20000 traces:\n  {}",
+        "{refused} mutants refused; {} equivalent by a differential run of {DIFFERENTIAL} traces:\n  {}",
         equivalent.len(),
         equivalent.join("\n  ")
     );

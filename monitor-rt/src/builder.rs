@@ -61,6 +61,7 @@ pub struct RunnerBuilder {
     pub(crate) record: Option<PathBuf>,
     pub(crate) stdout: Option<MemoryOutputPipe>,
     pub(crate) stderr: Option<MemoryOutputPipe>,
+    pub(crate) certified_only: bool,
     pub(crate) stubs: Vec<(String, String, i64)>,
 }
 
@@ -81,6 +82,7 @@ impl Default for RunnerBuilder {
             record: None,
             stdout: None,
             stderr: None,
+            certified_only: false,
             stubs: Vec::new(),
         }
     }
@@ -219,6 +221,16 @@ impl RunnerBuilder {
     }
 
     /// Compiles the policies and sets up the engine.
+    /// Runs only modules that `certifier` certifies against the program, as they are,
+    /// instead of weaving the program into them: for a host that receives modules
+    /// hardened elsewhere and must not trust whoever wove them. A module that does not
+    /// certify is refused with [`RunError::NotCertified`] before it is compiled.
+    /// Requires a program and inline enforcement.
+    pub fn certified_only(mut self, yes: bool) -> Self {
+        self.certified_only = yes;
+        self
+    }
+
     pub fn build(self) -> Result<Runner, RunError> {
         let program = match (&self.program, self.policy_files.is_empty()) {
             (Some(_), false) => return Err(RunError::ProgramAndPolicyFiles),
@@ -231,6 +243,9 @@ impl RunnerBuilder {
         };
         if self.enforcement == Enforcement::Host && program.is_none() {
             return Err(RunError::HostWithoutPolicies);
+        }
+        if self.certified_only && (program.is_none() || self.enforcement == Enforcement::Host) {
+            return Err(RunError::CertifiedOnlyNeedsInlinePolicies);
         }
         if let Some(Preopen { host, guest, .. }) = self.dirs.iter().find(|d| !d.host.is_dir()) {
             return Err(RunError::NotADirectory {

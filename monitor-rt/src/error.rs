@@ -50,6 +50,14 @@ pub enum RunError {
     },
     #[error("cannot compile `{path}`: {message}")]
     Compile { path: String, message: String },
+    /// With [`RunnerBuilder::certified_only`](crate::RunnerBuilder::certified_only): the
+    /// module does not certify against the program; the first reason comes first.
+    #[error("`{path}` does not certify against the policies: {}", .findings.join("; "))]
+    NotCertified { path: String, findings: Vec<String> },
+    /// [`RunnerBuilder::certified_only`](crate::RunnerBuilder::certified_only) without a
+    /// program, or with host enforcement.
+    #[error("running certified modules only needs policies, enforced inline")]
+    CertifiedOnlyNeedsInlinePolicies,
     /// The entry point could not be called as asked.
     #[error(transparent)]
     Invoke(InvokeError),

@@ -108,6 +108,15 @@ impl Runner {
         })?;
         let woven;
         let bytes: &[u8] = match (&self.program, self.cfg.enforcement) {
+            (Some(program), Enforcement::Inline) if self.cfg.certified_only => {
+                certifier::certify(&binary, program, &[]).map_err(|findings| {
+                    RunError::NotCertified {
+                        path: name.to_string(),
+                        findings: findings.iter().map(|f| f.to_string()).collect(),
+                    }
+                })?;
+                &binary
+            }
             (Some(program), Enforcement::Inline) => {
                 woven = instrumenter::weave(
                     &binary,

@@ -195,8 +195,13 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             b = b.on_audit(|rec| eprintln!("irm: audit: {rec}"));
         }
     }
-    let runner = b.build().map_err(failed)?;
     let module = read_module(&args.module)?;
+    // A module hardened elsewhere is not woven again: it runs only if it certifies.
+    let pre_woven = matches!(instrumenter::manifest::read(&module), Ok(Some(_)));
+    if pre_woven && !args.policy.files.is_empty() && matches!(args.enforce, Mode::Inline) {
+        b = b.certified_only(true);
+    }
+    let runner = b.build().map_err(failed)?;
     let prepared = runner.prepare(&module, &name).map_err(failed)?;
     drop(module);
     if let Some(w) = &prepared.cache_warning {

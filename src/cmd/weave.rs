@@ -32,6 +32,10 @@ pub struct Args {
     /// for any number.
     #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Certify the output with `irm check` before writing it; an output that does not
+    /// certify is not written.
+    #[arg(long)]
+    pub check: bool,
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
@@ -101,6 +105,14 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     )
     .with_context(|| format!("cannot weave `{}`", args.input.display()))?;
     drop(input);
+    if args.check {
+        if let Err(findings) =
+            super::check::certify(&woven.wasm, &args.policy.files, &compiled.program)
+        {
+            eprint!("{}", super::check::render_findings(&args.input, &findings));
+            bail!("the woven module does not certify; nothing was written (please report this irm bug)");
+        }
+    }
     let written = match &output {
         Output::Named(path) | Output::Beside(path) => {
             write_replacing(path, &woven.wasm)?;

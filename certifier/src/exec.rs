@@ -207,10 +207,7 @@ impl<'m, 'a> Instance<'m, 'a> {
             height: 0,
         }];
         let mut pc = 0usize;
-        loop {
-            let Some((op, offset)) = code.ops.get(pc) else {
-                break;
-            };
+        while let Some((op, offset)) = code.ops.get(pc) {
             let (op, offset) = (op.clone(), *offset);
             self.fuel += 1;
             if self.fuel > FUEL {

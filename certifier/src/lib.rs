@@ -21,6 +21,7 @@
 //! passes by default.
 pub mod behaviour;
 pub mod exec;
+pub mod generate;
 pub mod integrity;
 pub mod mediation;
 pub mod module;
@@ -99,7 +100,7 @@ pub fn certify_sampling(
         e
     };
     let mut samples = traces.to_vec();
-    samples.extend(behaviour::generate(&m, program, &events, generated));
+    samples.extend(generate::generate(&m, program, &events, generated));
     let (sampled, behaviour) = behaviour::check(&m, &med, &state.memories, program, &samples);
     if !behaviour.is_empty() {
         return Err(behaviour);

@@ -4,12 +4,15 @@
 //! defined function of the import's exact type that passes its own parameters, in order,
 //! straight to the import (`local.get 0 .. local.get n-1; call import`). What such a
 //! function then does is for the behaviour check to establish; this module only finds it
-//! and checks that nothing else can reach the import. The monitor's *members* are the
+//! and checks that nothing else can reach the import. An import no function monitors is
+//! left to the behaviour check, which runs its calls raw (the weaver leaves alone the
+//! imports of policies the module cannot violate); one whose calls a policy denies,
+//! suppresses or audits must have a monitor. The monitor's *members* are the
 //! monitors and every defined function they call, transitively; helpers (members that
 //! are not monitors) may be reached only from members.
 use std::collections::BTreeSet;
 
-use policy_lang::ir::{EventId, Program};
+use policy_lang::ir::{EventId, Expr, Program, Verdict};
 use wasmparser::{ExternalKind, Operator};
 
 use crate::module::Module;
@@ -66,7 +69,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             })
             .map(|(f, _)| f)
             .collect();
-        if monitors.is_empty() && is_referenced(m, names, import) && decides_anything(program) {
+        if monitors.is_empty() && is_referenced(m, names, import) && acts_on(program, event) {
             findings.push(Finding::new(
                 Where::Offset(imp.offset),
                 format!(
@@ -74,6 +77,10 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
                     imp.module, imp.field
                 ),
             ));
+        }
+        if monitors.is_empty() && !is_referenced(m, names, import) {
+            // Never called: nothing to decide.
+            continue;
         }
         out.monitored.push(Monitored {
             import,
@@ -105,8 +112,12 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         .iter()
         .flat_map(|x| x.monitors.clone())
         .collect();
+    // An import without a monitor is called raw wherever the module calls it; the
+    // behaviour check then establishes that the policies never decide its calls.
     let guarded = |f: u32| {
-        out.monitored.iter().any(|x| x.import == f)
+        out.monitored
+            .iter()
+            .any(|x| x.import == f && !x.monitors.is_empty())
             || (out.members.contains(&f) && !monitors.contains(&f))
     };
     let what = |f: u32| {
@@ -182,10 +193,16 @@ fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
         || m.start.is_some_and(|(s, _)| s == import)
 }
 
-/// Whether any policy has a transition: with none, every call proceeds unobserved (and
-/// nothing keeps a descriptor table), so no import needs a monitor.
-fn decides_anything(program: &Program) -> bool {
-    program.policies.iter().any(|p| !p.transitions.is_empty())
+/// Whether a transition on `event` that can fire decides the call itself (deny,
+/// suppress, audit): such an import needs a monitor, whatever the sampling says. Whether
+/// the others may go unmonitored (transitions that only move state, a descriptor table
+/// nobody reads) is for the behaviour check to establish.
+fn acts_on(program: &Program, event: EventId) -> bool {
+    program.policies.iter().any(|p| {
+        p.transitions.iter().any(|t| {
+            t.event == event && t.guard != Expr::Bool(false) && t.verdict != Verdict::Allow
+        })
+    })
 }
 
 /// Whether `func`'s body contains `local.get 0 .. local.get n-1; call import`, `n` the
@@ -345,11 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn an_unmonitored_import_of_an_event_no_policy_decides_may_be_referenced_anywhere() {
+        let program = policy_lang::compile(&[policy_lang::Source {
+            name: "p.pol".into(),
+            text: "policy p { initial state a; state b; on proc_exit -> b; }".into(),
+        }])
+        .unwrap()
+        .program;
+        let wasm = wat::parse_str(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (export "exit" (func $exit)) (func (call $exit (i32.const 1))))"#,
+        )
+        .unwrap();
+        let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
+        let names = module_names(&m).unwrap();
+        let (med, findings) = check(&m, &names, &program);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(med.monitored[0].monitors.is_empty());
+    }
+
+    #[test]
     fn an_import_nothing_references_needs_no_monitor() {
         let (med, findings) = run(
             r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32))))"#,
         );
         assert!(findings.is_empty(), "{findings:?}");
-        assert!(med.monitored[0].monitors.is_empty());
+        assert!(med.monitored.is_empty());
     }
 }

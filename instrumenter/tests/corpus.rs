@@ -89,6 +89,9 @@ fn audited(wasm: &[u8]) -> Vec<u8> {
         !woven.report.wrapped.is_empty(),
         "an audit-everything policy must wrap the module's imports"
     );
+    if let Err(f) = certifier::certify(&woven.wasm, &program, &[]) {
+        panic!("the woven module does not certify: {}", f[0]);
+    }
     woven.wasm
 }
 

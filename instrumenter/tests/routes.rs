@@ -119,6 +119,9 @@ fn hardened(wasm: &[u8], program: &Program) -> Vec<u8> {
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(&woven.wasm)
         .expect("woven module validates");
+    if let Err(f) = certifier::certify(&woven.wasm, program, &[]) {
+        panic!("the woven module does not certify: {}", f[0]);
+    }
     woven.wasm
 }
 

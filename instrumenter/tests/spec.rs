@@ -96,6 +96,12 @@ fn check_file(engine: &Engine, file: &TestFile<'_>, tally: &mut Tally) {
             Some(program) => match weave(bytes, &program, &WeaveOptions::default()) {
                 Ok(w) => {
                     tally.modules_woven += 1;
+                    if let Err(f) = certifier::certify(&w.wasm, &program, &[]) {
+                        tally
+                            .failures
+                            .push(format!("{name}: woven {module} does not certify: {}", f[0]));
+                        continue;
+                    }
                     match engine.precompile_module(&w.wasm) {
                         Ok(c) => c,
                         Err(e) => {

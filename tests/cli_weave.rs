@@ -400,3 +400,24 @@ fn weave_output_gets_the_permissions_of_any_new_file() {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&out), mode(&reference));
 }
+
+#[test]
+fn weave_replaces_an_existing_output_and_leaves_no_other_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = write(dir.path(), "no-exfil.pol", NO_EXFIL);
+    let out = write(dir.path(), "o.wasm", "an older output");
+    // Another name for the old file keeps the old content: the output is a new file.
+    let other = dir.path().join("other-name");
+    fs::hard_link(&out, &other).unwrap();
+    let o = irm(&["weave", "-q", "-p", s(&pol), EXFIL_WAT, "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let wasm = fs::read(&out).unwrap();
+    assert!(custom_sections(&wasm).iter().any(|n| n == "irm.monitor"));
+    assert_eq!(fs::read_to_string(&other).unwrap(), "an older output");
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["no-exfil.pol", "o.wasm", "other-name"]);
+}

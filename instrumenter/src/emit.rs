@@ -682,6 +682,9 @@ impl Emitter<'_> {
     ) -> Result<Option<Vec<u8>>, WeaveError> {
         let plan = self.plan;
         let gen = self.gen;
+        if let (Some(c), 0) = (c, plan.shift) {
+            return Ok(self.names_appended(c));
+        }
         let mut out = wasm_encoder::NameSection::new();
         let mut did = [false; 4]; // functions, memories, globals, data
         let funcs_new = |out: &mut wasm_encoder::NameSection,
@@ -791,6 +794,104 @@ impl Emitter<'_> {
             Err(_) => Ok(None),
         }
     }
+}
+
+impl Emitter<'_> {
+    /// [`Self::names`] when no index moves (no host hooks, no added imports): the new
+    /// functions and globals come after every old one, so their names are appended to the
+    /// function and global subsections (which are created where missing) and every other
+    /// subsection is copied as it is. CPython's name section is 14 MB, most of it local
+    /// names that decoding and encoding again would only reproduce. None when the
+    /// section's framing is malformed.
+    fn names_appended(&self, c: &wasmparser::CustomSectionReader) -> Option<Vec<u8>> {
+        let (plan, gen) = (self.plan, self.gen);
+        let funcs: Vec<(u32, &str)> = plan
+            .wrappers
+            .iter()
+            .map(|w| w.index)
+            .zip(gen.wrapper_names.iter().map(String::as_str))
+            .chain(
+                gen.helpers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, n))| (plan.first_helper + i as u32, *n)),
+            )
+            .collect();
+        let violation = plan.globals.violation;
+        let globals: Vec<(u32, &str)> = std::iter::once(crate::manifest::VIOLATION_GLOBAL)
+            .chain(gen.global_names.iter().map(String::as_str))
+            .enumerate()
+            .map(|(i, n)| (violation + i as u32, n))
+            .collect();
+        let mut out = Vec::new();
+        "name".encode(&mut out);
+        let mut r = BinaryReader::new(c.data(), c.data_offset());
+        let (mut did_funcs, mut did_globals) = (false, false);
+        while !r.eof() {
+            let id = r.read_u8().ok()?;
+            let size = r.read_var_u32().ok()? as usize;
+            let content = r.read_bytes(size).ok()?;
+            if id > 1 && !did_funcs {
+                did_funcs = true;
+                name_subsection(&mut out, 1, None, &funcs)?;
+            }
+            if id > 7 && !did_globals {
+                did_globals = true;
+                name_subsection(&mut out, 7, None, &globals)?;
+            }
+            match id {
+                1 => {
+                    did_funcs = true;
+                    name_subsection(&mut out, 1, Some(content), &funcs)?;
+                }
+                7 => {
+                    did_globals = true;
+                    name_subsection(&mut out, 7, Some(content), &globals)?;
+                }
+                _ => {
+                    out.push(id);
+                    (size as u32).encode(&mut out);
+                    out.extend_from_slice(content);
+                }
+            }
+        }
+        if !did_funcs {
+            name_subsection(&mut out, 1, None, &funcs)?;
+        }
+        if !did_globals {
+            name_subsection(&mut out, 7, None, &globals)?;
+        }
+        Some(out)
+    }
+}
+
+/// A name-map subsection `id`: the entries of `old` (a subsection's content: count, then
+/// entries), then `added`. None when `old` has no count.
+fn name_subsection(
+    out: &mut Vec<u8>,
+    id: u8,
+    old: Option<&[u8]>,
+    added: &[(u32, &str)],
+) -> Option<()> {
+    let (count, entries) = match old {
+        Some(old) => {
+            let mut r = BinaryReader::new(old, 0);
+            let count = r.read_var_u32().ok()?;
+            (count, &old[r.original_position()..])
+        }
+        None => (0, &[][..]),
+    };
+    let mut content = Vec::with_capacity(entries.len() + 16 * added.len() + 5);
+    (count.checked_add(added.len() as u32)?).encode(&mut content);
+    content.extend_from_slice(entries);
+    for (index, name) in added {
+        index.encode(&mut content);
+        name.encode(&mut content);
+    }
+    out.push(id);
+    (content.len() as u32).encode(out);
+    out.extend_from_slice(&content);
+    Some(())
 }
 
 fn name_id(n: &Name) -> u8 {

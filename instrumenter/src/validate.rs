@@ -17,7 +17,8 @@ use wasmparser::{
 };
 
 use crate::WeaveError;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 pub(crate) fn invalid(e: BinaryReaderError) -> WeaveError {
     WeaveError::Invalid {
@@ -71,10 +72,16 @@ type Share<'a, 'b> = (
 /// more than it saves.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
-/// [`body`] for every body of a code section, on up to `threads` threads, each taking a
-/// contiguous run of bodies of about equal total size. Returns each body's references in
-/// module order, or the error of the first invalid body in module order: the same result
-/// as validating one body after the other.
+/// Shares per thread: many small shares taken in turn by whichever thread is free, so a
+/// thread slowed by other load on the machine (or by a run of large bodies) holds up the
+/// others by one share at most, not by its whole part.
+const SHARES_PER_THREAD: usize = 16;
+
+/// [`body`] for every body of a code section, on up to `threads` threads (the calling
+/// one among them). Bodies are cut into contiguous shares of about equal total size,
+/// which the threads take in order. Returns each body's references in module order, or
+/// the error of the first invalid body in module order: the same result as validating
+/// one body after the other.
 pub(crate) fn bodies(
     work: Vec<FuncToValidate<ValidatorResources>>,
     bodies: &[FunctionBody<'_>],
@@ -90,12 +97,19 @@ pub(crate) fn bodies(
             ),
         });
     }
-    let run = |work: Vec<FuncToValidate<ValidatorResources>>, bodies: &[FunctionBody<'_>]| {
-        let mut allocs = FuncValidatorAllocations::default();
+    let run = |work: Vec<FuncToValidate<ValidatorResources>>,
+               bodies: &[FunctionBody<'_>],
+               allocs: &mut FuncValidatorAllocations| {
         let mut out = Vec::with_capacity(bodies.len());
         for (to_validate, b) in work.into_iter().zip(bodies) {
             let mut found = Vec::new();
-            allocs = body(to_validate, allocs, b, interesting, &mut found)?;
+            *allocs = body(
+                to_validate,
+                std::mem::take(allocs),
+                b,
+                interesting,
+                &mut found,
+            )?;
             out.push(found);
         }
         Ok::<_, WeaveError>(out)
@@ -103,14 +117,15 @@ pub(crate) fn bodies(
     let total: usize = bodies.iter().map(|b| b.range().len()).sum();
     let threads = threads.clamp(1, bodies.len().max(1));
     if threads == 1 || total < PARALLEL_MIN_BYTES {
-        return run(work, bodies);
+        return run(work, bodies, &mut FuncValidatorAllocations::default());
     }
-    let share = total.div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
+    let shares = (threads * SHARES_PER_THREAD).min(bodies.len());
+    let share = total.div_ceil(shares);
+    let mut chunks = Vec::with_capacity(shares);
     let (mut start, mut size) = (0, 0);
     for (i, b) in bodies.iter().enumerate() {
         size += b.range().len();
-        if size >= share && chunks.len() + 1 < threads {
+        if size >= share && chunks.len() + 1 < shares {
             chunks.push(start..i + 1);
             (start, size) = (i + 1, 0);
         }
@@ -118,44 +133,62 @@ pub(crate) fn bodies(
     if start < bodies.len() {
         chunks.push(start..bodies.len());
     }
-    // Each share waits in a slot its thread takes it from; a share whose thread cannot be
-    // started (a process limit) is then still in its slot and is validated here.
+    // Each share waits in a slot; a thread takes the next untaken slot until none is left
+    // and leaves its result beside it. Shares after the first invalid one found so far
+    // are not validated: their results cannot be returned.
     let mut work = work.into_iter();
     let slots: Vec<Mutex<Option<Share<'_, '_>>>> = chunks
         .into_iter()
         .map(|r| Mutex::new(Some((work.by_ref().take(r.len()).collect(), &bodies[r]))))
         .collect();
-    let run_slot = |slot: &Mutex<Option<Share<'_, '_>>>| {
-        let share = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        share.map(|(w, b)| run(w, b))
+    let results: Vec<Mutex<Option<Result<Vec<Vec<FuncRef>>, WeaveError>>>> =
+        slots.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let first_invalid = AtomicUsize::new(usize::MAX);
+    let worker = || {
+        let mut allocs = FuncValidatorAllocations::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= slots.len() {
+                break;
+            }
+            if i > first_invalid.load(Ordering::Relaxed) {
+                continue;
+            }
+            let Some((w, b)) = lock(&slots[i]).take() else {
+                continue;
+            };
+            let r = run(w, b, &mut allocs);
+            if r.is_err() {
+                first_invalid.fetch_min(i, Ordering::Relaxed);
+            }
+            *lock(&results[i]) = Some(r);
+        }
     };
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = slots
-            .iter()
-            .map(|slot| {
-                std::thread::Builder::new()
-                    .spawn_scoped(s, || run_slot(slot))
-                    .ok()
-            })
+    std::thread::scope(|s| {
+        // A helper that cannot be started (a process limit) only leaves more shares to
+        // the others; the calling thread takes shares too, so every share is validated.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, worker).ok())
             .collect();
-        handles
-            .into_iter()
-            .zip(&slots)
-            .map(|(h, slot)| {
-                let ran = match h {
-                    Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                    None => None,
-                };
-                ran.or_else(|| run_slot(slot))
-                    .expect("every share is validated once")
-            })
-            .collect()
+        worker();
+        for h in helpers {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        }
     });
     let mut out = Vec::with_capacity(bodies.len());
     for r in results {
-        out.extend(r?);
+        match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(r) => out.extend(r?),
+            None => unreachable!("every share up to the first invalid one is validated"),
+        }
     }
     Ok(out)
+}
+
+/// A lock that a panicking holder did not spoil (slots hold plain data).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Validates the woven module. `copied[i]` says the output's defined function `i` is a

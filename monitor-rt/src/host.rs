@@ -507,15 +507,7 @@ fn scanner_module() -> Vec<u8> {
         page_size_log2: None,
     });
     exports.export("memory", ExportKind::Memory, 0);
-    let mut module = wasm_encoder::Module::new();
-    module
-        .section(&types)
-        .section(&imports)
-        .section(&funcs)
-        .section(&memories)
-        .section(&exports)
-        .section(&code);
-    module.finish()
+    encode_module(&[&types, &imports, &funcs, &memories, &exports, &code])
 }
 
 fn enc_val(t: &wasmtime::ValType) -> wasm_encoder::ValType {
@@ -578,12 +570,14 @@ fn shim_module(
         }
         code.function(&body);
     }
-    let mut module = wasm_encoder::Module::new();
-    module
-        .section(&types)
-        .section(&imports)
-        .section(&funcs)
-        .section(&exports)
-        .section(&code);
-    module.finish()
+    encode_module(&[&types, &imports, &funcs, &exports, &code])
+}
+
+/// The module made of `sections`, in the order given (which must be the binary format's).
+pub(crate) fn encode_module(sections: &[&dyn wasm_encoder::Section]) -> Vec<u8> {
+    let mut wasm = wasm_encoder::Module::new().finish();
+    for s in sections {
+        s.append_to(&mut wasm);
+    }
+    wasm
 }

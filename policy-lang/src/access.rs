@@ -18,7 +18,8 @@
 //!
 //! The sets and conditions are data here, written in the policy language itself and
 //! parsed like policy text, so `irm show` prints the expanded transitions.
-use crate::ast::{self, BinOp, Expr, ExprKind, NameRef, Span};
+use crate::ast::{self, Expr, ExprKind, NameRef, Span};
+use crate::ir::BinOp;
 
 /// One access of a call.
 #[derive(Clone, Copy, Debug)]
@@ -236,7 +237,7 @@ fn truth(span: Span) -> Expr {
 
 fn binary(op: BinOp, a: Expr, b: Expr, span: Span) -> Expr {
     Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+        kind: ExprKind::Binary(ast::BinOp::Ir(op), Box::new(a), Box::new(b)),
         span,
     }
 }

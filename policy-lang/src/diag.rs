@@ -629,23 +629,28 @@ mod tests {
         }
     }
 
+    /// "duplicate state `a`" at the second `a` of file 0, labelled at the first.
+    fn duplicate_state_a(src: &[Source]) -> Diagnostic {
+        Diagnostic::at(
+            Severity::Error,
+            src,
+            span_of(src, 0, "a", 1),
+            "duplicate state `a`",
+        )
+        .with_label(Label::at(
+            src,
+            span_of(src, 0, "a", 0),
+            "first declared here",
+        ))
+    }
+
     #[test]
     fn a_label_on_an_earlier_line_is_drawn_with_dashes_above_the_primary_line() {
         let src = sources(&[(
             "p.pol",
             "policy p {\n  initial state a;\n  state b, a;\n}\n",
         )]);
-        let d = Diagnostic::at(
-            Severity::Error,
-            &src,
-            span_of(&src, 0, "a", 1),
-            "duplicate state `a`",
-        )
-        .with_label(Label::at(
-            &src,
-            span_of(&src, 0, "a", 0),
-            "first declared here",
-        ));
+        let d = duplicate_state_a(&src);
         assert_eq!(
             d.render(&src),
             "error: duplicate state `a`\n  --> p.pol:3:12\n   |\n 2 |   initial state a;\n   |                 - first declared here\n 3 |   state b, a;\n   |            ^\n"
@@ -666,17 +671,7 @@ mod tests {
     #[test]
     fn a_label_left_of_the_primary_mark_on_its_line_hangs_below_it() {
         let src = sources(&[("p.pol", "state a, a;\n")]);
-        let d = Diagnostic::at(
-            Severity::Error,
-            &src,
-            span_of(&src, 0, "a", 1),
-            "duplicate state `a`",
-        )
-        .with_label(Label::at(
-            &src,
-            span_of(&src, 0, "a", 0),
-            "first declared here",
-        ));
+        let d = duplicate_state_a(&src);
         assert_eq!(
             d.render(&src),
             "error: duplicate state `a`\n  --> p.pol:1:10\n   |\n 1 | state a, a;\n   |       -  ^\n   |       |\n   |       first declared here\n"

@@ -242,14 +242,14 @@ impl<'a> Lowerer<'a> {
         match found {
             Some((i, true)) => Some(i),
             _ => {
-                let fds: Vec<String> = scope
+                let fds: Vec<&str> = scope
                     .event
                     .filter(|ev| ev.module == wasi::MODULE)
                     .map(|ev| {
                         ev.params
                             .iter()
                             .filter(|p| wasi::role(&ev.field, &p.name) == Some(Role::Descriptor))
-                            .map(|p| format!("`{}`", p.name))
+                            .map(|p| p.name.as_str())
                             .collect()
                     })
                     .unwrap_or_default();
@@ -260,15 +260,7 @@ impl<'a> Lowerer<'a> {
                         name.name
                     ),
                 );
-                d.hint = Some(if fds.is_empty() {
-                    format!("`{}` has no descriptor parameters", scope.event_name)
-                } else {
-                    format!(
-                        "descriptor parameters of `{}`: {}",
-                        scope.event_name,
-                        fds.join(", ")
-                    )
-                });
+                d.hint = Some(params_hint("descriptor", scope.event_name, &fds));
                 None
             }
         }
@@ -404,11 +396,10 @@ impl<'a> Lowerer<'a> {
         let ((lx, lt), (rx, rt)) = (lhs?, rhs?);
         let sym = op.symbol();
         let (want, out) = match op {
-            ABin::Or | ABin::And => (Ty::Bool, Ty::Bool),
-            ABin::Eq | ABin::Ne | ABin::Lt | ABin::Le | ABin::Gt | ABin::Ge | ABin::Has => {
-                (Ty::Int, Ty::Bool)
-            }
-            _ => (Ty::Int, Ty::Int),
+            ABin::Ir(BinOp::Or | BinOp::And) => (Ty::Bool, Ty::Bool),
+            ABin::Ir(BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+            | ABin::Has => (Ty::Int, Ty::Bool),
+            ABin::Ir(_) => (Ty::Int, Ty::Int),
         };
         for (ty, side) in [(lt, l), (rt, r)] {
             if ty != want {
@@ -432,36 +423,19 @@ impl<'a> Lowerer<'a> {
                 return None;
             }
         }
-        if matches!(op, ABin::Div | ABin::Rem) && rx == Expr::Int(0) {
+        if matches!(op, ABin::Ir(BinOp::Div | BinOp::Rem)) && rx == Expr::Int(0) {
             self.error(r.span, "division by zero").hint =
                 Some("the divisor is the constant 0".into());
             return None;
         }
         let _ = span;
         let ir_op = match op {
-            ABin::Or => BinOp::Or,
-            ABin::And => BinOp::And,
-            ABin::Eq => BinOp::Eq,
-            ABin::Ne => BinOp::Ne,
-            ABin::Lt => BinOp::Lt,
-            ABin::Le => BinOp::Le,
-            ABin::Gt => BinOp::Gt,
-            ABin::Ge => BinOp::Ge,
+            ABin::Ir(op) => op,
             ABin::Has => {
                 // `x has F` means all bits of F are set in x: `(x & F) == F`.
                 let masked = fold_binary(BinOp::BitAnd, lx, rx.clone());
                 return Some((fold_binary(BinOp::Eq, masked, rx), Ty::Bool));
             }
-            ABin::BitOr => BinOp::BitOr,
-            ABin::BitXor => BinOp::BitXor,
-            ABin::BitAnd => BinOp::BitAnd,
-            ABin::Shl => BinOp::Shl,
-            ABin::Shr => BinOp::Shr,
-            ABin::Add => BinOp::Add,
-            ABin::Sub => BinOp::Sub,
-            ABin::Mul => BinOp::Mul,
-            ABin::Div => BinOp::Div,
-            ABin::Rem => BinOp::Rem,
         };
         Some((fold_binary(ir_op, lx, rx), out))
     }
@@ -512,21 +486,13 @@ impl<'a> Lowerer<'a> {
         );
         d.hint = Some(match ev {
             Some(ev) => {
-                let strs: Vec<String> = ev
+                let strs: Vec<&str> = ev
                     .params
                     .iter()
                     .filter(|p| p.ty == ParamType::Str)
-                    .map(|p| format!("`{}`", p.name))
+                    .map(|p| p.name.as_str())
                     .collect();
-                if strs.is_empty() {
-                    format!("`{}` has no string parameters", scope.event_name)
-                } else {
-                    format!(
-                        "string parameters of `{}`: {}",
-                        scope.event_name,
-                        strs.join(", ")
-                    )
-                }
+                params_hint("string", scope.event_name, &strs)
             }
             None => "string tests apply to string parameters of events".into(),
         });
@@ -576,6 +542,17 @@ impl<'a> Lowerer<'a> {
             },
             Ty::Bool,
         ))
+    }
+}
+
+/// The hint listing an event's parameters of one `kind` ("string", "descriptor"), or
+/// saying it has none.
+fn params_hint(kind: &str, event_name: &str, names: &[&str]) -> String {
+    if names.is_empty() {
+        format!("`{event_name}` has no {kind} parameters")
+    } else {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!("{kind} parameters of `{event_name}`: {}", names.join(", "))
     }
 }
 

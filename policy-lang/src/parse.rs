@@ -5,6 +5,7 @@
 //! and turns pest's errors into [`Diagnostic`]s with an "expected ..." text.
 use crate::ast::*;
 use crate::diag::{Diagnostic, Severity, Source};
+use crate::ir::BinOp as IrBin;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::{Pair, Pairs};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
@@ -834,25 +835,27 @@ impl<'a> Builder<'a> {
                     return None;
                 }
                 let bop = match op.as_rule() {
-                    Rule::or => BinOp::Or,
-                    Rule::and => BinOp::And,
-                    Rule::eq_op => BinOp::Eq,
-                    Rule::ne => BinOp::Ne,
-                    Rule::lt => BinOp::Lt,
-                    Rule::le => BinOp::Le,
-                    Rule::gt => BinOp::Gt,
-                    Rule::ge => BinOp::Ge,
                     Rule::has => BinOp::Has,
-                    Rule::bitor => BinOp::BitOr,
-                    Rule::bitxor => BinOp::BitXor,
-                    Rule::bitand => BinOp::BitAnd,
-                    Rule::shl => BinOp::Shl,
-                    Rule::shr => BinOp::Shr,
-                    Rule::add => BinOp::Add,
-                    Rule::sub => BinOp::Sub,
-                    Rule::mul => BinOp::Mul,
-                    Rule::div => BinOp::Div,
-                    _ => BinOp::Rem,
+                    rule => BinOp::Ir(match rule {
+                        Rule::or => IrBin::Or,
+                        Rule::and => IrBin::And,
+                        Rule::eq_op => IrBin::Eq,
+                        Rule::ne => IrBin::Ne,
+                        Rule::lt => IrBin::Lt,
+                        Rule::le => IrBin::Le,
+                        Rule::gt => IrBin::Gt,
+                        Rule::ge => IrBin::Ge,
+                        Rule::bitor => IrBin::BitOr,
+                        Rule::bitxor => IrBin::BitXor,
+                        Rule::bitand => IrBin::BitAnd,
+                        Rule::shl => IrBin::Shl,
+                        Rule::shr => IrBin::Shr,
+                        Rule::add => IrBin::Add,
+                        Rule::sub => IrBin::Sub,
+                        Rule::mul => IrBin::Mul,
+                        Rule::div => IrBin::Div,
+                        _ => IrBin::Rem,
+                    }),
                 };
                 Some((
                     Expr {

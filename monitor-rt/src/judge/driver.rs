@@ -38,7 +38,7 @@ use policy_lang::ir::{Event, ParamType, Phase, Program, ValType};
 use policy_lang::wasi::{self, Role};
 use wasm_encoder::{
     CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function,
-    FunctionSection, ImportSection, MemArg, MemorySection, MemoryType, Module, TypeSection,
+    FunctionSection, ImportSection, MemArg, MemorySection, MemoryType, TypeSection,
 };
 use wasmtime::{Caller, Extern, Linker, Val};
 
@@ -347,17 +347,10 @@ pub fn driver(program: &Program, trace: &[TraceEvent]) -> Result<Driver, JudgeEr
         datas.active(0, &ConstExpr::i32_const(layout.strings_at as i32), data);
     }
 
-    let mut module = Module::new();
-    module
-        .section(&types)
-        .section(&imports)
-        .section(&funcs)
-        .section(&memories)
-        .section(&exports)
-        .section(&code)
-        .section(&datas);
     Ok(Driver {
-        wasm: module.finish(),
+        wasm: crate::host::encode_module(&[
+            &types, &imports, &funcs, &memories, &exports, &code, &datas,
+        ]),
         args,
         layout,
     })

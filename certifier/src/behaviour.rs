@@ -166,7 +166,8 @@ pub fn check(
                 n + s,
                 messages,
             ) {
-                Ok(seen) => seen,
+                Ok(Some(seen)) => seen,
+                Ok(None) => break,
                 Err(stop) => {
                     if failed.insert(monitor) {
                         findings.push(stopped(monitor, stop, program, calls, step));
@@ -204,8 +205,9 @@ pub fn check(
                     n + s + 1,
                     messages,
                 ) {
-                    Ok(seen) if seen == want => {}
-                    Ok(seen) => {
+                    Ok(None) => {}
+                    Ok(Some(seen)) if seen == want => {}
+                    Ok(Some(seen)) => {
                         if failed.insert(monitor) {
                             findings.push(Finding::new(
                                 Where::Function { index: monitor, offset: 0 },
@@ -469,15 +471,14 @@ fn run_call(
     (import, monitor): (u32, u32),
     variant: usize,
     messages: bool,
-) -> Result<Seen, Stop> {
+) -> Result<Option<Seen>, Stop> {
     let event = &program.events[call.event as usize];
     let host_mem = inst.module.host_memory();
     let mem_len = host_mem
         .and_then(|h| {
             inst.memories
                 .get(h as usize)
-                .cloned()
-                .flatten()
+                .and_then(|m| m.as_ref())
                 .map(|m| m.len())
         })
         .unwrap_or(0) as u32;
@@ -507,7 +508,7 @@ fn run_call(
                 (Some(Value::Str(Some(bytes))), Some(h))
                     if variant % 2 == 1
                         && Some(p) == last_str
-                        && (bytes.len() as u32) < mem_len - STRINGS_END =>
+                        && (bytes.len() as u32) < mem_len.saturating_sub(STRINGS_END) =>
                 {
                     let at = mem_len - bytes.len() as u32;
                     inst.write(h, at, bytes);
@@ -515,12 +516,17 @@ fn run_call(
                     args.push(bytes.len() as u64);
                 }
                 (Some(Value::Str(Some(bytes))), Some(h))
-                    if strings_at as usize + bytes.len() <= STRINGS_END as usize =>
+                    if strings_at as usize + bytes.len() <= STRINGS_END.min(mem_len) as usize =>
                 {
                     inst.write(h, strings_at, bytes);
                     args.push(strings_at as u64);
                     args.push(bytes.len() as u64);
                     strings_at += bytes.len() as u32;
+                }
+                (Some(Value::Str(Some(_))), _) => {
+                    // The memory is too small for this trace's strings: the trace says
+                    // nothing about this module.
+                    return Ok(None);
                 }
                 _ => {
                     let (at, len) = match variant % 3 {
@@ -560,11 +566,11 @@ fn run_call(
         Err(other) => return Err(other),
     };
     let lines = split_lines(&lines);
-    Ok(Seen {
+    Ok(Some(Seen {
         called: step.called,
         lines,
         end,
-    })
+    }))
 }
 
 fn split_lines(bytes: &[u8]) -> Vec<String> {

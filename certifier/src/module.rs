@@ -95,12 +95,24 @@ impl<'a> Module<'a> {
             .get(func.checked_sub(self.num_imports())? as usize)
     }
 
-    /// The memory exported as `memory`: the one WASI hosts read.
+    /// The memory the host reads strings from: the one exported as `memory` (WASI hosts
+    /// read that one), or memory 0 of a module that imports no WASI function (a custom
+    /// host, which can only mean its first memory).
     pub fn host_memory(&self) -> Option<u32> {
-        self.exports
+        let exported = self
+            .exports
             .iter()
             .find(|e| e.name == "memory" && e.kind == ExternalKind::Memory)
-            .map(|e| e.index)
+            .map(|e| e.index);
+        let wasi = self
+            .imports
+            .iter()
+            .any(|i| policy_lang::wasi::is_wasi_module(i.module));
+        match exported {
+            Some(m) => Some(m),
+            None if wasi || self.memories.is_empty() => None,
+            None => Some(0),
+        }
     }
 
     pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {

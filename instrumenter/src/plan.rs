@@ -954,9 +954,10 @@ fn lay_out_globals(
         }
         vars.push(vs);
     }
-    let busy_used = wrapped_events
-        .iter()
-        .any(|&e| post_work(program, effective, table, e));
+    // Every wrapper can deny (a fault if nothing else), and a monitor that denied must
+    // deny every later call, as the interpreter does: the flag is kept whenever anything
+    // is wrapped, not only when a call has post-phase work.
+    let busy_used = !wrapped_events.is_empty();
     let mut flag = |used: bool| {
         used.then(|| {
             state_inits.push((I32, 0));

@@ -63,6 +63,9 @@ pub(crate) fn body(
 }
 
 /// A contiguous run of bodies and their validators, validated by one thread.
+/// What validating one share gives: the function references of each body.
+type ShareResult = Result<Vec<Vec<FuncRef>>, WeaveError>;
+
 type Share<'a, 'b> = (
     Vec<FuncToValidate<ValidatorResources>>,
     &'a [FunctionBody<'b>],
@@ -141,8 +144,7 @@ pub(crate) fn bodies(
         .into_iter()
         .map(|r| Mutex::new(Some((work.by_ref().take(r.len()).collect(), &bodies[r]))))
         .collect();
-    let results: Vec<Mutex<Option<Result<Vec<Vec<FuncRef>>, WeaveError>>>> =
-        slots.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<ShareResult>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let first_invalid = AtomicUsize::new(usize::MAX);
     let worker = || {

@@ -27,6 +27,7 @@ pub mod mediation;
 pub mod module;
 pub mod scan;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use policy_lang::ir::{EventId, Program};
@@ -66,6 +67,16 @@ pub fn certify_sampling(
     generated: usize,
 ) -> Result<Certificate, Vec<Finding>> {
     let mut m = module::Module::read(wasm, WasmFeatures::WASM3).map_err(|f| vec![f])?;
+    // Judged as the module sees the policies: a transition on an event it does not
+    // import never fires, and a policy that cannot act there is not monitored.
+    let imported: BTreeSet<EventId> = m
+        .imports
+        .iter()
+        .filter_map(|i| program.event_for_spelling(i.module, i.field).ok().flatten())
+        .map(|(e, _)| e)
+        .collect();
+    let view = program.restricted_to(|e| imported.contains(&e));
+    let program = &view;
     let names = scan::module_names(&m).map_err(|f| vec![f])?;
     let (med, mut findings) = mediation::check(&m, &names, program);
     // Only the monitor's bodies are validated here: an engine refuses a module with any

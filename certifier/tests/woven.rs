@@ -107,3 +107,51 @@ fn every_shipped_policy_woven_into_an_app_certifies() {
         }
     }
 }
+
+fn compile(text: &str) -> policy_lang::ir::Program {
+    policy_lang::compile(&[policy_lang::Source {
+        name: "t.pol".into(),
+        text: text.into(),
+    }])
+    .unwrap_or_else(|d| panic!("{}", d.render()))
+    .program
+}
+
+fn certify_woven(program: &policy_lang::ir::Program) -> Result<(), String> {
+    let woven = weave(
+        &wat::parse_str(APP).unwrap(),
+        program,
+        &WeaveOptions::default(),
+    )
+    .unwrap();
+    certifier::certify(&woven.wasm, program, &[])
+        .map(|_| ())
+        .map_err(|f| {
+            f.iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+}
+
+#[test]
+fn a_trapped_call_watched_only_by_a_policy_that_cannot_act_leaves_later_calls_decided() {
+    // The weaver leaves fd_read alone (`watch` can decide nothing); the interpreter must
+    // not hold the trapped call against the next fd_write either.
+    let program = compile(
+        r#"policy watch { initial state a; state b; after fd_read when result != 0 -> b; }
+           policy guard { on fd_write when fd == 5 -> deny "five"; }"#,
+    );
+    certify_woven(&program).unwrap();
+}
+
+#[test]
+fn post_work_of_a_policy_acting_only_through_an_event_the_module_lacks_is_none() {
+    // `p` denies only on sock_send, which APP does not import: in APP it cannot act.
+    let program = compile(
+        r#"policy p { initial state clean; state read;
+             after fd_read -> read; on sock_send in read -> deny "after a read"; }
+           policy guard { on fd_write when fd == 5 -> deny "five"; }"#,
+    );
+    certify_woven(&program).unwrap();
+}

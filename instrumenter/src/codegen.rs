@@ -37,7 +37,7 @@ use wasm_encoder::{BlockType, Function, Instruction as I, ValType};
 
 use crate::fngen::{mem, FnGen};
 use crate::manifest::{hook_kind, Code, CodeKind};
-use crate::plan::{post_work, to_wasm, Plan, WrapperPlan};
+use crate::plan::{to_wasm, Plan, WrapperPlan};
 use crate::resources::{self, Layout, ENTRY, KIND_DIRECTORY, KIND_FILE, KIND_SOCKET};
 use crate::WeaveError;
 
@@ -388,13 +388,8 @@ impl WrapGen<'_> {
                 self.g.end();
             }
         }
-        let marks_busy = self.plan.globals.busy.is_some()
-            && post_work(
-                self.program,
-                &self.plan.effective,
-                self.plan.table.is_some(),
-                self.event,
-            );
+        let marks_busy =
+            self.plan.globals.busy.is_some() && self.plan.view.has_post_work(self.event);
         if marks_busy {
             self.g.op(I::I32Const(1));
             self.g

@@ -86,6 +86,9 @@ pub(crate) struct Helpers {
 }
 
 pub(crate) struct Plan {
+    /// The program as this module sees it ([`Program::restricted_to`] its imports): what
+    /// the monitor does, and what the certifier and host-side monitor judge it against.
+    pub view: Program,
     pub effective: Vec<bool>,
     pub policy_reports: Vec<PolicyReport>,
     pub wrappers: Vec<WrapperPlan>,
@@ -206,23 +209,6 @@ fn same_type(ir: &[ValType], wasm: &[wasmparser::ValType]) -> bool {
                     | (ValType::F64, wasmparser::ValType::F64)
             )
         })
-}
-
-/// Why a transition makes its policy effective, if it does.
-fn effect(t: &Transition) -> Option<&'static str> {
-    match t.verdict {
-        Verdict::Deny => return Some("denies"),
-        Verdict::Suppress(_) => return Some("suppresses"),
-        Verdict::Audit => return Some("audits"),
-        Verdict::Allow => {}
-    }
-    if !t.updates.is_empty() || !t.set_updates.is_empty() {
-        return Some("updates variables on");
-    }
-    if t.guard.may_fault() {
-        return Some("has a guard that may fault on");
-    }
-    None
 }
 
 /// Checks every index of the program, so code generation can index without panicking.
@@ -443,7 +429,7 @@ fn live_transitions<'p>(
 }
 
 /// Phase 2: which policies this module can violate, and which events get wrappers.
-fn elide(info: &ModuleInfo, program: &Program, decls: &Decls) -> Elision {
+fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) -> Elision {
     let mut effective = vec![false; program.policies.len()];
     let mut reports = Vec::new();
     let mut wrapped = BTreeSet::new();
@@ -454,7 +440,8 @@ fn elide(info: &ModuleInfo, program: &Program, decls: &Decls) -> Elision {
             .iter()
             .filter(|t| !decls[t.event as usize].is_empty())
             .find_map(|t| {
-                effect(t).map(|w| format!("{w} {}", program.events[t.event as usize].name))
+                t.effect()
+                    .map(|w| format!("{w} {}", program.events[t.event as usize].name))
             });
         let mut elided = Vec::new();
         for &e in &mentioned {
@@ -494,11 +481,7 @@ fn elide(info: &ModuleInfo, program: &Program, decls: &Decls) -> Elision {
     // The table is kept when a live transition asks it, or audits without the opt-out;
     // a module that imports no WASI function cannot change its descriptors, so it has
     // no use for one.
-    let table = info.imports_wasi()
-        && live_transitions(program, &effective, decls).any(|(pi, t)| {
-            t.exprs().any(Expr::reads_descriptors)
-                || (t.verdict == Verdict::Audit && !program.policies[pi].allow_undelivered_audits)
-        });
+    let table = info.imports_wasi() && view.tracks();
     if table {
         for (e, ev) in program.events.iter().enumerate() {
             let e = e as EventId;
@@ -793,10 +776,20 @@ pub(crate) fn plan(
 ) -> Result<Plan, WeaveError> {
     check_program(program)?;
     let decls = match_imports(info, program)?;
-    let el = elide(info, program, &decls);
+    let view = program.restricted_to(|e| !decls[e as usize].is_empty());
+    let el = elide(info, program, &view, &decls);
     let host_memory = check_module(info, program, options, &decls, &el)?;
     let wasi_plan = wasi_functions(info, program, options, &decls, &el)?;
-    lay_out(info, program, options, decls, el, host_memory, wasi_plan)
+    lay_out(
+        info,
+        program,
+        view,
+        options,
+        decls,
+        el,
+        host_memory,
+        wasi_plan,
+    )
 }
 
 type Sig = (Vec<wasm_encoder::ValType>, Vec<wasm_encoder::ValType>);
@@ -1007,9 +1000,11 @@ fn lay_out_private_memory(
 
 /// Phase 5: indices of every new import, function, type and global, and private-memory
 /// offsets.
+#[allow(clippy::too_many_arguments)]
 fn lay_out(
     info: &ModuleInfo,
     program: &Program,
+    view: Program,
     options: &WeaveOptions,
     decls: Decls,
     el: Elision,
@@ -1088,6 +1083,7 @@ fn lay_out(
         lay_out_private_memory(program, &effective, save_len, table);
 
     Ok(Plan {
+        view,
         effective,
         policy_reports: reports,
         wrappers,
@@ -1117,24 +1113,4 @@ fn lay_out(
         sets,
         dfa_start,
     })
-}
-
-/// Whether a call of `event` leaves work for after the import in this module's monitor
-/// (`Program::has_post_work`, restricted to what this module's monitor does).
-pub(crate) fn post_work(
-    program: &Program,
-    effective: &[bool],
-    table: bool,
-    event: EventId,
-) -> bool {
-    let ev = &program.events[event as usize];
-    (table && ev.module == wasi::MODULE && Effect::of(&ev.field).is_some())
-        || program.policies.iter().enumerate().any(|(pi, p)| {
-            effective[pi]
-                && p.transitions.iter().any(|t| {
-                    t.event == event
-                        && (t.phase == Phase::Post
-                            || (t.verdict == Verdict::Audit && !p.allow_undelivered_audits))
-                })
-        })
 }

@@ -114,6 +114,8 @@ pub struct Monitor {
     table: Descriptors,
     /// Set while a call with post-phase work is under way, and for good after a deny.
     busy: bool,
+    /// Per event, [`Program::monitors`]: calls of other events are not decided.
+    monitored: Vec<bool>,
 }
 
 /// What one policy decided in one step, before composition.
@@ -310,10 +312,14 @@ impl Monitor {
                 sets: vec![Vec::new(); p.sets.len()],
             })
             .collect();
+        let monitored = (0..program.events.len() as EventId)
+            .map(|e| program.monitors(e))
+            .collect();
         Monitor {
             program,
             policies,
             table,
+            monitored,
             busy: false,
         }
     }
@@ -371,7 +377,11 @@ impl Monitor {
         result: Option<i64>,
         opened: Option<Opened>,
     ) -> Step {
-        self.busy = false;
+        // The mark is cleared by the call that set it: a call the weaver leaves alone
+        // never sets it.
+        if self.monitored[event as usize] {
+            self.busy = false;
+        }
         let mut step = self.step(event, Phase::Post, args, result);
         if matches!(step.outcome, Outcome::Deny(_)) {
             self.busy = true;
@@ -463,8 +473,11 @@ impl Monitor {
     }
 
     fn step(&mut self, event: EventId, phase: Phase, args: &[Value], result: Option<i64>) -> Step {
+        // A call no acting policy mentions is left alone by the weaver: its policies
+        // still step (they can only allow), but no call-level check applies to it.
+        let monitored = self.monitored[event as usize];
         let program = Arc::clone(&self.program);
-        if phase == Phase::Pre && self.busy {
+        if phase == Phase::Pre && self.busy && monitored {
             return self.call_fault(event, RuntimeFault::Interrupted);
         }
         let call = Call {
@@ -536,7 +549,7 @@ impl Monitor {
             }
         }
         // The import will be called: the host must be able to write its results.
-        if deny.is_none() && suppress.is_none() && phase == Phase::Pre {
+        if deny.is_none() && suppress.is_none() && phase == Phase::Pre && monitored {
             if let Some(param) = args
                 .iter()
                 .position(|a| matches!(a, Value::BadPointer(_)))

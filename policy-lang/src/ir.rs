@@ -61,7 +61,11 @@
 //!   that finds the mark is denied ([`RuntimeFault::Interrupted`]): the earlier call
 //!   trapped (its post phase never ran), or the host called back into the module during
 //!   it. Calls without post-phase work leave no mark, so a host callback during them is
-//!   decided against the pre phase's updates.
+//!   decided against the pre phase's updates. Only a policy that [acts](Policy::acts)
+//!   makes work: one that can decide nothing loses nothing when its post phase is
+//!   missed. A module is judged against the program [restricted](Program::restricted_to)
+//!   to the events it imports, so a policy that acts only through an event the module
+//!   lacks makes no work there either.
 //! * **Audits.** The pre phase's audits are reported after the import returns (for a
 //!   suppressed call, before the suppression value is returned), so nothing outside the
 //!   monitor runs between the guards and the import. An audit of a policy without
@@ -555,11 +559,36 @@ impl Program {
         Ok(None)
     }
 
-    /// Whether the program keeps the descriptor table: an expression asks it (resolved
-    /// paths, descriptor paths, kinds, write access), or a policy audits without
-    /// `allow_undelivered_audits`.
+    /// Whether the program keeps the descriptor table: a policy that [acts](Policy::acts)
+    /// asks it in an expression (resolved paths, descriptor paths, kinds, write access),
+    /// or audits without `allow_undelivered_audits`.
     pub fn tracks(&self) -> bool {
         self.policies.iter().any(Policy::tracks)
+    }
+
+    /// The program as a module that imports only the events `imported` accepts sees it:
+    /// every transition on another event can never fire there, so its guard becomes
+    /// `false`. Indices of policies, transitions and events are kept, so reports read the
+    /// same. What depends on whether a policy can act ([`Program::tracks`],
+    /// [`Program::has_post_work`]) is then decided for that module; the weaver, the
+    /// host-side monitor and the certifier judge a module against this view.
+    pub fn restricted_to(&self, imported: impl Fn(EventId) -> bool) -> Program {
+        let mut view = self.clone();
+        for t in view.policies.iter_mut().flat_map(|p| &mut p.transitions) {
+            if !imported(t.event) {
+                t.guard = Expr::Bool(false);
+            }
+        }
+        view
+    }
+
+    /// Whether calls of `event` are decided at all: a policy that [acts](Policy::acts)
+    /// mentions it, or the descriptor table follows it. Calls of any other event go ahead
+    /// untouched (no check of an earlier call's mark, of out-pointers or of anything
+    /// else), as the weaver leaves their imports alone.
+    pub fn monitors(&self, event: EventId) -> bool {
+        self.descriptor_effect(event).is_some()
+            || self.policies.iter().any(|p| p.mentions(event) && p.acts())
     }
 
     /// What a successful call of `event` does to the descriptor table, when the program
@@ -580,8 +609,8 @@ impl Program {
     /// it loses nothing the policy relies on.
     pub fn has_post_work(&self, event: EventId) -> bool {
         self.descriptor_effect(event).is_some()
-            || self.policies.iter().any(|p| {
-                p.transitions.iter().any(|t| {
+            || self.policies.iter().filter(|p| p.acts()).any(|p| {
+                p.live().any(|t| {
                     t.event == event
                         && (t.phase == Phase::Post
                             || (t.verdict == Verdict::Audit && !p.allow_undelivered_audits))
@@ -603,6 +632,34 @@ impl Program {
 }
 
 impl Transition {
+    /// Whether the transition can fire at all: its guard is not the constant `false`.
+    pub fn can_fire(&self) -> bool {
+        self.guard != Expr::Bool(false)
+    }
+
+    /// What firing the transition can do that a module observes, if anything: deny,
+    /// suppress or audit the call, update variables (which later guards read), or fault
+    /// in its guard. A transition that can only allow and move between states of a
+    /// policy whose every transition is like it changes nothing.
+    pub fn effect(&self) -> Option<&'static str> {
+        if !self.can_fire() {
+            return None;
+        }
+        match self.verdict {
+            Verdict::Deny => return Some("denies"),
+            Verdict::Suppress(_) => return Some("suppresses"),
+            Verdict::Audit => return Some("audits"),
+            Verdict::Allow => {}
+        }
+        if !self.updates.is_empty() || !self.set_updates.is_empty() {
+            return Some("updates variables on");
+        }
+        if self.guard.may_fault() {
+            return Some("has a guard that may fault on");
+        }
+        None
+    }
+
     /// Every expression of the transition: guard, update values, set-update values.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
         std::iter::once(&self.guard)
@@ -721,13 +778,27 @@ impl UnOp {
 }
 
 impl Policy {
-    /// Whether the policy needs the descriptor table: an expression asks it, or it audits
-    /// without `allow_undelivered_audits` (delivery depends on what fd 2 is).
+    /// Whether the policy can decide anything: some transition that can fire has an
+    /// [effect](Transition::effect). A policy that cannot act is never monitored: it
+    /// keeps no descriptor table and leaves no post-phase work, whatever it names.
+    pub fn acts(&self) -> bool {
+        self.transitions.iter().any(|t| t.effect().is_some())
+    }
+
+    /// The transitions that can fire.
+    pub fn live(&self) -> impl Iterator<Item = &Transition> {
+        self.transitions.iter().filter(|t| t.can_fire())
+    }
+
+    /// Whether the policy needs the descriptor table: it acts, and a transition that can
+    /// fire asks the table in an expression, or audits without `allow_undelivered_audits`
+    /// (delivery depends on what fd 2 is).
     pub fn tracks(&self) -> bool {
-        self.transitions.iter().any(|t| {
-            (t.verdict == Verdict::Audit && !self.allow_undelivered_audits)
-                || t.exprs().any(Expr::reads_descriptors)
-        })
+        self.acts()
+            && self.live().any(|t| {
+                (t.verdict == Verdict::Audit && !self.allow_undelivered_audits)
+                    || t.exprs().any(Expr::reads_descriptors)
+            })
     }
 
     /// The transitions that may fire for `event` in `phase` from `state`, in firing order.

@@ -533,6 +533,74 @@ fn a_call_with_post_work_that_does_not_return_leaves_every_later_call_denied() {
 }
 
 #[test]
+fn post_transitions_of_a_policy_that_cannot_act_leave_no_post_work() {
+    // `watch` only allows, without updates: it can decide nothing, so missing its post
+    // phase loses nothing and a trapped fd_read does not make the monitor busy.
+    let p = program(
+        r#"policy watch { initial state a; state b; after fd_read when result != 0 -> b; }
+           policy guard { on fd_write when fd == 5 -> deny "five"; }"#,
+    );
+    let e = event(&p, "fd_read");
+    assert!(!p.has_post_work(e));
+    let mut m = monitor(&p, &[]);
+    assert_eq!(
+        m.pre(e, &call_args(&p, "fd_read", &[])).outcome,
+        Outcome::Proceed
+    );
+    let write = m.pre(
+        event(&p, "fd_write"),
+        &call_args(&p, "fd_write", &[("fd", i(1))]),
+    );
+    assert_eq!(write.outcome, Outcome::Proceed);
+}
+
+#[test]
+fn a_call_of_an_event_only_a_policy_that_cannot_act_mentions_is_not_decided() {
+    // The weaver leaves fd_read alone here, so the monitor must not deny it for an
+    // out-pointer outside memory, nor for an earlier deny, as a monitored call would be.
+    let p = program(
+        r#"policy watch { initial state a; state b; after fd_read -> b; }
+           policy guard { on fd_write when fd == 5 -> deny "five"; }"#,
+    );
+    let read = event(&p, "fd_read");
+    assert!(!p.monitors(read));
+    let mut m = monitor(&p, &[]);
+    let bad = call_args(&p, "fd_read", &[("nread", Value::BadPointer(-4))]);
+    assert_eq!(m.pre(read, &bad).outcome, Outcome::Proceed);
+    let five = m.pre(
+        event(&p, "fd_write"),
+        &call_args(&p, "fd_write", &[("fd", i(5))]),
+    );
+    assert!(matches!(five.outcome, Outcome::Deny(_)));
+    assert_eq!(m.pre(read, &bad).outcome, Outcome::Proceed);
+}
+
+#[test]
+fn a_post_transition_that_cannot_fire_is_no_post_work() {
+    let p = program(r#"policy p { var n: 0..9 = 0; after fd_read when 0 > 1 do n += 1; }"#);
+    assert!(!p.has_post_work(event(&p, "fd_read")));
+}
+
+#[test]
+fn restricted_to_a_module_a_policy_acts_only_through_the_events_it_imports() {
+    // `p` denies only fd_write; a module that imports fd_read alone cannot be denied by
+    // it, so its post transition on fd_read (a move, no update that could fault) is no
+    // post work there.
+    let p = program(
+        r#"policy p { initial state clean; state read;
+             after fd_read -> read; on fd_write in read -> deny "after a read"; }"#,
+    );
+    let read = event(&p, "fd_read");
+    assert!(p.has_post_work(read));
+    let view = p.restricted_to(|e| e == read);
+    assert!(!view.has_post_work(read));
+    assert_eq!(
+        view.policies[0].transitions.len(),
+        p.policies[0].transitions.len()
+    );
+}
+
+#[test]
 fn a_nested_call_during_an_import_without_post_work_sees_the_pre_phase() {
     let p = program(
         r#"event open_window = env.open_window(width: i32, height: i32) -> i32;

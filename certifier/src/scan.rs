@@ -1,10 +1,10 @@
 //! What each function body names: functions, globals, memories and data segments.
 //!
-//! The match is generated from wasmparser's own operator list, so an operator added by a
-//! proposal cannot name a memory or global without being seen here.
+//! The visitor is generated from wasmparser's own operator list, so an operator added by
+//! a proposal cannot name a memory or global without being seen here.
 use std::collections::HashSet;
 
-use wasmparser::{FunctionBody, Operator};
+use wasmparser::{FunctionBody, VisitOperator, VisitSimdOperator};
 
 use crate::module::Module;
 use crate::{Finding, Where};
@@ -29,10 +29,14 @@ pub struct Names {
 }
 
 impl Names {
-    // Every use is noted, then [`Names::first_uses`] keeps the first of each: a search
-    // per use would be quadratic in the bodies that call hundreds of functions.
+    // A body names few memories, globals and data segments but uses them often (every
+    // load names a memory): a use already noted last is skipped at once, and
+    // [`Names::first_uses`] keeps the first of the rest. Functions are noted the same
+    // way: a search per use would be quadratic in bodies that call hundreds of them.
     fn note(list: &mut Vec<(u32, usize)>, index: u32, offset: usize) {
-        list.push((index, offset));
+        if list.last().is_none_or(|&(i, _)| i != index) {
+            list.push((index, offset));
+        }
     }
 
     fn func(&mut self, index: u32, how: FuncUse, offset: usize) {
@@ -56,10 +60,10 @@ impl Names {
 }
 
 macro_rules! note {
-    ($n:ident, $op:ident, $at:ident, function_index, $v:ident) => {
+    ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {
         $n.func(
-            *$v,
-            if matches!($op, Operator::Call { .. }) {
+            $v,
+            if stringify!($op) == "Call" {
                 FuncUse::Call
             } else {
                 FuncUse::Other
@@ -67,44 +71,67 @@ macro_rules! note {
             $at,
         )
     };
-    ($n:ident, $op:ident, $at:ident, global_index, $v:ident) => {
-        Names::note(&mut $n.globals, *$v, $at)
-    };
-    ($n:ident, $op:ident, $at:ident, memarg, $v:ident) => {
+    ($n:expr, $op:ident, $at:ident, global_index, $v:ident) => {{
+        Names::note(&mut $n.globals, $v, $at);
+        if stringify!($op) == "GlobalGet" {
+            Names::note(&mut $n.global_reads, $v, $at);
+        }
+    }};
+    ($n:expr, $op:ident, $at:ident, memarg, $v:ident) => {
         Names::note(&mut $n.memories, $v.memory, $at)
     };
-    ($n:ident, $op:ident, $at:ident, mem, $v:ident) => {
-        Names::note(&mut $n.memories, *$v, $at)
+    ($n:expr, $op:ident, $at:ident, mem, $v:ident) => {
+        Names::note(&mut $n.memories, $v, $at)
     };
-    ($n:ident, $op:ident, $at:ident, dst_mem, $v:ident) => {
-        Names::note(&mut $n.memories, *$v, $at)
+    ($n:expr, $op:ident, $at:ident, dst_mem, $v:ident) => {
+        Names::note(&mut $n.memories, $v, $at)
     };
-    ($n:ident, $op:ident, $at:ident, src_mem, $v:ident) => {
-        Names::note(&mut $n.memories, *$v, $at)
+    ($n:expr, $op:ident, $at:ident, src_mem, $v:ident) => {
+        Names::note(&mut $n.memories, $v, $at)
     };
-    ($n:ident, $op:ident, $at:ident, data_index, $v:ident) => {
-        Names::note(&mut $n.data, *$v, $at)
+    ($n:expr, $op:ident, $at:ident, data_index, $v:ident) => {
+        Names::note(&mut $n.data, $v, $at)
     };
-    ($n:ident, $op:ident, $at:ident, array_data_index, $v:ident) => {
-        Names::note(&mut $n.data, *$v, $at)
+    ($n:expr, $op:ident, $at:ident, array_data_index, $v:ident) => {
+        Names::note(&mut $n.data, $v, $at)
     };
-    ($n:ident, $op:ident, $at:ident, $other:ident, $v:ident) => {{
+    ($n:expr, $op:ident, $at:ident, $other:ident, $v:ident) => {{
         let _ = $v;
     }};
 }
 
-macro_rules! define_names_of {
+/// Notes what each operator names, at the body offset `at` of the operator being read.
+/// A visitor, not a match on [`wasmparser::Operator`]: no operator value is built.
+struct Scanner {
+    names: Names,
+    at: usize,
+}
+
+macro_rules! define_visit {
     ($(@$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*))*) => {
-        /// Adds what `op`, at body offset `at`, names to `n`.
-        fn names_of(op: &Operator<'_>, at: usize, n: &mut Names) {
-            match op {
-                $( Operator::$op $({ $($arg),* })? => { $($( note!(n, op, at, $arg, $arg); )*)? } )*
-                _ => {}
+        $(
+            fn $visit(&mut self $($(, $arg: $argty)*)?) {
+                let at = self.at;
+                $($( note!(self.names, $op, at, $arg, $arg); )*)?
+                let _ = at;
             }
-        }
+        )*
     };
 }
-wasmparser::for_each_operator!(define_names_of);
+
+impl<'a> VisitOperator<'a> for Scanner {
+    type Output = ();
+
+    fn simd_visitor(&mut self) -> Option<&mut dyn VisitSimdOperator<'a, Output = ()>> {
+        Some(self)
+    }
+
+    wasmparser::for_each_visit_operator!(define_visit);
+}
+
+impl VisitSimdOperator<'_> for Scanner {
+    wasmparser::for_each_visit_simd_operator!(define_visit);
+}
 
 /// The names of function `index`'s body; a body that does not decode is a finding.
 pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
@@ -117,18 +144,18 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
             format!("malformed body: {}", e.message()),
         )
     };
-    let mut names = Names::default();
+    let mut scanner = Scanner {
+        names: Names::default(),
+        at: 0,
+    };
     let mut ops = body.get_operators_reader().map_err(bad)?;
     while !ops.eof() {
-        let at = ops.original_position();
-        let op = ops.read().map_err(bad)?;
-        names_of(&op, at, &mut names);
-        if let Operator::GlobalGet { global_index } = op {
-            Names::note(&mut names.global_reads, global_index, at);
-        }
+        scanner.at = ops.original_position();
+        ops.visit_operator(&mut scanner).map_err(bad)?;
     }
-    names.first_uses();
-    Ok(names)
+    ops.finish().map_err(bad)?;
+    scanner.names.first_uses();
+    Ok(scanner.names)
 }
 
 /// The names of every defined body, in order.

@@ -155,3 +155,21 @@ fn post_work_of_a_policy_acting_only_through_an_event_the_module_lacks_is_none()
     );
     certify_woven(&program).unwrap();
 }
+
+#[test]
+fn a_function_calling_an_import_the_policies_do_not_monitor_is_not_taken_for_its_monitor() {
+    // Found by the fuzzer: `tick` has no parameters, so every caller "passes its
+    // parameters" to it; no policy can act, so no caller is a monitor and nothing runs
+    // it (atomic.fence is outside the subset monitors use).
+    let program = compile(
+        r#"event tick = env.tick();
+           policy p { initial state a; state b; on tick -> b; }"#,
+    );
+    let app = wat::parse_str(
+        r#"(module (import "env" "tick" (func $tick))
+             (func $main (export "main") atomic.fence (call $tick)))"#,
+    )
+    .unwrap();
+    let woven = weave(&app, &program, &WeaveOptions::default()).unwrap();
+    certifier::certify(&woven.wasm, &program, &[]).unwrap();
+}

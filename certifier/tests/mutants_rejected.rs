@@ -36,7 +36,8 @@ fn named(kind: Kind) -> &'static [&'static str] {
         | Kind::ConstantOffByOne
         | Kind::StateUpdateSkipped
         | Kind::DenyToAllow
-        | Kind::WrongMemory => &[
+        | Kind::WrongMemory
+        | Kind::StateInHostMemory => &[
             "decides differently",
             "trapped unexpectedly",
             "not understood",

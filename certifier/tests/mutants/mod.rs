@@ -41,9 +41,12 @@ pub enum Kind {
     DenyToAllow,
     /// A load in a monitor function reads the other memory (host <-> private).
     WrongMemory,
+    /// A monitor global is kept in the host memory as well, and every read of it in the
+    /// monitor functions loads it from there (memory the module can write).
+    StateInHostMemory,
 }
 
-pub const KINDS: [Kind; 13] = [
+pub const KINDS: [Kind; 14] = [
     Kind::CallToImport,
     Kind::ElementToImport,
     Kind::GlobalInitToImport,
@@ -57,6 +60,7 @@ pub const KINDS: [Kind; 13] = [
     Kind::StateUpdateSkipped,
     Kind::DenyToAllow,
     Kind::WrongMemory,
+    Kind::StateInHostMemory,
 ];
 
 pub struct Mutant {
@@ -94,6 +98,8 @@ pub const CAP: usize = 8;
 enum Edit {
     /// `Op(func, op, with)`: operator `op` of function `func` becomes `with`.
     Op(u32, usize, Vec<I<'static>>),
+    /// Several `Op` edits at once.
+    Ops(Vec<(u32, usize, Vec<I<'static>>)>),
     /// `Memory(func, op, to)`: operator `op` of `func` uses memory `to`.
     Memory(u32, usize, u32),
     /// `Prepend(func, with)`: `with` is inserted before the first operator of `func`.
@@ -361,9 +367,17 @@ impl Reencode for Mutator {
         let mut n = 0;
         while !reader.eof() {
             let op = reader.read()?;
+            let with = match &self.edit {
+                Edit::Op(g, k, with) if (*g, *k) == (func, n) => Some(with),
+                Edit::Ops(edits) => edits
+                    .iter()
+                    .find(|(g, k, _)| (*g, *k) == (func, n))
+                    .map(|(_, _, with)| with),
+                _ => None,
+            };
             match &self.edit {
-                Edit::Op(g, k, with) if (*g, *k) == (func, n) => {
-                    for i in with {
+                _ if with.is_some() => {
+                    for i in with.into_iter().flatten() {
                         f.instruction(i);
                     }
                 }
@@ -652,6 +666,48 @@ pub fn mutants(woven: &[u8]) -> (Vec<Mutant>, Stats) {
     candidates.push((Kind::StateUpdateSkipped, sets));
     candidates.push((Kind::DenyToAllow, deny));
     candidates.push((Kind::WrongMemory, mem));
+
+    // Each i32 monitor global kept at the top of the host memory's first page: written
+    // through to it, read back from it.
+    let mut sites = Vec::new();
+    if let Some(host) = host {
+        let memarg = wasm_encoder::MemArg {
+            offset: 0,
+            align: 2,
+            memory_index: host,
+        };
+        for &gl in state.iter().filter(|&&g| !info.global_i64[g as usize]) {
+            let at = I::I32Const(65_532);
+            let mut edits = Vec::new();
+            for (f, ops) in info.funcs().filter(|(f, _)| monitors.contains(f)) {
+                for (k, op) in ops.iter().enumerate() {
+                    match *op {
+                        Operator::GlobalGet { global_index } if global_index == gl => {
+                            edits.push((f, k, vec![at.clone(), I::I32Load(memarg)]));
+                        }
+                        Operator::GlobalSet { global_index } if global_index == gl => {
+                            edits.push((
+                                f,
+                                k,
+                                vec![
+                                    I::GlobalSet(gl),
+                                    at.clone(),
+                                    I::GlobalGet(gl),
+                                    I::I32Store(memarg),
+                                ],
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !edits.is_empty() {
+                let what = format!("global {gl} kept at host memory {host} byte 65532");
+                sites.push((what, Edit::Ops(edits)));
+            }
+        }
+    }
+    candidates.push((Kind::StateInHostMemory, sites));
 
     let mut out = Vec::new();
     let mut stats = Stats::default();

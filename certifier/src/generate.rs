@@ -207,7 +207,10 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     if events.is_empty() {
         return Vec::new();
     }
-    let cands = candidates(program, host_pages(m) as u32 * PAGE);
+    // A memory of 4 GiB or more: its edge is past every i32 pointer (and it is refused as
+    // too large to model, but after the traces are made).
+    let host_len = u32::try_from(host_pages(m).saturating_mul(PAGE as usize)).unwrap_or(u32::MAX);
+    let cands = candidates(program, host_len);
     let worlds = [
         World::with_preopens::<&str>(&[]),
         World::with_preopens(&["/"]),

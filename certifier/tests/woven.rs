@@ -173,3 +173,22 @@ fn a_function_calling_an_import_the_policies_do_not_monitor_is_not_taken_for_its
     let woven = weave(&app, &program, &WeaveOptions::default()).unwrap();
     certifier::certify(&woven.wasm, &program, &[]).unwrap();
 }
+
+#[test]
+fn a_host_memory_of_four_gibibytes_is_refused_as_not_modelled_not_a_panic() {
+    // Found by the fuzzer: the memory's length in bytes does not fit an i32 pointer.
+    let program = compile(r#"policy guard { on fd_write when fd == 5 -> deny "five"; }"#);
+    let app = wat::parse_str(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write"
+                     (func $w (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 65536)
+             (func (export "_start") (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 8)))))"#,
+    )
+    .unwrap();
+    let woven = weave(&app, &program, &WeaveOptions::default()).unwrap();
+    let findings = certifier::certify(&woven.wasm, &program, &[]).unwrap_err();
+    assert!(
+        findings.iter().any(|f| f.message.contains("cannot be modelled")),
+        "{findings:?}"
+    );
+}

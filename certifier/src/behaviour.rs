@@ -178,16 +178,9 @@ pub fn check(
             sampled.calls += 1;
             if got != want {
                 if failed.insert(monitor) {
-                    findings.push(Finding::new(
-                        Where::Function { index: monitor, offset: 0 },
-                        format!(
-                            "{} decides differently from the policies at call {step} of {}: the policies expect {}, the monitor {}",
-                            who(monitor, import),
-                            render(program, world, calls),
-                            describe(&want),
-                            describe(&got)
-                        ),
-                    ));
+                    let what = format!("decides differently from the policies at call {step}");
+                    let trace = render(program, world, calls);
+                    findings.push(mismatch((monitor, import), &what, &trace, &want, &got));
                 }
                 break;
             }
@@ -209,16 +202,11 @@ pub fn check(
                     Ok(Some(seen)) if seen == want => {}
                     Ok(Some(seen)) => {
                         if failed.insert(monitor) {
-                            findings.push(Finding::new(
-                                Where::Function { index: monitor, offset: 0 },
-                                format!(
-                                    "{} does not stay denied after the deny at call {step} of {}: called again, the policies expect {}, the monitor {}",
-                                    who(monitor, import),
-                                    render(program, world, calls),
-                                    describe(&want),
-                                    describe(&seen)
-                                ),
-                            ));
+                            let what = format!(
+                                "does not stay denied after the deny at call {step} (called again)"
+                            );
+                            let trace = render(program, world, calls);
+                            findings.push(mismatch((monitor, import), &what, &trace, &want, &seen));
                         }
                     }
                     Err(stop) => {
@@ -278,6 +266,23 @@ fn stopped(
 }
 
 /// The function that decided a call, as a finding names it.
+/// A call `route` (monitor, import) decided otherwise than the policies: `what` happened
+/// on `trace`.
+fn mismatch(route: (u32, u32), what: &str, trace: &str, want: &Seen, got: &Seen) -> Finding {
+    Finding::new(
+        Where::Function {
+            index: route.0,
+            offset: 0,
+        },
+        format!(
+            "{} {what} of {trace}: the policies expect {}, the monitor {}",
+            who(route.0, route.1),
+            describe(want),
+            describe(got)
+        ),
+    )
+}
+
 fn who(monitor: u32, import: u32) -> String {
     if monitor == import {
         format!("import {import}, which no function monitors,")

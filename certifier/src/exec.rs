@@ -499,12 +499,6 @@ impl<'m, 'a> Instance<'m, 'a> {
                 Operator::I32ShrU => bin32!(|a: u32, b: u32| a.wrapping_shr(b)),
                 Operator::I32Rotl => bin32!(|a: u32, b: u32| a.rotate_left(b % 32)),
                 Operator::I32Rotr => bin32!(|a: u32, b: u32| a.rotate_right(b % 32)),
-                Operator::I32DivS | Operator::I32DivU | Operator::I32RemS | Operator::I32RemU => {
-                    let b = pop!() as u32;
-                    let a = pop!() as u32;
-                    let r = div32(&op, a, b)?;
-                    stack.push(r as u64);
-                }
                 Operator::I64Clz => un64!(|a: u64| a.leading_zeros()),
                 Operator::I64Ctz => un64!(|a: u64| a.trailing_zeros()),
                 Operator::I64Popcnt => un64!(|a: u64| a.count_ones()),
@@ -521,10 +515,17 @@ impl<'m, 'a> Instance<'m, 'a> {
                 Operator::I64ShrU => bin64!(|a: u64, b: u64| a.wrapping_shr(b as u32)),
                 Operator::I64Rotl => bin64!(|a: u64, b: u64| a.rotate_left((b % 64) as u32)),
                 Operator::I64Rotr => bin64!(|a: u64, b: u64| a.rotate_right((b % 64) as u32)),
-                Operator::I64DivS | Operator::I64DivU | Operator::I64RemS | Operator::I64RemU => {
+                Operator::I32DivS
+                | Operator::I32DivU
+                | Operator::I32RemS
+                | Operator::I32RemU
+                | Operator::I64DivS
+                | Operator::I64DivU
+                | Operator::I64RemS
+                | Operator::I64RemU => {
                     let b = pop!();
                     let a = pop!();
-                    stack.push(div64(&op, a, b)?);
+                    stack.push(div(&op, a, b)?);
                 }
                 Operator::I32WrapI64 => un64!(|a: u64| a as u32),
                 Operator::I64ExtendI32S => un64!(|a: u64| a as u32 as i32 as i64),
@@ -685,38 +686,35 @@ fn branch(
     }
 }
 
-fn div32(op: &Operator, a: u32, b: u32) -> Result<u32, Stop> {
+/// Division and remainder of either width; i32 operands are the low halves of `a` and
+/// `b`, sign-extended for the signed operators so one i64 computation serves both.
+fn div(op: &Operator, a: u64, b: u64) -> Result<u64, Stop> {
+    use Operator as O;
+    let wide = matches!(op, O::I64DivS | O::I64DivU | O::I64RemS | O::I64RemU);
+    let (a, b, sa, sb, min) = match wide {
+        true => (a, b, a as i64, b as i64, i64::MIN),
+        false => {
+            let (a, b) = (a as u32, b as u32);
+            (
+                a as u64,
+                b as u64,
+                a as i32 as i64,
+                b as i32 as i64,
+                i32::MIN as i64,
+            )
+        }
+    };
     if b == 0 {
         return Err(trap("integer divide by zero"));
     }
-    Ok(match op {
-        Operator::I32DivS => {
-            if a as i32 == i32::MIN && b as i32 == -1 {
-                return Err(trap("integer overflow"));
-            }
-            (a as i32 / b as i32) as u32
-        }
-        Operator::I32DivU => a / b,
-        Operator::I32RemS => (a as i32).wrapping_rem(b as i32) as u32,
+    let r = match op {
+        O::I32DivS | O::I64DivS if sa == min && sb == -1 => return Err(trap("integer overflow")),
+        O::I32DivS | O::I64DivS => (sa / sb) as u64,
+        O::I32RemS | O::I64RemS => sa.wrapping_rem(sb) as u64,
+        O::I32DivU | O::I64DivU => a / b,
         _ => a % b,
-    })
-}
-
-fn div64(op: &Operator, a: u64, b: u64) -> Result<u64, Stop> {
-    if b == 0 {
-        return Err(trap("integer divide by zero"));
-    }
-    Ok(match op {
-        Operator::I64DivS => {
-            if a as i64 == i64::MIN && b as i64 == -1 {
-                return Err(trap("integer overflow"));
-            }
-            (a as i64 / b as i64) as u64
-        }
-        Operator::I64DivU => a / b,
-        Operator::I64RemS => (a as i64).wrapping_rem(b as i64) as u64,
-        _ => a % b,
-    })
+    };
+    Ok(if wide { r } else { r as u32 as u64 })
 }
 
 fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
@@ -768,4 +766,60 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
         end,
         els,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Operator as O;
+
+    fn i32v(v: i32) -> u64 {
+        v as u32 as u64
+    }
+
+    #[test]
+    fn signed_i32_division_reads_the_low_half_as_signed_and_truncates_toward_zero() {
+        assert_eq!(div(&O::I32DivS, i32v(-7), i32v(2)).ok(), Some(i32v(-3)));
+        assert_eq!(div(&O::I32RemS, i32v(-7), i32v(2)).ok(), Some(i32v(-1)));
+    }
+
+    #[test]
+    fn unsigned_i32_division_reads_the_low_half_as_unsigned() {
+        assert_eq!(div(&O::I32DivU, i32v(-2), 2).ok(), Some(0x7fff_ffff));
+        assert_eq!(div(&O::I32RemU, i32v(-1), 10).ok(), Some(5));
+    }
+
+    #[test]
+    fn the_minimum_divided_by_minus_one_traps_and_its_remainder_is_zero() {
+        for (div_op, rem_op, min) in [
+            (O::I32DivS, O::I32RemS, i32v(i32::MIN)),
+            (O::I64DivS, O::I64RemS, i64::MIN as u64),
+        ] {
+            let m1 = if min == i32v(i32::MIN) {
+                i32v(-1)
+            } else {
+                u64::MAX
+            };
+            assert!(matches!(div(&div_op, min, m1), Err(Stop::Trap(_))));
+            assert_eq!(div(&rem_op, min, m1).ok(), Some(0));
+        }
+    }
+
+    #[test]
+    fn division_by_zero_traps_at_either_width() {
+        for op in [O::I32DivU, O::I32RemS, O::I64DivS, O::I64RemU] {
+            assert!(matches!(div(&op, 1, 0), Err(Stop::Trap(_))));
+        }
+        // Only the low half of an i32 divisor counts.
+        assert!(matches!(div(&O::I32DivU, 1, 1 << 32), Err(Stop::Trap(_))));
+    }
+
+    #[test]
+    fn i64_division_uses_all_64_bits() {
+        assert_eq!(div(&O::I64DivU, u64::MAX, 2).ok(), Some(u64::MAX / 2));
+        assert_eq!(
+            div(&O::I64DivS, (-9i64) as u64, 2).ok(),
+            Some((-4i64) as u64)
+        );
+    }
 }

@@ -188,7 +188,9 @@ fn a_host_memory_of_four_gibibytes_is_refused_as_not_modelled_not_a_panic() {
     let woven = weave(&app, &program, &WeaveOptions::default()).unwrap();
     let findings = certifier::certify(&woven.wasm, &program, &[]).unwrap_err();
     assert!(
-        findings.iter().any(|f| f.message.contains("cannot be modelled")),
+        findings
+            .iter()
+            .any(|f| f.message.contains("cannot be modelled")),
         "{findings:?}"
     );
 }

@@ -222,6 +222,17 @@ pub(crate) fn unterminated(text: &str) -> Option<(usize, usize, &'static str, &'
 
 /// A friendly name for what a grammar rule stands for, or `None` for rules that are
 /// summarised by others (e.g. the individual operators).
+/// The rules of binary operators, in both grammars (policies and traces), by name.
+const OPERATOR_RULES: &[&str] = &[
+    "or", "and", "has", "eq_op", "ne", "lt", "le", "gt", "ge", "bitor", "bitxor", "bitand", "shl",
+    "shr", "add", "sub", "mul", "div", "rem",
+];
+
+/// Whether `rule` (of either grammar) is a binary operator, for "expected an operator".
+pub(crate) fn is_operator(rule: impl std::fmt::Debug) -> bool {
+    OPERATOR_RULES.contains(&format!("{rule:?}").as_str())
+}
+
 fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::semi => "`;`",
@@ -245,25 +256,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::string => "a string",
         Rule::int => "a number",
         Rule::expr | Rule::paren | Rule::not | Rule::neg | Rule::bitnot => "an expression",
-        Rule::or
-        | Rule::and
-        | Rule::eq_op
-        | Rule::ne
-        | Rule::le
-        | Rule::lt
-        | Rule::ge
-        | Rule::gt
-        | Rule::has
-        | Rule::bitor
-        | Rule::bitxor
-        | Rule::bitand
-        | Rule::shl
-        | Rule::shr
-        | Rule::add
-        | Rule::sub
-        | Rule::mul
-        | Rule::div
-        | Rule::rem => "an operator",
+        r if is_operator(r) => "an operator",
         Rule::str_op | Rule::startswith | Rule::glob => "a string test",
         Rule::update_op => "`=`, `+=` or `-=`",
         Rule::kw_include | Rule::include => "`include`",
@@ -407,29 +400,44 @@ pub(crate) fn token_at(text: &str, pos: usize) -> &str {
     &rest[..c.len_utf8()]
 }
 
+/// A Pratt parser of left-associative binary levels, lowest first, then one prefix level:
+/// how both grammars (policies and traces) state their C precedence as data.
+pub(crate) fn c_precedence<R: pest::RuleType>(infix: &[&[R]], prefix: &[R]) -> PrattParser<R> {
+    let level = |ops: Vec<Op<R>>| ops.into_iter().reduce(|a, b| a | b);
+    let mut p = PrattParser::new();
+    for ops in infix {
+        if let Some(op) = level(ops.iter().map(|&r| Op::infix(r, Assoc::Left)).collect()) {
+            p = p.op(op);
+        }
+    }
+    if let Some(op) = level(prefix.iter().map(|&r| Op::prefix(r)).collect()) {
+        p = p.op(op);
+    }
+    p
+}
+
 fn pratt() -> &'static PrattParser<Rule> {
     static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    use Rule::*;
+    // `has` binds looser than the bitwise operators so that
+    // `oflags has OFLAGS_CREAT | OFLAGS_TRUNC` tests both flags.
     P.get_or_init(|| {
-        // C precedence, lowest first; `has` binds looser than the bitwise operators so
-        // that `oflags has OFLAGS_CREAT | OFLAGS_TRUNC` tests both flags.
-        PrattParser::new()
-            .op(Op::infix(Rule::or, Assoc::Left))
-            .op(Op::infix(Rule::and, Assoc::Left))
-            .op(Op::infix(Rule::has, Assoc::Left))
-            .op(Op::infix(Rule::bitor, Assoc::Left))
-            .op(Op::infix(Rule::bitxor, Assoc::Left))
-            .op(Op::infix(Rule::bitand, Assoc::Left))
-            .op(Op::infix(Rule::eq_op, Assoc::Left) | Op::infix(Rule::ne, Assoc::Left))
-            .op(Op::infix(Rule::lt, Assoc::Left)
-                | Op::infix(Rule::le, Assoc::Left)
-                | Op::infix(Rule::gt, Assoc::Left)
-                | Op::infix(Rule::ge, Assoc::Left))
-            .op(Op::infix(Rule::shl, Assoc::Left) | Op::infix(Rule::shr, Assoc::Left))
-            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left)
-                | Op::infix(Rule::div, Assoc::Left)
-                | Op::infix(Rule::rem, Assoc::Left))
-            .op(Op::prefix(Rule::not) | Op::prefix(Rule::neg) | Op::prefix(Rule::bitnot))
+        c_precedence(
+            &[
+                &[or],
+                &[and],
+                &[has],
+                &[bitor],
+                &[bitxor],
+                &[bitand],
+                &[eq_op, ne],
+                &[lt, le, gt, ge],
+                &[shl, shr],
+                &[add, sub],
+                &[mul, div, rem],
+            ],
+            &[not, neg, bitnot],
+        )
     })
 }
 

@@ -3,14 +3,13 @@ use anyhow::Result;
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 
-use super::input::{compile_policies, plural, read_module, PolicyArgs};
+use super::input::{compile_policies, plural, read_module, RequiredPolicyArgs};
 use crate::ui::Ui;
 
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("policies").args(["policy"]).required(true).multiple(true))]
 pub struct Args {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub policy: RequiredPolicyArgs,
     /// The hardened module (`.wasm`, or `.wat` text).
     pub input: PathBuf,
     /// Print the outcome as JSON on stdout instead of text on stderr.

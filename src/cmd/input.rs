@@ -22,6 +22,20 @@ impl PolicyArgs {
     }
 }
 
+/// `--policy/-p FILE` where at least one is required (`weave`, `check`).
+#[derive(clap::Args, Debug, Default)]
+pub struct RequiredPolicyArgs {
+    /// Policy file; repeat for several (a call is allowed only if every policy allows it).
+    #[arg(
+        id = "policy",
+        long = "policy",
+        short = 'p',
+        value_name = "FILE",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+}
+
 /// The policies of `compile` and `show`: `--policy` files, then positional ones, at least
 /// one in all.
 #[derive(clap::Args, Debug, Default)]

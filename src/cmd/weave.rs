@@ -5,16 +5,15 @@ use instrumenter::{weave, WeaveOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use super::input::{compile_policies, read_module, PolicyArgs};
+use super::input::{compile_policies, read_module, RequiredPolicyArgs};
 use crate::failure::usage_error;
 use crate::ui::Ui;
 
 /// Several policies are composed: a call is allowed only if every policy allows it.
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("policies").args(["policy"]).required(true).multiple(true))]
 pub struct Args {
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub policy: RequiredPolicyArgs,
     /// The module to harden (`.wasm`, or `.wat` text).
     pub input: PathBuf,
     /// Where to write the hardened module: default NAME.hardened.wasm next to the input;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
-use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::pratt_parser::PrattParser;
 use pest::Parser as _;
 
 use super::{Expect, ExpectKind, Expectation, Step, Trace, TraceFile};
@@ -187,14 +187,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::expr | Rule::paren | Rule::neg | Rule::bitnot | Rule::int | Rule::constant => {
             "an integer or a constant"
         }
-        Rule::bitor
-        | Rule::bitxor
-        | Rule::bitand
-        | Rule::shl
-        | Rule::shr
-        | Rule::add
-        | Rule::sub
-        | Rule::mul => "an operator",
+        r if crate::parse::is_operator(r) => "an operator",
         _ => return None,
     })
 }
@@ -237,16 +230,19 @@ fn syntax_error(file: &str, text: &str, e: &pest::error::Error<Rule>) -> TraceEr
 
 fn pratt() -> &'static PrattParser<Rule> {
     static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
-    // C precedence, lowest first.
+    use Rule::*;
     P.get_or_init(|| {
-        PrattParser::new()
-            .op(Op::infix(Rule::bitor, Assoc::Left))
-            .op(Op::infix(Rule::bitxor, Assoc::Left))
-            .op(Op::infix(Rule::bitand, Assoc::Left))
-            .op(Op::infix(Rule::shl, Assoc::Left) | Op::infix(Rule::shr, Assoc::Left))
-            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left))
-            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::bitnot))
+        crate::parse::c_precedence(
+            &[
+                &[bitor],
+                &[bitxor],
+                &[bitand],
+                &[shl, shr],
+                &[add, sub],
+                &[mul],
+            ],
+            &[neg, bitnot],
+        )
     })
 }
 

@@ -27,7 +27,6 @@ pub mod mediation;
 pub mod module;
 pub mod scan;
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use policy_lang::ir::{EventId, Program};
@@ -69,13 +68,7 @@ pub fn certify_sampling(
     let mut m = module::Module::read(wasm, WasmFeatures::WASM3).map_err(|f| vec![f])?;
     // Judged as the module sees the policies: a transition on an event it does not
     // import never fires, and a policy that cannot act there is not monitored.
-    let imported: BTreeSet<EventId> = m
-        .imports
-        .iter()
-        .filter_map(|i| program.event_for_spelling(i.module, i.field).ok().flatten())
-        .map(|(e, _)| e)
-        .collect();
-    let view = program.restricted_to(|e| imported.contains(&e));
+    let view = program.restricted_to_imports(m.imports.iter().map(|i| (i.module, i.field)));
     let program = &view;
     let names = scan::module_names(&m).map_err(|f| vec![f])?;
     let (med, mut findings) = mediation::check(&m, &names, program);

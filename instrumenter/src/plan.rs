@@ -435,14 +435,11 @@ fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) ->
     let mut wrapped = BTreeSet::new();
     for (pi, p) in program.policies.iter().enumerate() {
         let mentioned: BTreeSet<EventId> = p.transitions.iter().map(|t| t.event).collect();
-        let why = p
-            .transitions
-            .iter()
-            .filter(|t| !decls[t.event as usize].is_empty())
-            .find_map(|t| {
-                t.effect()
-                    .map(|w| format!("{w} {}", program.events[t.event as usize].name))
-            });
+        // In the view, transitions on events the module lacks cannot fire.
+        let why = view.policies[pi].transitions.iter().find_map(|t| {
+            t.effect()
+                .map(|w| format!("{w} {}", program.events[t.event as usize].name))
+        });
         let mut elided = Vec::new();
         for &e in &mentioned {
             let ev = &program.events[e as usize];

@@ -40,17 +40,8 @@ pub(crate) fn wrap_imports(
     obs: &Arc<Mutex<observe::Observer>>,
 ) -> Result<Option<HostShim>, RunError> {
     // The module is judged as it sees the policies, as its woven twin would be.
-    let imported: std::collections::BTreeSet<_> = module
-        .imports()
-        .filter_map(|i| {
-            program
-                .event_for_spelling(i.module(), i.name())
-                .ok()
-                .flatten()
-        })
-        .map(|(e, _)| e)
-        .collect();
-    let program = &Arc::new(program.restricted_to(|e| imported.contains(&e)));
+    let view = program.restricted_to_imports(module.imports().map(|i| (i.module(), i.name())));
+    let program = &Arc::new(view);
     let monitor = Arc::new(Mutex::new(Monitor::from_arc(Arc::clone(program))));
     let slots: Arc<OnceLock<Vec<Func>>> = Arc::new(OnceLock::new());
     let scanner: Arc<OnceLock<Scanner>> = Arc::new(OnceLock::new());

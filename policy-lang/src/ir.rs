@@ -591,6 +591,21 @@ impl Program {
             || self.policies.iter().any(|p| p.mentions(event) && p.acts())
     }
 
+    /// [`Program::restricted_to`] the events a module's imports `(module, field)` are
+    /// (WASI preview 0 spellings included), as the host-side monitor and the certifier
+    /// judge a module; an import of no event, or of none preview 0 has, adds none.
+    pub fn restricted_to_imports<'a>(
+        &self,
+        imports: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Program {
+        let imported: std::collections::BTreeSet<EventId> = imports
+            .into_iter()
+            .filter_map(|(module, field)| self.event_for_spelling(module, field).ok().flatten())
+            .map(|(e, _)| e)
+            .collect();
+        self.restricted_to(|e| imported.contains(&e))
+    }
+
     /// What a successful call of `event` does to the descriptor table, when the program
     /// tracks descriptors.
     pub fn descriptor_effect(&self, event: EventId) -> Option<crate::descriptors::Effect> {

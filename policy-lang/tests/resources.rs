@@ -864,3 +864,22 @@ fn a_set_is_not_a_number() {
     let e = compile_error(r#"policy p { var s: set[2]; on fd_write when s > 0 -> deny "x"; }"#);
     assert!(e.contains("is a set"), "{e}");
 }
+
+#[test]
+fn a_policy_acting_through_an_event_imported_only_by_its_preview_0_name_still_acts() {
+    // `wasi_unstable.sock_send` is sock_send: restricting to the module's imports must
+    // not drop a policy whose only deny is on it.
+    let p = program(
+        r#"policy p { initial state clean; state read;
+             after fd_read -> read; on sock_send in read -> deny "after a read"; }"#,
+    );
+    let view = p.restricted_to_imports([
+        ("wasi_snapshot_preview1", "fd_read"),
+        ("wasi_unstable", "sock_send"),
+    ]);
+    assert!(view.policies[0].acts());
+    assert!(view.monitors(event(&p, "fd_read")));
+    let without = p.restricted_to_imports([("wasi_snapshot_preview1", "fd_read")]);
+    assert!(!without.policies[0].acts());
+    assert!(!without.monitors(event(&p, "fd_read")));
+}

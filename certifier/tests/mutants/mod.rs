@@ -96,9 +96,8 @@ pub const CAP: usize = 8;
 /// One edit of the module.
 #[derive(Clone, Debug)]
 enum Edit {
-    /// `Op(func, op, with)`: operator `op` of function `func` becomes `with`.
-    Op(u32, usize, Vec<I<'static>>),
-    /// Several `Op` edits at once.
+    /// `Ops([(func, op, with), ..])`: operator `op` of function `func` becomes `with`, for
+    /// each entry.
     Ops(Vec<(u32, usize, Vec<I<'static>>)>),
     /// `Memory(func, op, to)`: operator `op` of `func` uses memory `to`.
     Memory(u32, usize, u32),
@@ -119,7 +118,7 @@ type Site = (String, Edit);
 fn op_site(f: u32, k: usize, op: &Operator, with: Vec<I<'static>>) -> Site {
     let shown: Vec<String> = with.iter().map(|i| format!("{i:?}")).collect();
     let what = format!("function {f} op {k}: {op:?} -> {}", shown.join("; "));
-    (what, Edit::Op(f, k, with))
+    (what, Edit::Ops(vec![(f, k, with)]))
 }
 
 fn export_site(name: String, kind: ExportKind, index: u32) -> Site {
@@ -368,20 +367,19 @@ impl Reencode for Mutator {
         while !reader.eof() {
             let op = reader.read()?;
             let with = match &self.edit {
-                Edit::Op(g, k, with) if (*g, *k) == (func, n) => Some(with),
                 Edit::Ops(edits) => edits
                     .iter()
                     .find(|(g, k, _)| (*g, *k) == (func, n))
                     .map(|(_, _, with)| with),
                 _ => None,
             };
-            match &self.edit {
-                _ if with.is_some() => {
-                    for i in with.into_iter().flatten() {
+            match (&self.edit, with) {
+                (_, Some(with)) => {
+                    for i in with {
                         f.instruction(i);
                     }
                 }
-                &Edit::Memory(g, k, to) if (g, k) == (func, n) => {
+                (&Edit::Memory(g, k, to), None) if (g, k) == (func, n) => {
                     self.memory = Some(to);
                     f.instruction(&self.instruction(op)?);
                     self.memory = None;

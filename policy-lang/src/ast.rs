@@ -63,11 +63,13 @@ pub struct EventDecl {
 pub enum EventBody {
     /// `event write = fd_write;`: another name for a catalogue function or declared event.
     Alias(Ident),
-    /// `event x = module.field(params) -> result;`
+    /// `event x = module.field(params) -> result;`, or `event x = module.field;` for a
+    /// catalogue function (its signature is the catalogue's).
     Import {
         module: StrLit,
         field: StrLit,
-        params: Vec<ParamDecl>,
+        /// `None` without a parameter list.
+        params: Option<Vec<ParamDecl>>,
         result: Option<Ident>,
     },
 }

@@ -104,7 +104,8 @@ pub struct Program {
 pub struct Event {
     /// The name the policy source uses (the first one, when aliased), e.g. `path_open`.
     pub name: String,
-    /// Import module, e.g. `wasi_snapshot_preview1`.
+    /// Import module, e.g. `wasi_snapshot_preview1`; a versioned WIT interface in its
+    /// canonical spelling, e.g. `wasi:io/streams@0.2.x` ([`crate::wit::canonical_module`]).
     pub module: String,
     /// Import field, e.g. `path_open`.
     pub field: String,
@@ -526,8 +527,11 @@ impl RuntimeFault {
 }
 
 impl Program {
-    /// The event bound to import `module.field`, if any.
+    /// The event bound to import `module.field`, if any. A versioned WIT interface is
+    /// matched by its compatibility class, as wasmtime links it ([`crate::wit`]): an
+    /// import of `wasi:io/streams@0.2.6` is the event of `wasi:io/streams@0.2.x`.
     pub fn event_for_import(&self, module: &str, field: &str) -> Option<EventId> {
+        let module = crate::wit::canonical_module(module);
         self.events
             .iter()
             .position(|e| e.module == module && e.field == field)

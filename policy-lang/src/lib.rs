@@ -19,6 +19,7 @@ pub mod path;
 pub mod pattern;
 pub mod trace;
 pub mod wasi;
+pub mod wit;
 
 pub use diag::{Diagnostic, Diagnostics, Label, Severity, Source, Style};
 

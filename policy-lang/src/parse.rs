@@ -541,6 +541,7 @@ impl<'a> Builder<'a> {
     }
 
     fn import_sig(&mut self, p: Pair<Rule>) -> Option<EventBody> {
+        let declared = p.clone().into_inner().any(|c| c.as_rule() == Rule::lparen);
         let mut it = Self::parts(p).peekable();
         let module = self.import_name(it.next()?)?;
         let field = self.import_name(it.next()?)?;
@@ -561,7 +562,7 @@ impl<'a> Builder<'a> {
         Some(EventBody::Import {
             module,
             field,
-            params,
+            params: declared.then_some(params),
             result,
         })
     }

@@ -598,9 +598,13 @@ const GROUPS: &[(&str, &[&str], Kind)] = &[
     ("WHENCE", WHENCE, Kind::Enum),
 ];
 
-/// Every built-in constant as `(name, value)`, e.g. `("ERRNO_ACCES", 2)`, grouped by witx
-/// type in the order of [`constant_groups`].
+/// Every built-in constant as `(name, value)`, e.g. `("ERRNO_ACCES", 2)`: preview 1's
+/// grouped by witx type in the order of [`constant_groups`], then WASI 0.2's by name.
 pub fn constants() -> impl Iterator<Item = (String, i64)> {
+    preview1_constants().chain(crate::wit::constants().map(|(n, v)| (n.to_string(), v)))
+}
+
+fn preview1_constants() -> impl Iterator<Item = (String, i64)> {
     GROUPS.iter().flat_map(|(prefix, cases, kind)| {
         cases.iter().enumerate().map(move |(i, case)| {
             let value = match kind {
@@ -617,8 +621,13 @@ pub fn constant_groups() -> impl Iterator<Item = &'static str> {
     GROUPS.iter().map(|(p, _, _)| *p)
 }
 
-/// The value of built-in constant `name`.
+/// The value of built-in constant `name`: a WASI preview 1 constant, else one of the
+/// WASI 0.2 catalogue ([`crate::wit::constant`]).
 pub fn constant(name: &str) -> Option<i64> {
+    preview1_constant(name).or_else(|| crate::wit::constant(name))
+}
+
+fn preview1_constant(name: &str) -> Option<i64> {
     let (prefix, case) = name.split_once('_')?;
     let (_, cases, kind) = GROUPS.iter().find(|(p, _, _)| *p == prefix)?;
     let i = cases.iter().position(|c| *c == case)?;

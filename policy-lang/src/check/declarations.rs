@@ -6,6 +6,16 @@ use crate::display::signature;
 use crate::ir::{self, ParamType, ValType};
 use crate::lower::Lowerer;
 use crate::wasi;
+use crate::wit;
+
+/// The catalogue's event for import `module.field` (`module` canonical): WASI preview 1
+/// or 0.2.
+fn catalogue_function(module: &str, field: &str) -> Option<ir::Event> {
+    if module == wasi::MODULE {
+        return wasi::function(field);
+    }
+    wit::function(module, field).map(|f| f.event)
+}
 
 impl Checker<'_> {
     /// The span of an existing global declaration named `name`, if any.
@@ -47,7 +57,12 @@ impl Checker<'_> {
                 params,
                 result,
             } => {
-                let ev = self.import_sig(&e.name.name, module, field, params, result.as_ref());
+                let ev = match params {
+                    Some(params) => {
+                        self.import_sig(&e.name.name, module, field, params, result.as_ref())
+                    }
+                    None => self.catalogue_import(&e.name.name, module, field),
+                };
                 let Some(ev) = ev.filter(|ev| self.agrees_with_other_declarations(e, ev)) else {
                     self.poisoned.insert(e.name.name.clone());
                     return;
@@ -77,10 +92,7 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Some(cat) = (key.0 == wasi::MODULE)
-            .then(|| wasi::function(&key.1))
-            .flatten()
-        {
+        if let Some(cat) = catalogue_function(&key.0, &key.1) {
             if !same_signature(&cat, ev) {
                 let d = self.err(e.span, conflict);
                 d.notes.push(format!(
@@ -115,6 +127,110 @@ impl Checker<'_> {
         // After an error a placeholder keeps uses of the constant from adding more.
         self.consts.insert(k.name.name.clone(), v.unwrap_or(0));
         self.const_spans.insert(k.name.name.clone(), k.name.span);
+    }
+
+    /// `event name = module.field;`: the catalogue's signature of `module.field`.
+    fn catalogue_import(
+        &mut self,
+        name: &str,
+        module: &ast::StrLit,
+        field: &ast::StrLit,
+    ) -> Option<ir::Event> {
+        let canonical = self.import_module(module)?;
+        if let Some((iface, None)) = wit::split_interface(&module.value) {
+            if wit::functions_of(iface).next().is_some() {
+                let d = self.err(
+                    module.span,
+                    format!("WASI interface `{iface}` is named without a version"),
+                );
+                d.hint = Some(format!(
+                    "components import WASI interfaces with a version: write `\"{iface}@0.2.x\"` (every 0.2 release)"
+                ));
+                return None;
+            }
+        }
+        if let Some(mut ev) = catalogue_function(&canonical, &field.value) {
+            ev.name = name.to_string();
+            return Some(ev);
+        }
+        let span = Span {
+            start: module.span.start,
+            ..field.span
+        };
+        let (msg, hint) = if let Some((iface, _)) = wit::split_interface(&module.value) {
+            let known: Vec<&str> = wit::functions_of(iface).map(|f| f.name.as_str()).collect();
+            if known.is_empty() {
+                (
+                    format!(
+                        "`{iface}` is not a WASI {} interface, so the signature of `{}` must be declared",
+                        wit::VERSION, field.value
+                    ),
+                    format!(
+                        "write its parameters and result: `event {name} = \"{}\".\"{}\"(a: i32) -> i32;`",
+                        module.value, field.value
+                    ),
+                )
+            } else {
+                (
+                    format!("`{iface}` has no function `{}`", field.value),
+                    match suggest(&field.value, known.iter().copied()) {
+                        Some(s) => format!("did you mean `\"{s}\"`?"),
+                        None => format!("its functions: {}", known.join(", ")),
+                    },
+                )
+            }
+        } else if module.value == wasi::PREVIEW0_MODULE {
+            (
+                format!(
+                    "the preview 0 spelling `{}.{}` is not an event name of its own",
+                    module.value, field.value
+                ),
+                format!(
+                    "name the preview 1 function, which also covers its `{}` imports: `event {name} = {};`",
+                    module.value, field.value
+                ),
+            )
+        } else if wasi::is_wasi_module(&module.value) {
+            (
+                format!("`{}` is not a WASI preview 1 function", field.value),
+                match suggest(&field.value, wasi::function_names()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "see `irm compile --help` for the catalogue".into(),
+                },
+            )
+        } else {
+            (
+                format!(
+                    "`{}.{}` is not a catalogue function, so its signature must be declared",
+                    module.value, field.value
+                ),
+                format!(
+                    "write its parameters and result: `event {name} = {}.{}(a: i32) -> i32;`",
+                    module.value, field.value
+                ),
+            )
+        };
+        self.err(span, msg).hint = Some(hint);
+        None
+    }
+
+    /// The canonical spelling of an import module a policy writes ([`wit::canonical_module`]);
+    /// an error for a WIT interface whose version is no version.
+    fn import_module(&mut self, module: &ast::StrLit) -> Option<String> {
+        if let Some((_, Some(v))) = wit::split_interface(&module.value) {
+            if wit::canonical_version(v).is_none() {
+                let d = self.err(
+                    module.span,
+                    format!("`{v}` is not a version of interface `{}`", module.value),
+                );
+                d.hint = Some(
+                    "write a semantic version or its compatibility class, e.g. `@0.2.x` (every 0.2 release)"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        Some(wit::canonical_module(&module.value))
     }
 
     fn import_sig(
@@ -177,9 +293,10 @@ impl Checker<'_> {
                 }
             },
         };
-        ok.then(|| ir::Event {
+        let module = self.import_module(module);
+        (ok && module.is_some()).then(|| ir::Event {
             name: name.to_string(),
-            module: module.value.clone(),
+            module: module.unwrap_or_default(),
             field: field.value.clone(),
             params: out,
             results,

@@ -7,11 +7,9 @@ use thiserror::Error;
 /// to emitting an unmonitored or partially monitored module.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WeaveError {
-    #[error(
-        "the input is a WebAssembly component, not a core module; irm weaves core modules \
-         (weave the core modules inside the component, or build a wasip1 core module)"
-    )]
-    Component,
+    /// A component irm cannot monitor completely.
+    #[error("cannot weave this component: {why}")]
+    Component { why: String },
 
     #[error("the input is not a WebAssembly module: {message} (at byte offset {offset:#x})")]
     Malformed { offset: usize, message: String },

@@ -26,6 +26,7 @@
 //! step (the import never returned); a firing deny transition still evaluates its
 //! updates, so a fault in them is reported instead of the deny.
 mod codegen;
+pub mod component;
 mod emit;
 mod error;
 mod fngen;
@@ -102,8 +103,22 @@ fn helpers(plan: &plan::Plan) -> Vec<(wasm_encoder::Function, &'static str)> {
     out
 }
 
-/// Weaves `program` into the core module `input` (binary).
+/// Weaves `program` into `input` (binary): a core module, or a component
+/// ([`component`]: one monitor instance between its lowered imports and its core code).
 pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<Woven, WeaveError> {
+    if wasmparser::Parser::is_component(input) {
+        component::weave(input, program, options)
+    } else {
+        weave_core(input, program, options)
+    }
+}
+
+/// Weaves `program` into the core module `input` (binary).
+pub(crate) fn weave_core(
+    input: &[u8],
+    program: &Program,
+    options: &WeaveOptions,
+) -> Result<Woven, WeaveError> {
     // Validates every module-level section, so no planning works on an invalid module;
     // bodies are validated while they are emitted, and the output again at the end.
     let mut info = module::ModuleInfo::scan(input)?;

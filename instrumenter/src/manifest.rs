@@ -210,7 +210,11 @@ pub fn read(wasm: &[u8]) -> Result<Option<Manifest>, WeaveError> {
             wasmparser::Payload::Version {
                 encoding: wasmparser::Encoding::Component,
                 ..
-            } => return Err(WeaveError::Component),
+            } => {
+                return Err(WeaveError::Component {
+                    why: "irm reads the manifest of core modules only".into(),
+                })
+            }
             wasmparser::Payload::CustomSection(c) if c.name() == SECTION => {
                 return serde_json::from_slice(c.data()).map(Some).map_err(|e| {
                     WeaveError::Manifest {

@@ -76,7 +76,11 @@ impl<'a> ModuleInfo<'a> {
                 Payload::Version {
                     encoding: Encoding::Component,
                     ..
-                } => return Err(WeaveError::Component),
+                } => {
+                    return Err(WeaveError::Component {
+                        why: "a component reached the core module reader".into(),
+                    })
+                }
                 Payload::UnknownSection { id, range, .. } => {
                     return Err(WeaveError::UnknownSection {
                         id: *id,

@@ -610,6 +610,19 @@ impl Program {
         self.restricted_to(|e| imported.contains(&e))
     }
 
+    /// The program as a WebAssembly component sees it. A component has no WASI preview 1
+    /// descriptors, so nothing is tracked; its audits reach the host through host hooks,
+    /// which the guest cannot close or renumber the way it can descriptor 2, so every
+    /// policy allows undelivered audits (the weaver refuses audits in a component woven
+    /// without hooks, where nothing would deliver them).
+    pub fn for_component(&self) -> Program {
+        let mut view = self.clone();
+        for p in &mut view.policies {
+            p.allow_undelivered_audits = true;
+        }
+        view
+    }
+
     /// What a successful call of `event` does to the descriptor table, when the program
     /// tracks descriptors.
     pub fn descriptor_effect(&self, event: EventId) -> Option<crate::descriptors::Effect> {

@@ -1,0 +1,121 @@
+//! Weaving a WebAssembly component (WASI 0.2): one monitor core instance between every
+//! lowered import a policy names and every core instance that receives it.
+//!
+//! In a component, core code reaches a host function only through a core function made by
+//! `canon lower` from a component import, handed to core instances as an instantiation
+//! argument. The weaver therefore never edits the component's core modules (they keep
+//! their bytes); it adds a *monitor* core module, built by weaving a stub with the ordinary
+//! core weaver ([`crate::weave`]): the stub imports every monitored lowering (module = the
+//! component import's interface name, field = the function, so events match as on a core
+//! module) and the memory those lowerings read, and exports each import again; weaving
+//! redirects those exports to the wrappers. All policies share the monitor's state, so
+//! "no send after a read" holds across every core instance of the component.
+//!
+//! # Interposition (the invariant)
+//! After weaving, no core instance, nested component or export of the component can name
+//! a monitored lowering: every reference to it names the monitor's wrapper instead.
+//! * References after the monitor is instantiated (the point *P*, just after the last
+//!   monitored lowering is defined) name the wrapper, aliased from the monitor instance.
+//! * References before *P* (a lowering without memory options is often defined, and
+//!   passed to the main module, before the lowerings that need that module's memory)
+//!   name a trampoline: a function of a small core module instantiated first, which calls
+//!   through its own table; a fixup instance fills the table with the wrappers at *P*.
+//!   A trampoline called before *P* traps on the empty table entry: it never reaches the
+//!   import unmonitored.
+//! * The new items are inserted where no original reference can name them (the original
+//!   indices are remapped around them), so the module's own wiring cannot reach the raw
+//!   lowering, the monitor's exports or its table.
+//!
+//! Refused with an error (never emitted unmonitored): a monitored import instance or
+//! function used other than by `alias export` and `canon lower` (passed whole to a
+//! nested component, exported, bundled into an instance); lowerings with `async`,
+//! non-UTF-8 strings, or different memories; nested components that alias outer items
+//! other than types; a component that already carries an irm monitor.
+//!
+//! With [`crate::WeaveOptions::host_hooks`] the component also imports
+//! `irm:monitor/hooks` (one function per monitored event, `hook-e<N>`, with the core hook
+//! type lifted to `s32`/`s64` parameters), lowered and handed to the monitor as its `irm`
+//! hooks. Without hooks a deny traps without a message (a component has no
+//! `fd_write`) and audits are refused.
+mod build;
+mod read;
+mod rewrite;
+
+use policy_lang::ir::{Program, Verdict};
+
+use crate::{WeaveError, WeaveOptions, Woven};
+
+/// The component import of the host hooks.
+pub const HOOK_INTERFACE: &str = "irm:monitor/hooks";
+
+/// The hook function of event `event` in [`HOOK_INTERFACE`].
+pub fn hook_name(event: u32) -> String {
+    format!("hook-e{event}")
+}
+
+/// Weaves `program` into the component `input`.
+pub(crate) fn weave(
+    input: &[u8],
+    program: &Program,
+    options: &WeaveOptions,
+) -> Result<Woven, WeaveError> {
+    let comp = read::read(input)?;
+    let view = program
+        .restricted_to_imports(comp.imported_functions())
+        .for_component();
+    let plan = read::plan(&comp, &view)?;
+    let stub = build::stub(&plan);
+    let monitor = crate::weave_core(&stub, &view, options)?;
+    if plan.imports.is_empty() {
+        // Nothing any policy decides is reachable from the component's code: it stays as
+        // it is, and the monitor's report says why each policy has nothing to do.
+        let mut report = monitor.report;
+        report.input_size = input.len();
+        report.output_size = input.len();
+        return Ok(Woven {
+            wasm: input.to_vec(),
+            report,
+        });
+    }
+    if !options.host_hooks {
+        if let Some((p, t)) = view.policies.iter().find_map(|p| {
+            p.acts()
+                .then(|| {
+                    p.live()
+                        .find(|t| t.verdict == Verdict::Audit)
+                        .map(|t| (p, t))
+                })
+                .flatten()
+        }) {
+            return Err(WeaveError::Component {
+                why: format!(
+                    "policy `{}` audits (transition at {}), and a component woven for any \
+                     engine has no channel to write audit lines to; run it with `irm run`, \
+                     which receives audits through host hooks",
+                    p.name, t.origin
+                ),
+            });
+        }
+    }
+    let wasm = rewrite::rewrite(input, &plan, &monitor.wasm)?;
+    let mut validator = wasmparser::Validator::new_with_features(features());
+    if let Err(e) = validator.validate_all(&wasm) {
+        return Err(WeaveError::Internal {
+            message: format!(
+                "the woven component does not validate: {} (at byte offset {:#x} of the output)",
+                e.message(),
+                e.offset()
+            ),
+        });
+    }
+    let mut report = monitor.report;
+    report.input_size = input.len();
+    report.output_size = wasm.len();
+    Ok(Woven { wasm, report })
+}
+
+/// What a component is validated against: the core proposals wasmtime enables by default
+/// and the component model (without its async and GC extensions, which are refused).
+pub(crate) fn features() -> wasmparser::WasmFeatures {
+    crate::features() | wasmparser::WasmFeatures::COMPONENT_MODEL
+}

@@ -1,0 +1,533 @@
+//! The first pass over a component: its top-level index spaces, where every lowering of
+//! an imported function comes from, and every use of an import that would hand it to
+//! someone other than `canon lower`; then the plan, which decides what is monitored.
+use std::collections::BTreeMap;
+
+use policy_lang::ir::{EventId, Program};
+use wasmparser::component_types::ComponentEntityType;
+use wasmparser::types::Types;
+use wasmparser::{
+    CanonicalFunction, CanonicalOption, Chunk, ComponentAlias, ComponentExternalKind,
+    ComponentInstance, ComponentOuterAliasKind, ComponentTypeRef, ExternalKind, FuncType,
+    MemoryType, Parser, Payload,
+};
+
+use crate::WeaveError;
+
+/// The import module of a function a component imports directly (not from an instance),
+/// as `wit-component` names it for core modules.
+pub const ROOT: &str = "$root";
+
+/// Sizes of the top-level index spaces the rewrite moves items in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub core_modules: u32,
+    pub core_instances: u32,
+    pub core_funcs: u32,
+    pub core_tables: u32,
+    pub types: u32,
+    pub funcs: u32,
+    pub instances: u32,
+}
+
+/// Where a component function comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FuncOrigin {
+    /// Exported by an imported instance: `(interface, function)`, or [`ROOT`] and the
+    /// import name for a function imported directly.
+    Import {
+        module: String,
+        field: String,
+    },
+    Other,
+}
+
+/// A `canon lower` of an imported function.
+#[derive(Clone, Debug)]
+pub(crate) struct Lowering {
+    /// The core function it defines.
+    pub core_func: u32,
+    pub module: String,
+    pub field: String,
+    pub options: Vec<CanonicalOption>,
+    /// Where it is: the index of its section among the top-level payloads
+    /// ([`top_level`]) and its index in the section.
+    pub at: (usize, usize),
+    pub offset: usize,
+    /// The index spaces right after it.
+    pub counts: Counts,
+}
+
+/// A use of an imported instance or function that is not `alias export` or `canon lower`.
+#[derive(Clone, Debug)]
+pub(crate) struct Escape {
+    /// The import, as `(module, field)` for a function or `(instance name, "")`.
+    pub instance: Option<u32>,
+    pub func: Option<u32>,
+    pub how: &'static str,
+    pub offset: usize,
+}
+
+/// What the rewrite needs to know of the component.
+pub(crate) struct Component {
+    pub types: Types,
+    /// The imported instances by component instance index: their import names.
+    pub imported_instances: BTreeMap<u32, String>,
+    pub funcs: Vec<FuncOrigin>,
+    /// By core memory index: `(core instance, export name)` it is aliased from.
+    pub memories: Vec<Option<(u32, String)>>,
+    pub lowerings: Vec<Lowering>,
+    pub escapes: Vec<Escape>,
+    /// Every function the component imports, as `(module, field)`.
+    pub imported: Vec<(String, String)>,
+}
+
+impl Component {
+    pub fn imported_functions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.imported.iter().map(|(m, f)| (m.as_str(), f.as_str()))
+    }
+}
+
+/// The top-level payloads of `input`, nested modules and components as one payload each.
+pub(crate) fn top_level(input: &[u8]) -> Result<Vec<Payload<'_>>, WeaveError> {
+    let mut parser = Parser::new(0);
+    let mut remaining = input;
+    let mut out = Vec::new();
+    loop {
+        let (consumed, payload) = match parser
+            .parse(remaining, true)
+            .map_err(WeaveError::malformed)?
+        {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => {
+                return Err(WeaveError::Malformed {
+                    offset: input.len(),
+                    message: "unexpected end of the component".into(),
+                })
+            }
+        };
+        remaining = &remaining[consumed..];
+        if let Payload::ModuleSection {
+            unchecked_range, ..
+        }
+        | Payload::ComponentSection {
+            unchecked_range, ..
+        } = &payload
+        {
+            remaining = &remaining[unchecked_range.len()..];
+        }
+        let end = matches!(payload, Payload::End(_));
+        out.push(payload);
+        if end {
+            return Ok(out);
+        }
+    }
+}
+
+/// Validates the component and reads what weaving it needs.
+pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
+    let types = wasmparser::Validator::new_with_features(super::features())
+        .validate_all(input)
+        .map_err(crate::validate::invalid)?;
+    // A monitor inside already (or something claiming to be one): weave the original.
+    for payload in Parser::new(0).parse_all(input) {
+        if let Payload::CustomSection(c) = payload.map_err(WeaveError::malformed)? {
+            if c.name() == crate::manifest::SECTION {
+                return Err(WeaveError::AlreadyWoven {
+                    section: crate::manifest::SECTION,
+                });
+            }
+        }
+    }
+    let mut c = Component {
+        types,
+        imported_instances: BTreeMap::new(),
+        funcs: Vec::new(),
+        memories: Vec::new(),
+        lowerings: Vec::new(),
+        escapes: Vec::new(),
+        imported: Vec::new(),
+    };
+    let mut n = Counts::default();
+    let m = WeaveError::malformed;
+    for (section, payload) in top_level(input)?.into_iter().enumerate() {
+        match payload {
+            Payload::ComponentImportSection(r) => {
+                for imp in r {
+                    let imp = imp.map_err(m)?;
+                    match imp.ty {
+                        ComponentTypeRef::Instance(_) => {
+                            let index = n.instances;
+                            let name = imp.name.name.to_string();
+                            let id = c.types.as_ref().component_instance_at(index);
+                            for (field, item) in &c.types[id].exports {
+                                if let ComponentEntityType::Func(_) = item.ty {
+                                    c.imported.push((name.clone(), field.clone()));
+                                }
+                            }
+                            c.imported_instances.insert(index, name);
+                            n.instances += 1;
+                        }
+                        ComponentTypeRef::Func(_) => {
+                            let field = imp.name.name.to_string();
+                            c.imported.push((ROOT.into(), field.clone()));
+                            c.funcs.push(FuncOrigin::Import {
+                                module: ROOT.into(),
+                                field,
+                            });
+                            n.funcs += 1;
+                        }
+                        ComponentTypeRef::Module(_) => n.core_modules += 1,
+                        ComponentTypeRef::Type(_) => n.types += 1,
+                        ComponentTypeRef::Component(_) | ComponentTypeRef::Value(_) => {}
+                    }
+                }
+            }
+            Payload::ComponentAliasSection(r) => {
+                for a in r.into_iter_with_offsets() {
+                    let (offset, a) = a.map_err(m)?;
+                    match a {
+                        ComponentAlias::InstanceExport {
+                            kind,
+                            instance_index,
+                            name,
+                        } => {
+                            let imported = c.imported_instances.get(&instance_index);
+                            match kind {
+                                ComponentExternalKind::Func => {
+                                    c.funcs.push(match imported {
+                                        Some(module) => FuncOrigin::Import {
+                                            module: module.clone(),
+                                            field: name.to_string(),
+                                        },
+                                        None => FuncOrigin::Other,
+                                    });
+                                    n.funcs += 1;
+                                }
+                                ComponentExternalKind::Instance => {
+                                    if imported.is_some() {
+                                        c.escapes.push(Escape {
+                                            instance: Some(instance_index),
+                                            func: None,
+                                            how: "an instance it exports is aliased, which irm cannot follow",
+                                            offset,
+                                        });
+                                    }
+                                    n.instances += 1;
+                                }
+                                ComponentExternalKind::Module => n.core_modules += 1,
+                                ComponentExternalKind::Type => n.types += 1,
+                                ComponentExternalKind::Component | ComponentExternalKind::Value => {
+                                }
+                            }
+                        }
+                        ComponentAlias::CoreInstanceExport {
+                            kind,
+                            instance_index,
+                            name,
+                        } => match kind {
+                            ExternalKind::Func | ExternalKind::FuncExact => n.core_funcs += 1,
+                            ExternalKind::Table => n.core_tables += 1,
+                            ExternalKind::Memory => {
+                                c.memories.push(Some((instance_index, name.to_string())))
+                            }
+                            ExternalKind::Global | ExternalKind::Tag => {}
+                        },
+                        ComponentAlias::Outer { kind, .. } => match kind {
+                            ComponentOuterAliasKind::CoreModule => n.core_modules += 1,
+                            ComponentOuterAliasKind::Type => n.types += 1,
+                            ComponentOuterAliasKind::CoreType
+                            | ComponentOuterAliasKind::Component => {}
+                        },
+                    }
+                }
+            }
+            Payload::ComponentCanonicalSection(r) => {
+                for (item, f) in r.into_iter_with_offsets().enumerate() {
+                    let (offset, f) = f.map_err(m)?;
+                    match f {
+                        CanonicalFunction::Lift { .. } => {
+                            c.funcs.push(FuncOrigin::Other);
+                            n.funcs += 1;
+                        }
+                        CanonicalFunction::Lower {
+                            func_index,
+                            options,
+                        } => {
+                            let core_func = n.core_funcs;
+                            n.core_funcs += 1;
+                            if let Some(FuncOrigin::Import { module, field }) =
+                                c.funcs.get(func_index as usize)
+                            {
+                                c.lowerings.push(Lowering {
+                                    core_func,
+                                    module: module.clone(),
+                                    field: field.clone(),
+                                    options: options.into_vec(),
+                                    at: (section, item),
+                                    offset,
+                                    counts: n,
+                                });
+                            }
+                        }
+                        _ => n.core_funcs += 1,
+                    }
+                }
+            }
+            Payload::InstanceSection(r) => {
+                for _ in r {
+                    n.core_instances += 1;
+                }
+            }
+            Payload::ComponentTypeSection(r) => {
+                for _ in r {
+                    n.types += 1;
+                }
+            }
+            Payload::ComponentInstanceSection(r) => {
+                for i in r.into_iter_with_offsets() {
+                    let (offset, i) = i.map_err(m)?;
+                    let mut uses: Vec<(ComponentExternalKind, u32)> = Vec::new();
+                    let how = match i {
+                        ComponentInstance::Instantiate { args, .. } => {
+                            uses.extend(args.iter().map(|a| (a.kind, a.index)));
+                            "it is passed to a nested component, whose core code irm does not weave"
+                        }
+                        ComponentInstance::FromExports(exports) => {
+                            uses.extend(exports.iter().map(|e| (e.kind, e.index)));
+                            "it is bundled into an instance, which irm cannot follow"
+                        }
+                    };
+                    for (kind, index) in uses {
+                        c.note_use(kind, index, how, offset);
+                    }
+                    n.instances += 1;
+                }
+            }
+            Payload::ComponentExportSection(r) => {
+                for e in r.into_iter_with_offsets() {
+                    let (offset, e) = e.map_err(m)?;
+                    c.note_use(e.kind, e.index, "it is exported from the component", offset);
+                    match e.kind {
+                        ComponentExternalKind::Func => {
+                            let origin = c.funcs.get(e.index as usize).cloned();
+                            c.funcs.push(origin.unwrap_or(FuncOrigin::Other));
+                            n.funcs += 1;
+                        }
+                        ComponentExternalKind::Instance => n.instances += 1,
+                        ComponentExternalKind::Module => n.core_modules += 1,
+                        ComponentExternalKind::Type => n.types += 1,
+                        ComponentExternalKind::Component | ComponentExternalKind::Value => {}
+                    }
+                }
+            }
+            Payload::ComponentStartSection { start, range } => {
+                c.note_use(
+                    ComponentExternalKind::Func,
+                    start.func_index,
+                    "it is the component's start function",
+                    range.start,
+                );
+            }
+            Payload::ModuleSection { .. } => n.core_modules += 1,
+            Payload::UnknownSection { id, range, .. } => {
+                return Err(WeaveError::UnknownSection {
+                    id,
+                    offset: range.start,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+impl Component {
+    /// Notes a use of item `index` of `kind` that hands it on: an escape when the item is
+    /// an imported instance or a function of one.
+    fn note_use(&mut self, kind: ComponentExternalKind, index: u32, how: &'static str, at: usize) {
+        let escape = match kind {
+            ComponentExternalKind::Instance if self.imported_instances.contains_key(&index) => {
+                Some((Some(index), None))
+            }
+            ComponentExternalKind::Func
+                if matches!(
+                    self.funcs.get(index as usize),
+                    Some(FuncOrigin::Import { .. })
+                ) =>
+            {
+                Some((None, Some(index)))
+            }
+            _ => None,
+        };
+        if let Some((instance, func)) = escape {
+            self.escapes.push(Escape {
+                instance,
+                func,
+                how,
+                offset: at,
+            });
+        }
+    }
+}
+
+/// One import of the monitor stub: a monitored function, lowered once or several times
+/// with the same options.
+#[derive(Clone, Debug)]
+pub(crate) struct StubImport {
+    pub module: String,
+    pub field: String,
+    pub ty: FuncType,
+    /// The lowerings (core function indices) it stands for.
+    pub lowerings: Vec<u32>,
+}
+
+/// What is monitored and where the monitor goes.
+pub(crate) struct Plan {
+    pub imports: Vec<StubImport>,
+    /// The core memory the monitored lowerings read, and its type.
+    pub memory: Option<(u32, MemoryType)>,
+    /// The monitor is instantiated right after this top-level item (the last monitored
+    /// lowering, as [`Lowering::at`]); `counts` are the index spaces there.
+    pub at: (usize, usize),
+    pub counts: Counts,
+}
+
+/// Decides what is monitored (`view` is the program as the component sees it) and
+/// refuses what the monitor could not stand between.
+pub(crate) fn plan(c: &Component, view: &Program) -> Result<Plan, WeaveError> {
+    let event = |module: &str, field: &str| -> Option<EventId> {
+        match view.event_for_spelling(module, field) {
+            Ok(Some((e, _))) if view.monitors(e) => Some(e),
+            _ => None,
+        }
+    };
+    for e in &c.escapes {
+        let monitored = match (e.instance, e.func) {
+            (Some(i), _) => {
+                let name = &c.imported_instances[&i];
+                c.imported
+                    .iter()
+                    .find(|(m, f)| m == name && event(m, f).is_some())
+                    .map(|(m, f)| format!("instance `{m}` (its function `{f}` is monitored)"))
+            }
+            (None, Some(f)) => match &c.funcs[f as usize] {
+                FuncOrigin::Import { module, field } if event(module, field).is_some() => {
+                    Some(format!("function `{module}.{field}`"))
+                }
+                _ => None,
+            },
+            (None, None) => None,
+        };
+        if let Some(what) = monitored {
+            return Err(WeaveError::Component {
+                why: format!(
+                    "the imported {what} is used at byte {:#x}, where {}; the monitor could \
+                     not stand between it and its callers",
+                    e.offset, e.how
+                ),
+            });
+        }
+    }
+    let mut imports: Vec<StubImport> = Vec::new();
+    let mut options_of: Vec<Vec<CanonicalOption>> = Vec::new();
+    let mut memory: Option<(u32, Option<(u32, String)>)> = None;
+    let mut last: Option<&Lowering> = None;
+    for l in &c.lowerings {
+        if event(&l.module, &l.field).is_none() {
+            continue;
+        }
+        let what = || {
+            format!(
+                "`{}.{}` (lowered at byte {:#x})",
+                l.module, l.field, l.offset
+            )
+        };
+        for o in &l.options {
+            let unsupported = match o {
+                CanonicalOption::Async | CanonicalOption::Callback(_) => Some("async lowering"),
+                CanonicalOption::UTF16 | CanonicalOption::CompactUTF16 => {
+                    Some("strings not encoded as UTF-8")
+                }
+                CanonicalOption::Gc | CanonicalOption::CoreType(_) => {
+                    Some("the garbage-collected canonical ABI")
+                }
+                _ => None,
+            };
+            if let Some(u) = unsupported {
+                return Err(WeaveError::Component {
+                    why: format!(
+                        "monitored import {} uses {u}, which irm does not support",
+                        what()
+                    ),
+                });
+            }
+            if let CanonicalOption::Memory(mem) = o {
+                let origin = c.memories.get(*mem as usize).cloned().flatten();
+                match &memory {
+                    None => memory = Some((*mem, origin)),
+                    Some((m0, o0)) if *m0 == *mem || (origin.is_some() && *o0 == origin) => {}
+                    Some(_) => {
+                        return Err(WeaveError::Component {
+                            why: format!(
+                                "monitored import {} reads another memory than the other \
+                                 monitored imports; one monitor reads one memory",
+                                what()
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        let ty = lowered_type(c, l.core_func)?;
+        match imports
+            .iter()
+            .position(|i| i.module == l.module && i.field == l.field)
+        {
+            Some(i) if options_of[i] == l.options => imports[i].lowerings.push(l.core_func),
+            Some(_) => {
+                return Err(WeaveError::Component {
+                    why: format!(
+                        "monitored import {} is lowered twice with different options",
+                        what()
+                    ),
+                })
+            }
+            None => {
+                imports.push(StubImport {
+                    module: l.module.clone(),
+                    field: l.field.clone(),
+                    ty,
+                    lowerings: vec![l.core_func],
+                });
+                options_of.push(l.options.clone());
+            }
+        }
+        last = Some(l);
+    }
+    let memory = memory.map(|(m, _)| (m, c.types.as_ref().memory_at(m)));
+    if let Some((m, ty)) = &memory {
+        if ty.memory64 {
+            return Err(WeaveError::Component {
+                why: format!("the monitored imports read 64-bit memory {m}"),
+            });
+        }
+    }
+    Ok(Plan {
+        imports,
+        memory,
+        at: last.map_or((0, 0), |l| l.at),
+        counts: last.map_or_else(Counts::default, |l| l.counts),
+    })
+}
+
+/// The core type of the function `canon lower` defined at `core_func`.
+fn lowered_type(c: &Component, core_func: u32) -> Result<FuncType, WeaveError> {
+    let id = c.types.as_ref().core_function_at(core_func);
+    match &c.types[id].composite_type.inner {
+        wasmparser::CompositeInnerType::Func(f) => Ok(f.clone()),
+        _ => Err(WeaveError::Internal {
+            message: format!("core function {core_func} of the component has no function type"),
+        }),
+    }
+}

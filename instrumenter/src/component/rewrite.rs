@@ -1,0 +1,478 @@
+//! The second pass: the component re-encoded with the monitor inserted.
+//!
+//! Inserted at the start (before every original item): the hooks' instance type, import,
+//! function aliases and lowerings (host hooks only); the trampoline, monitor and fixup
+//! modules; the trampoline instance and its functions and table. Inserted right after
+//! the last monitored lowering (*P*): one instance per import module of the monitor, the
+//! monitor instance, its wrappers, and the fixup instance that fills the trampolines'
+//! table. Every original index in a space that gained items is moved past them
+//! ([`Remap`]); every reference to a monitored lowering names its trampoline before *P*
+//! and its wrapper after. Core modules keep their bytes; nested components are
+//! re-encoded unchanged but for outer aliases into the top level.
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use wasm_encoder::reencode::{Error as ReencodeError, Reencode, ReencodeComponent};
+use wasm_encoder::{
+    Alias, CanonicalFunctionSection, Component, ComponentAliasSection, ComponentExportKind,
+    ComponentImportSection, ComponentSectionId, ComponentTypeRef, ComponentTypeSection,
+    ComponentValType, ExportKind, InstanceSection, InstanceType, ModuleArg, PrimitiveValType,
+    RawSection,
+};
+use wasmparser::{Payload, TypeRef};
+
+use super::build::{self, func_export, MEMORY_IMPORT, TABLE_EXPORT};
+use super::read::{self, Counts, Plan};
+use crate::manifest::HOOK_MODULE;
+use crate::WeaveError;
+
+/// Where original indices go: `start` items were inserted before every original one,
+/// `at_p` before every original one defined after *P* (`cut` are those up to *P*).
+struct Remap {
+    depth: u32,
+    start: Counts,
+    at_p: Counts,
+    cut: Counts,
+    /// Set once *P* is passed: references to monitored lowerings name the wrappers.
+    after_p: bool,
+    /// Off in the name section: names stay with the items they named.
+    substituting: bool,
+    /// By original core function index of a monitored lowering: its trampoline and its
+    /// wrapper (new indices).
+    subst: HashMap<u32, (u32, u32)>,
+}
+
+macro_rules! shifted {
+    ($self:ident, $old:expr, $space:ident) => {
+        $old + $self.start.$space
+            + if $old >= $self.cut.$space {
+                $self.at_p.$space
+            } else {
+                0
+            }
+    };
+}
+
+impl Remap {
+    fn core_func(&self, old: u32) -> u32 {
+        shifted!(self, old, core_funcs)
+    }
+}
+
+impl Reencode for Remap {
+    type Error = Infallible;
+
+    fn function_index(&mut self, func: u32) -> Result<u32, ReencodeError<Infallible>> {
+        if self.depth > 0 {
+            return Ok(func);
+        }
+        if self.substituting {
+            if let Some(&(trampoline, wrapper)) = self.subst.get(&func) {
+                return Ok(if self.after_p { wrapper } else { trampoline });
+            }
+        }
+        Ok(self.core_func(func))
+    }
+
+    fn table_index(&mut self, table: u32) -> Result<u32, ReencodeError<Infallible>> {
+        Ok(if self.depth > 0 {
+            table
+        } else {
+            shifted!(self, table, core_tables)
+        })
+    }
+}
+
+impl ReencodeComponent for Remap {
+    fn component_type_index(&mut self, ty: u32) -> u32 {
+        if self.depth > 0 {
+            ty
+        } else {
+            shifted!(self, ty, types)
+        }
+    }
+
+    fn component_instance_index(&mut self, i: u32) -> u32 {
+        if self.depth > 0 {
+            i
+        } else {
+            shifted!(self, i, instances)
+        }
+    }
+
+    fn component_func_index(&mut self, f: u32) -> u32 {
+        if self.depth > 0 {
+            f
+        } else {
+            shifted!(self, f, funcs)
+        }
+    }
+
+    fn module_index(&mut self, m: u32) -> u32 {
+        if self.depth > 0 {
+            m
+        } else {
+            shifted!(self, m, core_modules)
+        }
+    }
+
+    fn instance_index(&mut self, i: u32) -> u32 {
+        if self.depth > 0 {
+            i
+        } else {
+            shifted!(self, i, core_instances)
+        }
+    }
+
+    fn outer_component_type_index(&mut self, count: u32, ty: u32) -> u32 {
+        if count == self.depth {
+            shifted!(self, ty, types)
+        } else {
+            ty
+        }
+    }
+
+    fn outer_module_index(&mut self, count: u32, m: u32) -> u32 {
+        if count == self.depth {
+            shifted!(self, m, core_modules)
+        } else {
+            m
+        }
+    }
+
+    fn push_depth(&mut self) {
+        self.depth += 1;
+    }
+
+    fn pop_depth(&mut self) {
+        self.depth -= 1;
+    }
+
+    // Core modules keep their bytes (and their own index spaces).
+    fn parse_component_submodule(
+        &mut self,
+        component: &mut Component,
+        _parser: wasmparser::Parser,
+        module: &[u8],
+    ) -> Result<(), ReencodeError<Infallible>> {
+        component.section(&RawSection {
+            id: ComponentSectionId::CoreModule as u8,
+            data: module,
+        });
+        Ok(())
+    }
+
+    fn parse_component_custom_section(
+        &mut self,
+        component: &mut Component,
+        section: wasmparser::CustomSectionReader<'_>,
+    ) -> Result<(), ReencodeError<Infallible>> {
+        let was = std::mem::replace(&mut self.substituting, false);
+        let r = wasm_encoder::reencode::component_utils::parse_component_custom_section(
+            self, component, section,
+        );
+        self.substituting = was;
+        r
+    }
+}
+
+/// A hook import of the monitor: its field and the number of its parameters.
+struct Hook {
+    field: String,
+    params: usize,
+}
+
+/// The monitor's imports of one module, in order.
+type ModuleImports = (String, Vec<(String, TypeRef)>);
+
+/// The monitor's imports, grouped by module, in order.
+fn monitor_imports(monitor: &[u8]) -> Result<Vec<ModuleImports>, WeaveError> {
+    let mut out: Vec<ModuleImports> = Vec::new();
+    for p in wasmparser::Parser::new(0).parse_all(monitor) {
+        let p = p.map_err(|e| internal(format!("the monitor does not parse: {e}")))?;
+        let Payload::ImportSection(r) = p else {
+            continue;
+        };
+        for i in r.into_imports() {
+            let i = i.map_err(|e| internal(e.to_string()))?;
+            let entry = (i.name.to_string(), i.ty);
+            match out.iter_mut().find(|(m, _)| m == i.module) {
+                Some((_, fields)) => fields.push(entry),
+                None => out.push((i.module.to_string(), vec![entry])),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn internal(message: String) -> WeaveError {
+    WeaveError::Internal { message }
+}
+
+/// The monitor's hook imports (host hooks only), with their parameter counts.
+fn hooks(monitor: &[u8]) -> Result<Vec<Hook>, WeaveError> {
+    let mut types = Vec::new();
+    let mut out = Vec::new();
+    for p in wasmparser::Parser::new(0).parse_all(monitor) {
+        match p.map_err(|e| internal(e.to_string()))? {
+            Payload::TypeSection(r) => {
+                for t in r.into_iter_err_on_gc_types() {
+                    types.push(t.map_err(|e| internal(e.to_string()))?);
+                }
+            }
+            Payload::ImportSection(r) => {
+                for i in r.into_imports() {
+                    let i = i.map_err(|e| internal(e.to_string()))?;
+                    if i.module != HOOK_MODULE {
+                        continue;
+                    }
+                    let TypeRef::Func(t) = i.ty else {
+                        return Err(internal(format!("hook {} is not a function", i.name)));
+                    };
+                    let params = types
+                        .get(t as usize)
+                        .map(|f: &wasmparser::FuncType| f.params().len())
+                        .ok_or_else(|| internal(format!("hook {} has no type", i.name)))?;
+                    out.push(Hook {
+                        field: i.name.to_string(),
+                        params,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The component function name of the core hook `field` (`hook:3` is `hook-e3`).
+fn hook_func_name(field: &str) -> Result<String, WeaveError> {
+    field
+        .strip_prefix("hook:")
+        .and_then(|e| e.parse::<u32>().ok())
+        .map(super::hook_name)
+        .ok_or_else(|| internal(format!("unexpected hook import `{field}`")))
+}
+
+/// Re-encodes the component `input` with `monitor` (the woven stub) interposed.
+pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u8>, WeaveError> {
+    let n = plan.imports.len() as u32;
+    let hooks = hooks(monitor)?;
+    let n_h = hooks.len() as u32;
+    // The core hook type is (i32, i32, i64 * k, i64); the canonical ABI passes at most
+    // 16 flat parameters directly.
+    if let Some(h) = hooks.iter().find(|h| h.params > 16) {
+        return Err(WeaveError::Component {
+            why: format!(
+                "the host hook {} would take {} parameters, more than a component function \
+                 passes directly (16)",
+                h.field, h.params
+            ),
+        });
+    }
+    let imports = monitor_imports(monitor)?;
+
+    let start = Counts {
+        core_modules: 3,
+        core_instances: 1,
+        core_funcs: n_h + n,
+        core_tables: 1,
+        types: u32::from(n_h > 0),
+        funcs: n_h,
+        instances: u32::from(n_h > 0),
+    };
+    let cut = plan.counts;
+    let n_mods = imports.len() as u32;
+    let at_p = Counts {
+        core_instances: n_mods + 3,
+        core_funcs: n,
+        ..Counts::default()
+    };
+    let base_i = cut.core_instances + start.core_instances;
+    let base_f = cut.core_funcs + start.core_funcs;
+    let mut subst = HashMap::new();
+    for (i, imp) in plan.imports.iter().enumerate() {
+        for &l in &imp.lowerings {
+            subst.insert(l, (n_h + i as u32, base_f + i as u32));
+        }
+    }
+    let mut r = Remap {
+        depth: 0,
+        start,
+        at_p,
+        cut,
+        after_p: false,
+        substituting: true,
+        subst,
+    };
+
+    let mut out = Component::new();
+    // The start block.
+    if n_h > 0 {
+        let mut ity = InstanceType::new();
+        for (j, h) in hooks.iter().enumerate() {
+            let s32 = ComponentValType::Primitive(PrimitiveValType::S32);
+            let s64 = ComponentValType::Primitive(PrimitiveValType::S64);
+            let params: Vec<(String, ComponentValType)> = (0..h.params)
+                .map(|k| {
+                    let name = match k {
+                        0 => "kind".to_string(),
+                        1 => "code".to_string(),
+                        k if k + 1 == h.params => "extra".to_string(),
+                        k => format!("p{}", k - 2),
+                    };
+                    (name, if k < 2 { s32 } else { s64 })
+                })
+                .collect();
+            ity.ty()
+                .function()
+                .params(params.iter().map(|(n, t)| (n.as_str(), *t)))
+                .result(None);
+            ity.export(
+                hook_func_name(&h.field)?.as_str(),
+                ComponentTypeRef::Func(j as u32),
+            );
+        }
+        let mut types = ComponentTypeSection::new();
+        types.instance(&ity);
+        out.section(&types);
+        let mut imp = ComponentImportSection::new();
+        imp.import(super::HOOK_INTERFACE, ComponentTypeRef::Instance(0));
+        out.section(&imp);
+        let mut aliases = ComponentAliasSection::new();
+        for h in &hooks {
+            aliases.alias(Alias::InstanceExport {
+                instance: 0,
+                kind: ComponentExportKind::Func,
+                name: &hook_func_name(&h.field)?,
+            });
+        }
+        out.section(&aliases);
+        let mut canon = CanonicalFunctionSection::new();
+        for j in 0..n_h {
+            canon.lower(j, []);
+        }
+        out.section(&canon);
+    }
+    let trampolines = build::trampolines(plan);
+    let fixup = build::fixup(plan);
+    for m in [&trampolines[..], monitor, &fixup[..]] {
+        out.section(&RawSection {
+            id: ComponentSectionId::CoreModule as u8,
+            data: m,
+        });
+    }
+    let mut inst = InstanceSection::new();
+    inst.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+    out.section(&inst);
+    let mut aliases = ComponentAliasSection::new();
+    for i in 0..n as usize {
+        aliases.alias(Alias::CoreInstanceExport {
+            instance: 0,
+            kind: ExportKind::Func,
+            name: &func_export(i),
+        });
+    }
+    aliases.alias(Alias::CoreInstanceExport {
+        instance: 0,
+        kind: ExportKind::Table,
+        name: TABLE_EXPORT,
+    });
+    out.section(&aliases);
+
+    // The block at P, once the last monitored lowering is defined.
+    let p_block = |out: &mut Component, r: &Remap| -> Result<(), WeaveError> {
+        let mut inst = InstanceSection::new();
+        let mut args: Vec<(String, ModuleArg)> = Vec::new();
+        for (j, (module, fields)) in imports.iter().enumerate() {
+            let mut exports: Vec<(String, ExportKind, u32)> = Vec::new();
+            for (field, ty) in fields {
+                let provided = match ty {
+                    TypeRef::Memory(_) if (module.as_str(), field.as_str()) == MEMORY_IMPORT => {
+                        plan.memory.map(|(m, _)| (ExportKind::Memory, m))
+                    }
+                    TypeRef::Func(_) if module == HOOK_MODULE => hooks
+                        .iter()
+                        .position(|h| &h.field == field)
+                        .map(|k| (ExportKind::Func, k as u32)),
+                    TypeRef::Func(_) => plan
+                        .imports
+                        .iter()
+                        .find(|i| &i.module == module && &i.field == field)
+                        .map(|i| (ExportKind::Func, r.core_func(i.lowerings[0]))),
+                    _ => None,
+                };
+                let Some((kind, index)) = provided else {
+                    return Err(WeaveError::Component {
+                        why: format!(
+                            "the monitor needs `{module}.{field}`, which a component cannot \
+                             give it (a WASI preview 1 function the policies' descriptor \
+                             tracking or messages use)"
+                        ),
+                    });
+                };
+                exports.push((field.clone(), kind, index));
+            }
+            inst.export_items(exports.iter().map(|(n, k, i)| (n.as_str(), *k, *i)));
+            args.push((module.clone(), ModuleArg::Instance(base_i + j as u32)));
+        }
+        let monitor_instance = base_i + n_mods;
+        inst.instantiate(
+            start.core_modules - 2,
+            args.iter().map(|(n, a)| (n.as_str(), *a)),
+        );
+        out.section(&inst);
+        let mut aliases = ComponentAliasSection::new();
+        for i in 0..n as usize {
+            aliases.alias(Alias::CoreInstanceExport {
+                instance: monitor_instance,
+                kind: ExportKind::Func,
+                name: &func_export(i),
+            });
+        }
+        out.section(&aliases);
+        let mut inst = InstanceSection::new();
+        let mut exports: Vec<(String, ExportKind, u32)> =
+            vec![(TABLE_EXPORT.to_string(), ExportKind::Table, 0)];
+        exports.extend((0..n).map(|i| (func_export(i as usize), ExportKind::Func, base_f + i)));
+        inst.export_items(exports.iter().map(|(n, k, i)| (n.as_str(), *k, *i)));
+        inst.instantiate(
+            start.core_modules - 1,
+            [("", ModuleArg::Instance(monitor_instance + 1))],
+        );
+        out.section(&inst);
+        Ok(())
+    };
+
+    let reencode = |e: ReencodeError<Infallible>| WeaveError::Internal {
+        message: format!("re-encoding the component: {e}"),
+    };
+    for (section, payload) in read::top_level(input)?.into_iter().enumerate() {
+        if section != plan.at.0 {
+            r.parse_component_payload(&mut out, payload, input)
+                .map_err(reencode)?;
+            continue;
+        }
+        let Payload::ComponentCanonicalSection(reader) = payload else {
+            return Err(internal(
+                "the monitor's place is not a canonical section".into(),
+            ));
+        };
+        let mut canon = CanonicalFunctionSection::new();
+        for (item, f) in reader.into_iter().enumerate() {
+            let f = f.map_err(WeaveError::malformed)?;
+            r.parse_component_canonical(&mut canon, f)
+                .map_err(reencode)?;
+            if item == plan.at.1 {
+                out.section(&canon);
+                canon = CanonicalFunctionSection::new();
+                p_block(&mut out, &r)?;
+                r.after_p = true;
+            }
+        }
+        if !canon.is_empty() {
+            out.section(&canon);
+        }
+    }
+    Ok(out.finish())
+}

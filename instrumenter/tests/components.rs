@@ -1,0 +1,272 @@
+//! Components: the monitor stands between every lowered import a policy names and every
+//! core instance that receives it. Each wiring in `tests/components/` is run unhardened
+//! first (the host function IS reached, so the test exercises the route), then woven: the
+//! policy decides every call, whichever way the lowered function reached the core code.
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use instrumenter::{weave, WeaveError, WeaveOptions};
+use policy_lang::ir::Program;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store};
+
+/// "No send after a read", on the custom interface the test components import.
+const NO_SEND_AFTER_READ: &str = r#"
+event read = "example:host/net"."read-file"() -> i32;
+event send = "example:host/net"."send"(data: string) -> i32;
+policy no_send_after_read {
+  initial state clean;
+  state tainted;
+  on read in clean -> tainted;
+  on send in tainted -> deny "send after a file read";
+  on send when data == "password" -> deny "never send the password";
+}
+"#;
+
+fn program(src: &str) -> Program {
+    policy_lang::compile(&[policy_lang::Source {
+        name: "t.pol".into(),
+        text: src.into(),
+    }])
+    .unwrap_or_else(|d| panic!("{}", d.render()))
+    .program
+}
+
+fn component(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/components")
+        .join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn woven(name: &str) -> Vec<u8> {
+    let w = weave(
+        &component(name),
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    w.wasm
+}
+
+/// What the host saw: the strings sent.
+type Sent = Arc<Mutex<Vec<String>>>;
+
+/// Runs export `run(read)` of `wasm` with the `example:host/net` host; `Err` on a trap.
+fn run(wasm: &[u8], read: bool) -> (Result<i32, String>, Vec<String>) {
+    let engine = Engine::new(&Config::new()).unwrap();
+    let component = Component::new(&engine, wasm).unwrap();
+    let sent: Sent = Arc::default();
+    let mut linker: Linker<()> = Linker::new(&engine);
+    let mut net = linker.instance("example:host/net").unwrap();
+    net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
+    let s = Arc::clone(&sent);
+    net.func_wrap("send", move |_, (data,): (String,)| {
+        s.lock().unwrap().push(data.clone());
+        Ok((data.len() as i32,))
+    })
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &component).unwrap();
+    let f = instance
+        .get_typed_func::<(bool,), (i32,)>(&mut store, "run")
+        .unwrap();
+    let r = f
+        .call(&mut store, (read,))
+        .map(|(v,)| v)
+        .map_err(|e| format!("{e:?}"));
+    let sent = sent.lock().unwrap().clone();
+    (r, sent)
+}
+
+fn assert_route(name: &str) {
+    let original = component(name);
+    assert_eq!(
+        run(&original, true),
+        (Ok(6), vec!["secret".to_string()]),
+        "{name}: the unhardened component sends after reading"
+    );
+    let hardened = woven(name);
+    let (r, sent) = run(&hardened, true);
+    assert!(
+        r.is_err(),
+        "{name}: the woven component was not stopped: {r:?}"
+    );
+    assert!(sent.is_empty(), "{name}: the host saw {sent:?}");
+    assert_eq!(
+        run(&hardened, false),
+        (Ok(6), vec!["secret".to_string()]),
+        "{name}: a send without a read goes ahead"
+    );
+}
+
+#[test]
+fn imports_lowered_before_the_core_module_are_monitored() {
+    assert_route("direct");
+}
+
+#[test]
+fn imports_reaching_the_core_module_through_a_shim_table_are_monitored() {
+    assert_route("shim");
+}
+
+#[test]
+fn a_component_without_monitored_imports_is_left_as_it_is() {
+    let p = program(
+        r#"event other = "example:host/other"."f"() -> i32;
+           policy p { on other -> deny "no"; }"#,
+    );
+    let input = component("direct");
+    let w = weave(&input, &p, &WeaveOptions::default()).unwrap();
+    assert_eq!(w.wasm, input);
+}
+
+#[test]
+fn an_audit_in_a_component_woven_without_host_hooks_is_refused() {
+    let p = program(
+        r#"event send = "example:host/net"."send"(data: string) -> i32;
+           policy p { on send -> audit "sent"; }"#,
+    );
+    match weave(&component("direct"), &p, &WeaveOptions::default()) {
+        Err(WeaveError::Component { why }) => assert!(why.contains("audit"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_woven_component_is_refused_as_input() {
+    let again = weave(
+        &woven("direct"),
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    );
+    assert!(
+        matches!(again, Err(WeaveError::AlreadyWoven { .. })),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_string_guard_reads_the_memory_the_lowering_names() {
+    let src = component("shim");
+    // Same wiring, but the main module sends the password without reading first.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/components/shim.wat"),
+    )
+    .unwrap()
+    .replace(
+        r#"(data (i32.const 16) "secret")"#,
+        r#"(data (i32.const 16) "password")"#,
+    )
+    .replace(
+        "(i32.const 16) (i32.const 6)",
+        "(i32.const 16) (i32.const 8)",
+    );
+    let password = wat::parse_str(&text).unwrap();
+    assert_ne!(password, src);
+    assert_eq!(
+        run(&password, false).0,
+        Ok(8),
+        "unhardened, the password is sent"
+    );
+    let hardened = weave(
+        &password,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap()
+    .wasm;
+    let (r, sent) = run(&hardened, false);
+    assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+}
+
+/// Weaves the component in WAT `text` and returns the refusal.
+fn refusal(text: &str) -> String {
+    let wasm = wat::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+    match weave(
+        &wasm,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    ) {
+        Err(WeaveError::Component { why }) => why,
+        other => panic!("not refused: {:?}", other.map(|w| w.report)),
+    }
+}
+
+const NET: &str = r#"(import "example:host/net" (instance $net
+    (export "read-file" (func (result s32)))
+    (export "send" (func (param "data" string) (result s32)))))"#;
+
+#[test]
+fn a_monitored_instance_passed_to_a_nested_component_is_refused() {
+    let why = refusal(&format!(
+        r#"(component {NET}
+             (component $inner (import "example:host/net" (instance
+               (export "send" (func (param "data" string) (result s32))))))
+             (instance (instantiate $inner (with "example:host/net" (instance $net)))))"#
+    ));
+    assert!(why.contains("nested component"), "{why}");
+    assert!(why.contains("example:host/net"), "{why}");
+}
+
+#[test]
+fn a_monitored_function_exported_again_is_refused() {
+    let why = refusal(&format!(
+        r#"(component {NET} (export "leak" (func $net "send")))"#
+    ));
+    assert!(why.contains("exported"), "{why}");
+    assert!(why.contains("example:host/net.send"), "{why}");
+}
+
+#[test]
+fn a_monitored_function_bundled_into_an_instance_is_refused() {
+    let why = refusal(&format!(
+        r#"(component {NET} (instance (export "send" (func $net "send"))))"#
+    ));
+    assert!(why.contains("bundled"), "{why}");
+}
+
+#[test]
+fn lowerings_reading_two_memories_are_refused() {
+    let why = refusal(&format!(
+        r#"(component {NET}
+             (core module $mem (memory (export "memory") 1))
+             (core instance $a (instantiate $mem))
+             (core instance $b (instantiate $mem))
+             (alias core export $a "memory" (core memory $ma))
+             (alias core export $b "memory" (core memory $mb))
+             (core func (canon lower (func $net "send") (memory $ma)))
+             (core func (canon lower (func $net "send") (memory $mb))))"#
+    ));
+    assert!(why.contains("another memory"), "{why}");
+}
+
+#[test]
+fn a_lowering_imported_by_core_code_under_another_name_is_still_the_event() {
+    // The event is the component import the lowering comes from, whatever the core
+    // module calls its import.
+    let text = format!(
+        r#"(component {NET}
+             (core module $mem (memory (export "memory") 1)
+               (data (i32.const 0) "password"))
+             (core instance $m (instantiate $mem))
+             (alias core export $m "memory" (core memory $memory))
+             (core func $send (canon lower (func $net "send") (memory $memory)))
+             (core module $main
+               (import "host" "send" (func $send (param i32 i32) (result i32)))
+               (func (export "run") (param i32) (result i32) (call $send (i32.const 0) (i32.const 8))))
+             (core instance $i (instantiate $main (with "host" (instance (export "send" (func $send))))))
+             (func (export "run") (param "read" bool) (result s32) (canon lift (core func $i "run"))))"#
+    );
+    let wasm = wat::parse_str(&text).unwrap();
+    assert_eq!(run(&wasm, false).0, Ok(8));
+    let hardened = weave(
+        &wasm,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap()
+    .wasm;
+    let (r, sent) = run(&hardened, false);
+    assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+}

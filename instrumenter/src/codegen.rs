@@ -29,7 +29,8 @@ use std::collections::HashMap;
 
 use policy_lang::descriptors::{Effect, Kind, MAX_FDS};
 use policy_lang::ir::{
-    BinOp, EventId, Expr, ParamId, Pattern, Phase, Program, RuntimeFault, Subject, UnOp, Verdict,
+    BinOp, EventId, Expr, ParamId, ParamType, Pattern, Phase, Program, RuntimeFault, Subject, UnOp,
+    Verdict,
 };
 use policy_lang::path::MAX_PATH;
 use policy_lang::wasi::{self, Role};
@@ -1128,7 +1129,47 @@ impl WrapGen<'_> {
             Some(l) => self.g.op(I::LocalGet(l)),
             None => self.g.op(I::I64Const(0)),
         }
+        if self.plan.hook_strings {
+            self.hook_strings();
+        }
         self.g.op(I::Call(hook));
+    }
+
+    /// Pushes `(ptr, len)` of every string parameter, or `(0, 0)` when the string does
+    /// not lie inside the host memory: the component's host lifts it as a `list<u8>`,
+    /// which traps out of bounds.
+    fn hook_strings(&mut self) {
+        let ev = &self.program.events[self.event as usize];
+        let strings: Vec<u32> = (0..ev.params.len() as ParamId)
+            .filter(|&p| ev.params[p as usize].ty == ParamType::Str)
+            .map(|p| ev.wasm_param_index(p))
+            .collect();
+        for at in strings {
+            let Some(host) = self.plan.host_memory else {
+                self.g.op(I::I32Const(0));
+                self.g.op(I::I32Const(0));
+                continue;
+            };
+            let inside = self.g.local(ValType::I32);
+            // ptr + len <= memory size, computed in 64 bits so it cannot wrap.
+            self.g.op(I::LocalGet(at));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::LocalGet(at + 1));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::I64Add);
+            self.g.op(I::MemorySize(host));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::I64Const(16));
+            self.g.op(I::I64Shl);
+            self.g.op(I::I64LeU);
+            self.g.op(I::LocalSet(inside));
+            for k in [at, at + 1] {
+                self.g.op(I::LocalGet(k));
+                self.g.op(I::I32Const(0));
+                self.g.op(I::LocalGet(inside));
+                self.g.op(I::Select);
+            }
+        }
     }
 
     /// Commits the steps' new states and variables.

@@ -56,6 +56,27 @@ pub struct WeaveOptions {
     pub threads: usize,
 }
 
+/// What the core weaver is asked to do: the caller's [`WeaveOptions`], and what weaving
+/// a component's monitor adds to them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CoreOptions {
+    pub host_hooks: bool,
+    /// Host hooks also receive every string argument's bytes (see
+    /// [`manifest::HookLayout`]): a component's host cannot read the memory they are in.
+    pub hook_strings: bool,
+    pub threads: usize,
+}
+
+impl From<&WeaveOptions> for CoreOptions {
+    fn from(o: &WeaveOptions) -> CoreOptions {
+        CoreOptions {
+            host_hooks: o.host_hooks,
+            hook_strings: false,
+            threads: o.threads,
+        }
+    }
+}
+
 /// A woven module and what was done to it.
 #[derive(Clone, Debug)]
 pub struct Woven {
@@ -109,7 +130,7 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
     if wasmparser::Parser::is_component(input) {
         component::weave(input, program, options)
     } else {
-        weave_core(input, program, options)
+        weave_core(input, program, &options.into())
     }
 }
 
@@ -117,7 +138,7 @@ pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<
 pub(crate) fn weave_core(
     input: &[u8],
     program: &Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
 ) -> Result<Woven, WeaveError> {
     // Validates every module-level section, so no planning works on an invalid module;
     // bodies are validated while they are emitted, and the output again at the end.

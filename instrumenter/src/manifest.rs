@@ -126,7 +126,10 @@ pub struct MonitorGlobals {
 /// sign-extended, f32/f64 bit patterns); `extra` is the import's integer result for
 /// `POST` and post-phase `AUDIT`/`DENY`, the run-time value of a fault (the offending
 /// value of `VarOutOfRange`, the descriptor of `UnresolvedPath`, `UnknownDescriptor` and
-/// `DescriptorLimit`), and 0 otherwise.
+/// `DescriptorLimit`), and 0 otherwise. The hooks of a component's monitor are followed
+/// by one `(ptr i32, len i32)` pair per string parameter of the event: the string when it
+/// lies inside the memory the host reads, `(0, 0)` otherwise, so that the component's
+/// host (which cannot read that memory) receives it as a `list<u8>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookLayout {
     pub module: String,

@@ -36,7 +36,7 @@ use crate::manifest::MonitorGlobals;
 use crate::module::ModuleInfo;
 use crate::report::{ElidedEvent, PolicyReport};
 use crate::resources::Layout;
-use crate::{WeaveError, WeaveOptions};
+use crate::{CoreOptions, WeaveError};
 
 pub(crate) struct WrapperPlan {
     pub import: u32,
@@ -97,6 +97,8 @@ pub(crate) struct Plan {
     /// Hook imports; empty without host hooks.
     pub hooks: Vec<HookPlan>,
     pub hook_of_event: HashMap<EventId, u32>,
+    /// Hooks also take each string argument as an in-bounds `(ptr, len)` pair.
+    pub hook_strings: bool,
     /// WASI imports added for the monitor, after the hooks.
     pub added_imports: Vec<AddedImport>,
     /// Number of imports added (hooks and WASI): how far defined functions move.
@@ -503,7 +505,7 @@ fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) ->
 fn check_module(
     info: &ModuleInfo,
     program: &Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
     decls: &Decls,
     el: &Elision,
 ) -> Result<Option<u32>, WeaveError> {
@@ -676,7 +678,7 @@ struct WasiPlan {
 fn wasi_functions(
     info: &ModuleInfo,
     program: &Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
     decls: &Decls,
     el: &Elision,
 ) -> Result<WasiPlan, WeaveError> {
@@ -769,7 +771,7 @@ fn audit_save_len(program: &Program, el: &Elision, decls: &Decls, messages: bool
 pub(crate) fn plan(
     info: &ModuleInfo,
     program: &Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
 ) -> Result<Plan, WeaveError> {
     check_program(program)?;
     let decls = match_imports(info, program)?;
@@ -823,7 +825,7 @@ struct NewImports {
 fn lay_out_imports(
     info: &ModuleInfo,
     program: &Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
     wrapped_events: &BTreeSet<EventId>,
     wasi_plan: &WasiPlan,
     types: &mut NewTypes,
@@ -839,6 +841,10 @@ fn lay_out_imports(
             let mut sig = vec![wasm_encoder::ValType::I32, wasm_encoder::ValType::I32];
             sig.extend(ev.wasm_params().iter().map(|_| wasm_encoder::ValType::I64));
             sig.push(wasm_encoder::ValType::I64);
+            if options.hook_strings {
+                let strings = ev.params.iter().filter(|p| p.ty == ParamType::Str).count();
+                sig.extend(std::iter::repeat_n(wasm_encoder::ValType::I32, 2 * strings));
+            }
             hooks.push(HookPlan {
                 event: e,
                 field: format!("hook:{e}"),
@@ -1002,7 +1008,7 @@ fn lay_out(
     info: &ModuleInfo,
     program: &Program,
     view: Program,
-    options: &WeaveOptions,
+    options: &CoreOptions,
     decls: Decls,
     el: Elision,
     host_memory: Option<u32>,
@@ -1087,6 +1093,7 @@ fn lay_out(
         redirect,
         hooks: imports.hooks,
         hook_of_event: imports.hook_of_event,
+        hook_strings: options.hook_strings,
         added_imports: imports.added,
         shift,
         num_func_imports,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use instrumenter::{weave, WeaveError, WeaveOptions};
 use policy_lang::ir::Program;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Linker, Val};
 use wasmtime::{Config, Engine, Store};
 
 /// "No send after a read", on the custom interface the test components import.
@@ -54,6 +54,17 @@ type Sent = Arc<Mutex<Vec<String>>>;
 
 /// Runs export `run(read)` of `wasm` with the `example:host/net` host; `Err` on a trap.
 fn run(wasm: &[u8], read: bool) -> (Result<i32, String>, Vec<String>) {
+    run_with_hooks(wasm, read, None)
+}
+
+/// What the `irm:monitor/hooks` functions received: the hook's name and its arguments.
+type HookCalls = Arc<Mutex<Vec<(String, Vec<Val>)>>>;
+
+fn run_with_hooks(
+    wasm: &[u8],
+    read: bool,
+    hooks: Option<(&[&str], HookCalls)>,
+) -> (Result<i32, String>, Vec<String>) {
     let engine = Engine::new(&Config::new()).unwrap();
     let component = Component::new(&engine, wasm).unwrap();
     let sent: Sent = Arc::default();
@@ -66,6 +77,19 @@ fn run(wasm: &[u8], read: bool) -> (Result<i32, String>, Vec<String>) {
         Ok((data.len() as i32,))
     })
     .unwrap();
+    if let Some((names, calls)) = hooks {
+        let mut h = linker
+            .instance(instrumenter::component::HOOK_INTERFACE)
+            .unwrap();
+        for name in names {
+            let (name, calls) = (name.to_string(), Arc::clone(&calls));
+            h.func_new(&name.clone(), move |_, _, params, _| {
+                calls.lock().unwrap().push((name.clone(), params.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &component).unwrap();
     let f = instance
@@ -269,4 +293,45 @@ fn a_lowering_imported_by_core_code_under_another_name_is_still_the_event() {
     .wasm;
     let (r, sent) = run(&hardened, false);
     assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+}
+
+#[test]
+fn host_hooks_are_component_imports_that_receive_the_string_bytes() {
+    let w = weave(
+        &component("shim"),
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions {
+            host_hooks: true,
+            ..WeaveOptions::default()
+        },
+    )
+    .unwrap();
+    let calls: HookCalls = Arc::default();
+    // Events: 0 read, 1 send.
+    let (r, sent) = run_with_hooks(
+        &w.wasm,
+        true,
+        Some((&["hook-e0", "hook-e1"], Arc::clone(&calls))),
+    );
+    assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+    let calls = calls.lock().unwrap();
+    let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+    // read: pre, post; send: pre, deny.
+    assert_eq!(
+        names,
+        ["hook-e0", "hook-e0", "hook-e1", "hook-e1"],
+        "{calls:?}"
+    );
+    let (_, send_pre) = &calls[2];
+    let bytes: Vec<u8> = match send_pre.last() {
+        Some(Val::List(items)) => items
+            .iter()
+            .map(|v| match v {
+                Val::U8(b) => *b,
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("the send hook's last argument is not a list: {other:?}"),
+    };
+    assert_eq!(bytes, b"secret");
 }

@@ -65,7 +65,11 @@ pub(crate) fn weave(
         .for_component();
     let plan = read::plan(&comp, &view)?;
     let stub = build::stub(&plan);
-    let monitor = crate::weave_core(&stub, &view, options)?;
+    let core = crate::CoreOptions {
+        hook_strings: options.host_hooks,
+        ..options.into()
+    };
+    let monitor = crate::weave_core(&stub, &view, &core)?;
     if plan.imports.is_empty() {
         // Nothing any policy decides is reachable from the component's code: it stays as
         // it is, and the monitor's report says why each policy has nothing to do.
@@ -97,7 +101,7 @@ pub(crate) fn weave(
             });
         }
     }
-    let wasm = rewrite::rewrite(input, &plan, &monitor.wasm)?;
+    let wasm = rewrite::rewrite(input, &plan, &monitor.wasm, &view)?;
     let mut validator = wasmparser::Validator::new_with_features(features());
     if let Err(e) = validator.validate_all(&wasm) {
         return Err(WeaveError::Internal {

@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use policy_lang::ir::{ParamType, Program};
 use wasm_encoder::reencode::{Error as ReencodeError, Reencode, ReencodeComponent};
 use wasm_encoder::{
-    Alias, CanonicalFunctionSection, Component, ComponentAliasSection, ComponentExportKind,
-    ComponentImportSection, ComponentSectionId, ComponentTypeRef, ComponentTypeSection,
-    ComponentValType, ExportKind, InstanceSection, InstanceType, ModuleArg, PrimitiveValType,
-    RawSection,
+    Alias, CanonicalFunctionSection, CanonicalOption, Component, ComponentAliasSection,
+    ComponentExportKind, ComponentImportSection, ComponentSectionId, ComponentTypeRef,
+    ComponentTypeSection, ComponentValType, ExportKind, InstanceSection, InstanceType, ModuleArg,
+    PrimitiveValType, RawSection,
 };
 use wasmparser::{Payload, TypeRef};
 
@@ -176,10 +177,12 @@ impl ReencodeComponent for Remap {
     }
 }
 
-/// A hook import of the monitor: its field and the number of its parameters.
+/// A hook import of the monitor: its field, the number of its core parameters, and how
+/// many of them are string pairs (the last ones).
 struct Hook {
     field: String,
     params: usize,
+    strings: usize,
 }
 
 /// The monitor's imports of one module, in order.
@@ -210,7 +213,7 @@ fn internal(message: String) -> WeaveError {
 }
 
 /// The monitor's hook imports (host hooks only), with their parameter counts.
-fn hooks(monitor: &[u8]) -> Result<Vec<Hook>, WeaveError> {
+fn hooks(monitor: &[u8], view: &Program) -> Result<Vec<Hook>, WeaveError> {
     let mut types = Vec::new();
     let mut out = Vec::new();
     for p in wasmparser::Parser::new(0).parse_all(monitor) {
@@ -233,9 +236,14 @@ fn hooks(monitor: &[u8]) -> Result<Vec<Hook>, WeaveError> {
                         .get(t as usize)
                         .map(|f: &wasmparser::FuncType| f.params().len())
                         .ok_or_else(|| internal(format!("hook {} has no type", i.name)))?;
+                    let event = hook_event(i.name)?;
+                    let strings = view.events.get(event as usize).map_or(0, |e| {
+                        e.params.iter().filter(|p| p.ty == ParamType::Str).count()
+                    });
                     out.push(Hook {
                         field: i.name.to_string(),
                         params,
+                        strings,
                     });
                 }
             }
@@ -245,22 +253,31 @@ fn hooks(monitor: &[u8]) -> Result<Vec<Hook>, WeaveError> {
     Ok(out)
 }
 
-/// The component function name of the core hook `field` (`hook:3` is `hook-e3`).
-fn hook_func_name(field: &str) -> Result<String, WeaveError> {
+/// The event of the core hook `field` (`hook:3`).
+fn hook_event(field: &str) -> Result<u32, WeaveError> {
     field
         .strip_prefix("hook:")
         .and_then(|e| e.parse::<u32>().ok())
-        .map(super::hook_name)
         .ok_or_else(|| internal(format!("unexpected hook import `{field}`")))
 }
 
+/// The component function name of the core hook `field` (`hook:3` is `hook-e3`).
+fn hook_func_name(field: &str) -> Result<String, WeaveError> {
+    hook_event(field).map(super::hook_name)
+}
+
 /// Re-encodes the component `input` with `monitor` (the woven stub) interposed.
-pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u8>, WeaveError> {
+pub(crate) fn rewrite(
+    input: &[u8],
+    plan: &Plan,
+    monitor: &[u8],
+    view: &Program,
+) -> Result<Vec<u8>, WeaveError> {
     let n = plan.imports.len() as u32;
-    let hooks = hooks(monitor)?;
+    let hooks = hooks(monitor, view)?;
     let n_h = hooks.len() as u32;
-    // The core hook type is (i32, i32, i64 * k, i64); the canonical ABI passes at most
-    // 16 flat parameters directly.
+    // The core hook type is (i32, i32, i64 * k, i64, (i32, i32) * strings); the canonical
+    // ABI passes at most 16 flat parameters directly.
     if let Some(h) = hooks.iter().find(|h| h.params > 16) {
         return Err(WeaveError::Component {
             why: format!(
@@ -275,7 +292,7 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
     let start = Counts {
         core_modules: 3,
         core_instances: 1,
-        core_funcs: n_h + n,
+        core_funcs: n,
         core_tables: 1,
         types: u32::from(n_h > 0),
         funcs: n_h,
@@ -283,17 +300,20 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
     };
     let cut = plan.counts;
     let n_mods = imports.len() as u32;
+    // Hooks are lowered at P too: their strings are read from the memory the monitored
+    // lowerings read, which exists only from there on.
     let at_p = Counts {
         core_instances: n_mods + 3,
-        core_funcs: n,
+        core_funcs: n_h + n,
         ..Counts::default()
     };
     let base_i = cut.core_instances + start.core_instances;
-    let base_f = cut.core_funcs + start.core_funcs;
+    let base_hooks = cut.core_funcs + start.core_funcs;
+    let base_f = base_hooks + n_h;
     let mut subst = HashMap::new();
     for (i, imp) in plan.imports.iter().enumerate() {
         for &l in &imp.lowerings {
-            subst.insert(l, (n_h + i as u32, base_f + i as u32));
+            subst.insert(l, (i as u32, base_f + i as u32));
         }
     }
     let mut r = Remap {
@@ -310,28 +330,31 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
     // The start block.
     if n_h > 0 {
         let mut ity = InstanceType::new();
-        for (j, h) in hooks.iter().enumerate() {
+        // Local type 0 is `list<u8>`; each hook's function type follows its export.
+        ity.ty().defined_type().list(PrimitiveValType::U8);
+        let mut local_types = 1;
+        for h in &hooks {
             let s32 = ComponentValType::Primitive(PrimitiveValType::S32);
             let s64 = ComponentValType::Primitive(PrimitiveValType::S64);
-            let params: Vec<(String, ComponentValType)> = (0..h.params)
-                .map(|k| {
-                    let name = match k {
-                        0 => "kind".to_string(),
-                        1 => "code".to_string(),
-                        k if k + 1 == h.params => "extra".to_string(),
-                        k => format!("p{}", k - 2),
-                    };
-                    (name, if k < 2 { s32 } else { s64 })
+            let ints = h.params - 2 * h.strings;
+            let mut params: Vec<(String, ComponentValType)> = (0..ints)
+                .map(|k| match k {
+                    0 => ("kind".to_string(), s32),
+                    1 => ("code".to_string(), s32),
+                    k if k + 1 == ints => ("extra".to_string(), s64),
+                    k => (format!("p{}", k - 2), s64),
                 })
                 .collect();
+            params.extend((0..h.strings).map(|k| (format!("s{k}"), ComponentValType::Type(0))));
             ity.ty()
                 .function()
                 .params(params.iter().map(|(n, t)| (n.as_str(), *t)))
                 .result(None);
             ity.export(
                 hook_func_name(&h.field)?.as_str(),
-                ComponentTypeRef::Func(j as u32),
+                ComponentTypeRef::Func(local_types),
             );
+            local_types += 1;
         }
         let mut types = ComponentTypeSection::new();
         types.instance(&ity);
@@ -348,11 +371,6 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
             });
         }
         out.section(&aliases);
-        let mut canon = CanonicalFunctionSection::new();
-        for j in 0..n_h {
-            canon.lower(j, []);
-        }
-        out.section(&canon);
     }
     let trampolines = build::trampolines(plan);
     let fixup = build::fixup(plan);
@@ -382,6 +400,20 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
 
     // The block at P, once the last monitored lowering is defined.
     let p_block = |out: &mut Component, r: &Remap| -> Result<(), WeaveError> {
+        if n_h > 0 {
+            let mut canon = CanonicalFunctionSection::new();
+            for (j, h) in hooks.iter().enumerate() {
+                match plan.memory {
+                    Some((m, _)) if h.strings > 0 => {
+                        canon.lower(j as u32, [CanonicalOption::Memory(m)]);
+                    }
+                    _ => {
+                        canon.lower(j as u32, []);
+                    }
+                }
+            }
+            out.section(&canon);
+        }
         let mut inst = InstanceSection::new();
         let mut args: Vec<(String, ModuleArg)> = Vec::new();
         for (j, (module, fields)) in imports.iter().enumerate() {
@@ -394,7 +426,7 @@ pub(crate) fn rewrite(input: &[u8], plan: &Plan, monitor: &[u8]) -> Result<Vec<u
                     TypeRef::Func(_) if module == HOOK_MODULE => hooks
                         .iter()
                         .position(|h| &h.field == field)
-                        .map(|k| (ExportKind::Func, k as u32)),
+                        .map(|k| (ExportKind::Func, base_hooks + k as u32)),
                     TypeRef::Func(_) => plan
                         .imports
                         .iter()

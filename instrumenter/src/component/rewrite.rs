@@ -332,8 +332,7 @@ pub(crate) fn rewrite(
         let mut ity = InstanceType::new();
         // Local type 0 is `list<u8>`; each hook's function type follows its export.
         ity.ty().defined_type().list(PrimitiveValType::U8);
-        let mut local_types = 1;
-        for h in &hooks {
+        for (local_type, h) in (1..).zip(&hooks) {
             let s32 = ComponentValType::Primitive(PrimitiveValType::S32);
             let s64 = ComponentValType::Primitive(PrimitiveValType::S64);
             let ints = h.params - 2 * h.strings;
@@ -352,9 +351,8 @@ pub(crate) fn rewrite(
                 .result(None);
             ity.export(
                 hook_func_name(&h.field)?.as_str(),
-                ComponentTypeRef::Func(local_types),
+                ComponentTypeRef::Func(local_type),
             );
-            local_types += 1;
         }
         let mut types = ComponentTypeSection::new();
         types.instance(&ity);

@@ -1113,16 +1113,20 @@ impl WrapGen<'_> {
             None if kind == hook_kind::DENY => self.g.op(I::LocalGet(self.viol)),
             None => self.g.op(I::I32Const(0)),
         }
-        for (i, t) in self.params.clone().iter().enumerate() {
-            self.g.op(I::LocalGet(i as u32));
-            match t {
-                ValType::I32 => self.g.op(I::I64ExtendI32S),
-                ValType::F32 => {
-                    self.g.op(I::I32ReinterpretF32);
-                    self.g.op(I::I64ExtendI32U);
+        if self.plan.hook_strings {
+            self.hook_words();
+        } else {
+            for (i, t) in self.params.clone().iter().enumerate() {
+                self.g.op(I::LocalGet(i as u32));
+                match t {
+                    ValType::I32 => self.g.op(I::I64ExtendI32S),
+                    ValType::F32 => {
+                        self.g.op(I::I32ReinterpretF32);
+                        self.g.op(I::I64ExtendI32U);
+                    }
+                    ValType::F64 => self.g.op(I::I64ReinterpretF64),
+                    _ => {}
                 }
-                ValType::F64 => self.g.op(I::I64ReinterpretF64),
-                _ => {}
             }
         }
         match extra {
@@ -1133,6 +1137,30 @@ impl WrapGen<'_> {
             self.hook_strings();
         }
         self.g.op(I::Call(hook));
+    }
+
+    /// Pushes the parameters packed into i64 words, as [`crate::manifest::packed_slots`]
+    /// lays them out (a component's hooks).
+    fn hook_words(&mut self) {
+        let ev = &self.program.events[self.event as usize];
+        let (slots, _) = crate::manifest::packed_slots(&ev.wasm_params());
+        for (i, (t, (_, half))) in self.params.clone().iter().zip(slots).enumerate() {
+            self.g.op(I::LocalGet(i as u32));
+            match t {
+                ValType::I32 => self.g.op(I::I64ExtendI32U),
+                ValType::F32 => {
+                    self.g.op(I::I32ReinterpretF32);
+                    self.g.op(I::I64ExtendI32U);
+                }
+                ValType::F64 => self.g.op(I::I64ReinterpretF64),
+                _ => {}
+            }
+            if half == Some(true) {
+                self.g.op(I::I64Const(32));
+                self.g.op(I::I64Shl);
+                self.g.op(I::I64Or);
+            }
+        }
     }
 
     /// Pushes `(ptr, len)` of every string parameter, or `(0, 0)` when the string does

@@ -127,7 +127,7 @@ fn helpers(plan: &plan::Plan) -> Vec<(wasm_encoder::Function, &'static str)> {
 /// Weaves `program` into `input` (binary): a core module, or a component
 /// ([`component`]: one monitor instance between its lowered imports and its core code).
 pub fn weave(input: &[u8], program: &Program, options: &WeaveOptions) -> Result<Woven, WeaveError> {
-    if wasmparser::Parser::is_component(input) {
+    if component::is_component(input) {
         component::weave(input, program, options)
     } else {
         weave_core(input, program, &options.into())

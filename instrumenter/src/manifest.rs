@@ -21,6 +21,37 @@ pub const HOOK_MODULE: &str = "irm";
 /// Export name of the diagnostics global (i32, 0 = no violation).
 pub const VIOLATION_GLOBAL: &str = "irm:violation";
 
+/// Where each Wasm parameter of an event goes among the hook's parameters in a
+/// component's monitor, whose hooks pack them so that wide events stay within the 16
+/// parameters a component function takes directly: 32-bit values (i32, f32 bits) two to
+/// an i64 word, low half first; a 64-bit value in a word of its own (a half-filled word
+/// before it keeps its high half 0). Returns each parameter's `(word, half)` (`Some(false)`
+/// low, `Some(true)` high, `None` whole) and the number of words.
+pub fn packed_slots(params: &[ValType]) -> (Vec<(usize, Option<bool>)>, usize) {
+    let mut out = Vec::with_capacity(params.len());
+    let mut words = 0;
+    let mut low_pending = false;
+    for t in params {
+        match t {
+            ValType::I32 | ValType::F32 if low_pending => {
+                out.push((words - 1, Some(true)));
+                low_pending = false;
+            }
+            ValType::I32 | ValType::F32 => {
+                out.push((words, Some(false)));
+                words += 1;
+                low_pending = true;
+            }
+            ValType::I64 | ValType::F64 => {
+                out.push((words, None));
+                words += 1;
+                low_pending = false;
+            }
+        }
+    }
+    (out, words)
+}
+
 /// Hook `kind` argument values (first parameter of every hook).
 pub mod hook_kind {
     /// Before the policies decide; `code` is 0.
@@ -126,10 +157,11 @@ pub struct MonitorGlobals {
 /// sign-extended, f32/f64 bit patterns); `extra` is the import's integer result for
 /// `POST` and post-phase `AUDIT`/`DENY`, the run-time value of a fault (the offending
 /// value of `VarOutOfRange`, the descriptor of `UnresolvedPath`, `UnknownDescriptor` and
-/// `DescriptorLimit`), and 0 otherwise. The hooks of a component's monitor are followed
-/// by one `(ptr i32, len i32)` pair per string parameter of the event: the string when it
-/// lies inside the memory the host reads, `(0, 0)` otherwise, so that the component's
-/// host (which cannot read that memory) receives it as a `list<u8>`.
+/// `DescriptorLimit`), and 0 otherwise. The hooks of a component's monitor differ in two
+/// ways: the event's parameters are packed into i64 words ([`packed_slots`]), and they
+/// end with one `(ptr i32, len i32)` pair per string parameter of the event: the string
+/// when it lies inside the memory the host reads, `(0, 0)` otherwise, so that the
+/// component's host (which cannot read that memory) receives it as a `list<u8>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookLayout {
     pub module: String,
@@ -205,19 +237,12 @@ impl Manifest {
     }
 }
 
-/// Reads the manifest of a woven module: `Ok(None)` when the module has no
-/// `irm.monitor` section, an error when it is not a module or the section is malformed.
+/// Reads the manifest of a woven module, or of the monitor inside a woven component:
+/// `Ok(None)` when there is no `irm.monitor` section, an error when the section is
+/// malformed.
 pub fn read(wasm: &[u8]) -> Result<Option<Manifest>, WeaveError> {
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.map_err(WeaveError::malformed)? {
-            wasmparser::Payload::Version {
-                encoding: wasmparser::Encoding::Component,
-                ..
-            } => {
-                return Err(WeaveError::Component {
-                    why: "irm reads the manifest of core modules only".into(),
-                })
-            }
             wasmparser::Payload::CustomSection(c) if c.name() == SECTION => {
                 return serde_json::from_slice(c.data()).map(Some).map_err(|e| {
                     WeaveError::Manifest {

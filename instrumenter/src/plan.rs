@@ -839,7 +839,12 @@ fn lay_out_imports(
             let func_index = num_func_imports + hooks.len() as u32;
             hook_of_event.insert(e, func_index);
             let mut sig = vec![wasm_encoder::ValType::I32, wasm_encoder::ValType::I32];
-            sig.extend(ev.wasm_params().iter().map(|_| wasm_encoder::ValType::I64));
+            let words = if options.hook_strings {
+                crate::manifest::packed_slots(&ev.wasm_params()).1
+            } else {
+                ev.wasm_params().len()
+            };
+            sig.extend(std::iter::repeat_n(wasm_encoder::ValType::I64, words));
             sig.push(wasm_encoder::ValType::I64);
             if options.hook_strings {
                 let strings = ev.params.iter().filter(|p| p.ty == ParamType::Str).count();

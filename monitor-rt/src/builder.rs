@@ -63,6 +63,7 @@ pub struct RunnerBuilder {
     pub(crate) stderr: Option<MemoryOutputPipe>,
     pub(crate) certified_only: bool,
     pub(crate) stubs: Vec<(String, String, i64)>,
+    pub(crate) network: bool,
 }
 
 impl Default for RunnerBuilder {
@@ -84,6 +85,7 @@ impl Default for RunnerBuilder {
             stderr: None,
             certified_only: false,
             stubs: Vec::new(),
+            network: false,
         }
     }
 }
@@ -228,6 +230,14 @@ impl RunnerBuilder {
     /// Requires a program and inline enforcement.
     pub fn certified_only(mut self, yes: bool) -> Self {
         self.certified_only = yes;
+        self
+    }
+
+    /// Lets the guest open sockets to any address and resolve names, as the wasmtime
+    /// CLI's `-S inherit-network` does (WASI 0.2 sockets; preview 1 has no `connect`).
+    /// Off by default: every address is refused.
+    pub fn inherit_network(mut self, yes: bool) -> Self {
+        self.network = yes;
         self
     }
 

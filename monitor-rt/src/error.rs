@@ -62,6 +62,12 @@ pub enum RunError {
     #[error(transparent)]
     Invoke(InvokeError),
 
+    /// A component was asked to run in a way only core modules support.
+    #[error("{what} is not supported for components (WASI 0.2) yet; {instead}")]
+    ComponentUnsupported {
+        what: &'static str,
+        instead: &'static str,
+    },
     /// Both [`RunnerBuilder::program`](crate::RunnerBuilder::program) and
     /// [`RunnerBuilder::policy_file`](crate::RunnerBuilder::policy_file) were given.
     #[error("give either a compiled program or policy files, not both")]

@@ -4,12 +4,101 @@
 use std::sync::{Arc, Mutex};
 
 use instrumenter::manifest::{self, hook_kind, CodeKind, Manifest};
-use policy_lang::ir::{Phase, RuntimeFault, Verdict as IrVerdict};
+use policy_lang::interp::Value;
+use policy_lang::ir::{EventId, Phase, Program, RuntimeFault, Verdict as IrVerdict};
 use wasmtime::{ExternType, Func, Linker, Module, Store};
 
 use crate::link::{args_from_caller, val_i64};
 use crate::observe::{self, lock};
 use crate::{RunError, RunState, ViolationReport};
+
+/// What a hook needs to tell the observer what happened: the woven program and its
+/// violation codes.
+#[derive(Clone)]
+pub(crate) struct HookContext {
+    pub program: Arc<Program>,
+    pub codes: Arc<Vec<manifest::Code>>,
+    pub obs: Arc<Mutex<observe::Observer>>,
+}
+
+impl HookContext {
+    pub fn new(m: &Manifest, obs: &Arc<Mutex<observe::Observer>>) -> HookContext {
+        HookContext {
+            program: Arc::new(m.program.clone()),
+            codes: Arc::new(m.codes.clone()),
+            obs: Arc::clone(obs),
+        }
+    }
+
+    /// One call of event `event`'s hook: `kind`, `code`, the call's Wasm arguments
+    /// widened to i64, and `extra` (see [`manifest::HookLayout`]). `args` decodes the
+    /// arguments the way this kind of module can (only a `PRE` call needs them).
+    pub fn call(
+        &self,
+        event: EventId,
+        kind: i32,
+        code: u32,
+        wasm: &[i64],
+        extra: i64,
+        args: impl FnOnce(&[i64]) -> Vec<Value>,
+    ) {
+        let program = &self.program;
+        let code_of = |c: u32| self.codes.iter().find(|x| x.code == c);
+        let has_result = program
+            .events
+            .get(event as usize)
+            .is_some_and(|e| !e.results.is_empty());
+        match kind {
+            hook_kind::PRE => {
+                let args = args(wasm);
+                lock(&self.obs).begin(event, args);
+            }
+            hook_kind::POST => lock(&self.obs).returned(has_result.then_some(extra)),
+            hook_kind::AUDIT => {
+                if let Some(c) = code_of(code) {
+                    lock(&self.obs).audit(c.policy, c.phase, c.reason.clone());
+                }
+            }
+            hook_kind::SUPPRESS => {
+                if let Some(c) = code_of(code) {
+                    let value = match program
+                        .policies
+                        .get(c.policy)
+                        .and_then(|p| p.transitions.get(c.transition?))
+                    {
+                        Some(t) => match t.verdict {
+                            IrVerdict::Suppress(v) => v,
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    lock(&self.obs).suppress(
+                        c.policy,
+                        c.reason.clone(),
+                        if has_result { value.or(Some(0)) } else { None },
+                    );
+                }
+            }
+            hook_kind::DENY => {
+                let mut o = lock(&self.obs);
+                match code_of(code) {
+                    Some(c) => {
+                        let (fault, reason) = fault_of(c, extra);
+                        o.deny(c.policy, c.phase, reason, fault, Some(c.origin.clone()));
+                    }
+                    None => o.deny(
+                        usize::MAX,
+                        Phase::Pre,
+                        format!("the module reports violation code {code}, which its manifest does not list"),
+                        None,
+                        None,
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// Defines the `irm` hook imports of a module woven with host hooks: they feed the
 /// observer; the woven code decides.
@@ -21,8 +110,7 @@ pub(crate) fn define_hooks(
     hooks: &manifest::HookLayout,
     obs: &Arc<Mutex<observe::Observer>>,
 ) -> Result<(), RunError> {
-    let program = Arc::new(m.program.clone());
-    let codes: Arc<Vec<manifest::Code>> = Arc::new(m.codes.clone());
+    let ctx = HookContext::new(m, obs);
     for import in module.imports() {
         if import.module() != hooks.module {
             continue;
@@ -33,12 +121,7 @@ pub(crate) fn define_hooks(
         let ExternType::Func(ty) = import.ty() else {
             continue;
         };
-        let (event, program, codes, obs) = (
-            hook.event,
-            Arc::clone(&program),
-            Arc::clone(&codes),
-            Arc::clone(obs),
-        );
+        let (event, ctx) = (hook.event, ctx.clone());
         let func = Func::new(&mut *store, ty, move |mut caller, params, _results| {
             let kind = params.first().map(val_i64).unwrap_or(-1) as i32;
             let code = params.get(1).map(val_i64).unwrap_or(0) as u32;
@@ -49,67 +132,10 @@ pub(crate) fn define_hooks(
                 .iter()
                 .map(val_i64)
                 .collect();
-            let code_of = |c: u32| codes.iter().find(|x| x.code == c);
-            match kind {
-                hook_kind::PRE => {
-                    // The hook is per event; the spelling of the import is not known here.
-                    let args = args_from_caller(&mut caller, &program, event, false, &wasm);
-                    lock(&obs).begin(event, args);
-                }
-                hook_kind::POST => {
-                    let has_result = program
-                        .events
-                        .get(event as usize)
-                        .is_some_and(|e| !e.results.is_empty());
-                    lock(&obs).returned(has_result.then_some(extra));
-                }
-                hook_kind::AUDIT => {
-                    if let Some(c) = code_of(code) {
-                        lock(&obs).audit(c.policy, c.phase, c.reason.clone());
-                    }
-                }
-                hook_kind::SUPPRESS => {
-                    if let Some(c) = code_of(code) {
-                        let value = match program
-                            .policies
-                            .get(c.policy)
-                            .and_then(|p| p.transitions.get(c.transition?))
-                        {
-                            Some(t) => match t.verdict {
-                                IrVerdict::Suppress(v) => v,
-                                _ => None,
-                            },
-                            None => None,
-                        };
-                        let has_result = program
-                            .events
-                            .get(event as usize)
-                            .is_some_and(|e| !e.results.is_empty());
-                        lock(&obs).suppress(
-                            c.policy,
-                            c.reason.clone(),
-                            if has_result { value.or(Some(0)) } else { None },
-                        );
-                    }
-                }
-                hook_kind::DENY => {
-                    let mut o = lock(&obs);
-                    match code_of(code) {
-                        Some(c) => {
-                            let (fault, reason) = fault_of(c, extra);
-                            o.deny(c.policy, c.phase, reason, fault, Some(c.origin.clone()));
-                        }
-                        None => o.deny(
-                            usize::MAX,
-                            Phase::Pre,
-                            format!("the module reports violation code {code}, which its manifest does not list"),
-                            None,
-                            None,
-                        ),
-                    }
-                }
-                _ => {}
-            }
+            // The hook is per event; the spelling of the import is not known here.
+            ctx.call(event, kind, code, &wasm, extra, |wasm| {
+                args_from_caller(&mut caller, &ctx.program, event, false, wasm)
+            });
             Ok(())
         });
         linker

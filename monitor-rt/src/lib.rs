@@ -65,6 +65,7 @@
 //! ```
 mod builder;
 pub mod cache;
+mod component;
 mod error;
 mod hooks;
 mod host;

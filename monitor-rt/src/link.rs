@@ -11,9 +11,21 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::observe;
 use crate::{RunError, RunState, RunnerBuilder};
 
-/// The WASI context of one run of module `name` (argv\[0\] when no arguments were given).
+/// The WASI preview 1 context of one run of module `name` (argv\[0\] when no arguments
+/// were given).
 pub(crate) fn wasi(cfg: &RunnerBuilder, name: &str) -> Result<WasiP1Ctx, RunError> {
+    Ok(wasi_builder(cfg, name)?.build_p1())
+}
+
+/// The WASI configuration of one run of `name`, for either preview.
+pub(crate) fn wasi_builder(cfg: &RunnerBuilder, name: &str) -> Result<WasiCtxBuilder, RunError> {
     let mut b = WasiCtxBuilder::new();
+    if cfg.network {
+        b.inherit_network();
+        b.allow_ip_name_lookup(true);
+        b.allow_tcp(true);
+        b.allow_udp(true);
+    }
     b.inherit_stdio();
     if let Some(p) = &cfg.stdout {
         b.stdout(p.clone());
@@ -43,7 +55,7 @@ pub(crate) fn wasi(cfg: &RunnerBuilder, name: &str) -> Result<WasiP1Ctx, RunErro
                 error,
             })?;
     }
-    Ok(b.build_p1())
+    Ok(b)
 }
 
 /// A linker with WASI (preview 1, and preview 0 as the wasmtime CLI links it), then the

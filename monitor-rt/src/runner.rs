@@ -27,9 +27,9 @@ pub struct Runner {
     pub(crate) engine: Engine,
 }
 
-/// A module ready to run: woven (inline enforcement) and compiled.
+/// A module or component ready to run: woven (inline enforcement) and compiled.
 pub struct Prepared {
-    module: Module,
+    code: Code,
     manifest: Option<Manifest>,
     name: String,
     /// What the compiled-module cache did.
@@ -60,6 +60,12 @@ impl RunState {
     pub fn wasi(&mut self) -> &mut WasiP1Ctx {
         &mut self.wasi
     }
+}
+
+/// What was compiled.
+enum Code {
+    Module(Module),
+    Component(wasmtime::component::Component),
 }
 
 impl Runner {
@@ -106,6 +112,9 @@ impl Runner {
             path: name.to_string(),
             message: e.to_string(),
         })?;
+        if instrumenter::component::is_component(&binary) {
+            return self.prepare_component(&binary, name);
+        }
         let woven;
         let bytes: &[u8] = match (&self.program, self.cfg.enforcement) {
             (Some(program), Enforcement::Inline) if self.cfg.certified_only => {
@@ -146,11 +155,51 @@ impl Runner {
                 }
             })?;
         Ok(Prepared {
-            module,
+            code: Code::Module(module),
             manifest,
             name: name.to_string(),
             cache,
             cache_warning,
+        })
+    }
+
+    /// Weaves (inline enforcement, with host hooks) and compiles a component. Compiled
+    /// components are not cached.
+    fn prepare_component(&self, binary: &[u8], name: &str) -> Result<Prepared, RunError> {
+        crate::component::check_config(&self.cfg)?;
+        let weave_error = |source| RunError::Weave {
+            path: name.to_string(),
+            source: Box::new(source),
+        };
+        let woven = match &self.program {
+            Some(program) => Some(
+                instrumenter::weave(
+                    binary,
+                    program,
+                    &WeaveOptions {
+                        host_hooks: true,
+                        ..WeaveOptions::default()
+                    },
+                )
+                .map_err(weave_error)?,
+            ),
+            None => None,
+        };
+        let bytes = woven.as_ref().map_or(binary, |w| &w.wasm[..]);
+        let manifest = manifest::read(bytes).map_err(weave_error)?;
+        let component =
+            wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
+                RunError::Compile {
+                    path: name.to_string(),
+                    message: format!("{e:#}"),
+                }
+            })?;
+        Ok(Prepared {
+            code: Code::Component(component),
+            manifest,
+            name: name.to_string(),
+            cache: CacheUse::Disabled,
+            cache_warning: None,
         })
     }
 
@@ -169,9 +218,21 @@ impl Runner {
     }
 
     fn run_here(&self, prepared: &Prepared) -> Result<Finished, RunError> {
+        let module = match &prepared.code {
+            Code::Module(m) => m,
+            Code::Component(c) => {
+                return crate::component::run(
+                    self,
+                    c,
+                    prepared.manifest.as_ref(),
+                    &prepared.name,
+                    prepared.cache,
+                )
+            }
+        };
         let wasi = link::wasi(&self.cfg, &prepared.name)?;
         let mut store = Store::new(&self.engine, RunState { wasi });
-        let mut linker = link::linker(&self.engine, &self.cfg, &prepared.module)?;
+        let mut linker = link::linker(&self.engine, &self.cfg, module)?;
 
         // The program whose events the runtime observes: the host-enforced one, else the
         // one a woven module carries.
@@ -190,19 +251,18 @@ impl Runner {
         });
         if let (Some(m), Some(obs)) = (&prepared.manifest, &observer) {
             if let Some(hooks) = &m.hooks {
-                define_hooks(&mut linker, &mut store, &prepared.module, m, hooks, obs)?;
+                define_hooks(&mut linker, &mut store, module, m, hooks, obs)?;
             }
         }
         let mut shim = None;
         if let (Enforcement::Host, Some(program), Some(obs)) =
             (self.cfg.enforcement, &self.program, &observer)
         {
-            shim = wrap_imports(&mut linker, &mut store, &prepared.module, program, obs)?;
+            shim = wrap_imports(&mut linker, &mut store, module, program, obs)?;
         }
-        check_imports(&linker, &mut store, &prepared.module)?;
+        check_imports(&linker, &mut store, module)?;
 
-        let outcome =
-            self.instantiate_and_call(&linker, &mut store, &prepared.module, shim.as_ref());
+        let outcome = self.instantiate_and_call(&linker, &mut store, module, shim.as_ref());
         let (results, err, instance) = match outcome {
             Ok((results, instance)) => (results, None, instance),
             Err((e, instance)) => (Vec::new(), Some(e), instance),
@@ -231,7 +291,7 @@ impl Runner {
             }
         }
         if let (Some(path), Some(o)) = (&self.cfg.record, guard.as_deref()) {
-            self.write_record(path, prepared, o, violation.as_ref())?;
+            self.write_record(path, &prepared.name, o, violation.as_ref())?;
         }
         let audits = guard
             .map(|mut o| std::mem::take(&mut o.audits))
@@ -309,10 +369,10 @@ impl Runner {
             .map_err(|e| (e, Some(instance)))
     }
 
-    fn write_record(
+    pub(crate) fn write_record(
         &self,
         path: &Path,
-        prepared: &Prepared,
+        name: &str,
         obs: &observe::Observer,
         violation: Option<&ViolationReport>,
     ) -> Result<(), RunError> {
@@ -340,7 +400,7 @@ impl Runner {
             &obs.program,
             steps,
             &record::Ending { deny },
-            &prepared.name,
+            name,
             &with,
             &policy_lang::interp::World {
                 preopens: self.cfg.preopen_names(),

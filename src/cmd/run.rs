@@ -1,4 +1,5 @@
-//! `irm run`: run a WASI preview 1 (or preview 0) module in wasmtime, under policies when given.
+//! `irm run`: run a WASI preview 1 (or preview 0) module, or a WASI 0.2 component, in
+//! wasmtime, under policies when given.
 //!
 //! Exit codes (decided in [`crate::failure`]): the guest's own, 86 when a policy stopped
 //! it, 134 when it trapped, 1 for errors of irm itself (unreadable module, policies that
@@ -38,6 +39,10 @@ pub struct Args {
     /// e.g. `--stub host.call=-1`.
     #[arg(long = "stub", value_name = "MODULE.FIELD[=VALUE]", value_parser = parse_stub)]
     pub stubs: Vec<Stub>,
+    /// Let the guest open sockets to any address and resolve names (WASI 0.2 sockets),
+    /// like wasmtime's `-S inherit-network`; without it every address is refused.
+    #[arg(long)]
+    pub inherit_network: bool,
     /// Maximum wasm stack in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = monitor_rt::DEFAULT_WASM_STACK)]
     pub wasm_stack: usize,
@@ -55,7 +60,7 @@ pub struct Args {
     /// Show the Wasm backtrace of a violation or trap.
     #[arg(short, long)]
     pub verbose: bool,
-    /// The module (.wasm or .wat).
+    /// The module or component (.wasm or .wat).
     #[arg(value_name = "MODULE")]
     pub module: PathBuf,
     /// Arguments of the guest (after `--`).
@@ -144,7 +149,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             Mode::Inline => Enforcement::Inline,
             Mode::Host => Enforcement::Host,
         })
-        .wasm_stack(args.wasm_stack);
+        .wasm_stack(args.wasm_stack)
+        .inherit_network(args.inherit_network);
     if !args.policy.files.is_empty() {
         b = b.program(compile_policies(&args.policy.files, ui)?.program);
     }

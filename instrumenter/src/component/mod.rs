@@ -53,6 +53,11 @@ pub fn hook_name(event: u32) -> String {
     format!("hook-e{event}")
 }
 
+/// Whether `wasm` (binary) is a component rather than a core module.
+pub fn is_component(wasm: &[u8]) -> bool {
+    wasmparser::Parser::is_component(wasm)
+}
+
 /// Weaves `program` into the component `input`.
 pub(crate) fn weave(
     input: &[u8],

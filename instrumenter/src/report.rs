@@ -66,6 +66,22 @@ pub struct WeaveReport {
     /// Size of the input and the output in bytes.
     pub input_size: usize,
     pub output_size: usize,
+    /// Set when the input was a component: how the monitor was interposed (the fields
+    /// above then describe the monitor's core module).
+    pub component: Option<ComponentReport>,
+}
+
+/// How a component's monitor was put between its lowered imports and its core code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ComponentReport {
+    /// Monitored lowerings (`canon lower` of an import a policy names).
+    pub lowerings: u32,
+    /// References to them that now name the monitor's wrapper.
+    pub to_wrappers: u32,
+    /// References before the monitor exists, which now name a trampoline to the wrapper.
+    pub to_trampolines: u32,
+    /// Top-level core modules, all kept byte for byte.
+    pub modules_kept: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -150,6 +166,7 @@ impl WeaveReport {
             tracking_imports,
             input_size,
             output_size: emitted.wasm.len(),
+            component: None,
         }
     }
 
@@ -163,18 +180,21 @@ impl WeaveReport {
                     out.push_str(&format!("  wraps {w}\n"));
                 }
                 let r = &p.redirected;
-                out.push_str(&format!(
-                    "  redirected {} references: {} call, {} return_call, {} ref.func, {} \
-                     element items, {} global inits, {} exports, {} start\n",
-                    r.total(),
-                    r.call,
-                    r.return_call,
-                    r.ref_func,
-                    r.element_items,
-                    r.global_inits,
-                    r.exports,
-                    r.start
-                ));
+                // A component's references are counted once, for the whole monitor.
+                if self.component.is_none() {
+                    out.push_str(&format!(
+                        "  redirected {} references: {} call, {} return_call, {} ref.func, {} \
+                         element items, {} global inits, {} exports, {} start\n",
+                        r.total(),
+                        r.call,
+                        r.return_call,
+                        r.ref_func,
+                        r.element_items,
+                        r.global_inits,
+                        r.exports,
+                        r.start
+                    ));
+                }
             } else {
                 out.push_str(&format!("policy {}: elided ({})\n", p.name, p.why));
             }
@@ -190,10 +210,24 @@ impl WeaveReport {
                 "added import {a}: the monitor asks the host about descriptors or writes audit lines itself\n"
             ));
         }
-        out.push_str(&format!(
-            "{} function bodies rewritten, {} copied unchanged\n",
-            self.bodies_rewritten, self.bodies_copied
-        ));
+        match &self.component {
+            Some(c) if c.lowerings == 0 => out
+                .push_str("component: no import a policy acts on is lowered; written unchanged\n"),
+            Some(c) => out.push_str(&format!(
+                "component: one monitor instance between {} lowered imports and the core code; \
+                 {} references redirected ({} to wrappers, {} through trampolines); {} core \
+                 modules kept byte for byte\n",
+                c.lowerings,
+                c.to_wrappers + c.to_trampolines,
+                c.to_wrappers,
+                c.to_trampolines,
+                c.modules_kept
+            )),
+            None => out.push_str(&format!(
+                "{} function bodies rewritten, {} copied unchanged\n",
+                self.bodies_rewritten, self.bodies_copied
+            )),
+        }
         for d in &self.dropped_sections {
             out.push_str(&format!("dropped {d}\n"));
         }

@@ -95,15 +95,14 @@ pub(crate) fn run(
         }
     }
 
-    let instance = linker
-        .instantiate(&mut store, component)
-        .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+    let instance = linker.instantiate(&mut store, component).map_err(|e| {
+        match e.downcast_ref::<wasmtime::Trap>() {
             Some(_) => classify(e).unwrap_or_else(|| RunError::Host("instantiation".into())),
             None => RunError::Link(vec![format!("  {e:#}")]),
-        })?;
-    let command = Command::new(&mut store, &instance).map_err(|_| {
-        RunError::Invoke(InvokeError::MissingExport("wasi:cli/run".into()))
+        }
     })?;
+    let command = Command::new(&mut store, &instance)
+        .map_err(|_| RunError::Invoke(InvokeError::MissingExport("wasi:cli/run".into())))?;
     let err = match command.wasi_cli_run().call_run(&mut store) {
         Ok(Ok(())) => None,
         Ok(Err(())) => Some(wasmtime::Error::new(wasmtime_wasi::I32Exit(1))),

@@ -187,13 +187,12 @@ impl Runner {
         };
         let bytes = woven.as_ref().map_or(binary, |w| &w.wasm[..]);
         let manifest = manifest::read(bytes).map_err(weave_error)?;
-        let component =
-            wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
-                RunError::Compile {
-                    path: name.to_string(),
-                    message: format!("{e:#}"),
-                }
-            })?;
+        let component = wasmtime::component::Component::new(&self.engine, bytes).map_err(|e| {
+            RunError::Compile {
+                path: name.to_string(),
+                message: format!("{e:#}"),
+            }
+        })?;
         Ok(Prepared {
             code: Code::Component(component),
             manifest,

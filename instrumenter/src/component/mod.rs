@@ -81,6 +81,8 @@ pub(crate) fn weave(
         let mut report = monitor.report;
         report.input_size = input.len();
         report.output_size = input.len();
+        report.component = Some(Default::default());
+        explain_preview1_policies(&mut report, &view);
         return Ok(Woven {
             wasm: input.to_vec(),
             report,
@@ -106,7 +108,7 @@ pub(crate) fn weave(
             });
         }
     }
-    let wasm = rewrite::rewrite(input, &plan, &monitor.wasm, &view)?;
+    let (wasm, interposed) = rewrite::rewrite(input, &plan, &monitor.wasm, &view)?;
     let mut validator = wasmparser::Validator::new_with_features(features());
     if let Err(e) = validator.validate_all(&wasm) {
         return Err(WeaveError::Internal {
@@ -120,7 +122,26 @@ pub(crate) fn weave(
     let mut report = monitor.report;
     report.input_size = input.len();
     report.output_size = wasm.len();
+    report.component = Some(interposed);
+    explain_preview1_policies(&mut report, &view);
     Ok(Woven { wasm, report })
+}
+
+/// A policy that names only WASI preview 1 functions can never act in a component; its
+/// report says so, and what to write instead, rather than only "not imported".
+fn explain_preview1_policies(report: &mut crate::WeaveReport, view: &Program) {
+    for (p, r) in view.policies.iter().zip(&mut report.policies) {
+        let preview1 =
+            |e: &u32| policy_lang::wasi::is_wasi_module(&view.events[*e as usize].module);
+        let events: Vec<u32> = p.transitions.iter().map(|t| t.event).collect();
+        if !r.effective && !events.is_empty() && events.iter().all(preview1) {
+            r.why = "it names WASI preview 1 functions, and a component imports WASI 0.2 \
+                     interfaces instead: name their WIT functions, e.g. \
+                     `event e = \"wasi:sockets/tcp@0.2.x\".\"[method]tcp-socket.start-connect\";` \
+                     (policies/files-or-network.pol)"
+                .into();
+        }
+    }
 }
 
 /// What a component is validated against: the core proposals wasmtime enables by default

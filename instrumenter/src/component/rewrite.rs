@@ -25,6 +25,7 @@ use wasmparser::{Payload, TypeRef};
 use super::build::{self, func_export, MEMORY_IMPORT, TABLE_EXPORT};
 use super::read::{self, Counts, Plan};
 use crate::manifest::HOOK_MODULE;
+use crate::report::ComponentReport;
 use crate::WeaveError;
 
 /// Where original indices go: `start` items were inserted before every original one,
@@ -41,6 +42,7 @@ struct Remap {
     /// By original core function index of a monitored lowering: its trampoline and its
     /// wrapper (new indices).
     subst: HashMap<u32, (u32, u32)>,
+    report: ComponentReport,
 }
 
 macro_rules! shifted {
@@ -69,7 +71,13 @@ impl Reencode for Remap {
         }
         if self.substituting {
             if let Some(&(trampoline, wrapper)) = self.subst.get(&func) {
-                return Ok(if self.after_p { wrapper } else { trampoline });
+                return Ok(if self.after_p {
+                    self.report.to_wrappers += 1;
+                    wrapper
+                } else {
+                    self.report.to_trampolines += 1;
+                    trampoline
+                });
             }
         }
         Ok(self.core_func(func))
@@ -160,6 +168,9 @@ impl ReencodeComponent for Remap {
             id: ComponentSectionId::CoreModule as u8,
             data: module,
         });
+        if self.depth == 0 {
+            self.report.modules_kept += 1;
+        }
         Ok(())
     }
 
@@ -272,7 +283,7 @@ pub(crate) fn rewrite(
     plan: &Plan,
     monitor: &[u8],
     view: &Program,
-) -> Result<Vec<u8>, WeaveError> {
+) -> Result<(Vec<u8>, ComponentReport), WeaveError> {
     let n = plan.imports.len() as u32;
     let hooks = hooks(monitor, view)?;
     let n_h = hooks.len() as u32;
@@ -324,6 +335,10 @@ pub(crate) fn rewrite(
         after_p: false,
         substituting: true,
         subst,
+        report: ComponentReport {
+            lowerings: plan.imports.iter().map(|i| i.lowerings.len() as u32).sum(),
+            ..ComponentReport::default()
+        },
     };
 
     let mut out = Component::new();
@@ -504,5 +519,5 @@ pub(crate) fn rewrite(
             out.section(&canon);
         }
     }
-    Ok(out.finish())
+    Ok((out.finish(), r.report))
 }

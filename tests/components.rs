@@ -1,0 +1,171 @@
+//! WASI 0.2 components end to end, through the `irm` binary: `examples/exfil-p2`, a Rust
+//! `wasm32-wasip2` program that reads a file and sends it over TCP, built by the test
+//! (skipped, with the reason, when the target is not installed: `rustup target add
+//! wasm32-wasip2`), run unhardened (the bytes arrive), under `files-or-network.pol` in
+//! either order (stopped with the policy's message, nothing arrives), and woven by
+//! `irm weave` and run without hooks.
+
+mod common;
+
+use common::{irm, root};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const VIOLATION: i32 = 86;
+
+/// The built example, or why it could not be built.
+fn exfil_p2() -> Result<&'static PathBuf, &'static str> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target_dir = root().join("target/wasip2");
+            let out = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
+                .arg("--manifest-path")
+                .arg(root().join("examples/exfil-p2/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .output()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "examples/exfil-p2 does not build for wasm32-wasip2 (install the target: \
+                     `rustup target add wasm32-wasip2`):\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(target_dir.join("wasm32-wasip2/release/exfil-p2.wasm"))
+        })
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+macro_rules! built_or_skip {
+    () => {
+        match exfil_p2() {
+            Ok(p) => p.display().to_string(),
+            Err(why) => {
+                eprintln!("skipping: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// A listener on a free loopback port, and a thread that returns what one connection
+/// sends (empty when nobody connects within a few seconds).
+fn listener() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = l.local_addr().unwrap().to_string();
+    l.set_nonblocking(true).unwrap();
+    let t = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok((mut s, _)) = l.accept() {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut got = Vec::new();
+                let _ = s.read_to_end(&mut got);
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Vec::new()
+    });
+    (address, t)
+}
+
+/// Runs `irm run [policy] --dir data --inherit-network program ARGS`, returning the run
+/// and what the listener received (the listener gives up once the run is over).
+fn run_exfil(policy: Option<&str>, program: &str, args: &[&str]) -> (common::Run, Vec<u8>) {
+    let (address, received) = listener();
+    let data = root().join("examples/exfil/data");
+    let dir = format!("{}::/data", data.display());
+    let mut cmd: Vec<String> = vec!["run".into()];
+    if let Some(p) = policy {
+        cmd.extend(["--policy".into(), p.into()]);
+    }
+    cmd.extend([
+        "--dir".into(),
+        dir,
+        "--inherit-network".into(),
+        program.into(),
+        "--".into(),
+    ]);
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    cmd.extend(["/data/secret.txt".into(), address.clone()]);
+    let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let run = irm(&refs);
+    // Whatever the run did, nobody else will connect: let the listener finish.
+    let _ = std::net::TcpStream::connect(&address);
+    (run, received.join().unwrap())
+}
+
+fn secret() -> Vec<u8> {
+    std::fs::read(root().join("examples/exfil/data/secret.txt")).unwrap()
+}
+
+#[test]
+fn unhardened_the_wasip2_program_sends_the_file_it_read() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(None, &program, &[]);
+    run.code(0);
+    assert_eq!(received, secret(), "stdout: {}", run.stdout);
+}
+
+#[test]
+fn a_connection_after_a_read_is_stopped_before_anything_is_sent() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(Some("policies/files-or-network.pol"), &program, &[]);
+    run.code(VIOLATION).stderr_has(&[
+        "irm: policy violation: files_or_network stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
+        "reason: network channel opened after a file read",
+        "rule:   policies/files-or-network.pol:",
+        "read_via_stream(self=",
+    ]);
+    assert!(run.stdout.contains("read "), "{}", run.stdout);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn a_read_after_a_connection_is_stopped_too() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(
+        Some("policies/files-or-network.pol"),
+        &program,
+        &["--send-first"],
+    );
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:filesystem/types@0.2.x.[method]descriptor.read-via-stream",
+        "reason: file read after a network channel was opened",
+    ]);
+    // Connected, but nothing read, so nothing of the file was sent.
+    assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
+}
+
+#[test]
+fn a_component_woven_by_irm_weave_stops_itself_without_the_runtime() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exfil.hardened.wasm");
+    irm(&[
+        "weave",
+        "--policy",
+        "policies/files-or-network.pol",
+        &program,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .code(0);
+    let (run, received) = run_exfil(None, out.to_str().unwrap(), &[]);
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:sockets/tcp@0.2.",
+        "[method]tcp-socket.start-connect",
+        "the component's monitor denied the call",
+    ]);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}

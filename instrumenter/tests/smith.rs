@@ -53,3 +53,33 @@ fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
         "no seed produced a woven module; the generator is too narrow"
     );
 }
+
+#[test]
+fn weaving_random_components_and_policies_never_panics_and_output_validates() {
+    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let (mut woven, mut refused, mut invalid, mut events) = (0, 0, 0, 0);
+    for seed in 0..seeds {
+        let data = bytes_for(seed ^ 0xC0FFEE, 4096 + (seed as usize % 7) * 1024);
+        let mut u = Unstructured::new(&data);
+        let Ok(case) = gen::component_case(&mut u) else {
+            continue;
+        };
+        events += case.program.events.len();
+        let outcome = std::panic::catch_unwind(|| check(&case))
+            .unwrap_or_else(|_| panic!("seed {seed}: the weaver panicked on {case:?}"));
+        match outcome {
+            Ok(Outcome::Woven) => woven += 1,
+            Ok(Outcome::Refused) => refused += 1,
+            Ok(Outcome::InputInvalid) => invalid += 1,
+            Err(e) => panic!("seed {seed}: {e}\n{:?}", case.program),
+        }
+    }
+    eprintln!(
+        "smith components: {seeds} seeds, {woven} woven and valid, {refused} refused, \
+         {invalid} inputs invalid, {events} events on lowered imports in all"
+    );
+    assert!(woven > 0, "no seed produced a woven component");
+}

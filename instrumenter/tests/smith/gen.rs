@@ -430,3 +430,153 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         host_hooks: u.ratio(1, 4)?,
     })
 }
+
+/// A wasm-smith component and a random policy program over the functions it imports
+/// (their lowered core signatures): the same property as [`check`].
+pub fn component_case(u: &mut Unstructured<'_>) -> Result<Case> {
+    let config = wasm_smith::Config {
+        max_imports: 8,
+        max_funcs: 8,
+        ..wasm_smith::Config::default()
+    };
+    let component = wasm_smith::Component::new(config, u)?;
+    let wasm = component.to_bytes();
+    let imports = lowered_imports(&wasm);
+    let mut events = Vec::new();
+    for (i, import) in imports.iter().enumerate() {
+        if u.ratio(3, 4)? {
+            events.push(event_for(u, import, i)?);
+        }
+    }
+    let mut policies = Vec::new();
+    for p in 0..u.int_in_range(1..=3)? {
+        policies.push(policy(u, &events, p)?);
+    }
+    Ok(Case {
+        wasm,
+        program: Program {
+            version: IR_VERSION,
+            events,
+            policies,
+        },
+        host_hooks: u.ratio(1, 4)?,
+    })
+}
+
+/// The imported functions a component lowers, as `(interface, function)` with the
+/// lowered core signature; empty when the component does not validate.
+fn lowered_imports(wasm: &[u8]) -> Vec<Import> {
+    let features = WasmFeatures::default() | WasmFeatures::COMPONENT_MODEL;
+    let Ok(types) = Validator::new_with_features(features).validate_all(wasm) else {
+        return Vec::new();
+    };
+    let mut instances: Vec<Option<String>> = Vec::new();
+    let mut funcs: Vec<Option<(String, String)>> = Vec::new();
+    let mut core_funcs = 0u32;
+    let mut out: Vec<Import> = Vec::new();
+    let mut parser = wasmparser::Parser::new(0);
+    let mut rest = wasm;
+    loop {
+        let Ok(wasmparser::Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) else {
+            break;
+        };
+        rest = &rest[consumed..];
+        match payload {
+            wasmparser::Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | wasmparser::Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                rest = &rest[unchecked_range.len()..];
+            }
+            wasmparser::Payload::ComponentImportSection(r) => {
+                for i in r.into_iter().flatten() {
+                    match i.ty {
+                        wasmparser::ComponentTypeRef::Instance(_) => {
+                            instances.push(Some(i.name.name.to_string()))
+                        }
+                        wasmparser::ComponentTypeRef::Func(_) => {
+                            funcs.push(Some(("$root".into(), i.name.name.to_string())))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            wasmparser::Payload::ComponentAliasSection(r) => {
+                for a in r.into_iter().flatten() {
+                    match a {
+                        wasmparser::ComponentAlias::InstanceExport {
+                            kind: wasmparser::ComponentExternalKind::Func,
+                            instance_index,
+                            name,
+                        } => funcs.push(
+                            instances
+                                .get(instance_index as usize)
+                                .cloned()
+                                .flatten()
+                                .map(|m| (m, name.to_string())),
+                        ),
+                        wasmparser::ComponentAlias::InstanceExport {
+                            kind: wasmparser::ComponentExternalKind::Instance,
+                            ..
+                        } => instances.push(None),
+                        wasmparser::ComponentAlias::CoreInstanceExport {
+                            kind: wasmparser::ExternalKind::Func,
+                            ..
+                        } => core_funcs += 1,
+                        _ => {}
+                    }
+                }
+            }
+            wasmparser::Payload::ComponentInstanceSection(r) => {
+                instances.extend(r.into_iter().map(|_| None));
+            }
+            wasmparser::Payload::ComponentExportSection(r) => {
+                for e in r.into_iter().flatten() {
+                    match e.kind {
+                        wasmparser::ComponentExternalKind::Func => funcs.push(None),
+                        wasmparser::ComponentExternalKind::Instance => instances.push(None),
+                        _ => {}
+                    }
+                }
+            }
+            wasmparser::Payload::ComponentCanonicalSection(r) => {
+                for f in r.into_iter().flatten() {
+                    match f {
+                        wasmparser::CanonicalFunction::Lift { .. } => funcs.push(None),
+                        wasmparser::CanonicalFunction::Lower { func_index, .. } => {
+                            let id = types.as_ref().core_function_at(core_funcs);
+                            core_funcs += 1;
+                            let Some(Some((module, field))) = funcs.get(func_index as usize) else {
+                                continue;
+                            };
+                            let wasmparser::CompositeInnerType::Func(f) =
+                                &types[id].composite_type.inner
+                            else {
+                                continue;
+                            };
+                            let params: Option<Vec<_>> = f.params().iter().map(num).collect();
+                            let results: Option<Vec<_>> = f.results().iter().map(num).collect();
+                            let (Some(params), Some(results)) = (params, results) else {
+                                continue;
+                            };
+                            if !out.iter().any(|i| &i.module == module && &i.field == field) {
+                                out.push(Import {
+                                    module: module.clone(),
+                                    field: field.clone(),
+                                    params,
+                                    results,
+                                });
+                            }
+                        }
+                        _ => core_funcs += 1,
+                    }
+                }
+            }
+            wasmparser::Payload::End(_) => break,
+            _ => {}
+        }
+    }
+    out
+}

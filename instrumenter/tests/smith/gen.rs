@@ -476,10 +476,7 @@ fn lowered_imports(wasm: &[u8]) -> Vec<Import> {
     let mut out: Vec<Import> = Vec::new();
     let mut parser = wasmparser::Parser::new(0);
     let mut rest = wasm;
-    loop {
-        let Ok(wasmparser::Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) else {
-            break;
-        };
+    while let Ok(wasmparser::Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) {
         rest = &rest[consumed..];
         match payload {
             wasmparser::Payload::ModuleSection {

@@ -7,12 +7,14 @@
 //!
 //! Sections: (1) weave throughput on real modules, (2) runtime cost per monitored call,
 //! (3) real programs, (4) policy compilation, (5) the whole `irm weave` process against
-//! `wasm-tools validate` (skipped when wasm-tools is not installed). Every ratio is taken between numbers measured
+//! `wasm-tools validate` (skipped when wasm-tools is not installed), (6) components: weave
+//! against validate, and the cost of a call through the interposed monitor. Every ratio is taken between numbers measured
 //! in the same run on the same machine. Real modules come from `scripts/fetch-corpus.sh`
 //! (`$IRM_CORPUS`, default `~/.cache/irm-corpus`); missing ones are reported as skipped.
 
 mod child;
 mod compile;
+mod components;
 mod irm;
 mod machine;
 mod process;
@@ -57,6 +59,7 @@ enum Section {
     Programs,
     Compile,
     Process,
+    Components,
 }
 
 #[derive(Subcommand)]
@@ -177,6 +180,9 @@ fn main() -> Result<()> {
     }
     if wants(Section::Process) {
         rep.process = Some(process::run(&ctx));
+    }
+    if wants(Section::Components) {
+        rep.components = Some(components::run(&ctx)?);
     }
     let text = rep.markdown();
     std::fs::write(&cli.out, &text).with_context(|| format!("writing {}", cli.out.display()))?;

@@ -17,6 +17,7 @@ pub struct Report {
     pub programs: Option<Vec<ProgramResult>>,
     pub compile: Option<Vec<CompileResult>>,
     pub process: Option<ProcessResult>,
+    pub components: Option<crate::components::ComponentsResult>,
     /// Why the inline monitor misses the per-call target, when it does.
     pub runtime_profile: Option<String>,
     /// Why policy compilation misses its target, when it does.
@@ -63,6 +64,7 @@ impl Report {
             programs: None,
             compile: None,
             process: None,
+            components: None,
             runtime_profile: None,
             compile_profile: None,
         }
@@ -333,6 +335,11 @@ impl Report {
                  to exit, run alternately; medians of wall time.\n\n",
             );
             s.push_str(&crate::process::markdown(p));
+            s.push('\n');
+        }
+        if let Some(c) = &self.components {
+            s.push_str("## 6. Components (WASI 0.2)\n\n");
+            s.push_str(&crate::components::markdown(c));
             s.push('\n');
         }
         s

@@ -53,6 +53,31 @@ pub enum Value {
     BadPointer(i64),
 }
 
+impl Value {
+    /// The integer a missing or mistyped argument reads as: 0.
+    pub fn int(value: Option<&Value>) -> i64 {
+        match value {
+            Some(Value::Int(v) | Value::BadPointer(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    /// The bits Wasm passes for numeric parameter type `ty` (an `i32` zero-extended, a
+    /// float as its bits), a missing or mistyped argument read as 0.
+    pub fn wasm_bits(value: Option<&Value>, ty: ParamType) -> u64 {
+        let float = match value {
+            Some(Value::Float(f)) => *f,
+            _ => 0.0,
+        };
+        match ty {
+            ParamType::I32 => Value::int(value) as u32 as u64,
+            ParamType::F32 => (float as f32).to_bits() as u64,
+            ParamType::F64 => float.to_bits(),
+            ParamType::I64 | ParamType::Str => Value::int(value) as u64,
+        }
+    }
+}
+
 /// A decision of one policy that someone must be told about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -149,10 +174,7 @@ impl Call<'_> {
     }
 
     fn int_arg(&self, param: ParamId) -> i64 {
-        let raw = match self.args.get(param as usize) {
-            Some(Value::Int(v) | Value::BadPointer(v)) => *v,
-            _ => 0,
-        };
+        let raw = Value::int(self.args.get(param as usize));
         match self.param_type(param) {
             Some(ParamType::I32) => raw as i32 as i64,
             _ => raw,

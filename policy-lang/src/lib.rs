@@ -11,6 +11,7 @@ pub mod descriptors;
 pub mod diag;
 pub mod display;
 pub mod dot;
+pub mod fake_host;
 pub mod interp;
 pub mod ir;
 pub mod lower;

@@ -118,7 +118,10 @@ pub fn check(
     }
     let initial_globals = inst.globals.clone();
     // Every memory but the host's as the module starts.
-    let initial: Vec<Option<Vec<u8>>> = (inst.memories.iter().enumerate())
+    let initial: Vec<Option<Vec<u8>>> = inst
+        .memories
+        .iter()
+        .enumerate()
         .map(|(i, x)| x.clone().filter(|_| Some(i as u32) != host))
         .collect();
     let mut failed: BTreeSet<u32> = BTreeSet::new();
@@ -242,7 +245,9 @@ fn describe(s: &Seen) -> String {
         End::Trapped => ", a trap".into(),
         End::HostTrapped => ", the import's trap".into(),
     };
-    let lines: String = (s.lines.iter())
+    let lines: String = s
+        .lines
+        .iter()
         .map(|l| format!(", line {:?}", l.trim_end()))
         .collect();
     format!("the import {called}{end}{lines}")
@@ -367,7 +372,10 @@ fn undo(inst: &mut Instance, host: Option<u32>, initial: Option<&[Option<Vec<u8>
     for (m, at, len) in std::mem::take(&mut inst.dirty) {
         let range = at as usize..at as usize + len as usize;
         let from = initial.and_then(|i| i.get(m as usize)?.as_ref()?.get(range.clone()));
-        let to = (inst.memories.get_mut(m as usize)).and_then(|x| x.as_mut()?.get_mut(range));
+        let to = inst
+            .memories
+            .get_mut(m as usize)
+            .and_then(|x| x.as_mut()?.get_mut(range));
         match (Some(m) == host, to, from) {
             (true, Some(to), _) => scribble(to, 0x5a),
             (false, Some(to), Some(from)) => to.copy_from_slice(from),
@@ -451,9 +459,11 @@ fn run_call(
     let called = imports.step.take().is_some_and(|s| s.called);
     let lines = std::mem::take(&mut imports.fake.lines);
     let end = match out {
-        Ok(results) => {
-            End::Returned((results.first()).map(|&r| narrow(event.results.first(), r as i64)))
-        }
+        Ok(results) => End::Returned(
+            results
+                .first()
+                .map(|&r| narrow(event.results.first(), r as i64)),
+        ),
         Err(Stop::Trap(_)) => End::Trapped,
         Err(Stop::HostTrap) => End::HostTrapped,
         Err(other) => return Some(Err(other)),

@@ -30,7 +30,7 @@ use policy_lang::wasi;
 use crate::exec::{Host, Instance, Stop};
 use crate::mediation::Mediation;
 use crate::module::Module;
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// Bytes at the bottom of the host memory for the traces' out-pointers.
 const OUT_AREA: u32 = 4096;
@@ -109,7 +109,7 @@ pub fn check(
         Ok(i) => i,
         Err(why) => {
             let why = format!("the monitor's initial state cannot be modelled: {why}");
-            return (sampled, vec![Finding::new(Where::Offset(0), why)]);
+            return (sampled, vec![Finding::at(0, why)]);
         }
     };
     let host = m.host_memory();
@@ -209,7 +209,7 @@ fn stopped(monitor: u32, stop: Stop, trace: &str, step: usize) -> Finding {
             format!("monitor {monitor} let a host trap escape unexpectedly ({at})"),
         ),
     };
-    Finding::new(Where::Function { index, offset }, message)
+    Finding::in_function(index, offset, message)
 }
 
 /// A call through `(import, monitor)` decided otherwise than the policies: `what`
@@ -228,13 +228,7 @@ fn mismatch(
     };
     let (want, got) = (describe(want), describe(got));
     let message = format!("{who} {what} of {trace}: the policies expect {want}, the monitor {got}");
-    Finding::new(
-        Where::Function {
-            index: monitor,
-            offset: 0,
-        },
-        message,
-    )
+    Finding::in_function(monitor, 0, message)
 }
 
 fn describe(s: &Seen) -> String {

@@ -83,13 +83,8 @@ pub fn certify_sampling(
         }
         let mut v = f.into_validator(Default::default());
         if let Err(e) = v.validate(body) {
-            findings.push(Finding::new(
-                Where::Function {
-                    index,
-                    offset: e.offset(),
-                },
-                format!("monitor function {index} is not valid: {}", e.message()),
-            ));
+            let message = format!("monitor function {index} is not valid: {}", e.message());
+            findings.push(Finding::in_function(index, e.offset(), message));
         }
     }
     let (state, integrity) = integrity::check(&m, &names, &med);
@@ -133,7 +128,15 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(at: Where, message: String) -> Finding {
+    /// A finding at byte `offset` of the module.
+    pub fn at(offset: usize, message: String) -> Finding {
+        let at = Where::Offset(offset);
+        Finding { at, message }
+    }
+
+    /// A finding at byte `offset` of function `index`'s body.
+    pub fn in_function(index: u32, offset: usize, message: String) -> Finding {
+        let at = Where::Function { index, offset };
         Finding { at, message }
     }
 }

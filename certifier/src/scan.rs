@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use wasmparser::{FunctionBody, VisitOperator, VisitSimdOperator};
 
 use crate::module::Module;
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// How a body refers to a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,11 +136,9 @@ impl VisitSimdOperator<'_> for Scanner {
 /// The names of function `index`'s body; a body that does not decode is a finding.
 pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Finding::new(
-            Where::Function {
-                index,
-                offset: e.offset(),
-            },
+        Finding::in_function(
+            index,
+            e.offset(),
             format!("malformed body: {}", e.message()),
         )
     };
@@ -158,7 +156,6 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
     Ok(scanner.names)
 }
 
-/// The names of every defined body, in order.
 /// The names of every defined body, in order; bodies are scanned on one thread per core.
 pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

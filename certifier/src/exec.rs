@@ -98,7 +98,10 @@ impl<'m, 'a> Instance<'m, 'a> {
     ) -> Result<Self, String> {
         // Imported or non-constant globals: no monitor may name them (state integrity);
         // a read of one in a monitor stops the run.
-        let globals = (module.globals.iter().enumerate())
+        let globals = module
+            .globals
+            .iter()
+            .enumerate()
             .map(|(i, g)| {
                 g.init
                     .filter(|_| g.import.is_none())
@@ -135,14 +138,12 @@ impl<'m, 'a> Instance<'m, 'a> {
             let m = match memories.get_mut(mem as usize) {
                 // A memory that is not modelled: no monitor reads it.
                 Some(None) => continue,
-                Some(Some(m)) => m,
-                None => {
-                    return Err(format!(
-                        "data segment {d} fills a memory that cannot be modelled"
-                    ))
-                }
+                m => m.and_then(|m| m.as_mut()),
             };
             let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
+            let m = m.ok_or(format!(
+                "data segment {d} fills a memory that cannot be modelled"
+            ))?;
             let start = offset as usize;
             let Some(dst) = m.get_mut(start..start + data.bytes.len()) else {
                 return Err(format!("data segment {d} does not fit its memory"));

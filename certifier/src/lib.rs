@@ -27,6 +27,7 @@ pub mod mediation;
 pub mod module;
 pub mod scan;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use policy_lang::ir::{EventId, Program};
@@ -92,12 +93,8 @@ pub fn certify_sampling(
     if !findings.is_empty() {
         return Err(findings);
     }
-    let events: Vec<EventId> = {
-        let mut e: Vec<EventId> = med.monitored.iter().map(|x| x.event).collect();
-        e.sort_unstable();
-        e.dedup();
-        e
-    };
+    let events: BTreeSet<EventId> = med.monitored.iter().map(|x| x.event).collect();
+    let events: Vec<EventId> = events.into_iter().collect();
     let mut samples = traces.to_vec();
     samples.extend(generate::generate(&m, program, &events, generated));
     let (sampled, behaviour) = behaviour::check(&m, &med, &state.memories, program, &samples);
@@ -143,14 +140,11 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.message;
         match self.at {
-            Where::Offset(o) => write!(f, "at byte {o:#x}: {}", self.message),
+            Where::Offset(o) => write!(f, "at byte {o:#x}: {m}"),
             Where::Function { index, offset } => {
-                write!(
-                    f,
-                    "in function {index} at byte {offset:#x}: {}",
-                    self.message
-                )
+                write!(f, "in function {index} at byte {offset:#x}: {m}")
             }
         }
     }

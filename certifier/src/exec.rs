@@ -405,18 +405,6 @@ impl<'m, 'a> Instance<'m, 'a> {
                         .copy_from_slice(src);
                 }
                 O::DataDrop { data_index } => self.dropped[data_index as usize] = true,
-                O::I32DivS
-                | O::I32DivU
-                | O::I32RemS
-                | O::I32RemU
-                | O::I64DivS
-                | O::I64DivU
-                | O::I64RemS
-                | O::I64RemU => {
-                    let b = pop!();
-                    let a = pop!();
-                    stack.push(div(&op, a, b)?);
-                }
                 O::I32WrapI64 | O::I64ExtendI32U => un!(a => a as u32 as u64),
                 O::I64ExtendI32S => un!(a => a as i32 as u64),
                 O::I32Extend8S => un!(a => a as i8 as u32 as u64),
@@ -429,11 +417,9 @@ impl<'m, 'a> Instance<'m, 'a> {
                 | O::F32ReinterpretI32
                 | O::I64ReinterpretF64
                 | O::F64ReinterpretI64 => {}
-                other => {
-                    if numeric(&other, &mut stack).is_none() {
-                        return Err(unsupported(&format!("instruction {other:?}")));
-                    }
-                }
+                other => numeric(&other, &mut stack).map_err(|trap| {
+                    trap.unwrap_or_else(|| unsupported(&format!("instruction {other:?}")))
+                })?,
             }
             pc = next;
         }
@@ -494,8 +480,9 @@ impl<'m, 'a> Instance<'m, 'a> {
 
 /// The integer operators of both widths, each written once over `U` and `S`, the
 /// unsigned and signed type of its width: operands are the low bits of stack values,
-/// and an `i32` result is kept zero-extended. `None` for any other operator.
-fn numeric(op: &O, stack: &mut Vec<u64>) -> Option<()> {
+/// and an `i32` result is kept zero-extended. `Err(None)` for any other operator,
+/// `Err(Some(trap))` when it traps.
+fn numeric(op: &O, stack: &mut Vec<u64>) -> Result<(), Option<Stop>> {
     macro_rules! both {
         ($($o32:ident $o64:ident |$($x:ident),+| $e:expr;)*) => {
             match op {
@@ -503,7 +490,7 @@ fn numeric(op: &O, stack: &mut Vec<u64>) -> Option<()> {
                     O::$o32 => both!(@ u32 i32 ($($x),+) $e),
                     O::$o64 => both!(@ u64 i64 ($($x),+) $e),
                 )*
-                _ => return None,
+                _ => return Err(None),
             }
         };
         (@ $u:ident $s:ident ($($x:ident),+) $e:expr) => {{
@@ -514,13 +501,21 @@ fn numeric(op: &O, stack: &mut Vec<u64>) -> Option<()> {
             stack.push(($e) as U as u64);
         }};
         (@pop $a:ident) => {
-            let $a = stack.pop()? as U;
+            let $a = stack.pop().ok_or(None)? as U;
         };
         (@pop $a:ident, $b:ident) => {
-            let $b = stack.pop()? as U;
-            let $a = stack.pop()? as U;
+            let $b = stack.pop().ok_or(None)? as U;
+            let $a = stack.pop().ok_or(None)? as U;
         };
     }
+    // A division without a result: by zero, or of the minimum by -1.
+    let undefined = |by_zero: bool| {
+        Some(trap(if by_zero {
+            "integer divide by zero"
+        } else {
+            "integer overflow"
+        }))
+    };
     both! {
         I32Eqz I64Eqz |a| a == 0;
         I32Eq I64Eq |a, b| a == b;
@@ -539,6 +534,14 @@ fn numeric(op: &O, stack: &mut Vec<u64>) -> Option<()> {
         I32Add I64Add |a, b| a.wrapping_add(b);
         I32Sub I64Sub |a, b| a.wrapping_sub(b);
         I32Mul I64Mul |a, b| a.wrapping_mul(b);
+        I32DivU I64DivU |a, b| a.checked_div(b).ok_or_else(|| undefined(true))?;
+        I32DivS I64DivS |a, b| (a as S).checked_div(b as S).ok_or_else(|| undefined(b == 0))?;
+        I32RemU I64RemU |a, b| a.checked_rem(b).ok_or_else(|| undefined(true))?;
+        // The minimum's remainder by -1 is 0, not an overflow.
+        I32RemS I64RemS |a, b| match b {
+            0 => return Err(undefined(true)),
+            _ => (a as S).wrapping_rem(b as S),
+        };
         I32And I64And |a, b| a & b;
         I32Or I64Or |a, b| a | b;
         I32Xor I64Xor |a, b| a ^ b;
@@ -548,7 +551,7 @@ fn numeric(op: &O, stack: &mut Vec<u64>) -> Option<()> {
         I32Rotl I64Rotl |a, b| a.rotate_left(b as u32 % U::BITS);
         I32Rotr I64Rotr |a, b| a.rotate_right(b as u32 % U::BITS);
     }
-    Some(())
+    Ok(())
 }
 
 /// Moves the branch's values down to the label's height and returns where to continue:
@@ -565,36 +568,6 @@ fn branch(labels: &mut Vec<Label>, stack: &mut Vec<u64>, depth: u32, ops: &[(O, 
         .is_some_and(|o| matches!(o.0, O::Loop { .. }));
     labels.truncate(keep + is_loop as usize);
     target + 1
-}
-
-/// Division and remainder of either width; i32 operands are the low halves of `a` and
-/// `b`, sign-extended for the signed operators so one i64 computation serves both.
-fn div(op: &O, a: u64, b: u64) -> Result<u64, Stop> {
-    let wide = matches!(op, O::I64DivS | O::I64DivU | O::I64RemS | O::I64RemU);
-    let (a, b, sa, sb, min) = match wide {
-        true => (a, b, a as i64, b as i64, i64::MIN),
-        false => {
-            let (a, b) = (a as u32, b as u32);
-            (
-                a as u64,
-                b as u64,
-                a as i32 as i64,
-                b as i32 as i64,
-                i32::MIN as i64,
-            )
-        }
-    };
-    if b == 0 {
-        return Err(trap("integer divide by zero"));
-    }
-    let r = match op {
-        O::I32DivS | O::I64DivS if sa == min && sb == -1 => return Err(trap("integer overflow")),
-        O::I32DivS | O::I64DivS => (sa / sb) as u64,
-        O::I32RemS | O::I64RemS => sa.wrapping_rem(sb) as u64,
-        O::I32DivU | O::I64DivU => a / b,
-        _ => a % b,
-    };
-    Ok(if wide { r } else { r as u32 as u64 })
 }
 
 fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
@@ -658,11 +631,20 @@ mod tests {
         v as u32 as u64
     }
 
-    fn num(op: O, args: &[u64]) -> u64 {
+    /// `op` applied to `args`: its one result, or a trap.
+    fn apply(op: O, args: &[u64]) -> Result<u64, Stop> {
         let mut stack = args.to_vec();
-        numeric(&op, &mut stack).expect("an integer operator");
+        numeric(&op, &mut stack).map_err(|e| e.expect("an integer operator"))?;
         assert_eq!(stack.len(), 1);
-        stack[0]
+        Ok(stack[0])
+    }
+
+    fn num(op: O, args: &[u64]) -> u64 {
+        apply(op, args).expect("no trap")
+    }
+
+    fn div(op: O, a: u64, b: u64) -> Result<u64, Stop> {
+        apply(op, &[a, b])
     }
 
     #[test]
@@ -702,19 +684,19 @@ mod tests {
         assert_eq!(num(O::I64LtU, &[u64::MAX, 0]), 0);
         assert_eq!(num(O::I64Eqz, &[1 << 32]), 0);
         assert_eq!(num(O::I64Clz, &[1]), 63);
-        assert!(numeric(&O::I32DivS, &mut vec![1, 1]).is_none());
+        assert_eq!(numeric(&O::I32WrapI64, &mut vec![1]), Err(None));
     }
 
     #[test]
     fn signed_i32_division_reads_the_low_half_as_signed_and_truncates_toward_zero() {
-        assert_eq!(div(&O::I32DivS, i32v(-7), i32v(2)).ok(), Some(i32v(-3)));
-        assert_eq!(div(&O::I32RemS, i32v(-7), i32v(2)).ok(), Some(i32v(-1)));
+        assert_eq!(div(O::I32DivS, i32v(-7), i32v(2)).ok(), Some(i32v(-3)));
+        assert_eq!(div(O::I32RemS, i32v(-7), i32v(2)).ok(), Some(i32v(-1)));
     }
 
     #[test]
     fn unsigned_i32_division_reads_the_low_half_as_unsigned() {
-        assert_eq!(div(&O::I32DivU, i32v(-2), 2).ok(), Some(0x7fff_ffff));
-        assert_eq!(div(&O::I32RemU, i32v(-1), 10).ok(), Some(5));
+        assert_eq!(div(O::I32DivU, i32v(-2), 2).ok(), Some(0x7fff_ffff));
+        assert_eq!(div(O::I32RemU, i32v(-1), 10).ok(), Some(5));
     }
 
     #[test]
@@ -728,25 +710,25 @@ mod tests {
             } else {
                 u64::MAX
             };
-            assert!(matches!(div(&div_op, min, m1), Err(Stop::Trap(_))));
-            assert_eq!(div(&rem_op, min, m1).ok(), Some(0));
+            assert_eq!(div(div_op, min, m1), Err(trap("integer overflow")));
+            assert_eq!(div(rem_op, min, m1).ok(), Some(0));
         }
     }
 
     #[test]
     fn division_by_zero_traps_at_either_width() {
         for op in [O::I32DivU, O::I32RemS, O::I64DivS, O::I64RemU] {
-            assert!(matches!(div(&op, 1, 0), Err(Stop::Trap(_))));
+            assert_eq!(div(op, 1, 0), Err(trap("integer divide by zero")));
         }
         // Only the low half of an i32 divisor counts.
-        assert!(matches!(div(&O::I32DivU, 1, 1 << 32), Err(Stop::Trap(_))));
+        assert!(matches!(div(O::I32DivU, 1, 1 << 32), Err(Stop::Trap(_))));
     }
 
     #[test]
     fn i64_division_uses_all_64_bits() {
-        assert_eq!(div(&O::I64DivU, u64::MAX, 2).ok(), Some(u64::MAX / 2));
+        assert_eq!(div(O::I64DivU, u64::MAX, 2).ok(), Some(u64::MAX / 2));
         assert_eq!(
-            div(&O::I64DivS, (-9i64) as u64, 2).ok(),
+            div(O::I64DivS, (-9i64) as u64, 2).ok(),
             Some((-4i64) as u64)
         );
     }

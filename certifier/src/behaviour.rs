@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use policy_lang::fake_host::{FakeHost, Memory};
 use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
-use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault, ValType};
+use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault};
 use policy_lang::wasi;
 
 use crate::exec::{Host, Instance, Stop};
@@ -317,19 +317,12 @@ fn expectation(
         lines.clear();
     }
     let called = suppressed.is_none() && !denied.is_some_and(|d| d.phase == Phase::Pre);
-    let end = if denied.is_some() {
-        End::Trapped
-    } else if called && call.trapped {
-        End::HostTrapped
-    } else if let Some(value) = suppressed {
-        End::Returned(value.map(|x| narrow(event.results.first(), x)))
-    } else {
-        End::Returned(
-            event
-                .results
-                .first()
-                .map(|t| narrow(Some(t), call.result.unwrap_or(0))),
-        )
+    let returned = |v: Option<i64>| End::Returned(v.map(|v| event.narrow_result(v)));
+    let end = match suppressed {
+        _ if denied.is_some() => End::Trapped,
+        _ if called && call.trapped => End::HostTrapped,
+        Some(value) => returned(value),
+        None => returned(event.results.first().map(|_| call.result.unwrap_or(0))),
     };
     Seen { called, lines, end }
 }
@@ -339,22 +332,12 @@ fn interrupted(program: &Program, call: &TraceEvent, messages: bool) -> Seen {
     let owner = program.owner(call.event);
     let reason = RuntimeFault::Interrupted.reason(program, call.event, owner, None);
     let import = program.events[call.event as usize].import_name();
-    let line = format!(
-        "irm: policy {} denied {import}: {reason}\n",
-        program.policies[owner].name
-    );
+    let policy = &program.policies[owner].name;
+    let line = format!("irm: policy {policy} denied {import}: {reason}\n");
     Seen {
         called: false,
         lines: if messages { vec![line] } else { Vec::new() },
         end: End::Trapped,
-    }
-}
-
-/// `v` as the caller receives it: an `i32` sign-extended.
-fn narrow(t: Option<&ValType>, v: i64) -> i64 {
-    match t {
-        Some(ValType::I32) => v as i32 as i64,
-        _ => v,
     }
 }
 
@@ -453,11 +436,7 @@ fn run_call(
     let called = imports.step.take().is_some_and(|s| s.called);
     let lines = std::mem::take(&mut imports.fake.lines);
     let end = match out {
-        Ok(results) => End::Returned(
-            results
-                .first()
-                .map(|&r| narrow(event.results.first(), r as i64)),
-        ),
+        Ok(results) => End::Returned(results.first().map(|&r| event.narrow_result(r as i64))),
         Err(Stop::Trap(_)) => End::Trapped,
         Err(Stop::HostTrap) => End::HostTrapped,
         Err(other) => return Some(Err(other)),

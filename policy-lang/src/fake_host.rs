@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::descriptors::{Effect, FILETYPE_DIRECTORY};
 use crate::interp::{TraceEvent, World};
-use crate::ir::{Event, ParamType};
+use crate::ir::Event;
 use crate::wasi;
 
 /// The WASI functions a monitor calls to learn the host's descriptors at start.
@@ -159,16 +159,11 @@ impl FakeHost {
     }
 }
 
-/// The Wasm argument of integer parameter `name` of `event` (a string takes two).
+/// The Wasm argument of integer parameter `name` of `event`.
 fn wasm_arg(event: &Event, args: &[u64], name: &str) -> Option<u32> {
-    let mut at = 0;
-    for p in &event.params {
-        if p.name == name {
-            return args.get(at).map(|&a| a as u32);
-        }
-        at += if p.ty == ParamType::Str { 2 } else { 1 };
-    }
-    None
+    let p = event.params.iter().position(|p| p.name == name)?;
+    args.get(event.wasm_param_index(p as u32) as usize)
+        .map(|&a| a as u32)
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use crate::descriptors::{self, Change, Descriptor, Descriptors, Effect, Kind, Opened};
 use crate::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Phase, Policy, Program, RuntimeFault, StateId,
-    Subject, Transition, ValType, VarId, Verdict as IrVerdict,
+    Subject, Transition, VarId, Verdict as IrVerdict,
 };
 use crate::path::{self, ResolveError};
 use crate::wasi::{self, Role};
@@ -257,15 +257,8 @@ impl Call<'_> {
 
     fn result(&self) -> i64 {
         let raw = self.result.unwrap_or(0);
-        match self
-            .program
-            .events
-            .get(self.event as usize)
-            .and_then(|e| e.results.first())
-        {
-            Some(ValType::I32) => raw as i32 as i64,
-            _ => raw,
-        }
+        let event = self.program.events.get(self.event as usize);
+        event.map_or(raw, |e| e.narrow_result(raw))
     }
 }
 

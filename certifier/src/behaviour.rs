@@ -191,25 +191,16 @@ pub fn check(
 /// Monitor `monitor`'s run of call `step` of `trace` stopped with `stop`.
 fn stopped(monitor: u32, stop: Stop, trace: &str, step: usize) -> Finding {
     let at = format!("at call {step} of {trace}");
-    let (index, offset, message) = match stop {
-        Stop::Unsupported { func, offset, what } => (
-            func,
-            offset,
-            format!("not understood: {what} (monitor {monitor}, {at})"),
-        ),
-        Stop::Refused(why) => (monitor, 0, format!("monitor {monitor} {why} ({at})")),
-        Stop::Trap(why) => (
-            monitor,
-            0,
-            format!("monitor {monitor} trapped unexpectedly: {why} ({at})"),
-        ),
-        Stop::HostTrap => (
-            monitor,
-            0,
-            format!("monitor {monitor} let a host trap escape unexpectedly ({at})"),
-        ),
+    let what = match stop {
+        Stop::Unsupported { func, offset, what } => {
+            let message = format!("not understood: {what} (monitor {monitor}, {at})");
+            return Finding::in_function(func, offset, message);
+        }
+        Stop::Refused(why) => why,
+        Stop::Trap(why) => format!("trapped unexpectedly: {why}"),
+        Stop::HostTrap => "let a host trap escape unexpectedly".into(),
     };
-    Finding::in_function(index, offset, message)
+    Finding::in_function(monitor, 0, format!("monitor {monitor} {what} ({at})"))
 }
 
 /// A call through `(import, monitor)` decided otherwise than the policies: `what`

@@ -215,15 +215,11 @@ impl<'m, 'a> Instance<'m, 'a> {
         let mut pc = 0usize;
         while let Some((op, offset)) = code.ops.get(pc) {
             let (op, offset) = (op.clone(), *offset);
+            let unsupported = |what: &str| Stop::unsupported(func, offset, what);
             self.fuel += 1;
             if self.fuel > FUEL {
-                return Err(Stop::unsupported(
-                    func,
-                    offset,
-                    "a call that runs for too long",
-                ));
+                return Err(unsupported("a call that runs for too long"));
             }
-            let unsupported = |what: &str| Stop::unsupported(func, offset, what);
             macro_rules! pop {
                 () => {
                     stack

@@ -79,10 +79,8 @@ fn witnesses(p: &Pattern) -> Vec<Vec<u8>> {
     }
     let mut out = Vec::new();
     for w in accepted {
-        let mut shorter = w.clone();
-        shorter.pop();
-        let mut longer = w.clone();
-        longer.extend_from_slice(b"x/..");
+        let shorter = w[..w.len().saturating_sub(1)].to_vec();
+        let longer = [&w[..], b"x/.."].concat();
         let mut changed = w.clone();
         if let Some(last) = changed.last_mut() {
             *last ^= 1;

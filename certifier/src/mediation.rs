@@ -66,7 +66,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
                 n.funcs
                     .iter()
                     .any(|&(g, h, _)| g == import && h == FuncUse::Call)
-                    && m.func_types[*f as usize] == imp.type_index
+                    && m.func_types[*f as usize] == m.func_types[i]
                     && passes_parameters_to(m, *f, import)
             })
             .map(|(f, _)| f)

@@ -18,7 +18,6 @@ pub struct Import<'a> {
     pub offset: usize,
     pub module: &'a str,
     pub field: &'a str,
-    pub type_index: u32,
 }
 
 /// A global: where it is imported and, when it is a constant, its initial value's bits.
@@ -154,7 +153,6 @@ impl<'a> Module<'a> {
                                     offset,
                                     module: imp.module,
                                     field: imp.name,
-                                    type_index: t,
                                 });
                                 m.func_types.push(t);
                             }

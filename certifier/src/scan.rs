@@ -161,31 +161,28 @@ pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = m.bodies.len().div_ceil(threads).max(1);
     let imports = m.num_imports();
-    let parts: Vec<Result<Vec<Names>, Finding>> = std::thread::scope(|scope| {
+    let scan = |c: usize, bodies: &[FunctionBody<'_>]| -> Result<Vec<Names>, Finding> {
+        let index = |d: usize| (c * chunk + d) as u32 + imports;
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(d, b)| body_names(index(d), b))
+            .collect()
+    };
+    std::thread::scope(|scope| {
         let handles: Vec<_> = m
             .bodies
             .chunks(chunk)
             .enumerate()
-            .map(|(c, bodies)| {
-                scope.spawn(move || {
-                    bodies
-                        .iter()
-                        .enumerate()
-                        .map(|(d, b)| body_names((c * chunk + d) as u32 + imports, b))
-                        .collect()
-                })
-            })
+            .map(|(c, bodies)| scope.spawn(move || scan(c, bodies)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a scan thread does not panic"))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(m.bodies.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
+        // The first malformed body in module order is the finding.
+        let mut out = Vec::with_capacity(m.bodies.len());
+        for h in handles {
+            out.extend(h.join().expect("a scan thread does not panic")?);
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

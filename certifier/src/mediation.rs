@@ -13,7 +13,7 @@
 //! are not monitors) may be reached only from members.
 use std::collections::BTreeSet;
 
-use policy_lang::ir::{EventId, Expr, Program, Verdict};
+use policy_lang::ir::{EventId, Policy, Program, Verdict};
 use wasmparser::{ExternalKind, Operator};
 
 use crate::module::Module;
@@ -185,11 +185,8 @@ fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
 /// the others may go unmonitored (transitions that only move state, a descriptor table
 /// nobody reads) is for the behaviour check to establish.
 fn acts_on(program: &Program, event: EventId) -> bool {
-    program.policies.iter().any(|p| {
-        p.transitions.iter().any(|t| {
-            t.event == event && t.guard != Expr::Bool(false) && t.verdict != Verdict::Allow
-        })
-    })
+    let mut live = program.policies.iter().flat_map(Policy::live);
+    live.any(|t| t.event == event && t.verdict != Verdict::Allow)
 }
 
 /// Whether `func`'s body contains `local.get 0 .. local.get n-1; call import`, `n` the

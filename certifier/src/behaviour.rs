@@ -7,9 +7,9 @@
 //! policy and reason, in order), and whether the call trapped (a deny). A module without
 //! a WASI `fd_write` cannot write lines; then only calls, results and traps are compared.
 //!
-//! The monitor runs against a fake WASI host that answers its own questions (the
-//! descriptor scan: `fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`) from the
-//! trace's world; any other import call is a finding. The host memory starts filled with
+//! The monitor runs against the fake WASI host of `policy_lang::fake_host`, which answers
+//! its own questions (the descriptor scan: `fd_fdstat_get`, `fd_prestat_get`,
+//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding. The host memory starts filled with
 //! garbage and every byte the monitor wrote there is scribbled over before the next
 //! call, since the module owns that memory between calls: a monitor that kept state there
 //! decides differently and is caught.

@@ -2,7 +2,7 @@
 //! weaver (`instrumenter`) or the module's `irm.monitor` section.
 //!
 //! This crate is the checker's trusted base: it depends on `wasmparser` and on the policy
-//! IR and interpreter (`policy-lang`), never on `instrumenter`.
+//! IR, interpreter and fake WASI host (`policy-lang`), never on `instrumenter`.
 //!
 //! What a certificate establishes, for every import bound to an event of the policy set
 //! (duplicates, aliases and WASI preview 0 spellings included), derived from the module

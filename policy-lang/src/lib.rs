@@ -4,6 +4,8 @@
 //! * [`pattern`]: string patterns (exact, prefix, glob) and their DFA;
 //! * [`path`] and [`descriptors`]: the resource model guards speak about (resolved guest
 //!   paths, what each descriptor is).
+//! * [`fake_host`]: the fake WASI host monitors run against on traces (the certifier's
+//!   behaviour check, the wasmtime judges).
 pub mod access;
 pub mod ast;
 pub mod check;

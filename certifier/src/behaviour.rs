@@ -7,9 +7,9 @@
 //! policy and reason, in order), and whether the call trapped (a deny). A module without
 //! a WASI `fd_write` cannot write lines; then only calls, results and traps are compared.
 //!
-//! The monitor runs against a fake WASI host that answers its own questions (the
-//! descriptor scan: `fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`) from the
-//! trace's world; any other import call is a finding. The host memory starts filled with
+//! The monitor runs against the fake WASI host of `policy_lang::fake_host`, which answers
+//! its own questions (the descriptor scan: `fd_fdstat_get`, `fd_prestat_get`,
+//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding. The host memory starts filled with
 //! garbage and every byte the monitor wrote there is scribbled over before the next
 //! call, since the module owns that memory between calls: a monitor that kept state there
 //! decides differently and is caught.
@@ -22,20 +22,19 @@
 //! worlds).
 use std::collections::{BTreeMap, BTreeSet};
 
-use policy_lang::descriptors::{Effect, FILETYPE_DIRECTORY};
+use policy_lang::fake_host::{FakeHost, Memory};
 use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
-use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault, ValType};
+use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault};
 use policy_lang::wasi;
 
 use crate::exec::{Host, Instance, Stop};
 use crate::mediation::Mediation;
 use crate::module::Module;
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// Bytes at the bottom of the host memory for the traces' out-pointers.
 const OUT_AREA: u32 = 4096;
 pub(crate) const PAGE: u32 = 65536;
-const ERRNO_BADF: u64 = 8;
 /// Strings of one step must fit above the out area.
 const STRINGS_END: u32 = 3 * PAGE;
 
@@ -88,18 +87,14 @@ pub fn check(
 ) -> (Sampled, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut sampled = Sampled::default();
-    // Per event, the (import, monitor) pairs that can make its calls.
+    // Per event, the (import, monitor) pairs that can make its calls. An import no
+    // function monitors is called raw: its "monitor" is itself.
     let mut routes: BTreeMap<EventId, Vec<(u32, u32)>> = BTreeMap::new();
-    // An import no function monitors is called raw: its "monitor" is itself.
     for x in &med.monitored {
+        let r = routes.entry(x.event).or_default();
+        r.extend(x.monitors.iter().map(|&f| (x.import, f)));
         if x.monitors.is_empty() {
-            routes
-                .entry(x.event)
-                .or_default()
-                .push((x.import, x.import));
-        }
-        for &f in &x.monitors {
-            routes.entry(x.event).or_default().push((x.import, f));
+            r.push((x.import, x.import));
         }
     }
     if routes.is_empty() {
@@ -113,107 +108,78 @@ pub fn check(
     let mut inst = match Instance::new(m, host_pages(m), state_memories) {
         Ok(i) => i,
         Err(why) => {
-            findings.push(Finding::new(
-                Where::Offset(0),
-                format!("the monitor's initial state cannot be modelled: {why}"),
-            ));
-            return (sampled, findings);
+            let why = format!("the monitor's initial state cannot be modelled: {why}");
+            return (sampled, vec![Finding::at(0, why)]);
         }
     };
     let host = m.host_memory();
-    if let Some(h) = host {
-        if let Some(Some(mem)) = inst.memories.get_mut(h as usize) {
-            scribble(mem, 0xa5);
-        }
+    if let Some(Some(mem)) = host.and_then(|h| inst.memories.get_mut(h as usize)) {
+        scribble(mem, 0xa5);
     }
     let initial_globals = inst.globals.clone();
-    let initial_memories: Vec<Option<Vec<u8>>> = inst
+    // Every memory but the host's as the module starts.
+    let initial: Vec<Option<Vec<u8>>> = inst
         .memories
         .iter()
         .enumerate()
-        .map(|(i, x)| {
-            if Some(i as u32) == host {
-                None
-            } else {
-                x.clone()
-            }
-        })
+        .map(|(i, x)| x.clone().filter(|_| Some(i as u32) != host))
         .collect();
     let mut failed: BTreeSet<u32> = BTreeSet::new();
-    // What the monitor wrote outside the host memory during the trace so far.
-    let mut written: Vec<(u32, u32, u32)> = Vec::new();
     for (n, (world, calls)) in samples.iter().enumerate() {
         if calls.iter().any(|c| !routes.contains_key(&c.event)) {
             continue;
         }
         // A fresh instance: the monitor's state as the module starts.
         inst.globals.clone_from(&initial_globals);
-        reset(&mut inst, host, &initial_memories, &mut written);
+        undo(&mut inst, host, Some(&initial));
         let expected = run_trace_in(program, world, calls);
-        let mut fake = FakeHost::new(world, program);
+        let mut imports = Imports {
+            program,
+            fake: FakeHost::new(world),
+            step: None,
+        };
+        let trace = || render(program, world, calls);
         sampled.traces += 1;
         for (s, call) in calls.iter().enumerate() {
             let step = s + 1;
             let options = &routes[&call.event];
-            let (import, monitor) = options[(n + s) % options.len()];
+            let route = options[(n + s) % options.len()];
+            let mut report = |f| {
+                if failed.insert(route.1) {
+                    findings.push(f);
+                }
+            };
             let want = expectation(program, &expected, step, call, messages);
-            let got = match run_call(
-                &mut inst,
-                &mut fake,
-                program,
-                call,
-                (import, monitor),
-                n + s,
-                messages,
-            ) {
-                Ok(Some(seen)) => seen,
-                Ok(None) => break,
-                Err(stop) => {
-                    if failed.insert(monitor) {
-                        findings.push(stopped(monitor, stop, program, calls, step));
-                    }
+            let got = match run_call(&mut inst, &mut imports, call, route, n + s) {
+                Some(Ok(seen)) => seen,
+                None => break,
+                Some(Err(stop)) => {
+                    report(stopped(route.1, stop, &trace(), step));
                     break;
                 }
             };
             sampled.calls += 1;
             if got != want {
-                if failed.insert(monitor) {
-                    let what = format!("decides differently from the policies at call {step}");
-                    let trace = render(program, world, calls);
-                    findings.push(mismatch((monitor, import), &what, &trace, &want, &got));
-                }
+                let what = format!("decides differently from the policies at call {step}");
+                report(mismatch(route, &what, &trace(), &want, &got));
                 break;
             }
-            if matches!(got.end, End::Trapped) {
+            if got.end == End::Trapped {
                 // A monitor that denied stays denied, for an embedder that calls again.
-                let mut again = call.clone();
-                again.trapped = false;
+                let again = TraceEvent {
+                    trapped: false,
+                    ..call.clone()
+                };
                 let want = interrupted(program, &again, messages);
-                match run_call(
-                    &mut inst,
-                    &mut fake,
-                    program,
-                    &again,
-                    (import, monitor),
-                    n + s + 1,
-                    messages,
-                ) {
-                    Ok(None) => {}
-                    Ok(Some(seen)) if seen == want => {}
-                    Ok(Some(seen)) => {
-                        if failed.insert(monitor) {
-                            let what = format!(
-                                "does not stay denied after the deny at call {step} (called again)"
-                            );
-                            let trace = render(program, world, calls);
-                            findings.push(mismatch((monitor, import), &what, &trace, &want, &seen));
-                        }
+                match run_call(&mut inst, &mut imports, &again, route, n + s + 1) {
+                    Some(Ok(seen)) if seen != want => {
+                        let what = format!(
+                            "does not stay denied after the deny at call {step} (called again)"
+                        );
+                        report(mismatch(route, &what, &trace(), &want, &seen));
                     }
-                    Err(stop) => {
-                        if failed.insert(monitor) {
-                            findings.push(stopped(monitor, stop, program, calls, step));
-                        }
-                    }
+                    Some(Err(stop)) => report(stopped(route.1, stop, &trace(), step)),
+                    _ => {}
                 }
                 break;
             }
@@ -222,92 +188,54 @@ pub fn check(
     (sampled, findings)
 }
 
-fn stopped(
-    monitor: u32,
-    stop: Stop,
-    program: &Program,
-    calls: &[TraceEvent],
-    step: usize,
+/// Monitor `monitor`'s run of call `step` of `trace` stopped with `stop`.
+fn stopped(monitor: u32, stop: Stop, trace: &str, step: usize) -> Finding {
+    let at = format!("at call {step} of {trace}");
+    let what = match stop {
+        Stop::Unsupported { func, offset, what } => {
+            let message = format!("not understood: {what} (monitor {monitor}, {at})");
+            return Finding::in_function(func, offset, message);
+        }
+        Stop::Refused(why) => why,
+        Stop::Trap(why) => format!("trapped unexpectedly: {why}"),
+        Stop::HostTrap => "let a host trap escape unexpectedly".into(),
+    };
+    Finding::in_function(monitor, 0, format!("monitor {monitor} {what} ({at})"))
+}
+
+/// A call through `(import, monitor)` decided otherwise than the policies: `what`
+/// happened on `trace`.
+fn mismatch(
+    (import, monitor): (u32, u32),
+    what: &str,
+    trace: &str,
+    want: &Seen,
+    got: &Seen,
 ) -> Finding {
-    let at_call = format!(
-        "at call {step} of {}",
-        render(program, &World::default(), calls)
-    );
-    match stop {
-        Stop::Unsupported { func, offset, what } => Finding::new(
-            Where::Function {
-                index: func,
-                offset,
-            },
-            format!("not understood: {what} (monitor {monitor}, {at_call})"),
-        ),
-        Stop::Refused(why) => Finding::new(
-            Where::Function {
-                index: monitor,
-                offset: 0,
-            },
-            format!("monitor {monitor} {why} ({at_call})"),
-        ),
-        Stop::Trap(why) => Finding::new(
-            Where::Function {
-                index: monitor,
-                offset: 0,
-            },
-            format!("monitor {monitor} trapped unexpectedly: {why} ({at_call})"),
-        ),
-        Stop::HostTrap => Finding::new(
-            Where::Function {
-                index: monitor,
-                offset: 0,
-            },
-            format!("monitor {monitor} let a host trap escape unexpectedly ({at_call})"),
-        ),
-    }
-}
-
-/// The function that decided a call, as a finding names it.
-/// A call `route` (monitor, import) decided otherwise than the policies: `what` happened
-/// on `trace`.
-fn mismatch(route: (u32, u32), what: &str, trace: &str, want: &Seen, got: &Seen) -> Finding {
-    Finding::new(
-        Where::Function {
-            index: route.0,
-            offset: 0,
-        },
-        format!(
-            "{} {what} of {trace}: the policies expect {}, the monitor {}",
-            who(route.0, route.1),
-            describe(want),
-            describe(got)
-        ),
-    )
-}
-
-fn who(monitor: u32, import: u32) -> String {
-    if monitor == import {
+    let who = if monitor == import {
         format!("import {import}, which no function monitors,")
     } else {
         format!("monitor {monitor} (import {import})")
-    }
+    };
+    let (want, got) = (describe(want), describe(got));
+    let message = format!("{who} {what} of {trace}: the policies expect {want}, the monitor {got}");
+    Finding::in_function(monitor, 0, message)
 }
 
 fn describe(s: &Seen) -> String {
-    let mut out = String::new();
-    out.push_str(if s.called {
-        "the import called"
-    } else {
-        "the import not called"
-    });
-    match s.end {
-        End::Returned(Some(v)) => out.push_str(&format!(", {v} returned")),
-        End::Returned(None) => out.push_str(", a return"),
-        End::Trapped => out.push_str(", a trap"),
-        End::HostTrapped => out.push_str(", the import's trap"),
-    }
-    for l in &s.lines {
-        out.push_str(&format!(", line {:?}", l.trim_end()));
-    }
-    out
+    let called = if s.called { "called" } else { "not called" };
+    let end = match s.end {
+        End::Returned(Some(v)) => format!(", {v} returned"),
+        End::Returned(None) => ", a return".into(),
+        End::Trapped => ", a trap".into(),
+        End::HostTrapped => ", the import's trap".into(),
+    };
+    let lines: String = s
+        .lines
+        .iter()
+        .map(|l| format!(", line {:?}", l.trim_end()))
+        .collect();
+    format!("the import {called}{end}{lines}")
 }
 
 /// A trace as text, to reproduce a finding.
@@ -380,19 +308,12 @@ fn expectation(
         lines.clear();
     }
     let called = suppressed.is_none() && !denied.is_some_and(|d| d.phase == Phase::Pre);
-    let end = if denied.is_some() {
-        End::Trapped
-    } else if called && call.trapped {
-        End::HostTrapped
-    } else if let Some(value) = suppressed {
-        End::Returned(value.map(|x| narrow(event.results.first(), x)))
-    } else {
-        End::Returned(
-            event
-                .results
-                .first()
-                .map(|t| narrow(Some(t), call.result.unwrap_or(0))),
-        )
+    let returned = |v: Option<i64>| End::Returned(v.map(|v| event.narrow_result(v)));
+    let end = match suppressed {
+        _ if denied.is_some() => End::Trapped,
+        _ if called && call.trapped => End::HostTrapped,
+        Some(value) => returned(value),
+        None => returned(event.results.first().map(|_| call.result.unwrap_or(0))),
     };
     Seen { called, lines, end }
 }
@@ -402,10 +323,8 @@ fn interrupted(program: &Program, call: &TraceEvent, messages: bool) -> Seen {
     let owner = program.owner(call.event);
     let reason = RuntimeFault::Interrupted.reason(program, call.event, owner, None);
     let import = program.events[call.event as usize].import_name();
-    let line = format!(
-        "irm: policy {} denied {import}: {reason}\n",
-        program.policies[owner].name
-    );
+    let policy = &program.policies[owner].name;
+    let line = format!("irm: policy {policy} denied {import}: {reason}\n");
     Seen {
         called: false,
         lines: if messages { vec![line] } else { Vec::new() },
@@ -413,52 +332,26 @@ fn interrupted(program: &Program, call: &TraceEvent, messages: bool) -> Seen {
     }
 }
 
-/// `v` as the caller receives it: an `i32` sign-extended.
-fn narrow(t: Option<&ValType>, v: i64) -> i64 {
-    match t {
-        Some(ValType::I32) => v as i32 as i64,
-        _ => v,
-    }
-}
-
-/// Overwrites what was written to the host memory since the last call; keeps the list
-/// of what was written to the others.
-fn scribble_host(inst: &mut Instance, host: Option<u32>) {
+/// Undoes the monitor's writes listed since the last call: in the host memory they are
+/// scribbled over (the module owns that memory between calls); in the others they stay
+/// listed or, given the `initial` memories (a fresh instance), are restored from them.
+fn undo(inst: &mut Instance, host: Option<u32>, initial: Option<&[Option<Vec<u8>>]>) {
     let mut keep = Vec::new();
     for (m, at, len) in std::mem::take(&mut inst.dirty) {
-        if Some(m) != host {
-            keep.push((m, at, len));
-            continue;
-        }
-        if let Some(Some(mem)) = inst.memories.get_mut(m as usize) {
-            if let Some(r) = mem.get_mut(at as usize..at as usize + len as usize) {
-                scribble(r, 0x5a);
-            }
+        let range = at as usize..at as usize + len as usize;
+        let from = initial.and_then(|i| i.get(m as usize)?.as_ref()?.get(range.clone()));
+        let to = inst
+            .memories
+            .get_mut(m as usize)
+            .and_then(|x| x.as_mut()?.get_mut(range));
+        match (Some(m) == host, to, from) {
+            (true, Some(to), _) => scribble(to, 0x5a),
+            (false, Some(to), Some(from)) => to.copy_from_slice(from),
+            (false, _, _) if initial.is_none() => keep.push((m, at, len)),
+            _ => {}
         }
     }
     inst.dirty = keep;
-}
-
-/// Restores every memory but the host's to its initial contents, copying back only what
-/// the previous trace wrote.
-fn reset(
-    inst: &mut Instance,
-    host: Option<u32>,
-    initial: &[Option<Vec<u8>>],
-    written: &mut Vec<(u32, u32, u32)>,
-) {
-    scribble_host(inst, host);
-    written.append(&mut inst.dirty);
-    for (m, at, len) in written.drain(..) {
-        let range = at as usize..at as usize + len as usize;
-        if let (Some(Some(mem)), Some(Some(init))) =
-            (inst.memories.get_mut(m as usize), initial.get(m as usize))
-        {
-            if let (Some(dst), Some(src)) = (mem.get_mut(range.clone()), init.get(range)) {
-                dst.copy_from_slice(src);
-            }
-        }
-    }
 }
 
 fn scribble(mem: &mut [u8], seed: u8) {
@@ -467,28 +360,23 @@ fn scribble(mem: &mut [u8], seed: u8) {
     }
 }
 
-/// Runs one call through `monitor` and records what the host and the caller saw.
+/// Runs one call through `(import, monitor)` and records what the host and the caller
+/// saw; `None` when the memory is too small for the trace's strings (the trace says
+/// nothing about this module).
 fn run_call(
     inst: &mut Instance,
-    fake: &mut FakeHost,
-    program: &Program,
+    imports: &mut Imports,
     call: &TraceEvent,
     (import, monitor): (u32, u32),
     variant: usize,
-    messages: bool,
-) -> Result<Option<Seen>, Stop> {
+) -> Option<Result<Seen, Stop>> {
+    let program = imports.program;
     let event = &program.events[call.event as usize];
-    let host_mem = inst.module.host_memory();
-    let mem_len = host_mem
-        .and_then(|h| {
-            inst.memories
-                .get(h as usize)
-                .and_then(|m| m.as_ref())
-                .map(|m| m.len())
-        })
-        .unwrap_or(0) as u32;
+    let host = inst.module.host_memory();
+    let mem = host.and_then(|h| inst.memories.get(h as usize)?.as_ref());
+    let mem_len = mem.map_or(0, |m| m.len() as u32);
     // The module owns its memory between calls: whatever the monitor left there is gone.
-    scribble_host(inst, host_mem);
+    undo(inst, host, None);
     let mut args = Vec::new();
     let mut strings_at = OUT_AREA;
     // Odd variants put the last string at the very end of the memory and pick other
@@ -496,91 +384,57 @@ fn run_call(
     let last_str = event.params.iter().rposition(|p| p.ty == ParamType::Str);
     for (p, param) in event.params.iter().enumerate() {
         let value = call.args.get(p);
-        let int = match value {
-            Some(Value::Int(v)) | Some(Value::BadPointer(v)) => *v,
-            _ => 0,
+        let bytes = match (param.ty, value) {
+            (ParamType::Str, Some(Value::Str(Some(bytes)))) => bytes,
+            (ParamType::Str, _) => {
+                let (at, len) = match variant % 3 {
+                    0 => (mem_len, 1),
+                    1 => (mem_len.wrapping_sub(1), 2),
+                    _ => (u32::MAX - 1, 4),
+                };
+                args.extend([at as u64, len]);
+                continue;
+            }
+            (ty, _) => {
+                args.push(Value::wasm_bits(value, ty));
+                continue;
+            }
         };
-        let float = match value {
-            Some(Value::Float(f)) => *f,
-            _ => 0.0,
+        let n = bytes.len();
+        let at = if variant % 2 == 1
+            && Some(p) == last_str
+            && (n as u32) < mem_len.saturating_sub(STRINGS_END)
+        {
+            mem_len - n as u32
+        } else if strings_at as usize + n <= STRINGS_END.min(mem_len) as usize {
+            strings_at += n as u32;
+            strings_at - n as u32
+        } else {
+            return None;
         };
-        match param.ty {
-            ParamType::I32 => args.push(int as u32 as u64),
-            ParamType::I64 => args.push(int as u64),
-            ParamType::F32 => args.push((float as f32).to_bits() as u64),
-            ParamType::F64 => args.push(float.to_bits()),
-            ParamType::Str => match (value, host_mem) {
-                (Some(Value::Str(Some(bytes))), Some(h))
-                    if variant % 2 == 1
-                        && Some(p) == last_str
-                        && (bytes.len() as u32) < mem_len.saturating_sub(STRINGS_END) =>
-                {
-                    let at = mem_len - bytes.len() as u32;
-                    inst.write(h, at, bytes);
-                    args.push(at as u64);
-                    args.push(bytes.len() as u64);
-                }
-                (Some(Value::Str(Some(bytes))), Some(h))
-                    if strings_at as usize + bytes.len() <= STRINGS_END.min(mem_len) as usize =>
-                {
-                    inst.write(h, strings_at, bytes);
-                    args.push(strings_at as u64);
-                    args.push(bytes.len() as u64);
-                    strings_at += bytes.len() as u32;
-                }
-                (Some(Value::Str(Some(_))), _) => {
-                    // The memory is too small for this trace's strings: the trace says
-                    // nothing about this module.
-                    return Ok(None);
-                }
-                _ => {
-                    let (at, len) = match variant % 3 {
-                        0 => (mem_len, 1),
-                        1 => (mem_len.wrapping_sub(1), 2),
-                        _ => (u32::MAX - 1, 4),
-                    };
-                    args.push(at as u64);
-                    args.push(len as u64);
-                }
-            },
-        }
+        inst.write(host?, at, bytes);
+        args.extend([at as u64, n as u64]);
     }
-    inst.dirty.retain(|&(m, _, _)| Some(m) != host_mem);
-    fake.step = Some(StepCall {
+    inst.dirty.retain(|&(m, _, _)| Some(m) != host);
+    imports.step = Some(StepCall {
         import,
         args: args.clone(),
         call: call.clone(),
         called: false,
     });
-    fake.lines.clear();
-    fake.write_limit = if variant % 2 == 1 { 16 } else { u32::MAX };
-    let out = inst.invoke(monitor, &args, fake);
-    let step = fake.step.take().expect("set above");
-    let mut lines = std::mem::take(&mut fake.lines);
-    if !messages {
-        lines.clear();
-    }
+    imports.fake.write_limit = if variant % 2 == 1 { 16 } else { u32::MAX };
+    let out = inst.invoke(monitor, &args, imports);
+    let called = imports.step.take().is_some_and(|s| s.called);
+    let lines = std::mem::take(&mut imports.fake.lines);
     let end = match out {
-        Ok(results) => End::Returned(
-            results
-                .first()
-                .map(|&r| narrow(event.results.first(), r as i64)),
-        ),
+        Ok(results) => End::Returned(results.first().map(|&r| event.narrow_result(r as i64))),
         Err(Stop::Trap(_)) => End::Trapped,
         Err(Stop::HostTrap) => End::HostTrapped,
-        Err(other) => return Err(other),
+        Err(other) => return Some(Err(other)),
     };
-    let lines = split_lines(&lines);
-    Ok(Some(Seen {
-        called: step.called,
-        lines,
-        end,
-    }))
-}
-
-fn split_lines(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
-    text.split_inclusive('\n').map(str::to_string).collect()
+    let lines = String::from_utf8_lossy(&lines);
+    let lines = lines.split_inclusive('\n').map(str::to_string).collect();
+    Some(Ok(Seen { called, lines, end }))
 }
 
 /// The call the trace makes at the step in progress.
@@ -591,183 +445,55 @@ struct StepCall {
     called: bool,
 }
 
-/// The fake WASI host: the world's descriptors, followed through the calls that ran.
-struct FakeHost<'p> {
+/// The imports as the monitor sees them: the trace's call of the step in progress, and
+/// the fake WASI host (`policy_lang::fake_host`) for the monitor's own calls.
+struct Imports<'p> {
     program: &'p Program,
-    /// fd -> (file type, preopen name).
-    open: BTreeMap<u32, (u8, Option<Vec<u8>>)>,
+    fake: FakeHost,
     step: Option<StepCall>,
-    /// Bytes written to descriptor 2 during the step.
-    lines: Vec<u8>,
-    /// Take at most this many bytes per `fd_write` to 2: a host may write short, and
-    /// the monitor must go on until its line is whole.
-    write_limit: u32,
 }
 
-impl<'p> FakeHost<'p> {
-    fn new(world: &World, program: &'p Program) -> Self {
-        FakeHost {
-            program,
-            open: world
-                .initial()
-                .into_iter()
-                .map(|d| (d.fd, (d.filetype.unwrap_or(0), d.preopen)))
-                .collect(),
-            step: None,
-            lines: Vec::new(),
-            write_limit: u32::MAX,
-        }
-    }
+/// The host memory of an instance, as the fake host reads and writes it.
+struct HostMemory<'i, 'm, 'a>(&'i mut Instance<'m, 'a>, u32);
 
-    /// The monitor's own WASI questions and its lines on descriptor 2.
-    fn internal(&mut self, inst: &mut Instance, field: &str, args: &[u64]) -> Option<u64> {
-        let a = |i: usize| args.get(i).copied().unwrap_or(0) as u32;
-        let h = inst.module.host_memory()?;
-        let efault = 21;
-        Some(match field {
-            "fd_fdstat_get" => match self.open.get(&a(0)) {
-                Some(&(filetype, _)) => {
-                    let rights: u64 = match (a(0), filetype) {
-                        (0, _) => 2,
-                        (1 | 2, _) => 1 << 6,
-                        (_, FILETYPE_DIRECTORY) => u64::MAX >> 35,
-                        _ => (1 << 1) | (1 << 6),
-                    };
-                    let mut stat = [0u8; 24];
-                    stat[0] = filetype;
-                    stat[8..16].copy_from_slice(&rights.to_le_bytes());
-                    stat[16..24].copy_from_slice(&rights.to_le_bytes());
-                    if inst.write(h, a(1), &stat) {
-                        0
-                    } else {
-                        efault
-                    }
-                }
-                None => ERRNO_BADF,
-            },
-            "fd_prestat_get" => match self.open.get(&a(0)) {
-                Some((_, Some(name))) => {
-                    let mut pre = [0u8; 8];
-                    pre[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-                    if inst.write(h, a(1), &pre) {
-                        0
-                    } else {
-                        efault
-                    }
-                }
-                _ => ERRNO_BADF,
-            },
-            "fd_prestat_dir_name" => match self.open.get(&a(0)).cloned() {
-                Some((_, Some(name))) => {
-                    let n = name.len().min(a(2) as usize);
-                    if inst.write(h, a(1), &name[..n]) {
-                        0
-                    } else {
-                        efault
-                    }
-                }
-                _ => ERRNO_BADF,
-            },
-            "fd_write" if a(0) == 2 => {
-                let (iovs, n) = (a(1), a(2));
-                let mut total: u32 = 0;
-                for k in 0..n {
-                    let iov = inst.read(h, iovs.wrapping_add(8 * k), 8)?;
-                    let base = u32::from_le_bytes(iov[0..4].try_into().ok()?);
-                    let len = u32::from_le_bytes(iov[4..8].try_into().ok()?);
-                    let len = len.min(self.write_limit - total);
-                    let bytes = inst.read(h, base, len)?.to_vec();
-                    self.lines.extend_from_slice(&bytes);
-                    total += len;
-                }
-                if inst.write(h, a(3), &total.to_le_bytes()) {
-                    0
-                } else {
-                    efault
-                }
-            }
-            _ => return None,
-        })
+impl Memory for HostMemory<'_, '_, '_> {
+    fn read(&mut self, at: u32, len: u32) -> Option<Vec<u8>> {
+        self.0.read(self.1, at, len).map(<[u8]>::to_vec)
     }
-
-    /// What a successful trace call does to the host's descriptors.
-    fn apply(&mut self, event: EventId, call: &TraceEvent) {
-        let decl = &self.program.events[event as usize];
-        if !wasi::is_wasi_module(&decl.module) {
-            return;
-        }
-        let arg = |name: &str| {
-            decl.params
-                .iter()
-                .position(|p| p.name == name)
-                .and_then(|i| match call.args.get(i) {
-                    Some(Value::Int(v)) => Some(*v as u32),
-                    _ => None,
-                })
-        };
-        match Effect::of(&decl.field) {
-            Some(Effect::Open | Effect::Accept) => {
-                if let Some(o) = call.opened {
-                    self.open.insert(o.fd, (o.filetype, None));
-                }
-            }
-            Some(Effect::Close) => {
-                if let Some(fd) = arg("fd") {
-                    self.open.remove(&fd);
-                }
-            }
-            Some(Effect::Renumber) => {
-                if let (Some(from), Some(to)) = (arg("fd"), arg("to")) {
-                    if from != to {
-                        if let Some(d) = self.open.remove(&from) {
-                            self.open.insert(to, d);
-                        }
-                    }
-                }
-            }
-            None => {}
-        }
+    fn write(&mut self, at: u32, bytes: &[u8]) -> bool {
+        self.0.write(self.1, at, bytes)
     }
 }
 
-impl Host for FakeHost<'_> {
+impl Host for Imports<'_> {
     fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop> {
         let imp = &inst.module.imports[import as usize];
         let (module, field) = (imp.module, imp.field);
-        let is_step = self
+        let host = inst.module.host_memory();
+        let step = self
             .step
-            .as_ref()
-            .is_some_and(|s| s.import == import && s.args == args && !s.called);
-        if !is_step {
-            if wasi::is_wasi_module(module) {
-                if let Some(errno) = self.internal(inst, field, args) {
-                    return Ok(results_of(inst, import, errno));
+            .as_mut()
+            .filter(|s| s.import == import && s.args == args && !s.called);
+        let Some(step) = step else {
+            if let (true, Some(h)) = (wasi::is_wasi_module(module), host) {
+                if let Some(errno) = self.fake.internal(field, args, &mut HostMemory(inst, h)) {
+                    return Ok(results_of(inst, import, errno as u64));
                 }
             }
             return Err(Stop::Refused(format!(
                 "made a call the policies do not explain: {module}.{field} with {args:?}"
             )));
-        }
-        let step = self.step.as_mut().expect("checked");
+        };
         step.called = true;
-        let call = step.call.clone();
+        let call = &step.call;
         if call.trapped {
             return Err(Stop::HostTrap);
         }
         let value = call.result.unwrap_or(0);
-        if value == 0 {
-            self.apply(call.event, &call);
-            if let (Some(o), Some(h)) = (call.opened, inst.module.host_memory()) {
-                let decl = &self.program.events[call.event as usize];
-                let out = if decl.field == "sock_accept" {
-                    "ro_fd"
-                } else {
-                    "opened_fd"
-                };
-                if let Some(at) = wasm_arg(decl, args, out) {
-                    inst.write(h, at, &o.fd.to_le_bytes());
-                }
-            }
+        if let (0, Some(h)) = (value, host) {
+            let event = &self.program.events[call.event as usize];
+            self.fake
+                .succeeded(event, call, args, &mut HostMemory(inst, h));
         }
         Ok(results_of(inst, import, value as u64))
     }
@@ -789,16 +515,4 @@ fn results_of(inst: &Instance, import: u32, first: u64) -> Vec<u64> {
             _ => 0,
         })
         .collect()
-}
-
-/// The Wasm argument of integer parameter `name` of `event` (strings take two).
-fn wasm_arg(event: &policy_lang::ir::Event, args: &[u64], name: &str) -> Option<u32> {
-    let mut at = 0;
-    for p in &event.params {
-        if p.name == name {
-            return args.get(at).map(|&a| a as u32);
-        }
-        at += if p.ty == ParamType::Str { 2 } else { 1 };
-    }
-    None
 }

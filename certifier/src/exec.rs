@@ -8,10 +8,10 @@
 //! [`Stop::Unsupported`], which the behaviour check turns into "not certified": it never
 //! guesses what an instruction does. The module is validated before it runs here, so
 //! operand types are never checked again.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-use wasmparser::{BlockType, FunctionBody, MemArg, Operator};
+use wasmparser::{BlockType, FunctionBody, Operator as O};
 
 use crate::module::Module;
 
@@ -36,6 +36,17 @@ pub enum Stop {
     },
 }
 
+fn trap(why: &str) -> Stop {
+    Stop::Trap(why.to_string())
+}
+
+impl Stop {
+    fn unsupported(func: u32, offset: usize, what: &str) -> Stop {
+        let what = what.to_string();
+        Stop::Unsupported { func, offset, what }
+    }
+}
+
 /// Answers calls of imports.
 pub trait Host {
     fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop>;
@@ -43,8 +54,9 @@ pub trait Host {
 
 /// A function body decoded once: its operators and where each block ends.
 struct Code<'a> {
-    ops: Vec<(Operator<'a>, usize)>,
-    locals: Vec<wasmparser::ValType>,
+    ops: Vec<(O<'a>, usize)>,
+    /// How many locals it declares (all start at zero bits).
+    locals: usize,
     /// For the index of a `block`, `loop` or `if`: the index of its `end`; for an `if`,
     /// also the index of its `else`.
     end: Vec<usize>,
@@ -74,10 +86,6 @@ struct Label {
     height: usize,
 }
 
-fn trap(why: &str) -> Stop {
-    Stop::Trap(why.to_string())
-}
-
 impl<'m, 'a> Instance<'m, 'a> {
     /// A fresh instance: globals from their constant initialisers, the host memory (at
     /// `host_pages`) and the memories in `modelled` at their minimum size, filled by the
@@ -86,58 +94,61 @@ impl<'m, 'a> Instance<'m, 'a> {
     pub fn new(
         module: &'m Module<'a>,
         host_pages: usize,
-        modelled: &std::collections::BTreeSet<u32>,
+        modelled: &BTreeSet<u32>,
     ) -> Result<Self, String> {
-        let mut globals = Vec::new();
-        for (i, g) in module.globals.iter().enumerate() {
-            match (g.import, g.init) {
-                (None, Some(v)) => globals.push(v),
-                // Imported or non-constant globals: no monitor may name them (state
-                // integrity); a read of one in a monitor stops the run.
-                _ => globals.push(u64::MAX ^ i as u64),
-            }
-        }
+        // Imported or non-constant globals: no monitor may name them (state integrity);
+        // a read of one in a monitor stops the run.
+        let globals = module
+            .globals
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                g.init
+                    .filter(|_| g.import.is_none())
+                    .unwrap_or(u64::MAX ^ i as u64)
+            })
+            .collect();
         let host = module.host_memory();
         let mut memories = Vec::new();
         for (i, m) in module.memories.iter().enumerate() {
-            let wanted = Some(i as u32) == host || modelled.contains(&(i as u32));
+            let is_host = Some(i as u32) == host;
             // A shared memory is modelled as any other: the sampled calls run on one thread
             // (a policy reading strings from one has opted in to that race).
-            if !wanted || m.ty.memory64 || m.ty.page_size_log2.is_some() {
+            if !(is_host || modelled.contains(&(i as u32)))
+                || m.ty.memory64
+                || m.ty.page_size_log2.is_some()
+            {
                 memories.push(None);
                 continue;
             }
-            let mut pages = m.ty.initial as usize;
-            if Some(i as u32) == host {
-                pages = pages.max(host_pages);
-                if let Some(max) = m.ty.maximum {
-                    pages = pages.min(max as usize);
-                }
-            }
+            let pages = if is_host {
+                host_pages
+            } else {
+                m.ty.initial as usize
+            };
             if pages > 4096 {
                 return Err(format!("memory {i} starts larger than 256 MiB"));
             }
             memories.push(Some(vec![0u8; pages * PAGE]));
         }
         for (d, data) in module.data.iter().enumerate() {
-            if let Some((mem, offset)) = data.active {
-                if memories.get(mem as usize).is_some_and(|m| m.is_none()) {
-                    // A memory that is not modelled: no monitor reads it.
-                    continue;
-                }
-                let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
-                let m = memories
-                    .get_mut(mem as usize)
-                    .and_then(|m| m.as_mut())
-                    .ok_or(format!(
-                        "data segment {d} fills a memory that cannot be modelled"
-                    ))?;
-                let start = offset as usize;
-                let Some(dst) = m.get_mut(start..start + data.bytes.len()) else {
-                    return Err(format!("data segment {d} does not fit its memory"));
-                };
-                dst.copy_from_slice(data.bytes);
-            }
+            let Some((mem, offset)) = data.active else {
+                continue;
+            };
+            let m = match memories.get_mut(mem as usize) {
+                // A memory that is not modelled: no monitor reads it.
+                Some(None) => continue,
+                m => m.and_then(|m| m.as_mut()),
+            };
+            let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
+            let m = m.ok_or(format!(
+                "data segment {d} fills a memory that cannot be modelled"
+            ))?;
+            let start = offset as usize;
+            let Some(dst) = m.get_mut(start..start + data.bytes.len()) else {
+                return Err(format!("data segment {d} does not fit its memory"));
+            };
+            dst.copy_from_slice(data.bytes);
         }
         Ok(Instance {
             module,
@@ -161,20 +172,6 @@ impl<'m, 'a> Instance<'m, 'a> {
         self.call(func, args.to_vec(), host, 0)
     }
 
-    fn code(&mut self, func: u32) -> Result<(), Stop> {
-        if self.codes.contains_key(&func) {
-            return Ok(());
-        }
-        let body = self.module.body(func).ok_or_else(|| Stop::Unsupported {
-            func,
-            offset: 0,
-            what: "a call of a function without a body".into(),
-        })?;
-        let code = decode(func, body)?;
-        self.codes.insert(func, Rc::new(code));
-        Ok(())
-    }
-
     fn call(
         &mut self,
         func: u32,
@@ -188,42 +185,41 @@ impl<'m, 'a> Instance<'m, 'a> {
         if depth > 200 {
             return Err(trap("call stack exhausted"));
         }
-        self.code(func)?;
+        let code = match self.codes.get(&func) {
+            Some(code) => Rc::clone(code),
+            None => {
+                let what = "a call of a function without a body";
+                let body = self
+                    .module
+                    .body(func)
+                    .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+                let code = Rc::new(decode(func, body)?);
+                self.codes.insert(func, Rc::clone(&code));
+                code
+            }
+        };
+        let what = "a function whose type is not a function type";
         let ty = self
             .module
             .func_type(func)
-            .cloned()
-            .ok_or_else(|| Stop::Unsupported {
-                func,
-                offset: 0,
-                what: "a function whose type is not a function type".into(),
-            })?;
+            .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+        let arity = ty.results().len();
         let mut locals = args;
-        let code = Rc::clone(&self.codes[&func]);
-        let n_locals = code.locals.len();
-        locals.resize(locals.len() + n_locals, 0);
+        locals.resize(locals.len() + code.locals, 0);
         let mut stack: Vec<u64> = Vec::new();
         let mut labels = vec![Label {
             target: code.ops.len(),
-            arity: ty.results().len(),
+            arity,
             height: 0,
         }];
         let mut pc = 0usize;
         while let Some((op, offset)) = code.ops.get(pc) {
             let (op, offset) = (op.clone(), *offset);
+            let unsupported = |what: &str| Stop::unsupported(func, offset, what);
             self.fuel += 1;
             if self.fuel > FUEL {
-                return Err(Stop::Unsupported {
-                    func,
-                    offset,
-                    what: "a call that runs for too long".into(),
-                });
+                return Err(unsupported("a call that runs for too long"));
             }
-            let unsupported = |what: &str| Stop::Unsupported {
-                func,
-                offset,
-                what: what.to_string(),
-            };
             macro_rules! pop {
                 () => {
                     stack
@@ -231,105 +227,82 @@ impl<'m, 'a> Instance<'m, 'a> {
                         .ok_or_else(|| unsupported("an empty operand stack"))?
                 };
             }
-            macro_rules! un32 {
-                ($f:expr) => {{
-                    let a = pop!() as u32;
-                    #[allow(clippy::redundant_closure_call)]
-                    stack.push(($f)(a) as u32 as u64);
+            // A unary operator on the top value `$a` (all bits).
+            macro_rules! un {
+                ($a:ident => $e:expr) => {{
+                    let $a = pop!();
+                    stack.push($e)
                 }};
             }
-            macro_rules! bin32 {
-                ($f:expr) => {{
-                    let b = pop!() as u32;
-                    let a = pop!() as u32;
-                    #[allow(clippy::redundant_closure_call)]
-                    stack.push(($f)(a, b) as u32 as u64);
-                }};
-            }
-            macro_rules! un64 {
-                ($f:expr) => {{
-                    let a = pop!();
-                    #[allow(clippy::redundant_closure_call)]
-                    stack.push(($f)(a) as u64);
-                }};
-            }
-            macro_rules! bin64 {
-                ($f:expr) => {{
-                    let b = pop!();
-                    let a = pop!();
-                    #[allow(clippy::redundant_closure_call)]
-                    stack.push(($f)(a, b) as u64);
-                }};
-            }
+            // A load of `$n` bytes, read as `$v` (zero-extended) and pushed as `$e`.
             macro_rules! load {
-                ($m:expr, $n:expr, $conv:expr) => {{
-                    let addr = pop!() as u32;
-                    let b = self.bytes($m, addr, $n, &unsupported)?;
+                ($m:expr, $n:expr, $v:ident => $e:expr) => {{
+                    let at = pop!() as u32 as u64 + $m.offset;
                     let mut w = [0u8; 8];
-                    w[..$n].copy_from_slice(b);
-                    #[allow(clippy::redundant_closure_call)]
-                    stack.push(($conv)(u64::from_le_bytes(w)));
+                    w[..$n].copy_from_slice(self.bytes($m.memory, at, $n, false, &unsupported)?);
+                    let $v = u64::from_le_bytes(w);
+                    stack.push($e);
                 }};
             }
             macro_rules! store {
                 ($m:expr, $n:expr) => {{
                     let v = pop!();
-                    let addr = pop!() as u32;
-                    self.touch($m.memory, addr as u64 + $m.offset, $n as u32);
-                    let b = self.bytes_mut($m, addr, $n, &unsupported)?;
+                    let at = pop!() as u32 as u64 + $m.offset;
+                    let b = self.bytes($m.memory, at, $n, true, &unsupported)?;
                     b.copy_from_slice(&v.to_le_bytes()[..$n]);
                 }};
             }
             let mut next = pc + 1;
             match op {
-                Operator::Nop => {}
-                Operator::Unreachable => return Err(trap("unreachable")),
-                Operator::Block { blockty } | Operator::Loop { blockty } => {
-                    let (params, results) = self.arity(blockty, &unsupported)?;
-                    let is_loop = matches!(op, Operator::Loop { .. });
+                O::Nop => {}
+                O::Unreachable => return Err(trap("unreachable")),
+                O::Block { blockty } | O::Loop { blockty } | O::If { blockty } => {
+                    let (params, results) = match blockty {
+                        BlockType::Empty => (0, 0),
+                        BlockType::Type(_) => (0, 1),
+                        BlockType::FuncType(t) => {
+                            let ty = self
+                                .module
+                                .types
+                                .get(t as usize)
+                                .and_then(|t| t.as_ref())
+                                .ok_or_else(|| {
+                                    unsupported("a block type that is not a function type")
+                                })?;
+                            (ty.params().len(), ty.results().len())
+                        }
+                    };
+                    let is_loop = matches!(op, O::Loop { .. });
                     let end = code.end[pc];
+                    if matches!(op, O::If { .. }) && pop!() as u32 == 0 {
+                        next = code.els[pc].map_or(end, |e| e + 1);
+                    }
                     labels.push(Label {
                         target: if is_loop { pc } else { end },
                         arity: if is_loop { params } else { results },
                         height: stack.len() - params,
                     });
                 }
-                Operator::If { blockty } => {
-                    let (params, results) = self.arity(blockty, &unsupported)?;
-                    let c = pop!() as u32;
-                    let end = code.end[pc];
-                    labels.push(Label {
-                        target: end,
-                        arity: results,
-                        height: stack.len() - params,
-                    });
-                    if c == 0 {
-                        next = match code.els[pc] {
-                            Some(e) => e + 1,
-                            None => end,
-                        };
-                    }
-                }
                 // Reached at the end of a `then` branch: continue after the `end`.
-                Operator::Else => {
+                O::Else => {
                     let l = labels.pop().expect("validated");
                     next = l.target + 1;
                 }
-                Operator::End => {
+                O::End => {
                     labels.pop();
                     if labels.is_empty() {
                         break;
                     }
                 }
-                Operator::Br { relative_depth } => {
+                O::Br { relative_depth } => {
                     next = branch(&mut labels, &mut stack, relative_depth, &code.ops);
                 }
-                Operator::BrIf { relative_depth } => {
+                O::BrIf { relative_depth } => {
                     if pop!() as u32 != 0 {
                         next = branch(&mut labels, &mut stack, relative_depth, &code.ops);
                     }
                 }
-                Operator::BrTable { targets } => {
+                O::BrTable { targets } => {
                     let i = pop!() as u32;
                     let all: Vec<u32> = targets
                         .targets()
@@ -338,112 +311,84 @@ impl<'m, 'a> Instance<'m, 'a> {
                     let d = all.get(i as usize).copied().unwrap_or(targets.default());
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
-                Operator::Return => {
+                O::Return => {
                     let d = labels.len() as u32 - 1;
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
-                Operator::Call { function_index } => {
+                O::Call { function_index } => {
                     let ty = self
                         .module
                         .func_type(function_index)
                         .ok_or_else(|| unsupported("a call of an unknown function"))?;
-                    let n = ty.params().len();
-                    let args = stack.split_off(stack.len() - n);
+                    let args = stack.split_off(stack.len() - ty.params().len());
                     let results = self.call(function_index, args, host, depth + 1)?;
                     stack.extend(results);
                 }
-                Operator::Drop => {
+                O::Drop => {
                     pop!();
                 }
-                Operator::Select | Operator::TypedSelect { .. } => {
+                O::Select | O::TypedSelect { .. } => {
                     let c = pop!() as u32;
                     let b = pop!();
                     let a = pop!();
                     stack.push(if c != 0 { a } else { b });
                 }
-                Operator::LocalGet { local_index } => stack.push(locals[local_index as usize]),
-                Operator::LocalSet { local_index } => locals[local_index as usize] = pop!(),
-                Operator::LocalTee { local_index } => {
+                O::LocalGet { local_index } => stack.push(locals[local_index as usize]),
+                O::LocalSet { local_index } => locals[local_index as usize] = pop!(),
+                O::LocalTee { local_index } => {
                     locals[local_index as usize] = *stack.last().expect("validated")
                 }
-                Operator::GlobalGet { global_index } => {
+                O::GlobalGet { global_index } => {
                     let g = &self.module.globals[global_index as usize];
                     if g.import.is_some() || g.init.is_none() {
-                        return Err(unsupported(
-                            "a read of a global that is imported or not a constant",
-                        ));
+                        let what = "a read of a global that is imported or not a constant";
+                        return Err(unsupported(what));
                     }
                     stack.push(self.globals[global_index as usize]);
                 }
-                Operator::GlobalSet { global_index } => {
-                    self.globals[global_index as usize] = pop!()
+                O::GlobalSet { global_index } => self.globals[global_index as usize] = pop!(),
+                O::I32Const { value } => stack.push(value as u32 as u64),
+                O::I64Const { value } => stack.push(value as u64),
+                O::F32Const { value } => stack.push(value.bits() as u64),
+                O::F64Const { value } => stack.push(value.bits()),
+                O::I32Load { memarg } | O::F32Load { memarg } => load!(memarg, 4, v => v),
+                O::I64Load { memarg } | O::F64Load { memarg } => load!(memarg, 8, v => v),
+                O::I32Load8S { memarg } => load!(memarg, 1, v => v as i8 as u32 as u64),
+                O::I32Load8U { memarg } | O::I64Load8U { memarg } => load!(memarg, 1, v => v),
+                O::I32Load16S { memarg } => load!(memarg, 2, v => v as i16 as u32 as u64),
+                O::I32Load16U { memarg } | O::I64Load16U { memarg } => load!(memarg, 2, v => v),
+                O::I64Load8S { memarg } => load!(memarg, 1, v => v as i8 as u64),
+                O::I64Load16S { memarg } => load!(memarg, 2, v => v as i16 as u64),
+                O::I64Load32S { memarg } => load!(memarg, 4, v => v as i32 as u64),
+                O::I64Load32U { memarg } => load!(memarg, 4, v => v),
+                O::I32Store { memarg } | O::F32Store { memarg } | O::I64Store32 { memarg } => {
+                    store!(memarg, 4)
                 }
-                Operator::I32Const { value } => stack.push(value as u32 as u64),
-                Operator::I64Const { value } => stack.push(value as u64),
-                Operator::F32Const { value } => stack.push(value.bits() as u64),
-                Operator::F64Const { value } => stack.push(value.bits()),
-                Operator::I32Load { memarg } | Operator::F32Load { memarg } => {
-                    load!(&memarg, 4, |v: u64| v)
+                O::I64Store { memarg } | O::F64Store { memarg } => store!(memarg, 8),
+                O::I32Store8 { memarg } | O::I64Store8 { memarg } => store!(memarg, 1),
+                O::I32Store16 { memarg } | O::I64Store16 { memarg } => store!(memarg, 2),
+                O::MemorySize { mem } => {
+                    let len = self.memory(mem, &unsupported)?.len();
+                    stack.push((len / PAGE) as u64);
                 }
-                Operator::I64Load { memarg } | Operator::F64Load { memarg } => {
-                    load!(&memarg, 8, |v: u64| v)
+                O::MemoryCopy { dst_mem, src_mem } => {
+                    let n = pop!() as u32 as usize;
+                    let s = pop!() as u32 as u64;
+                    let d = pop!() as u32 as u64;
+                    let bytes = self.bytes(src_mem, s, n, false, &unsupported)?.to_vec();
+                    self.bytes(dst_mem, d, n, true, &unsupported)?
+                        .copy_from_slice(&bytes);
                 }
-                Operator::I32Load8S { memarg } => {
-                    load!(&memarg, 1, |v: u64| v as i8 as i32 as u32 as u64)
-                }
-                Operator::I32Load8U { memarg } | Operator::I64Load8U { memarg } => {
-                    load!(&memarg, 1, |v: u64| v)
-                }
-                Operator::I32Load16S { memarg } => {
-                    load!(&memarg, 2, |v: u64| v as i16 as i32 as u32 as u64)
-                }
-                Operator::I32Load16U { memarg } | Operator::I64Load16U { memarg } => {
-                    load!(&memarg, 2, |v: u64| v)
-                }
-                Operator::I64Load8S { memarg } => load!(&memarg, 1, |v: u64| v as i8 as i64 as u64),
-                Operator::I64Load16S { memarg } => {
-                    load!(&memarg, 2, |v: u64| v as i16 as i64 as u64)
-                }
-                Operator::I64Load32S { memarg } => {
-                    load!(&memarg, 4, |v: u64| v as i32 as i64 as u64)
-                }
-                Operator::I64Load32U { memarg } => load!(&memarg, 4, |v: u64| v),
-                Operator::I32Store { memarg }
-                | Operator::F32Store { memarg }
-                | Operator::I64Store32 { memarg } => store!(&memarg, 4),
-                Operator::I64Store { memarg } | Operator::F64Store { memarg } => store!(&memarg, 8),
-                Operator::I32Store8 { memarg } | Operator::I64Store8 { memarg } => {
-                    store!(&memarg, 1)
-                }
-                Operator::I32Store16 { memarg } | Operator::I64Store16 { memarg } => {
-                    store!(&memarg, 2)
-                }
-                Operator::MemorySize { mem } => {
-                    let m = self.memory(mem, &unsupported)?;
-                    stack.push((m.len() / PAGE) as u64);
-                }
-                Operator::MemoryCopy { dst_mem, src_mem } => {
-                    let n = pop!() as u32;
-                    let s = pop!() as u32;
-                    let d = pop!() as u32;
-                    let from = self.range(src_mem, s, n, &unsupported)?;
-                    let bytes = self.memory(src_mem, &unsupported)?[from].to_vec();
-                    let to = self.range(dst_mem, d, n, &unsupported)?;
-                    self.touch(dst_mem, d as u64, n);
-                    self.memory_mut(dst_mem)[to].copy_from_slice(&bytes);
-                }
-                Operator::MemoryFill { mem } => {
-                    let n = pop!() as u32;
+                O::MemoryFill { mem } => {
+                    let n = pop!() as u32 as usize;
                     let v = pop!() as u8;
-                    let d = pop!() as u32;
-                    let to = self.range(mem, d, n, &unsupported)?;
-                    self.touch(mem, d as u64, n);
-                    self.memory_mut(mem)[to].fill(v);
+                    let d = pop!() as u32 as u64;
+                    self.bytes(mem, d, n, true, &unsupported)?.fill(v);
                 }
-                Operator::MemoryInit { data_index, mem } => {
-                    let n = pop!() as usize;
+                O::MemoryInit { data_index, mem } => {
+                    let n = pop!() as u32 as usize;
                     let s = pop!() as u32 as usize;
-                    let d = pop!() as u32;
+                    let d = pop!() as u32 as u64;
                     let seg: &[u8] = if self.dropped[data_index as usize] {
                         &[]
                     } else {
@@ -452,131 +397,29 @@ impl<'m, 'a> Instance<'m, 'a> {
                     let Some(src) = seg.get(s..s.saturating_add(n)) else {
                         return Err(trap("out of bounds memory.init"));
                     };
-                    let src = src.to_vec();
-                    let to = self.range(mem, d, n as u32, &unsupported)?;
-                    self.touch(mem, d as u64, n as u32);
-                    self.memory_mut(mem)[to].copy_from_slice(&src);
+                    self.bytes(mem, d, n, true, &unsupported)?
+                        .copy_from_slice(src);
                 }
-                Operator::DataDrop { data_index } => self.dropped[data_index as usize] = true,
-
-                Operator::I32Eqz => un32!(|a: u32| a == 0),
-                Operator::I32Eq => bin32!(|a: u32, b: u32| a == b),
-                Operator::I32Ne => bin32!(|a: u32, b: u32| a != b),
-                Operator::I32LtS => bin32!(|a: u32, b: u32| (a as i32) < b as i32),
-                Operator::I32LtU => bin32!(|a: u32, b: u32| a < b),
-                Operator::I32GtS => bin32!(|a: u32, b: u32| a as i32 > b as i32),
-                Operator::I32GtU => bin32!(|a: u32, b: u32| a > b),
-                Operator::I32LeS => bin32!(|a: u32, b: u32| a as i32 <= b as i32),
-                Operator::I32LeU => bin32!(|a: u32, b: u32| a <= b),
-                Operator::I32GeS => bin32!(|a: u32, b: u32| a as i32 >= b as i32),
-                Operator::I32GeU => bin32!(|a: u32, b: u32| a >= b),
-                Operator::I64Eqz => {
-                    let a = pop!();
-                    stack.push((a == 0) as u64);
-                }
-                Operator::I64Eq => bin64!(|a: u64, b: u64| a == b),
-                Operator::I64Ne => bin64!(|a: u64, b: u64| a != b),
-                Operator::I64LtS => bin64!(|a: u64, b: u64| (a as i64) < b as i64),
-                Operator::I64LtU => bin64!(|a: u64, b: u64| a < b),
-                Operator::I64GtS => bin64!(|a: u64, b: u64| a as i64 > b as i64),
-                Operator::I64GtU => bin64!(|a: u64, b: u64| a > b),
-                Operator::I64LeS => bin64!(|a: u64, b: u64| a as i64 <= b as i64),
-                Operator::I64LeU => bin64!(|a: u64, b: u64| a <= b),
-                Operator::I64GeS => bin64!(|a: u64, b: u64| a as i64 >= b as i64),
-                Operator::I64GeU => bin64!(|a: u64, b: u64| a >= b),
-
-                Operator::I32Clz => un32!(|a: u32| a.leading_zeros()),
-                Operator::I32Ctz => un32!(|a: u32| a.trailing_zeros()),
-                Operator::I32Popcnt => un32!(|a: u32| a.count_ones()),
-                Operator::I32Add => bin32!(|a: u32, b: u32| a.wrapping_add(b)),
-                Operator::I32Sub => bin32!(|a: u32, b: u32| a.wrapping_sub(b)),
-                Operator::I32Mul => bin32!(|a: u32, b: u32| a.wrapping_mul(b)),
-                Operator::I32And => bin32!(|a: u32, b: u32| a & b),
-                Operator::I32Or => bin32!(|a: u32, b: u32| a | b),
-                Operator::I32Xor => bin32!(|a: u32, b: u32| a ^ b),
-                Operator::I32Shl => bin32!(|a: u32, b: u32| a.wrapping_shl(b)),
-                Operator::I32ShrS => bin32!(|a: u32, b: u32| (a as i32).wrapping_shr(b) as u32),
-                Operator::I32ShrU => bin32!(|a: u32, b: u32| a.wrapping_shr(b)),
-                Operator::I32Rotl => bin32!(|a: u32, b: u32| a.rotate_left(b % 32)),
-                Operator::I32Rotr => bin32!(|a: u32, b: u32| a.rotate_right(b % 32)),
-                Operator::I64Clz => un64!(|a: u64| a.leading_zeros()),
-                Operator::I64Ctz => un64!(|a: u64| a.trailing_zeros()),
-                Operator::I64Popcnt => un64!(|a: u64| a.count_ones()),
-                Operator::I64Add => bin64!(|a: u64, b: u64| a.wrapping_add(b)),
-                Operator::I64Sub => bin64!(|a: u64, b: u64| a.wrapping_sub(b)),
-                Operator::I64Mul => bin64!(|a: u64, b: u64| a.wrapping_mul(b)),
-                Operator::I64And => bin64!(|a: u64, b: u64| a & b),
-                Operator::I64Or => bin64!(|a: u64, b: u64| a | b),
-                Operator::I64Xor => bin64!(|a: u64, b: u64| a ^ b),
-                Operator::I64Shl => bin64!(|a: u64, b: u64| a.wrapping_shl(b as u32)),
-                Operator::I64ShrS => {
-                    bin64!(|a: u64, b: u64| (a as i64).wrapping_shr(b as u32) as u64)
-                }
-                Operator::I64ShrU => bin64!(|a: u64, b: u64| a.wrapping_shr(b as u32)),
-                Operator::I64Rotl => bin64!(|a: u64, b: u64| a.rotate_left((b % 64) as u32)),
-                Operator::I64Rotr => bin64!(|a: u64, b: u64| a.rotate_right((b % 64) as u32)),
-                Operator::I32DivS
-                | Operator::I32DivU
-                | Operator::I32RemS
-                | Operator::I32RemU
-                | Operator::I64DivS
-                | Operator::I64DivU
-                | Operator::I64RemS
-                | Operator::I64RemU => {
-                    let b = pop!();
-                    let a = pop!();
-                    stack.push(div(&op, a, b)?);
-                }
-                Operator::I32WrapI64 => un64!(|a: u64| a as u32),
-                Operator::I64ExtendI32S => un64!(|a: u64| a as u32 as i32 as i64),
-                Operator::I64ExtendI32U => un64!(|a: u64| a as u32),
-                Operator::I32Extend8S => un32!(|a: u32| a as i8 as i32),
-                Operator::I32Extend16S => un32!(|a: u32| a as i16 as i32),
-                Operator::I64Extend8S => un64!(|a: u64| a as i8 as i64),
-                Operator::I64Extend16S => un64!(|a: u64| a as i16 as i64),
-                Operator::I64Extend32S => un64!(|a: u64| a as i32 as i64),
+                O::DataDrop { data_index } => self.dropped[data_index as usize] = true,
+                O::I32WrapI64 | O::I64ExtendI32U => un!(a => a as u32 as u64),
+                O::I64ExtendI32S => un!(a => a as i32 as u64),
+                O::I32Extend8S => un!(a => a as i8 as u32 as u64),
+                O::I32Extend16S => un!(a => a as i16 as u32 as u64),
+                O::I64Extend8S => un!(a => a as i8 as u64),
+                O::I64Extend16S => un!(a => a as i16 as u64),
+                O::I64Extend32S => un!(a => a as i32 as u64),
                 // Bits move unchanged: a float's bits are its value here.
-                Operator::I32ReinterpretF32
-                | Operator::F32ReinterpretI32
-                | Operator::I64ReinterpretF64
-                | Operator::F64ReinterpretI64 => {}
-                other => {
-                    return Err(unsupported(&format!("instruction {other:?}")));
-                }
+                O::I32ReinterpretF32
+                | O::F32ReinterpretI32
+                | O::I64ReinterpretF64
+                | O::F64ReinterpretI64 => {}
+                other => numeric(&other, &mut stack).map_err(|trap| {
+                    trap.unwrap_or_else(|| unsupported(&format!("instruction {other:?}")))
+                })?,
             }
             pc = next;
         }
-        let arity = ty.results().len();
         Ok(stack.split_off(stack.len() - arity))
-    }
-
-    fn arity(
-        &self,
-        bt: BlockType,
-        unsupported: &dyn Fn(&str) -> Stop,
-    ) -> Result<(usize, usize), Stop> {
-        Ok(match bt {
-            BlockType::Empty => (0, 0),
-            BlockType::Type(_) => (0, 1),
-            BlockType::FuncType(t) => {
-                let ty = self
-                    .module
-                    .types
-                    .get(t as usize)
-                    .and_then(|t| t.as_ref())
-                    .ok_or_else(|| unsupported("a block type that is not a function type"))?;
-                (ty.params().len(), ty.results().len())
-            }
-        })
-    }
-
-    fn memory(&self, mem: u32, unsupported: &dyn Fn(&str) -> Stop) -> Result<&[u8], Stop> {
-        match self.memories.get(mem as usize) {
-            Some(Some(m)) => Ok(m),
-            _ => Err(unsupported(
-                "a memory that is 64-bit or of custom page size",
-            )),
-        }
     }
 
     /// Notes a write to a memory.
@@ -586,49 +429,32 @@ impl<'m, 'a> Instance<'m, 'a> {
         }
     }
 
-    /// A memory already checked with [`Self::memory`].
-    fn memory_mut(&mut self, mem: u32) -> &mut [u8] {
-        self.memories[mem as usize].as_mut().expect("checked")
-    }
-
-    fn range(
-        &self,
-        mem: u32,
-        at: u32,
-        n: u32,
-        unsupported: &dyn Fn(&str) -> Stop,
-    ) -> Result<std::ops::Range<usize>, Stop> {
-        let len = self.memory(mem, unsupported)?.len();
-        let end = at as usize + n as usize;
-        if end > len {
-            return Err(trap("out of bounds memory access"));
-        }
-        Ok(at as usize..end)
-    }
-
-    fn bytes(
-        &self,
-        memarg: &MemArg,
-        addr: u32,
-        n: usize,
-        unsupported: &dyn Fn(&str) -> Stop,
-    ) -> Result<&[u8], Stop> {
-        let at = addr as u64 + memarg.offset;
-        let m = self.memory(memarg.memory, unsupported)?;
-        m.get(at as usize..at as usize + n)
-            .ok_or_else(|| trap("out of bounds memory access"))
-    }
-
-    fn bytes_mut(
+    /// Memory `mem`, or `unsupported` when this interpreter does not model it.
+    fn memory(
         &mut self,
-        memarg: &MemArg,
-        addr: u32,
+        mem: u32,
+        unsupported: &dyn Fn(&str) -> Stop,
+    ) -> Result<&mut Vec<u8>, Stop> {
+        self.memories
+            .get_mut(mem as usize)
+            .and_then(|m| m.as_mut())
+            .ok_or_else(|| unsupported("a memory that is 64-bit or of custom page size"))
+    }
+
+    /// `n` bytes of memory `mem` at `at`, noted as written when `write`; a trap when
+    /// they are out of bounds.
+    fn bytes(
+        &mut self,
+        mem: u32,
+        at: u64,
         n: usize,
+        write: bool,
         unsupported: &dyn Fn(&str) -> Stop,
     ) -> Result<&mut [u8], Stop> {
-        let at = addr as u64 + memarg.offset;
-        self.memory(memarg.memory, unsupported)?;
-        self.memory_mut(memarg.memory)
+        if write {
+            self.touch(mem, at, n as u32);
+        }
+        self.memory(mem, unsupported)?
             .get_mut(at as usize..at as usize + n)
             .ok_or_else(|| trap("out of bounds memory access"))
     }
@@ -643,97 +469,122 @@ impl<'m, 'a> Instance<'m, 'a> {
 
     /// Writes `bytes` to memory `mem` at `at`; false when out of bounds.
     pub fn write(&mut self, mem: u32, at: u32, bytes: &[u8]) -> bool {
-        self.touch(mem, at as u64, bytes.len() as u32);
-        match self
-            .memories
-            .get_mut(mem as usize)
-            .and_then(|m| m.as_mut())
-            .and_then(|m| m.get_mut(at as usize..at as usize + bytes.len()))
-        {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                true
-            }
-            None => false,
-        }
+        let dst = self.bytes(mem, at as u64, bytes.len(), true, &|_| Stop::HostTrap);
+        dst.map(|d| d.copy_from_slice(bytes)).is_ok()
     }
 }
 
-/// Moves the branch's values down to the label's height and returns where to continue.
-fn branch(
-    labels: &mut Vec<Label>,
-    stack: &mut Vec<u64>,
-    depth: u32,
-    ops: &[(Operator, usize)],
-) -> usize {
+/// The integer operators of both widths, each written once over `U` and `S`, the
+/// unsigned and signed type of its width: operands are the low bits of stack values,
+/// and an `i32` result is kept zero-extended. `Err(None)` for any other operator,
+/// `Err(Some(trap))` when it traps.
+fn numeric(op: &O, stack: &mut Vec<u64>) -> Result<(), Option<Stop>> {
+    macro_rules! both {
+        ($($o32:ident $o64:ident |$($x:ident),+| $e:expr;)*) => {
+            match op {
+                $(
+                    O::$o32 => both!(@ u32 i32 ($($x),+) $e),
+                    O::$o64 => both!(@ u64 i64 ($($x),+) $e),
+                )*
+                _ => return Err(None),
+            }
+        };
+        (@ $u:ident $s:ident ($($x:ident),+) $e:expr) => {{
+            type U = $u;
+            #[allow(dead_code)]
+            type S = $s;
+            both!(@pop $($x),+);
+            stack.push(($e) as U as u64);
+        }};
+        (@pop $a:ident) => {
+            let $a = stack.pop().ok_or(None)? as U;
+        };
+        (@pop $a:ident, $b:ident) => {
+            let $b = stack.pop().ok_or(None)? as U;
+            let $a = stack.pop().ok_or(None)? as U;
+        };
+    }
+    // A division without a result: by zero, or of the minimum by -1.
+    let undefined = |by_zero: bool| {
+        Some(trap(if by_zero {
+            "integer divide by zero"
+        } else {
+            "integer overflow"
+        }))
+    };
+    both! {
+        I32Eqz I64Eqz |a| a == 0;
+        I32Eq I64Eq |a, b| a == b;
+        I32Ne I64Ne |a, b| a != b;
+        I32LtS I64LtS |a, b| (a as S) < b as S;
+        I32LtU I64LtU |a, b| a < b;
+        I32GtS I64GtS |a, b| a as S > b as S;
+        I32GtU I64GtU |a, b| a > b;
+        I32LeS I64LeS |a, b| a as S <= b as S;
+        I32LeU I64LeU |a, b| a <= b;
+        I32GeS I64GeS |a, b| a as S >= b as S;
+        I32GeU I64GeU |a, b| a >= b;
+        I32Clz I64Clz |a| a.leading_zeros();
+        I32Ctz I64Ctz |a| a.trailing_zeros();
+        I32Popcnt I64Popcnt |a| a.count_ones();
+        I32Add I64Add |a, b| a.wrapping_add(b);
+        I32Sub I64Sub |a, b| a.wrapping_sub(b);
+        I32Mul I64Mul |a, b| a.wrapping_mul(b);
+        I32DivU I64DivU |a, b| a.checked_div(b).ok_or_else(|| undefined(true))?;
+        I32DivS I64DivS |a, b| (a as S).checked_div(b as S).ok_or_else(|| undefined(b == 0))?;
+        I32RemU I64RemU |a, b| a.checked_rem(b).ok_or_else(|| undefined(true))?;
+        // The minimum's remainder by -1 is 0, not an overflow.
+        I32RemS I64RemS |a, b| match b {
+            0 => return Err(undefined(true)),
+            _ => (a as S).wrapping_rem(b as S),
+        };
+        I32And I64And |a, b| a & b;
+        I32Or I64Or |a, b| a | b;
+        I32Xor I64Xor |a, b| a ^ b;
+        I32Shl I64Shl |a, b| a.wrapping_shl(b as u32);
+        I32ShrS I64ShrS |a, b| (a as S).wrapping_shr(b as u32);
+        I32ShrU I64ShrU |a, b| a.wrapping_shr(b as u32);
+        I32Rotl I64Rotl |a, b| a.rotate_left(b as u32 % U::BITS);
+        I32Rotr I64Rotr |a, b| a.rotate_right(b as u32 % U::BITS);
+    }
+    Ok(())
+}
+
+/// Moves the branch's values down to the label's height and returns where to continue:
+/// after the `loop` itself, whose label stays, or past a block's `end`, whose label goes.
+fn branch(labels: &mut Vec<Label>, stack: &mut Vec<u64>, depth: u32, ops: &[(O, usize)]) -> usize {
     let keep = labels.len() - 1 - depth as usize;
     let l = &labels[keep];
     let vals = stack.split_off(stack.len() - l.arity);
     stack.truncate(l.height);
     stack.extend(vals);
     let target = l.target;
-    if ops
+    let is_loop = ops
         .get(target)
-        .is_some_and(|o| matches!(o.0, Operator::Loop { .. }))
-    {
-        // A loop's label stays; execution restarts after the `loop` itself.
-        labels.truncate(keep + 1);
-        target + 1
-    } else {
-        labels.truncate(keep);
-        // Past the block's `end`, whose label is already gone.
-        target + 1
-    }
-}
-
-/// Division and remainder of either width; i32 operands are the low halves of `a` and
-/// `b`, sign-extended for the signed operators so one i64 computation serves both.
-fn div(op: &Operator, a: u64, b: u64) -> Result<u64, Stop> {
-    use Operator as O;
-    let wide = matches!(op, O::I64DivS | O::I64DivU | O::I64RemS | O::I64RemU);
-    let (a, b, sa, sb, min) = match wide {
-        true => (a, b, a as i64, b as i64, i64::MIN),
-        false => {
-            let (a, b) = (a as u32, b as u32);
-            (
-                a as u64,
-                b as u64,
-                a as i32 as i64,
-                b as i32 as i64,
-                i32::MIN as i64,
-            )
-        }
-    };
-    if b == 0 {
-        return Err(trap("integer divide by zero"));
-    }
-    let r = match op {
-        O::I32DivS | O::I64DivS if sa == min && sb == -1 => return Err(trap("integer overflow")),
-        O::I32DivS | O::I64DivS => (sa / sb) as u64,
-        O::I32RemS | O::I64RemS => sa.wrapping_rem(sb) as u64,
-        O::I32DivU | O::I64DivU => a / b,
-        _ => a % b,
-    };
-    Ok(if wide { r } else { r as u32 as u64 })
+        .is_some_and(|o| matches!(o.0, O::Loop { .. }));
+    labels.truncate(keep + is_loop as usize);
+    target + 1
 }
 
 fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
-    let bad = |e: wasmparser::BinaryReaderError| Stop::Unsupported {
-        func,
-        offset: e.offset(),
-        what: format!("a malformed body: {}", e.message()),
+    let bad = |e: wasmparser::BinaryReaderError| {
+        Stop::unsupported(
+            func,
+            e.offset(),
+            &format!("a malformed body: {}", e.message()),
+        )
     };
-    let mut locals = Vec::new();
+    let mut locals = 0;
     for l in body.get_locals_reader().map_err(bad)? {
-        let (n, t) = l.map_err(bad)?;
+        let (n, _) = l.map_err(bad)?;
         if n > 100_000 {
-            return Err(Stop::Unsupported {
+            return Err(Stop::unsupported(
                 func,
-                offset: 0,
-                what: "a function with too many locals".into(),
-            });
+                0,
+                "a function with too many locals",
+            ));
         }
-        locals.extend(std::iter::repeat_n(t, n as usize));
+        locals += n as usize;
     }
     let mut ops = Vec::new();
     let mut reader = body.get_operators_reader().map_err(bad)?;
@@ -746,13 +597,13 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
     let mut open: Vec<usize> = Vec::new();
     for (i, (op, _)) in ops.iter().enumerate() {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => open.push(i),
-            Operator::Else => {
+            O::Block { .. } | O::Loop { .. } | O::If { .. } => open.push(i),
+            O::Else => {
                 if let Some(&b) = open.last() {
                     els[b] = Some(i);
                 }
             }
-            Operator::End => {
+            O::End => {
                 if let Some(b) = open.pop() {
                     end[b] = i;
                 }
@@ -771,22 +622,77 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Operator as O;
 
     fn i32v(v: i32) -> u64 {
         v as u32 as u64
     }
 
+    /// `op` applied to `args`: its one result, or a trap.
+    fn apply(op: O, args: &[u64]) -> Result<u64, Stop> {
+        let mut stack = args.to_vec();
+        numeric(&op, &mut stack).map_err(|e| e.expect("an integer operator"))?;
+        assert_eq!(stack.len(), 1);
+        Ok(stack[0])
+    }
+
+    fn num(op: O, args: &[u64]) -> u64 {
+        apply(op, args).expect("no trap")
+    }
+
+    fn div(op: O, a: u64, b: u64) -> Result<u64, Stop> {
+        apply(op, &[a, b])
+    }
+
+    #[test]
+    fn i32_operators_read_the_low_half_and_keep_their_result_zero_extended() {
+        assert_eq!(num(O::I32Add, &[i32v(-1), 1]), 0);
+        assert_eq!(num(O::I32Sub, &[0, 1]), i32v(-1));
+        assert_eq!(num(O::I32Eqz, &[1 << 32]), 1);
+        assert_eq!(num(O::I32LtS, &[i32v(-1), 0]), 1);
+        assert_eq!(num(O::I32LtU, &[i32v(-1), 0]), 0);
+        assert_eq!(num(O::I32GeS, &[i32v(i32::MIN), i32v(-1)]), 0);
+        assert_eq!(num(O::I32Clz, &[1]), 31);
+        assert_eq!(num(O::I32Ctz, &[0]), 32);
+        assert_eq!(num(O::I32Popcnt, &[u64::MAX]), 32);
+        assert_eq!(num(O::I32Mul, &[0x1_0000, 0x1_0000]), 0);
+    }
+
+    #[test]
+    fn shifts_and_rotations_count_modulo_the_width() {
+        assert_eq!(num(O::I32Shl, &[1, 33]), 2);
+        assert_eq!(num(O::I64Shl, &[1, 65]), 2);
+        assert_eq!(num(O::I32ShrS, &[i32v(i32::MIN), 1]), i32v(i32::MIN >> 1));
+        assert_eq!(num(O::I32ShrU, &[i32v(i32::MIN), 1]), 0x4000_0000);
+        assert_eq!(
+            num(O::I64ShrS, &[i64::MIN as u64, 65]),
+            (i64::MIN >> 1) as u64
+        );
+        assert_eq!(num(O::I32Rotl, &[0x8000_0001, 33]), 3);
+        assert_eq!(num(O::I32Rotr, &[3, 1]), 0x8000_0001);
+        assert_eq!(num(O::I64Rotl, &[1 << 63 | 1, 65]), 3);
+        assert_eq!(num(O::I64Rotr, &[3, (1 << 32) + 1]), 1 << 63 | 1);
+    }
+
+    #[test]
+    fn i64_operators_use_all_64_bits() {
+        assert_eq!(num(O::I64Add, &[u64::MAX, 2]), 1);
+        assert_eq!(num(O::I64LtS, &[u64::MAX, 0]), 1);
+        assert_eq!(num(O::I64LtU, &[u64::MAX, 0]), 0);
+        assert_eq!(num(O::I64Eqz, &[1 << 32]), 0);
+        assert_eq!(num(O::I64Clz, &[1]), 63);
+        assert_eq!(numeric(&O::I32WrapI64, &mut vec![1]), Err(None));
+    }
+
     #[test]
     fn signed_i32_division_reads_the_low_half_as_signed_and_truncates_toward_zero() {
-        assert_eq!(div(&O::I32DivS, i32v(-7), i32v(2)).ok(), Some(i32v(-3)));
-        assert_eq!(div(&O::I32RemS, i32v(-7), i32v(2)).ok(), Some(i32v(-1)));
+        assert_eq!(div(O::I32DivS, i32v(-7), i32v(2)).ok(), Some(i32v(-3)));
+        assert_eq!(div(O::I32RemS, i32v(-7), i32v(2)).ok(), Some(i32v(-1)));
     }
 
     #[test]
     fn unsigned_i32_division_reads_the_low_half_as_unsigned() {
-        assert_eq!(div(&O::I32DivU, i32v(-2), 2).ok(), Some(0x7fff_ffff));
-        assert_eq!(div(&O::I32RemU, i32v(-1), 10).ok(), Some(5));
+        assert_eq!(div(O::I32DivU, i32v(-2), 2).ok(), Some(0x7fff_ffff));
+        assert_eq!(div(O::I32RemU, i32v(-1), 10).ok(), Some(5));
     }
 
     #[test]
@@ -800,25 +706,25 @@ mod tests {
             } else {
                 u64::MAX
             };
-            assert!(matches!(div(&div_op, min, m1), Err(Stop::Trap(_))));
-            assert_eq!(div(&rem_op, min, m1).ok(), Some(0));
+            assert_eq!(div(div_op, min, m1), Err(trap("integer overflow")));
+            assert_eq!(div(rem_op, min, m1).ok(), Some(0));
         }
     }
 
     #[test]
     fn division_by_zero_traps_at_either_width() {
         for op in [O::I32DivU, O::I32RemS, O::I64DivS, O::I64RemU] {
-            assert!(matches!(div(&op, 1, 0), Err(Stop::Trap(_))));
+            assert_eq!(div(op, 1, 0), Err(trap("integer divide by zero")));
         }
         // Only the low half of an i32 divisor counts.
-        assert!(matches!(div(&O::I32DivU, 1, 1 << 32), Err(Stop::Trap(_))));
+        assert!(matches!(div(O::I32DivU, 1, 1 << 32), Err(Stop::Trap(_))));
     }
 
     #[test]
     fn i64_division_uses_all_64_bits() {
-        assert_eq!(div(&O::I64DivU, u64::MAX, 2).ok(), Some(u64::MAX / 2));
+        assert_eq!(div(O::I64DivU, u64::MAX, 2).ok(), Some(u64::MAX / 2));
         assert_eq!(
-            div(&O::I64DivS, (-9i64) as u64, 2).ok(),
+            div(O::I64DivS, (-9i64) as u64, 2).ok(),
             Some((-4i64) as u64)
         );
     }

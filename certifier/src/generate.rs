@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use policy_lang::interp::{TraceEvent, Value, World};
-use policy_lang::ir::{EventId, Expr, ParamType, Pattern, Phase, Program};
+use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
 
 use crate::behaviour::{host_pages, Sample, PAGE};
@@ -79,10 +79,8 @@ fn witnesses(p: &Pattern) -> Vec<Vec<u8>> {
     }
     let mut out = Vec::new();
     for w in accepted {
-        let mut shorter = w.clone();
-        shorter.pop();
-        let mut longer = w.clone();
-        longer.extend_from_slice(b"x/..");
+        let shorter = w[..w.len().saturating_sub(1)].to_vec();
+        let longer = [&w[..], b"x/.."].concat();
         let mut changed = w.clone();
         if let Some(last) = changed.last_mut() {
             *last ^= 1;
@@ -94,26 +92,14 @@ fn witnesses(p: &Pattern) -> Vec<Vec<u8>> {
     out
 }
 
-/// Candidate values for each parameter of each event, from the policies' guards.
-fn candidates(program: &Program, host_len: u32) -> Vec<Vec<Vec<Value>>> {
+/// Candidate values for each parameter of each event, from the policies' guards, and
+/// whether the parameter is a descriptor number.
+fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> {
     // Small values, the descriptor table's bound and its neighbours, and far values.
     let fds = policy_lang::descriptors::MAX_FDS as i64;
-    let mut ints = BTreeSet::from([
-        0,
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        -1,
-        100,
-        fds - 1,
-        fds,
-        fds + 1,
-        1 << 20,
-    ]);
+    let mut ints: BTreeSet<i64> = (-1..=7)
+        .chain([100, fds - 1, fds, fds + 1, 1 << 20])
+        .collect();
     let mut patterns = Vec::new();
     for p in &program.policies {
         for t in &p.transitions {
@@ -159,46 +145,38 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<Vec<Value>>> {
     strings.sort();
     strings.dedup();
     let ints: Vec<i64> = ints.into_iter().collect();
-    program
-        .events
-        .iter()
-        .map(|e| {
-            e.params
-                .iter()
-                .map(|p| match p.ty {
-                    ParamType::Str => {
-                        let mut v: Vec<Value> = strings
-                            .iter()
-                            .map(|s| Value::Str(Some(s.clone())))
-                            .collect();
-                        v.push(Value::Str(None));
-                        v
-                    }
-                    ParamType::F32 | ParamType::F64 => vec![Value::Float(0.0)],
-                    _ => match wasi::is_wasi_module(&e.module)
-                        .then(|| wasi::role(&e.field, &p.name))
-                        .flatten()
-                    {
-                        Some(Role::Out { size, align, .. }) => {
-                            // Valid at the bottom and at the very top of the memory, and
-                            // out of bounds by one aligned step.
-                            let top = (host_len - size) as i64;
-                            let mut v = vec![
-                                Value::Int(64),
-                                Value::Int(0),
-                                Value::Int(top),
-                                Value::BadPointer(top + align as i64),
-                                Value::BadPointer(-1),
-                            ];
-                            v.dedup();
-                            v
-                        }
-                        _ => ints.iter().map(|&i| Value::Int(i)).collect(),
-                    },
-                })
-                .collect()
-        })
-        .collect()
+    let param = |e: &Event, p: &Param| {
+        let role = wasi::is_wasi_module(&e.module).then(|| wasi::role(&e.field, &p.name));
+        let values = match (p.ty, role.flatten()) {
+            (ParamType::Str, _) => {
+                let mut v: Vec<Value> = strings
+                    .iter()
+                    .map(|s| Value::Str(Some(s.clone())))
+                    .collect();
+                v.push(Value::Str(None));
+                v
+            }
+            (ParamType::F32 | ParamType::F64, _) => vec![Value::Float(0.0)],
+            (_, Some(Role::Out { size, align, .. })) => {
+                // Valid at the bottom and at the very top of the memory, and out of
+                // bounds by one aligned step.
+                let top = (host_len - size) as i64;
+                let mut v = vec![
+                    Value::Int(64),
+                    Value::Int(0),
+                    Value::Int(top),
+                    Value::BadPointer(top + align as i64),
+                    Value::BadPointer(-1),
+                ];
+                v.dedup();
+                v
+            }
+            _ => ints.iter().map(|&i| Value::Int(i)).collect(),
+        };
+        (values, role.flatten() == Some(Role::Descriptor))
+    };
+    let params = |e: &Event| e.params.iter().map(|p| param(e, p)).collect();
+    program.events.iter().map(params).collect()
 }
 
 /// Traces generated from the policies for the events the module imports: one per
@@ -230,29 +208,14 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
         }
         r.into_iter().collect()
     };
-    // Per event and parameter: whether it is a descriptor number.
-    let is_fd: Vec<Vec<bool>> = program
-        .events
-        .iter()
-        .map(|e| {
-            e.params
-                .iter()
-                .map(|p| {
-                    wasi::is_wasi_module(&e.module)
-                        && wasi::role(&e.field, &p.name) == Some(Role::Descriptor)
-                })
-                .collect()
-        })
-        .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // A call of `e` with random candidates; descriptors are mostly ones the host has open
     // (`open`), so calls reach the descriptors earlier calls handed out.
     let random_call = |rng: &mut Rng, e: EventId, open: &[u32]| -> TraceEvent {
         let args = cands[e as usize]
             .iter()
-            .zip(&is_fd[e as usize])
-            .map(|(c, &fd)| {
-                if fd && !open.is_empty() && rng.below(10) < 7 {
+            .map(|(c, fd)| {
+                if *fd && !open.is_empty() && rng.below(10) < 7 {
                     Value::Int(*rng.pick(open) as i64)
                 } else {
                     rng.pick(c).clone()
@@ -276,7 +239,7 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
             let mut open: Vec<u32> = world.initial().iter().map(|d| d.fd).collect();
             let total = len + last.is_some() as usize;
             for i in 0..total {
-                let mut call = match last {
+                let call = match last {
                     Some((e, p, v)) if i == len => {
                         let mut c = random_call(rng, e, &open);
                         c.args[p] = v.clone();
@@ -288,7 +251,6 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
                         random_call(rng, e, &open)
                     }
                 };
-                call.opened = None;
                 calls.push(call);
                 policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
                 let call = calls.last().expect("pushed");
@@ -307,7 +269,7 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     let mut out = Vec::new();
     // Every candidate of every parameter, after a random prefix that reaches a state.
     for &e in events {
-        for (p, values) in cands[e as usize].iter().enumerate() {
+        for (p, (values, _)) in cands[e as usize].iter().enumerate() {
             for v in values {
                 let world = rng.pick(&worlds).clone();
                 let len = rng.below(5);

@@ -20,7 +20,7 @@ use wasmparser::ExternalKind;
 use crate::mediation::Mediation;
 use crate::module::Module;
 use crate::scan::Names;
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// What the monitor owns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,80 +56,54 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
         if med.members.contains(&func) {
             continue;
         }
-        let at = |offset| Where::Function {
-            index: func,
+        for (used, owned, what, also) in [
+            (&n.globals, &state.globals, "monitor global", ""),
+            (&n.memories, &state.memories, "monitor memory", ""),
+            (
+                &n.data,
+                &state.data,
+                "data segment",
+                ", which the monitor copies from,",
+            ),
+        ] {
+            for &(x, offset) in used.iter().filter(|(x, _)| owned.contains(x)) {
+                let message =
+                    format!("{what} {x}{also} is used by a function that is not the monitor's");
+                findings.push(Finding::in_function(func, offset, message));
+            }
+        }
+    }
+    let globals = state
+        .globals
+        .iter()
+        .filter_map(|&g| Some(("global", g, m.globals.get(g as usize)?.import?)));
+    let memories = state
+        .memories
+        .iter()
+        .filter_map(|&x| Some(("memory", x, m.memories.get(x as usize)?.import?)));
+    for (what, x, offset) in globals.chain(memories) {
+        findings.push(Finding::at(
             offset,
-        };
-        for &(g, offset) in &n.globals {
-            if state.globals.contains(&g) {
-                findings.push(Finding::new(
-                    at(offset),
-                    format!("monitor global {g} is used by a function that is not the monitor's"),
-                ));
-            }
-        }
-        for &(x, offset) in &n.memories {
-            if state.memories.contains(&x) {
-                findings.push(Finding::new(
-                    at(offset),
-                    format!("monitor memory {x} is used by a function that is not the monitor's"),
-                ));
-            }
-        }
-        for &(x, offset) in &n.data {
-            if state.data.contains(&x) {
-                findings.push(Finding::new(
-                    at(offset),
-                    format!(
-                        "data segment {x}, which the monitor copies from, is used by a function that is not the monitor's"
-                    ),
-                ));
-            }
-        }
-    }
-    for &g in &state.globals {
-        if let Some(offset) = m.globals.get(g as usize).and_then(|x| x.import) {
-            findings.push(Finding::new(
-                Where::Offset(offset),
-                format!("monitor global {g} is imported"),
-            ));
-        }
-    }
-    for &x in &state.memories {
-        if let Some(offset) = m.memories.get(x as usize).and_then(|x| x.import) {
-            findings.push(Finding::new(
-                Where::Offset(offset),
-                format!("monitor memory {x} is imported"),
-            ));
-        }
+            format!("monitor {what} {x} is imported"),
+        ));
     }
     for e in &m.exports {
-        let at = Where::Offset(e.offset);
-        match e.kind {
-            ExternalKind::Global if member_reads.contains(&e.index) => {
-                findings.push(Finding::new(
-                    at,
-                    format!(
-                        "monitor global {} is exported as `{}` and the monitor reads it",
-                        e.index, e.name
-                    ),
-                ));
+        let (x, name) = (e.index, e.name);
+        let message = match e.kind {
+            ExternalKind::Global if member_reads.contains(&x) => {
+                format!("monitor global {x} is exported as `{name}` and the monitor reads it")
             }
-            ExternalKind::Memory if state.memories.contains(&e.index) => {
-                findings.push(Finding::new(
-                    at,
-                    format!("monitor memory {} is exported as `{}`", e.index, e.name),
-                ));
+            ExternalKind::Memory if state.memories.contains(&x) => {
+                format!("monitor memory {x} is exported as `{name}`")
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        findings.push(Finding::at(e.offset, message));
     }
     for &(g, offset) in &m.const_global_reads {
         if state.globals.contains(&g) {
-            findings.push(Finding::new(
-                Where::Offset(offset),
-                format!("monitor global {g} is read by a constant expression"),
-            ));
+            let message = format!("monitor global {g} is read by a constant expression");
+            findings.push(Finding::at(offset, message));
         }
     }
     (state, findings)

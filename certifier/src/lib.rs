@@ -2,7 +2,7 @@
 //! weaver (`instrumenter`) or the module's `irm.monitor` section.
 //!
 //! This crate is the checker's trusted base: it depends on `wasmparser` and on the policy
-//! IR and interpreter (`policy-lang`), never on `instrumenter`.
+//! IR, interpreter and fake WASI host (`policy-lang`), never on `instrumenter`.
 //!
 //! What a certificate establishes, for every import bound to an event of the policy set
 //! (duplicates, aliases and WASI preview 0 spellings included), derived from the module
@@ -27,6 +27,7 @@ pub mod mediation;
 pub mod module;
 pub mod scan;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use policy_lang::ir::{EventId, Program};
@@ -83,13 +84,8 @@ pub fn certify_sampling(
         }
         let mut v = f.into_validator(Default::default());
         if let Err(e) = v.validate(body) {
-            findings.push(Finding::new(
-                Where::Function {
-                    index,
-                    offset: e.offset(),
-                },
-                format!("monitor function {index} is not valid: {}", e.message()),
-            ));
+            let message = format!("monitor function {index} is not valid: {}", e.message());
+            findings.push(Finding::in_function(index, e.offset(), message));
         }
     }
     let (state, integrity) = integrity::check(&m, &names, &med);
@@ -97,12 +93,8 @@ pub fn certify_sampling(
     if !findings.is_empty() {
         return Err(findings);
     }
-    let events: Vec<EventId> = {
-        let mut e: Vec<EventId> = med.monitored.iter().map(|x| x.event).collect();
-        e.sort_unstable();
-        e.dedup();
-        e
-    };
+    let events: BTreeSet<EventId> = med.monitored.iter().map(|x| x.event).collect();
+    let events: Vec<EventId> = events.into_iter().collect();
     let mut samples = traces.to_vec();
     samples.extend(generate::generate(&m, program, &events, generated));
     let (sampled, behaviour) = behaviour::check(&m, &med, &state.memories, program, &samples);
@@ -133,21 +125,26 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(at: Where, message: String) -> Finding {
+    /// A finding at byte `offset` of the module.
+    pub fn at(offset: usize, message: String) -> Finding {
+        let at = Where::Offset(offset);
+        Finding { at, message }
+    }
+
+    /// A finding at byte `offset` of function `index`'s body.
+    pub fn in_function(index: u32, offset: usize, message: String) -> Finding {
+        let at = Where::Function { index, offset };
         Finding { at, message }
     }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.message;
         match self.at {
-            Where::Offset(o) => write!(f, "at byte {o:#x}: {}", self.message),
+            Where::Offset(o) => write!(f, "at byte {o:#x}: {m}"),
             Where::Function { index, offset } => {
-                write!(
-                    f,
-                    "in function {index} at byte {offset:#x}: {}",
-                    self.message
-                )
+                write!(f, "in function {index} at byte {offset:#x}: {m}")
             }
         }
     }

@@ -13,12 +13,12 @@
 //! are not monitors) may be reached only from members.
 use std::collections::BTreeSet;
 
-use policy_lang::ir::{EventId, Expr, Program, Verdict};
+use policy_lang::ir::{EventId, Policy, Program, Verdict};
 use wasmparser::{ExternalKind, Operator};
 
 use crate::module::Module;
 use crate::scan::{FuncUse, Names};
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// A monitored import and the functions found to monitor it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,18 +42,14 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     let mut findings = Vec::new();
     let imports = m.num_imports();
     for (i, imp) in m.imports.iter().enumerate() {
-        let import = i as u32;
+        let (import, name) = (i as u32, format!("{}.{}", imp.module, imp.field));
         let event = match program.event_for_spelling(imp.module, imp.field) {
             Ok(Some((e, _))) => e,
             Ok(None) => continue,
             Err(()) => {
-                findings.push(Finding::new(
-                    Where::Offset(imp.offset),
-                    format!(
-                        "import {}.{} has no WASI preview 0 meaning for the policies' event",
-                        imp.module, imp.field
-                    ),
-                ));
+                let message =
+                    format!("import {name} has no WASI preview 0 meaning for the policies' event");
+                findings.push(Finding::at(imp.offset, message));
                 continue;
             }
         };
@@ -70,21 +66,19 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
                 n.funcs
                     .iter()
                     .any(|&(g, h, _)| g == import && h == FuncUse::Call)
-                    && m.func_types[*f as usize] == imp.type_index
+                    && m.func_types[*f as usize] == m.func_types[i]
                     && passes_parameters_to(m, *f, import)
             })
             .map(|(f, _)| f)
             .collect();
-        if monitors.is_empty() && is_referenced(m, names, import) && acts_on(program, event) {
-            findings.push(Finding::new(
-                Where::Offset(imp.offset),
-                format!(
-                    "no function monitors import {import} ({}.{}): none passes its parameters to it",
-                    imp.module, imp.field
-                ),
-            ));
+        let referenced = is_referenced(m, names, import);
+        if monitors.is_empty() && referenced && acts_on(program, event) {
+            let message = format!(
+                "no function monitors import {import} ({name}): none passes its parameters to it"
+            );
+            findings.push(Finding::at(imp.offset, message));
         }
-        if monitors.is_empty() && !is_referenced(m, names, import) {
+        if monitors.is_empty() && !referenced {
             // Never called: nothing to decide.
             continue;
         }
@@ -95,11 +89,12 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         });
     }
     // The members: the monitors' call closure over defined functions.
-    let mut todo: Vec<u32> = out
+    let monitors: BTreeSet<u32> = out
         .monitored
         .iter()
         .flat_map(|x| x.monitors.clone())
         .collect();
+    let mut todo: Vec<u32> = monitors.iter().copied().collect();
     while let Some(f) = todo.pop() {
         if !out.members.insert(f) {
             continue;
@@ -113,11 +108,6 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             );
         }
     }
-    let monitors: BTreeSet<u32> = out
-        .monitored
-        .iter()
-        .flat_map(|x| x.monitors.clone())
-        .collect();
     // An import without a monitor is called raw wherever the module calls it; the
     // behaviour check then establishes that the policies never decide its calls.
     let guarded = |f: u32| {
@@ -135,55 +125,46 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     };
     for (d, n) in names.iter().enumerate() {
         let func = d as u32 + imports;
+        let from_member = out.members.contains(&func);
         for &(g, how, offset) in &n.funcs {
-            let from_member = out.members.contains(&func);
-            let allowed = if g < imports {
-                from_member && how == FuncUse::Call
-            } else {
-                from_member
-            };
-            if guarded(g) && !allowed {
-                findings.push(Finding::new(
-                    Where::Function {
-                        index: func,
-                        offset,
-                    },
-                    format!(
-                        "{} is referenced ({}) by a function that is not the monitor's",
-                        what(g),
-                        if how == FuncUse::Call {
-                            "call"
-                        } else {
-                            "return_call or ref.func"
-                        }
-                    ),
-                ));
+            // Members may only call a monitored import, and use a helper in any way.
+            if guarded(g) && !(from_member && (g >= imports || how == FuncUse::Call)) {
+                let how = match how {
+                    FuncUse::Call => "call",
+                    FuncUse::Other => "return_call or ref.func",
+                };
+                let message = format!(
+                    "{} is referenced ({how}) by a function that is not the monitor's",
+                    what(g)
+                );
+                findings.push(Finding::in_function(func, offset, message));
             }
         }
     }
-    for r in &m.const_refs {
-        if guarded(r.func) {
-            findings.push(Finding::new(
-                Where::Offset(r.offset),
-                format!("{} is referenced by {}", what(r.func), r.place),
-            ));
-        }
-    }
-    for e in &m.exports {
-        if e.kind == ExternalKind::Func && guarded(e.index) {
-            findings.push(Finding::new(
-                Where::Offset(e.offset),
+    // References outside code: element segments and initialisers, exports, the start
+    // function.
+    let refs = m.const_refs.iter().filter(|r| guarded(r.func)).map(|r| {
+        (
+            r.offset,
+            format!("{} is referenced by {}", what(r.func), r.place),
+        )
+    });
+    let exports = m
+        .exports
+        .iter()
+        .filter(|e| e.kind == ExternalKind::Func && guarded(e.index))
+        .map(|e| {
+            (
+                e.offset,
                 format!("{} is exported as `{}`", what(e.index), e.name),
-            ));
-        }
-    }
-    if let Some((s, offset)) = m.start {
-        if guarded(s) {
-            findings.push(Finding::new(
-                Where::Offset(offset),
-                format!("{} is the start function", what(s)),
-            ));
-        }
+            )
+        });
+    let start = m
+        .start
+        .filter(|&(s, _)| guarded(s))
+        .map(|(s, offset)| (offset, format!("{} is the start function", what(s))));
+    for (offset, message) in refs.chain(exports).chain(start) {
+        findings.push(Finding::at(offset, message));
     }
     (out, findings)
 }
@@ -204,11 +185,8 @@ fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
 /// the others may go unmonitored (transitions that only move state, a descriptor table
 /// nobody reads) is for the behaviour check to establish.
 fn acts_on(program: &Program, event: EventId) -> bool {
-    program.policies.iter().any(|p| {
-        p.transitions.iter().any(|t| {
-            t.event == event && t.guard != Expr::Bool(false) && t.verdict != Verdict::Allow
-        })
-    })
+    let mut live = program.policies.iter().flat_map(Policy::live);
+    live.any(|t| t.event == event && t.verdict != Verdict::Allow)
 }
 
 /// Whether `func`'s body contains `local.get 0 .. local.get n-1; call import`, `n` the

@@ -10,7 +10,7 @@ use wasmparser::{
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// A function import.
 pub struct Import<'a> {
@@ -18,14 +18,12 @@ pub struct Import<'a> {
     pub offset: usize,
     pub module: &'a str,
     pub field: &'a str,
-    pub type_index: u32,
 }
 
-/// A global: its type and, when it is a constant, its initial value's bits.
+/// A global: where it is imported and, when it is a constant, its initial value's bits.
 pub struct Global {
     /// The byte offset of its import entry, for an imported global.
     pub import: Option<usize>,
-    pub mutable: bool,
     pub init: Option<u64>,
 }
 
@@ -58,6 +56,7 @@ pub struct ConstRef {
     pub place: &'static str,
 }
 
+#[derive(Default)]
 pub struct Module<'a> {
     /// By type index; `None` for non-function types.
     pub types: Vec<Option<FuncType>>,
@@ -75,8 +74,6 @@ pub struct Module<'a> {
     pub const_refs: Vec<ConstRef>,
     /// Globals read by global and table initialisers and element expressions.
     pub const_global_reads: Vec<(u32, usize)>,
-    /// The `irm.monitor` section's bytes, read only to name violation codes.
-    pub manifest: Option<&'a [u8]>,
 }
 
 impl<'a> Module<'a> {
@@ -116,27 +113,10 @@ impl<'a> Module<'a> {
     }
 
     pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {
-        let mut m = Module {
-            types: Vec::new(),
-            imports: Vec::new(),
-            func_types: Vec::new(),
-            globals: Vec::new(),
-            memories: Vec::new(),
-            exports: Vec::new(),
-            start: None,
-            bodies: Vec::new(),
-            to_validate: Vec::new(),
-            data: Vec::new(),
-            const_refs: Vec::new(),
-            const_global_reads: Vec::new(),
-            manifest: None,
-        };
+        let mut m = Module::default();
         let mut validator = Validator::new_with_features(features);
         let bad = |e: wasmparser::BinaryReaderError| {
-            Finding::new(
-                Where::Offset(e.offset()),
-                format!("not a valid module: {}", e.message()),
-            )
+            Finding::at(e.offset(), format!("not a valid module: {}", e.message()))
         };
         for payload in Parser::new(0).parse_all(input) {
             let payload = payload.map_err(bad)?;
@@ -146,10 +126,8 @@ impl<'a> Module<'a> {
                 ..
             } = &payload
             {
-                return Err(Finding::new(
-                    Where::Offset(range.start),
-                    "a component: only core modules can be certified".into(),
-                ));
+                let message = "a component: only core modules can be certified";
+                return Err(Finding::at(range.start, message.into()));
             }
             if let ValidPayload::Func(f, body) = validator.payload(&payload).map_err(bad)? {
                 m.to_validate.push(f);
@@ -175,7 +153,6 @@ impl<'a> Module<'a> {
                                     offset,
                                     module: imp.module,
                                     field: imp.name,
-                                    type_index: t,
                                 });
                                 m.func_types.push(t);
                             }
@@ -183,9 +160,8 @@ impl<'a> Module<'a> {
                                 ty,
                                 import: Some(offset),
                             }),
-                            TypeRef::Global(g) => m.globals.push(Global {
+                            TypeRef::Global(_) => m.globals.push(Global {
                                 import: Some(offset),
-                                mutable: g.mutable,
                                 init: None,
                             }),
                             TypeRef::Table(_) | TypeRef::Tag(_) => {}
@@ -216,11 +192,7 @@ impl<'a> Module<'a> {
                     for g in r {
                         let g = g.map_err(bad)?;
                         let init = m.const_expr(&g.init_expr, "a global initialiser")?;
-                        m.globals.push(Global {
-                            import: None,
-                            mutable: g.ty.mutable,
-                            init,
-                        });
+                        m.globals.push(Global { import: None, init });
                     }
                 }
                 Payload::ExportSection(r) => {
@@ -276,9 +248,6 @@ impl<'a> Module<'a> {
                         });
                     }
                 }
-                Payload::CustomSection(c) if c.name() == "irm.monitor" => {
-                    m.manifest = Some(c.data());
-                }
                 _ => {}
             }
         }
@@ -298,10 +267,7 @@ impl<'a> Module<'a> {
         while !ops.eof() {
             let offset = ops.original_position();
             let op = ops.read().map_err(|e| {
-                Finding::new(
-                    Where::Offset(e.offset()),
-                    format!("malformed {place}: {}", e.message()),
-                )
+                Finding::at(e.offset(), format!("malformed {place}: {}", e.message()))
             })?;
             count += 1;
             match op {

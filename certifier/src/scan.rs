@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use wasmparser::{FunctionBody, VisitOperator, VisitSimdOperator};
 
 use crate::module::Module;
-use crate::{Finding, Where};
+use crate::Finding;
 
 /// How a body refers to a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,11 +136,9 @@ impl VisitSimdOperator<'_> for Scanner {
 /// The names of function `index`'s body; a body that does not decode is a finding.
 pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Finding::new(
-            Where::Function {
-                index,
-                offset: e.offset(),
-            },
+        Finding::in_function(
+            index,
+            e.offset(),
             format!("malformed body: {}", e.message()),
         )
     };
@@ -158,37 +156,33 @@ pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding>
     Ok(scanner.names)
 }
 
-/// The names of every defined body, in order.
 /// The names of every defined body, in order; bodies are scanned on one thread per core.
 pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = m.bodies.len().div_ceil(threads).max(1);
     let imports = m.num_imports();
-    let parts: Vec<Result<Vec<Names>, Finding>> = std::thread::scope(|scope| {
+    let scan = |c: usize, bodies: &[FunctionBody<'_>]| -> Result<Vec<Names>, Finding> {
+        let index = |d: usize| (c * chunk + d) as u32 + imports;
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(d, b)| body_names(index(d), b))
+            .collect()
+    };
+    std::thread::scope(|scope| {
         let handles: Vec<_> = m
             .bodies
             .chunks(chunk)
             .enumerate()
-            .map(|(c, bodies)| {
-                scope.spawn(move || {
-                    bodies
-                        .iter()
-                        .enumerate()
-                        .map(|(d, b)| body_names((c * chunk + d) as u32 + imports, b))
-                        .collect()
-                })
-            })
+            .map(|(c, bodies)| scope.spawn(move || scan(c, bodies)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a scan thread does not panic"))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(m.bodies.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
+        // The first malformed body in module order is the finding.
+        let mut out = Vec::with_capacity(m.bodies.len());
+        for h in handles {
+            out.extend(h.join().expect("a scan thread does not panic")?);
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

@@ -188,7 +188,7 @@ pub(crate) fn wrap_imports(
     let shim = Module::new(store.engine(), &wasm).map_err(RunError::Shim)?;
     // The scanner's functions; a program that tracks descriptors cannot do without them.
     let mut scan_funcs = Vec::new();
-    for f in SCAN_FUNCTIONS {
+    for f in policy_lang::fake_host::SCAN_FUNCTIONS {
         match linker.get(&mut *store, wasi::MODULE, f) {
             Ok(Extern::Func(func)) => scan_funcs.push(func),
             _ if program.tracks() => {
@@ -245,8 +245,6 @@ fn preview0_conflict(program: &Program, event: u32) -> Option<String> {
     }
     None
 }
-
-const SCAN_FUNCTIONS: [&str; 3] = ["fd_fdstat_get", "fd_prestat_get", "fd_prestat_dir_name"];
 
 /// The guest's memory as the WASI host reads it: its export `memory`.
 fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {

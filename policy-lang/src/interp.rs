@@ -34,7 +34,7 @@ use std::sync::Arc;
 use crate::descriptors::{self, Change, Descriptor, Descriptors, Effect, Kind, Opened};
 use crate::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Phase, Policy, Program, RuntimeFault, StateId,
-    Subject, Transition, ValType, VarId, Verdict as IrVerdict,
+    Subject, Transition, VarId, Verdict as IrVerdict,
 };
 use crate::path::{self, ResolveError};
 use crate::wasi::{self, Role};
@@ -51,6 +51,31 @@ pub enum Value {
     /// An out-pointer parameter that lies outside the memory or is misaligned; guards
     /// read it as the integer.
     BadPointer(i64),
+}
+
+impl Value {
+    /// The integer a missing or mistyped argument reads as: 0.
+    pub fn int(value: Option<&Value>) -> i64 {
+        match value {
+            Some(Value::Int(v) | Value::BadPointer(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    /// The bits Wasm passes for numeric parameter type `ty` (an `i32` zero-extended, a
+    /// float as its bits), a missing or mistyped argument read as 0.
+    pub fn wasm_bits(value: Option<&Value>, ty: ParamType) -> u64 {
+        let float = match value {
+            Some(Value::Float(f)) => *f,
+            _ => 0.0,
+        };
+        match ty {
+            ParamType::I32 => Value::int(value) as u32 as u64,
+            ParamType::F32 => (float as f32).to_bits() as u64,
+            ParamType::F64 => float.to_bits(),
+            ParamType::I64 | ParamType::Str => Value::int(value) as u64,
+        }
+    }
 }
 
 /// A decision of one policy that someone must be told about.
@@ -149,10 +174,7 @@ impl Call<'_> {
     }
 
     fn int_arg(&self, param: ParamId) -> i64 {
-        let raw = match self.args.get(param as usize) {
-            Some(Value::Int(v) | Value::BadPointer(v)) => *v,
-            _ => 0,
-        };
+        let raw = Value::int(self.args.get(param as usize));
         match self.param_type(param) {
             Some(ParamType::I32) => raw as i32 as i64,
             _ => raw,
@@ -235,15 +257,8 @@ impl Call<'_> {
 
     fn result(&self) -> i64 {
         let raw = self.result.unwrap_or(0);
-        match self
-            .program
-            .events
-            .get(self.event as usize)
-            .and_then(|e| e.results.first())
-        {
-            Some(ValType::I32) => raw as i32 as i64,
-            _ => raw,
-        }
+        let event = self.program.events.get(self.event as usize);
+        event.map_or(raw, |e| e.narrow_result(raw))
     }
 }
 

@@ -172,6 +172,15 @@ impl Event {
     pub fn import_name(&self) -> String {
         format!("{}.{}", self.module, self.field)
     }
+
+    /// `v` as the caller receives it as the import's first result: an `i32`
+    /// sign-extended.
+    pub fn narrow_result(&self, v: i64) -> i64 {
+        match self.results.first() {
+            Some(ValType::I32) => v as i32 as i64,
+            _ => v,
+        }
+    }
 }
 
 /// One security automaton.

@@ -8,9 +8,9 @@
 //! The judges call the steps in order, as an embedder calls an instance again and again:
 //! a step whose import traps (`-> trap`) ends that call only. The judges provide the
 //! imports with [`fake_imports`]: host functions that record what they receive and return
-//! the trace's results, and a fake WASI host ([`FakeHost`]) that answers the monitor's
-//! own questions (`fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`) from the
-//! trace's world and takes its audit lines (`fd_write` to 2).
+//! the trace's results, and the fake WASI host of `policy_lang::fake_host`, which answers
+//! the monitor's own questions (`fd_fdstat_get`, `fd_prestat_get`, `fd_prestat_dir_name`)
+//! from the trace's world and takes its audit lines (`fd_write` to 2).
 //!
 //! Memory layout (all little-endian):
 //! * `0..OUT_AREA`, or up to the last byte a numeric out-pointer of the trace reaches:
@@ -29,10 +29,9 @@
 //! given as `oob` as -1 (the last byte of the 32-bit space). An out-pointer the trace
 //! gives as a number is a valid one: memory is made large enough to hold it, and a
 //! misaligned one is refused (write `oob` for a bad pointer).
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use policy_lang::descriptors::{Effect, FILETYPE_DIRECTORY};
+use policy_lang::fake_host::{FakeHost, Memory, SCAN_FUNCTIONS};
 use policy_lang::interp::{ObservationKind, TraceEvent, Value, Verdict, World};
 use policy_lang::ir::{Event, ParamType, Phase, Program, ValType};
 use policy_lang::wasi::{self, Role};
@@ -47,7 +46,6 @@ use super::JudgeError;
 /// Bytes at the bottom of memory left for the trace's out-pointers.
 const OUT_AREA: u32 = 4096;
 const PAGE: u64 = 65536;
-const ERRNO_BADF: i64 = 8;
 
 fn enc(t: ValType) -> wasm_encoder::ValType {
     match t {
@@ -86,11 +84,13 @@ impl Arg {
         })
     }
 
-    fn as_u32(self) -> Option<u32> {
+    /// The argument's bits (an `i32` zero-extended), as the fake host reads them.
+    fn bits(self) -> u64 {
         match self {
-            Arg::I32(v) => Some(v as u32),
-            Arg::I64(v) => u32::try_from(v).ok(),
-            _ => None,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::I64(v) => v as u64,
+            Arg::F32(v) => v as u64,
+            Arg::F64(v) => v,
         }
     }
 }
@@ -195,19 +195,12 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError
         let mut args = Vec::new();
         for (p, param) in event.params.iter().enumerate() {
             let value = call.args.get(p);
-            let int = match value {
-                Some(Value::Int(v)) | Some(Value::BadPointer(v)) => *v,
-                _ => 0,
-            };
-            let float = match value {
-                Some(Value::Float(f)) => *f,
-                _ => 0.0,
-            };
+            let bits = Value::wasm_bits(value, param.ty);
             match param.ty {
-                ParamType::I32 => args.push(Some(Arg::I32(int as i32))),
-                ParamType::I64 => args.push(Some(Arg::I64(int))),
-                ParamType::F32 => args.push(Some(Arg::F32((float as f32).to_bits()))),
-                ParamType::F64 => args.push(Some(Arg::F64(float.to_bits()))),
+                ParamType::I32 => args.push(Some(Arg::I32(bits as i32))),
+                ParamType::I64 => args.push(Some(Arg::I64(bits as i64))),
+                ParamType::F32 => args.push(Some(Arg::F32(bits as u32))),
+                ParamType::F64 => args.push(Some(Arg::F64(bits))),
                 ParamType::Str => match value {
                     Some(Value::Str(Some(bytes))) => {
                         let at = strings_at + data.len() as u32;
@@ -383,148 +376,29 @@ pub(super) fn run_steps<T>(
 #[error("the import trapped, as the trace says")]
 pub(super) struct TraceTrap;
 
-/// The fake WASI host's descriptors: what the world preopens and what the trace's calls
-/// opened, closed and moved.
-#[derive(Debug, Default)]
-pub(super) struct FakeHost {
-    /// fd -> (file type, preopen name).
-    open: BTreeMap<u32, (u8, Option<Vec<u8>>)>,
-}
+/// The memory the calling instance exports as `memory` (the driver's, or the
+/// host-enforcement shim's re-export of it), as the fake host reads and writes it.
+struct CallerMemory<'c, 'a, T: 'static>(&'c mut Caller<'a, T>);
 
-impl FakeHost {
-    pub fn new(world: &World) -> FakeHost {
-        FakeHost {
-            open: world
-                .initial()
-                .into_iter()
-                .map(|d| (d.fd, (d.filetype.unwrap_or(0), d.preopen)))
-                .collect(),
-        }
-    }
-
-    /// What a successful trace call does to the host's descriptors.
-    fn apply(&mut self, event: &Event, call: &TraceEvent, args: &[Arg]) {
-        if !wasi::is_wasi_module(&event.module) {
-            return;
-        }
-        let wasm_arg = |name: &str| wasm_arg(event, args, name);
-        match Effect::of(&event.field) {
-            Some(Effect::Open | Effect::Accept) => {
-                if let Some(o) = call.opened {
-                    self.open.insert(o.fd, (o.filetype, None));
-                }
-            }
-            Some(Effect::Close) => {
-                if let Some(fd) = wasm_arg("fd") {
-                    self.open.remove(&fd);
-                }
-            }
-            Some(Effect::Renumber) => {
-                if let (Some(from), Some(to)) = (wasm_arg("fd"), wasm_arg("to")) {
-                    if from != to {
-                        if let Some(d) = self.open.remove(&from) {
-                            self.open.insert(to, d);
-                        }
-                    }
-                }
-            }
-            None => {}
+impl<T: 'static> CallerMemory<'_, '_, T> {
+    fn memory(&mut self) -> Option<wasmtime::Memory> {
+        match self.0.get_export("memory") {
+            Some(Extern::Memory(m)) => Some(m),
+            _ => None,
         }
     }
 }
 
-/// The memory exported as `memory` by the calling instance.
-fn caller_memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Some(m),
-        _ => None,
+impl<T: 'static> Memory for CallerMemory<'_, '_, T> {
+    fn read(&mut self, at: u32, len: u32) -> Option<Vec<u8>> {
+        let m = self.memory()?;
+        let range = at as usize..at as usize + len as usize;
+        m.data(&*self.0).get(range).map(<[u8]>::to_vec)
     }
-}
-
-fn write_bytes<T>(caller: &mut Caller<'_, T>, at: u32, bytes: &[u8]) -> bool {
-    match caller_memory(caller) {
-        Some(m) => m.write(&mut *caller, at as usize, bytes).is_ok(),
-        None => false,
+    fn write(&mut self, at: u32, bytes: &[u8]) -> bool {
+        let m = self.memory();
+        m.is_some_and(|m| m.write(&mut *self.0, at as usize, bytes).is_ok())
     }
-}
-
-fn read_u32<T>(caller: &mut Caller<'_, T>, at: u32) -> Option<u32> {
-    let m = caller_memory(caller)?;
-    let mut b = [0u8; 4];
-    m.read(&*caller, at as usize, &mut b).ok()?;
-    Some(u32::from_le_bytes(b))
-}
-
-/// The monitor's own WASI calls, answered from the fake host: `Some(errno)` when
-/// `field` is one of them.
-fn internal_call<T>(
-    caller: &mut Caller<'_, T>,
-    host: &Mutex<FakeHost>,
-    field: &str,
-    args: &[Arg],
-) -> Option<i64> {
-    let a = |i: usize| args.get(i).and_then(|x| x.as_u32()).unwrap_or(0);
-    let host = host.lock().unwrap_or_else(|p| p.into_inner());
-    Some(match field {
-        "fd_fdstat_get" => match host.open.get(&a(0)) {
-            Some(&(filetype, _)) => {
-                let rights: u64 = match (a(0), filetype) {
-                    (0, _) => 2,
-                    (1 | 2, _) => 1 << 6,
-                    (_, FILETYPE_DIRECTORY) => u64::MAX >> 35,
-                    _ => (1 << 1) | (1 << 6),
-                };
-                let mut stat = [0u8; 24];
-                stat[0] = filetype;
-                stat[8..16].copy_from_slice(&rights.to_le_bytes());
-                stat[16..24].copy_from_slice(&rights.to_le_bytes());
-                if write_bytes(caller, a(1), &stat) {
-                    0
-                } else {
-                    21 // EFAULT
-                }
-            }
-            None => ERRNO_BADF,
-        },
-        "fd_prestat_get" => match host.open.get(&a(0)) {
-            Some((_, Some(name))) => {
-                let mut pre = [0u8; 8];
-                pre[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-                if write_bytes(caller, a(1), &pre) {
-                    0
-                } else {
-                    21
-                }
-            }
-            _ => ERRNO_BADF,
-        },
-        "fd_prestat_dir_name" => match host.open.get(&a(0)) {
-            Some((_, Some(name))) => {
-                let n = name.len().min(a(2) as usize);
-                let name = name[..n].to_vec();
-                if write_bytes(caller, a(1), &name) {
-                    0
-                } else {
-                    21
-                }
-            }
-            _ => ERRNO_BADF,
-        },
-        // An audit line: taken whole.
-        "fd_write" if a(0) == 2 => {
-            let (iovs, n) = (a(1), a(2));
-            let mut total: u32 = 0;
-            for k in 0..n {
-                total = total.wrapping_add(read_u32(caller, iovs + 8 * k + 4).unwrap_or(0));
-            }
-            if write_bytes(caller, a(3), &total.to_le_bytes()) {
-                0
-            } else {
-                21
-            }
-        }
-        _ => return None,
-    })
 }
 
 /// What the host saw while a driver ran.
@@ -538,11 +412,10 @@ pub(super) struct Seen {
     pub internal: Vec<(usize, String)>,
 }
 
-/// The step cell (at `cell`) of the memory exported as `memory` by the calling
-/// instance: the driver, or the host-enforcement shim that re-exports the driver's
-/// memory.
-pub(super) fn step_in_progress<T>(caller: &mut Caller<'_, T>, cell: u32) -> usize {
-    read_u32(caller, cell).map_or(0, |s| s as usize)
+/// The step cell (at `cell`) of the calling instance's memory ([`CallerMemory`]).
+pub(super) fn step_in_progress<T: 'static>(caller: &mut Caller<'_, T>, cell: u32) -> usize {
+    let cell = CallerMemory(caller).read(cell, 4);
+    cell.map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
 /// The first result the driver received at each step, read from its memory after a run.
@@ -576,9 +449,6 @@ impl Received {
         i64::from_le_bytes(bytes)
     }
 }
-
-/// The monitor's own WASI questions, which the fake host answers.
-const SCAN_FUNCTIONS: [&str; 3] = ["fd_fdstat_get", "fd_prestat_get", "fd_prestat_dir_name"];
 
 /// Provides every import of `module` that is an event of `program`, and the WASI
 /// functions the monitor calls itself, as host functions. A call that is the trace's
@@ -652,8 +522,10 @@ pub(super) fn fake_imports<T: 'static>(
                         && expected.get(step.wrapping_sub(1)) == Some(&args)
                         && !s.calls.iter().any(|(st, _, _)| *st == step)
                 };
+                let bits: Vec<u64> = args.iter().map(|a| a.bits()).collect();
+                let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
                 if !is_trace_call {
-                    return match internal_call(&mut caller, &host, &field, &args) {
+                    return match host.internal(&field, &bits, &mut CallerMemory(&mut caller)) {
                         Some(errno) => {
                             seen.lock().unwrap().internal.push((step, field.clone()));
                             crate::fill_results(out, &types, errno)
@@ -671,19 +543,7 @@ pub(super) fn fake_imports<T: 'static>(
                 let value = call.result.unwrap_or(0);
                 let decl = decl.as_ref().expect("an event has a declaration");
                 if value == 0 {
-                    host.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .apply(decl, call, &args);
-                    if let Some(o) = call.opened {
-                        let out_param = if field == "sock_accept" {
-                            "ro_fd"
-                        } else {
-                            "opened_fd"
-                        };
-                        if let Some(at) = wasm_arg(decl, &args, out_param) {
-                            write_bytes(&mut caller, at, &o.fd.to_le_bytes());
-                        }
-                    }
+                    host.succeeded(decl, call, &bits, &mut CallerMemory(&mut caller));
                 }
                 crate::fill_results(out, &types, value)
             })
@@ -699,18 +559,6 @@ fn wasm_ty(t: ValType) -> wasmtime::ValType {
         ValType::F32 => wasmtime::ValType::F32,
         ValType::F64 => wasmtime::ValType::F64,
     }
-}
-
-/// The Wasm argument of integer parameter `name` of `event` (strings take two).
-fn wasm_arg(event: &Event, args: &[Arg], name: &str) -> Option<u32> {
-    let mut at = 0;
-    for p in &event.params {
-        if p.name == name {
-            return args.get(at).and_then(|a| a.as_u32());
-        }
-        at += if p.ty == ParamType::Str { 2 } else { 1 };
-    }
-    None
 }
 
 /// A run ends in an error exactly when the verdict has a violation.

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::{Expect, ExpectKind, Expectation, LoadedTraces, Trace, TraceFileError};
 use crate::interp::{self, Observation, ObservationKind, TraceEvent, Verdict, Violation, World};
-use crate::ir::{Phase, Program, ValType};
+use crate::ir::{Phase, Program};
 
 /// A judge's verdict, or why it reached none (which is not a verdict: a different one is).
 pub type JudgeResult = Result<Verdict, Box<dyn std::error::Error + Send + Sync>>;
@@ -124,8 +124,8 @@ fn observable(program: &Program, trace: &[TraceEvent], v: &Verdict) -> Verdict {
             let event = trace
                 .get(o.step - 1)
                 .and_then(|c| program.events.get(c.event as usize));
-            if event.and_then(|e| e.results.first()) == Some(&ValType::I32) {
-                *value = *value as i32 as i64;
+            if let Some(e) = event {
+                *value = e.narrow_result(*value);
             }
         }
     }

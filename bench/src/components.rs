@@ -179,8 +179,8 @@ fn call_rows(ctx: &Ctx, out: &mut ComponentsResult) -> Result<()> {
     let runs = if ctx.quick { 1 } else { ctx.runs.max(5) };
     let unwoven = Component::new(&engine, &plain)?;
     for (name, src) in POLICIES {
-        let woven = weave(&plain, &compile(src)?, &WeaveOptions::default())
-            .map_err(|e| anyhow!("{e}"))?;
+        let woven =
+            weave(&plain, &compile(src)?, &WeaveOptions::default()).map_err(|e| anyhow!("{e}"))?;
         let woven = Component::new(&engine, &woven.wasm)?;
         // Interleaved, so drift on a busy machine hits both alike.
         let unwoven_ns = ns_per_call(&engine, &unwoven, n, runs)?;
@@ -226,7 +226,11 @@ pub fn markdown(r: &ComponentsResult) -> String {
             w.validate_ms,
             w.weave_ms,
             ratio,
-            if ratio <= WEAVE_TARGET { "met" } else { "MISSED" }
+            if ratio <= WEAVE_TARGET {
+                "met"
+            } else {
+                "MISSED"
+            }
         ));
     }
     for k in &r.skipped {
@@ -249,7 +253,11 @@ pub fn markdown(r: &ComponentsResult) -> String {
             c.unwoven_ns,
             c.woven_ns,
             added,
-            if added < CALL_TARGET_NS { "met" } else { "MISSED" }
+            if added < CALL_TARGET_NS {
+                "met"
+            } else {
+                "MISSED"
+            }
         ));
     }
     s

@@ -188,6 +188,10 @@ impl ReencodeComponent for Remap {
     }
 }
 
+/// The core modules inserted at the start, before every original one: the trampolines,
+/// the monitor and the fixup.
+pub(crate) const INSERTED_MODULES: usize = 3;
+
 /// A hook import of the monitor: its field, the number of its core parameters, and how
 /// many of them are string pairs (the last ones).
 struct Hook {
@@ -301,7 +305,7 @@ pub(crate) fn rewrite(
     let imports = monitor_imports(monitor)?;
 
     let start = Counts {
-        core_modules: 3,
+        core_modules: INSERTED_MODULES as u32,
         core_instances: 1,
         core_funcs: n,
         core_tables: 1,

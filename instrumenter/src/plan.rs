@@ -826,6 +826,7 @@ fn lay_out_imports(
     info: &ModuleInfo,
     program: &Program,
     options: &CoreOptions,
+    hook_strings: bool,
     wrapped_events: &BTreeSet<EventId>,
     wasi_plan: &WasiPlan,
     types: &mut NewTypes,
@@ -839,14 +840,14 @@ fn lay_out_imports(
             let func_index = num_func_imports + hooks.len() as u32;
             hook_of_event.insert(e, func_index);
             let mut sig = vec![wasm_encoder::ValType::I32, wasm_encoder::ValType::I32];
-            let words = if options.hook_strings {
+            let words = if hook_strings {
                 crate::manifest::packed_slots(&ev.wasm_params()).1
             } else {
                 ev.wasm_params().len()
             };
             sig.extend(std::iter::repeat_n(wasm_encoder::ValType::I64, words));
             sig.push(wasm_encoder::ValType::I64);
-            if options.hook_strings {
+            if hook_strings {
                 let strings = ev.params.iter().filter(|p| p.ty == ParamType::Str).count();
                 sig.extend(std::iter::repeat_n(wasm_encoder::ValType::I32, 2 * strings));
             }
@@ -1025,7 +1026,18 @@ fn lay_out(
         num_types: info.types.len() as u32,
         list: Vec::new(),
     };
-    let imports = lay_out_imports(info, program, options, &el.wrapped, &wasi_plan, &mut types);
+    // Strings reach the hooks only from a memory the monitor reads; without one, a
+    // string parameter cannot be read by anyone (the policies' guards are refused).
+    let hook_strings = options.hook_strings && host_memory.is_some();
+    let imports = lay_out_imports(
+        info,
+        program,
+        options,
+        hook_strings,
+        &el.wrapped,
+        &wasi_plan,
+        &mut types,
+    );
     // Messages go through the module's own fd_write (or the added one) into the memory
     // the host reads; with host hooks the host reports instead.
     let fd_write = if options.host_hooks || host_memory.is_none() {
@@ -1098,7 +1110,7 @@ fn lay_out(
         redirect,
         hooks: imports.hooks,
         hook_of_event: imports.hook_of_event,
-        hook_strings: options.hook_strings,
+        hook_strings,
         added_imports: imports.added,
         shift,
         num_func_imports,

@@ -162,16 +162,19 @@ fn define_hooks(
     for hook in &hooks.hooks {
         let event = hook.event;
         let name = instrumenter::component::hook_name(event);
-        let (strings, slots) = match m.program.events.get(event as usize) {
-            Some(e) => (
-                e.params.iter().filter(|p| p.ty == ParamType::Str).count(),
-                instrumenter::manifest::packed_slots(&e.wasm_params()).0,
-            ),
-            None => (0, Vec::new()),
+        let slots = match m.program.events.get(event as usize) {
+            Some(e) => instrumenter::manifest::packed_slots(&e.wasm_params()).0,
+            None => Vec::new(),
         };
         let ctx = ctx.clone();
         inst.func_new(&name, move |_store, _ty, params, _results| {
-            let ints = params.len().saturating_sub(strings);
+            // The strings come last, as lists (none when the monitor reads no memory).
+            let strings = params
+                .iter()
+                .rev()
+                .take_while(|v| matches!(v, Val::List(_)))
+                .count();
+            let ints = params.len() - strings;
             let int = |v: &Val| match v {
                 Val::S32(x) => *x as i64,
                 Val::S64(x) => *x,

@@ -228,7 +228,7 @@ fn internal(message: String) -> WeaveError {
 }
 
 /// The monitor's hook imports (host hooks only), with their parameter counts.
-fn hooks(monitor: &[u8], view: &Program) -> Result<Vec<Hook>, WeaveError> {
+fn hooks(monitor: &[u8], view: &Program, memory: bool) -> Result<Vec<Hook>, WeaveError> {
     let mut types = Vec::new();
     let mut out = Vec::new();
     for p in wasmparser::Parser::new(0).parse_all(monitor) {
@@ -252,9 +252,13 @@ fn hooks(monitor: &[u8], view: &Program) -> Result<Vec<Hook>, WeaveError> {
                         .map(|f: &wasmparser::FuncType| f.params().len())
                         .ok_or_else(|| internal(format!("hook {} has no type", i.name)))?;
                     let event = hook_event(i.name)?;
-                    let strings = view.events.get(event as usize).map_or(0, |e| {
-                        e.params.iter().filter(|p| p.ty == ParamType::Str).count()
-                    });
+                    // Without a memory the monitor passes no strings to its hooks.
+                    let strings = match view.events.get(event as usize) {
+                        Some(e) if memory => {
+                            e.params.iter().filter(|p| p.ty == ParamType::Str).count()
+                        }
+                        _ => 0,
+                    };
                     out.push(Hook {
                         field: i.name.to_string(),
                         params,
@@ -289,7 +293,7 @@ pub(crate) fn rewrite(
     view: &Program,
 ) -> Result<(Vec<u8>, ComponentReport), WeaveError> {
     let n = plan.imports.len() as u32;
-    let hooks = hooks(monitor, view)?;
+    let hooks = hooks(monitor, view, plan.memory.is_some())?;
     let n_h = hooks.len() as u32;
     // The core hook type is (i32, i32, i64 * k, i64, (i32, i32) * strings); the canonical
     // ABI passes at most 16 flat parameters directly.

@@ -254,3 +254,34 @@ fn a_third_party_component_is_stopped_where_its_policy_says() {
     ]);
     assert!(!run.stdout.contains("<svg"), "{}", run.stdout);
 }
+
+#[test]
+fn a_component_that_exits_with_an_error_makes_irm_exit_1_and_say_nothing_more() {
+    let program = built_or_skip!();
+    // Without arguments exfil-p2 prints its usage and exits with 64; WASI 0.2's
+    // `wasi:cli/exit` carries only success or failure, so the failure is 1, as in
+    // `wasmtime run`.
+    let run = irm(&["run", &program]);
+    run.code(1).stderr_has(&["usage: exfil-p2"]);
+    assert!(!run.stderr.contains("irm:"), "{}", run.stderr);
+}
+
+#[test]
+fn audits_of_a_component_are_reported_with_their_arguments() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("audit-connects.pol");
+    std::fs::write(
+        &policy,
+        r#"event connect = "wasi:sockets/tcp@0.2.x"."[method]tcp-socket.start-connect";
+           policy audit_connects { on connect -> audit "outgoing connection"; }"#,
+    )
+    .unwrap();
+    let (run, received) = run_exfil(Some(policy.to_str().unwrap()), &program, &[]);
+    run.code(0).stderr_has(&[
+        "irm: audit: policy audit_connects: connect(self=",
+        "remote_address_1=",
+        "outgoing connection",
+    ]);
+    assert_eq!(received, secret());
+}

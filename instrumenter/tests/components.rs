@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use instrumenter::{weave, WeaveError, WeaveOptions};
 use policy_lang::ir::Program;
-use wasmtime::component::{Component, Linker, Val};
+use wasmtime::component::{Component, Instance, Linker, Val};
 use wasmtime::{Config, Engine, Store};
 
 /// "No send after a read", on the custom interface the test components import.
@@ -52,56 +52,85 @@ fn woven(name: &str) -> Vec<u8> {
 /// What the host saw: the strings sent.
 type Sent = Arc<Mutex<Vec<String>>>;
 
-/// Runs export `run(read)` of `wasm` with the `example:host/net` host; `Err` on a trap.
-fn run(wasm: &[u8], read: bool) -> (Result<i32, String>, Vec<String>) {
-    run_with_hooks(wasm, read, None)
+/// The host of the test components: interface `example:host/net` (under each name given)
+/// whose `read-file` returns 7 and whose `send` records its string and returns its length.
+struct Host {
+    engine: Engine,
+    linker: Linker<()>,
+    sent: Sent,
 }
 
-/// What the `irm:monitor/hooks` functions received: the hook's name and its arguments.
-type HookCalls = Arc<Mutex<Vec<(String, Vec<Val>)>>>;
+impl Host {
+    fn new(interfaces: &[&str]) -> Host {
+        let engine = Engine::new(&Config::new()).unwrap();
+        let sent: Sent = Arc::default();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        for name in interfaces {
+            let mut net = linker.instance(name).unwrap();
+            net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
+            let s = Arc::clone(&sent);
+            net.func_wrap("send", move |_, (data,): (String,)| {
+                s.lock().unwrap().push(data.clone());
+                Ok((data.len() as i32,))
+            })
+            .unwrap();
+        }
+        Host {
+            engine,
+            linker,
+            sent,
+        }
+    }
 
-fn run_with_hooks(
-    wasm: &[u8],
-    read: bool,
-    hooks: Option<(&[&str], HookCalls)>,
-) -> (Result<i32, String>, Vec<String>) {
-    let engine = Engine::new(&Config::new()).unwrap();
-    let component = Component::new(&engine, wasm).unwrap();
-    let sent: Sent = Arc::default();
-    let mut linker: Linker<()> = Linker::new(&engine);
-    let mut net = linker.instance("example:host/net").unwrap();
-    net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
-    let s = Arc::clone(&sent);
-    net.func_wrap("send", move |_, (data,): (String,)| {
-        s.lock().unwrap().push(data.clone());
-        Ok((data.len() as i32,))
-    })
-    .unwrap();
-    if let Some((names, calls)) = hooks {
-        let mut h = linker
+    /// Also defines `irm:monitor/hooks` functions `names`, recording their calls.
+    fn with_hooks(mut self, names: &[&str], calls: &HookCalls) -> Host {
+        let mut h = self
+            .linker
             .instance(instrumenter::component::HOOK_INTERFACE)
             .unwrap();
         for name in names {
-            let (name, calls) = (name.to_string(), Arc::clone(&calls));
+            let (name, calls) = (name.to_string(), Arc::clone(calls));
             h.func_new(&name.clone(), move |_, _, params, _| {
                 calls.lock().unwrap().push((name.clone(), params.to_vec()));
                 Ok(())
             })
             .unwrap();
         }
+        self
     }
-    let mut store = Store::new(&engine, ());
-    let instance = linker.instantiate(&mut store, &component).unwrap();
-    let f = instance
-        .get_typed_func::<(bool,), (i32,)>(&mut store, "run")
-        .unwrap();
-    let r = f
-        .call(&mut store, (read,))
-        .map(|(v,)| v)
-        .map_err(|e| format!("{e:?}"));
-    let sent = sent.lock().unwrap().clone();
-    (r, sent)
+
+    fn instantiate(&self, wasm: &[u8]) -> Result<(Store<()>, Instance), String> {
+        let component = Component::new(&self.engine, wasm).unwrap();
+        let mut store = Store::new(&self.engine, ());
+        let instance = self
+            .linker
+            .instantiate(&mut store, &component)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok((store, instance))
+    }
+
+    /// Calls export `name` of a fresh instance of `wasm`; `Err` on a trap. Returns what
+    /// the host was sent as well.
+    fn call<P, R>(&self, wasm: &[u8], name: &str, params: P) -> (Result<R, String>, Vec<String>)
+    where
+        P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync,
+        R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync,
+    {
+        let (mut store, instance) = self.instantiate(wasm).unwrap();
+        let f = instance.get_typed_func::<P, R>(&mut store, name).unwrap();
+        let r = f.call(&mut store, params).map_err(|e| format!("{e:?}"));
+        (r, self.sent.lock().unwrap().clone())
+    }
 }
+
+/// Runs export `run(read)` of `wasm` with the `example:host/net` host; `Err` on a trap.
+fn run(wasm: &[u8], read: bool) -> (Result<i32, String>, Vec<String>) {
+    let (r, sent) = Host::new(&["example:host/net"]).call::<(bool,), (i32,)>(wasm, "run", (read,));
+    (r.map(|(v,)| v), sent)
+}
+
+/// What the `irm:monitor/hooks` functions received: the hook's name and its arguments.
+type HookCalls = Arc<Mutex<Vec<(String, Vec<Val>)>>>;
 
 fn assert_route(name: &str) {
     let original = component(name);
@@ -308,11 +337,8 @@ fn host_hooks_are_component_imports_that_receive_the_string_bytes() {
     .unwrap();
     let calls: HookCalls = Arc::default();
     // Events: 0 read, 1 send.
-    let (r, sent) = run_with_hooks(
-        &w.wasm,
-        true,
-        Some((&["hook-e0", "hook-e1"], Arc::clone(&calls))),
-    );
+    let host = Host::new(&["example:host/net"]).with_hooks(&["hook-e0", "hook-e1"], &calls);
+    let (r, sent) = host.call::<(bool,), (i32,)>(&w.wasm, "run", (true,));
     assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
     let calls = calls.lock().unwrap();
     let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
@@ -391,30 +417,13 @@ fn a_lowering_lifted_again_and_called_through_the_lift_reaches_the_monitor() {
             (canon lift (core func $send) (memory $memory) (realloc (func $a "realloc")))))"#
     );
     let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    let call = |wasm: &[u8]| -> (Result<i32, String>, Vec<String>) {
-        let engine = Engine::new(&Config::new()).unwrap();
-        let component = Component::new(&engine, wasm).unwrap();
-        let sent: Sent = Arc::default();
-        let mut linker: Linker<()> = Linker::new(&engine);
-        let mut net = linker.instance("example:host/net").unwrap();
-        net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
-        let s = Arc::clone(&sent);
-        net.func_wrap("send", move |_, (data,): (String,)| {
-            s.lock().unwrap().push(data.clone());
-            Ok((data.len() as i32,))
-        })
-        .unwrap();
-        let mut store = Store::new(&engine, ());
-        let instance = linker.instantiate(&mut store, &component).unwrap();
-        let f = instance
-            .get_typed_func::<(String,), (i32,)>(&mut store, "send-again")
-            .unwrap();
-        let r = f
-            .call(&mut store, ("password".to_string(),))
-            .map(|(v,)| v)
-            .map_err(|e| format!("{e:?}"));
-        let sent = sent.lock().unwrap().clone();
-        (r, sent)
+    let call = |wasm: &[u8]| {
+        let (r, sent) = Host::new(&["example:host/net"]).call::<(String,), (i32,)>(
+            wasm,
+            "send-again",
+            ("password".to_string(),),
+        );
+        (r.map(|(v,)| v), sent)
     };
     assert_eq!(call(&wasm), (Ok(8), vec!["password".to_string()]));
     let hardened = weave(
@@ -442,19 +451,10 @@ fn a_call_before_the_monitor_exists_traps_instead_of_reaching_the_import() {
           {MEMORY_AND_SEND})"#
     );
     let wasm = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    let instantiate = |wasm: &[u8]| -> Result<(), String> {
-        let engine = Engine::new(&Config::new()).unwrap();
-        let component = Component::new(&engine, wasm).unwrap();
-        let mut linker: Linker<()> = Linker::new(&engine);
-        let mut net = linker.instance("example:host/net").unwrap();
-        net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
-        net.func_wrap("send", |_, (d,): (String,)| Ok((d.len() as i32,)))
-            .unwrap();
-        let mut store = Store::new(&engine, ());
-        linker
-            .instantiate(&mut store, &component)
+    let instantiate = |wasm: &[u8]| {
+        Host::new(&["example:host/net"])
+            .instantiate(wasm)
             .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
     };
     assert_eq!(
         instantiate(&wasm),
@@ -515,31 +515,9 @@ fn an_interface_imported_in_two_compatible_versions_is_one_monitored_event() {
         .unwrap()
         .wasm;
     let call = |wasm: &[u8], read: bool| {
-        let engine = Engine::new(&Config::new()).unwrap();
-        let component = Component::new(&engine, wasm).unwrap();
-        let sent: Sent = Arc::default();
-        let mut linker: Linker<()> = Linker::new(&engine);
-        for v in ["0.1.0", "0.1.1"] {
-            let mut net = linker.instance(&format!("example:host/net@{v}")).unwrap();
-            net.func_wrap("read-file", |_, (): ()| Ok((7i32,))).unwrap();
-            let s = Arc::clone(&sent);
-            net.func_wrap("send", move |_, (data,): (String,)| {
-                s.lock().unwrap().push(data.clone());
-                Ok((data.len() as i32,))
-            })
-            .unwrap();
-        }
-        let mut store = Store::new(&engine, ());
-        let instance = linker.instantiate(&mut store, &component).unwrap();
-        let f = instance
-            .get_typed_func::<(bool,), (i32,)>(&mut store, "run")
-            .unwrap();
-        let r = f
-            .call(&mut store, (read,))
-            .map(|(v,)| v)
-            .map_err(|e| format!("{e:?}"));
-        let sent = sent.lock().unwrap().clone();
-        (r, sent)
+        let host = Host::new(&["example:host/net@0.1.0", "example:host/net@0.1.1"]);
+        let (r, sent) = host.call::<(bool,), (i32,)>(wasm, "run", (read,));
+        (r.map(|(v,)| v), sent)
     };
     assert_eq!(call(&wasm, true), (Ok(6), vec!["secret".to_string()]));
     let (r, sent) = call(&hardened, true);

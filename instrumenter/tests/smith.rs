@@ -23,12 +23,17 @@ fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-#[test]
-fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
-    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS")
+/// `IRM_SMITH_SEEDS`, default 200.
+fn seeds() -> u64 {
+    std::env::var("IRM_SMITH_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(200)
+}
+
+#[test]
+fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
+    let seeds = seeds();
     let (mut woven, mut refused, mut invalid, mut events) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let data = bytes_for(seed, 4096 + (seed as usize % 7) * 1024);
@@ -56,10 +61,7 @@ fn weaving_random_modules_and_policies_never_panics_and_output_validates() {
 
 #[test]
 fn weaving_random_components_and_policies_never_panics_and_output_validates() {
-    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let seeds = seeds();
     let (mut woven, mut refused, mut invalid, mut events) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let data = bytes_for(seed ^ 0xC0FFEE, 4096 + (seed as usize % 7) * 1024);
@@ -86,10 +88,7 @@ fn weaving_random_components_and_policies_never_panics_and_output_validates() {
 
 #[test]
 fn random_wirings_of_random_core_modules_are_woven_with_complete_mediation() {
-    let seeds: u64 = std::env::var("IRM_SMITH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let seeds = seeds();
     let (mut woven, mut refused, mut events) = (0, 0, 0);
     let mut routes_seen = [0usize; 3];
     for seed in 0..seeds {

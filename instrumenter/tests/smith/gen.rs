@@ -410,6 +410,11 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     let module = wasm_smith::Module::new(config, u)?;
     let wasm = module.to_bytes();
     let imports = function_imports(&wasm);
+    random_case(u, wasm, &imports)
+}
+
+/// `wasm` with a random policy program over (most of) `imports`.
+fn random_case(u: &mut Unstructured<'_>, wasm: Vec<u8>, imports: &[Import]) -> Result<Case> {
     let mut events = Vec::new();
     for (i, import) in imports.iter().enumerate() {
         if u.ratio(3, 4)? {
@@ -442,25 +447,7 @@ pub fn component_case(u: &mut Unstructured<'_>) -> Result<Case> {
     let component = wasm_smith::Component::new(config, u)?;
     let wasm = component.to_bytes();
     let imports = lowered_imports(&wasm);
-    let mut events = Vec::new();
-    for (i, import) in imports.iter().enumerate() {
-        if u.ratio(3, 4)? {
-            events.push(event_for(u, import, i)?);
-        }
-    }
-    let mut policies = Vec::new();
-    for p in 0..u.int_in_range(1..=3)? {
-        policies.push(policy(u, &events, p)?);
-    }
-    Ok(Case {
-        wasm,
-        program: Program {
-            version: IR_VERSION,
-            events,
-            policies,
-        },
-        host_hooks: u.ratio(1, 4)?,
-    })
+    random_case(u, wasm, &imports)
 }
 
 /// The imported functions a component lowers, as `(interface, function)` with the
@@ -680,26 +667,7 @@ pub fn wired_component_case(u: &mut Unstructured<'_>) -> Result<(Case, Vec<Route
         .collect::<Result<_>>()?;
     let wasm = wire(&main, &sigs, &imported, &routes);
     let imports = lowered_imports(&wasm);
-    let mut events = Vec::new();
-    for (i, import) in imports.iter().enumerate() {
-        if u.ratio(3, 4)? {
-            events.push(event_for(u, import, i)?);
-        }
-    }
-    let mut policies = Vec::new();
-    for p in 0..u.int_in_range(1..=3)? {
-        policies.push(policy(u, &events, p)?);
-    }
-    let case = Case {
-        wasm,
-        program: Program {
-            version: IR_VERSION,
-            events,
-            policies,
-        },
-        host_hooks: u.ratio(1, 4)?,
-    };
-    Ok((case, routes))
+    Ok((random_case(u, wasm, &imports)?, routes))
 }
 
 /// The component text around `main` (imports `f{i}` of it listed in `imported`).

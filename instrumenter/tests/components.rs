@@ -524,3 +524,23 @@ fn an_interface_imported_in_two_compatible_versions_is_one_monitored_event() {
     assert!(r.is_err() && sent.is_empty(), "{r:?} {sent:?}");
     assert_eq!(call(&hardened, false), (Ok(6), vec!["secret".to_string()]));
 }
+
+#[test]
+fn the_report_names_the_component_s_imports_and_how_they_were_interposed() {
+    let w = weave(
+        &component("shim"),
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        w.report.policies[0].wrapped_imports,
+        ["example:host/net.read-file", "example:host/net.send"]
+    );
+    let c = w.report.component.expect("a component report");
+    assert_eq!(c.lowerings, 2);
+    // read-file reaches main before the monitor exists (a trampoline); send reaches the
+    // fixup after it (the wrapper).
+    assert_eq!((c.to_trampolines, c.to_wrappers), (1, 1));
+    assert_eq!(c.modules_kept, 3);
+}

@@ -70,8 +70,10 @@ pub(crate) fn weave(
         .for_component();
     let plan = read::plan(&comp, &view)?;
     let stub = build::stub(&plan);
+    // The stub's few bodies are validated on this thread: no pool to start.
     let core = crate::CoreOptions {
         hook_strings: options.host_hooks,
+        threads: 1,
         ..options.into()
     };
     let monitor = crate::weave_core(&stub, &view, &core)?;
@@ -123,7 +125,35 @@ pub(crate) fn weave(
     report.output_size = wasm.len();
     report.component = Some(interposed);
     explain_preview1_policies(&mut report, &view);
+    name_component_imports(&mut report);
     Ok(Woven { wasm, report })
+}
+
+/// The monitor's report names its stub's imports (`module.field#index`, a second
+/// lowering's module with `+irm.K`); a component's user knows them as `module.field`.
+fn name_component_imports(report: &mut crate::WeaveReport) {
+    let plain = |name: &str| -> String {
+        let name = name.split('#').next().unwrap_or(name);
+        match name.split_once("+irm.") {
+            Some((module, rest)) => match rest.split_once('.') {
+                Some((_, field)) => format!("{module}.{field}"),
+                None => name.to_string(),
+            },
+            None => name.to_string(),
+        }
+    };
+    for p in &mut report.policies {
+        let mut seen = std::collections::HashSet::new();
+        p.wrapped_imports = p
+            .wrapped_imports
+            .iter()
+            .map(|w| plain(w))
+            .filter(|w| seen.insert(w.clone()))
+            .collect();
+    }
+    for w in &mut report.wrapped {
+        w.import = plain(&w.import);
+    }
 }
 
 /// A policy that names only WASI preview 1 functions can never act in a component; its

@@ -285,3 +285,57 @@ fn audits_of_a_component_are_reported_with_their_arguments() {
     ]);
     assert_eq!(received, secret());
 }
+
+// ---- no-exfil-p2: streams judged by what they are ------------------------------------
+
+#[test]
+fn no_exfil_p2_lets_a_component_print_what_it_read_and_stops_its_connection() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(Some("policies/no-exfil-p2.pol"), &program, &[]);
+    run.code(VIOLATION).stderr_has(&[
+        "irm: policy violation: no_exfil stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
+        "reason: network send after a file read",
+    ]);
+    // The write to stdout after the read went through: stdout is no socket.
+    assert!(run.stdout.contains("read "), "{}", run.stdout);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn no_exfil_p2_stops_the_write_to_a_tcp_stream_opened_before_the_read() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(
+        Some("policies/no-exfil-p2.pol"),
+        &program,
+        &["--send-first"],
+    );
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:io/streams@0.2.x.[method]output-stream.",
+        "reason: network send after a file read",
+    ]);
+    // Connected and read; the stream the connection handed out was known for a socket's.
+    assert!(run.stdout.contains("connected"), "{}", run.stdout);
+    assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
+}
+
+#[test]
+fn a_component_woven_with_no_exfil_p2_by_irm_weave_stops_itself() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exfil.hardened.wasm");
+    irm(&[
+        "weave",
+        "--policy",
+        "policies/no-exfil-p2.pol",
+        &program,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .code(0);
+    let (run, received) = run_exfil(None, out.to_str().unwrap(), &["--send-first"]);
+    run.code(VIOLATION).stderr_has(&[
+        "[method]output-stream.",
+        "the component's monitor denied the call",
+    ]);
+    assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
+}

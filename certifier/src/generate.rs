@@ -146,8 +146,8 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
     strings.dedup();
     let ints: Vec<i64> = ints.into_iter().collect();
     let param = |e: &Event, p: &Param| {
-        let role = wasi::is_wasi_module(&e.module).then(|| wasi::role(&e.field, &p.name));
-        let values = match (p.ty, role.flatten()) {
+        let role = wasi::event_role(&e.module, &e.field, &p.name);
+        let values = match (p.ty, role) {
             (ParamType::Str, _) => {
                 let mut v: Vec<Value> = strings
                     .iter()
@@ -173,7 +173,7 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
             }
             _ => ints.iter().map(|&i| Value::Int(i)).collect(),
         };
-        (values, role.flatten() == Some(Role::Descriptor))
+        (values, role == Some(Role::Descriptor))
     };
     let params = |e: &Event| e.params.iter().map(|p| param(e, p)).collect();
     program.events.iter().map(params).collect()

@@ -28,6 +28,7 @@
 use std::collections::HashMap;
 
 use policy_lang::descriptors::{Effect, Kind, MAX_FDS};
+use policy_lang::handles::{self, Grant, Place, MAX_HANDLES};
 use policy_lang::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Pattern, Phase, Program, RuntimeFault, Subject, UnOp,
     Verdict,
@@ -323,10 +324,7 @@ impl WrapGen<'_> {
     /// The catalogue role of parameter `p` of this (WASI) event.
     fn role(&self, p: ParamId) -> Option<Role> {
         let ev = self.ev();
-        if ev.module != wasi::MODULE {
-            return None;
-        }
-        wasi::role(&ev.field, &ev.params.get(p as usize)?.name)
+        wasi::event_role(&ev.module, &ev.field, &ev.params.get(p as usize)?.name)
     }
 
     fn param_named(&self, name: &str) -> Option<ParamId> {
@@ -406,13 +404,17 @@ impl WrapGen<'_> {
                 .op(I::GlobalSet(self.plan.globals.busy.expect("checked")));
         }
         let effect = self.effect();
+        let grants = match self.plan.handles {
+            Some(_) => handles::grants(self.ev()),
+            None => &[],
+        };
         let has_post = self.program.policies.iter().enumerate().any(|(pi, p)| {
             self.plan.effective[pi]
                 && p.transitions.iter().any(|t| {
                     t.event == self.event && (t.phase == Phase::Post || t.verdict == Verdict::Audit)
                 })
         });
-        if has_post || effect.is_some() || !self.plan.hooks.is_empty() {
+        if has_post || effect.is_some() || !grants.is_empty() || !self.plan.hooks.is_empty() {
             let rl: Vec<u32> = self
                 .results
                 .clone()
@@ -444,6 +446,9 @@ impl WrapGen<'_> {
                 self.g.if_(BlockType::Empty);
                 self.apply_effect(effect);
                 self.g.end();
+            }
+            if !grants.is_empty() {
+                self.apply_grants(grants)?;
             }
             for &l in &rl {
                 self.g.op(I::LocalGet(l));
@@ -686,6 +691,101 @@ impl WrapGen<'_> {
         self.g.op(I::I32Mul);
         self.g.op(I::I32Const(layout.table() as i32));
         self.g.op(I::I32Add);
+    }
+
+    /// Pushes the kind code of descriptor or stream-handle parameter `p`.
+    fn param_kind(&mut self, p: ParamId) {
+        let local = self.local_of(p);
+        let ev = self.ev();
+        let stream = ev
+            .params
+            .get(p as usize)
+            .and_then(|x| handles::stream_param(ev, &x.name));
+        match (stream, self.plan.handles) {
+            (Some(stream), Some(base)) => {
+                self.g.op(I::LocalGet(local));
+                self.g.op(I::I32Const(MAX_HANDLES as i32));
+                self.g.op(I::I32LtU);
+                self.g.op(I::If(BlockType::Result(ValType::I32)));
+                self.g.op(I::LocalGet(local));
+                self.g.op(I::I32Load8U(mem(
+                    self.plan.private_memory,
+                    (base + stream as u32 * MAX_HANDLES).into(),
+                    0,
+                )));
+                self.g.op(I::Else);
+                self.g.op(I::I32Const(Kind::Closed as i32));
+                self.g.op(I::End);
+            }
+            // No stream table in this module: every handle reads as closed.
+            (Some(_), None) => self.g.op(I::I32Const(Kind::Closed as i32)),
+            (None, _) => self.kind_of(local),
+        }
+    }
+
+    /// Records the streams a successful grant handed out (`policy_lang::handles`): the
+    /// flat result, or the handles behind `retptr` when its discriminant is `ok` (0).
+    fn apply_grants(&mut self, grants: &[Grant]) -> Result<(), WeaveError> {
+        let base = self.plan.handles.expect("grants only with a stream table");
+        let private = self.plan.private_memory;
+        let behind = grants.iter().any(|g| matches!(g.at, Place::Ok(_)));
+        let retptr = self.param_named("retptr").map(|p| self.local_of(p));
+        let (retptr, host) = match (behind, retptr, self.plan.host_memory) {
+            (false, _, _) => (0, 0),
+            (true, Some(r), Some(m)) => (r, m),
+            _ => {
+                return Err(WeaveError::Internal {
+                    message: format!(
+                    "{} hands out streams behind `retptr`, but the monitor has no retptr or memory",
+                    self.ev().name
+                ),
+                })
+            }
+        };
+        if behind {
+            self.g.op(I::LocalGet(retptr));
+            self.g.op(I::I32Load8U(mem(host, 0, 0)));
+            self.g.op(I::I32Eqz);
+            self.g.if_(BlockType::Empty);
+        }
+        let h = self.g.local(ValType::I32);
+        for g in grants {
+            match g.at {
+                Place::Result => {
+                    let Some(r) = self.result64 else {
+                        return Err(WeaveError::Internal {
+                            message: format!("{} returns no handle", self.ev().name),
+                        });
+                    };
+                    self.g.op(I::LocalGet(r));
+                    self.g.op(I::I32WrapI64);
+                }
+                Place::Ok(off) => {
+                    self.g.op(I::LocalGet(retptr));
+                    self.g.op(I::I32Load(mem(host, off.into(), 2)));
+                }
+            }
+            self.g.op(I::LocalTee(h));
+            self.g.op(I::I32Const(MAX_HANDLES as i32));
+            self.g.op(I::I32GeU);
+            self.g.if_(BlockType::Empty);
+            self.g.op(I::LocalGet(h));
+            self.g.op(I::I64ExtendI32U);
+            self.g.op(I::LocalSet(self.extra));
+            self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
+            self.g.end();
+            self.g.op(I::LocalGet(h));
+            self.g.op(I::I32Const(g.kind as i32));
+            self.g.op(I::I32Store8(mem(
+                private,
+                (base + g.stream as u32 * MAX_HANDLES).into(),
+                0,
+            )));
+        }
+        if behind {
+            self.g.end();
+        }
+        Ok(())
     }
 
     /// Pushes the kind code of the descriptor in local `fd` (closed past the table).
@@ -1643,9 +1743,8 @@ impl WrapGen<'_> {
             Expr::Str(subject, pattern) => self.string_test(*subject, pattern)?,
             Expr::FdIs(p, mask) => {
                 // (mask >> kind) & 1
-                let fd = self.local_of(*p);
                 self.g.op(I::I32Const(*mask as i32));
-                self.kind_of(fd);
+                self.param_kind(*p);
                 self.g.op(I::I32ShrU);
                 self.g.op(I::I32Const(1));
                 self.g.op(I::I32And);

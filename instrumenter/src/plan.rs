@@ -129,6 +129,9 @@ pub(crate) struct Plan {
     pub message_segment: u32,
     /// Where the descriptor table lies, when the program keeps one in this module.
     pub table: Option<Layout>,
+    /// Where a component's stream-handle table lies ([`policy_lang::handles`]): one
+    /// kind byte per handle, input streams then output streams, `MAX_HANDLES` each.
+    pub handles: Option<u32>,
     /// Per policy, per set variable: its base in the private memory (`u32` length, `u32`
     /// unused, then `capacity` i64 members).
     pub sets: Vec<Vec<u32>>,
@@ -284,8 +287,7 @@ fn check_expr(
     let role = |p: u32| {
         ev.params
             .get(p as usize)
-            .filter(|_| ev.module == wasi::MODULE)
-            .and_then(|x| wasi::role(&ev.field, &x.name))
+            .and_then(|x| wasi::event_role(&ev.module, &ev.field, &x.name))
     };
     let mut err = None;
     e.visit(&mut |e| {
@@ -303,6 +305,14 @@ fn check_expr(
             Expr::Str(Subject::Resolved(p), _) => {
                 (!matches!(role(*p), Some(Role::Path { .. } | Role::LinkTarget { .. })))
                     .then(|| format!("parameter {p} of {} is not a path", ev.name))
+            }
+            Expr::FdIs(p, _)
+                if ev
+                    .params
+                    .get(*p as usize)
+                    .is_some_and(|x| policy_lang::handles::stream_param(ev, &x.name).is_some()) =>
+            {
+                None
             }
             Expr::Str(Subject::FdPath(p), _) | Expr::FdIs(p, _) | Expr::FdWritable(p) => (role(*p)
                 != Some(Role::Descriptor))
@@ -413,6 +423,8 @@ struct Elision {
     wrapped: BTreeSet<EventId>,
     /// The module's monitor keeps the descriptor table.
     table: bool,
+    /// The module's monitor keeps the stream-handle table.
+    handles: bool,
 }
 
 /// The effective transitions on events this module imports.
@@ -492,11 +504,25 @@ fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) ->
             }
         }
     }
+    // A component's monitor (its stub imports WIT functions) keeps the stream-handle
+    // table when the program tracks, and sees every call that hands out a stream.
+    let handles = view.tracks()
+        && program.events.iter().enumerate().any(|(e, ev)| {
+            !decls[e].is_empty() && policy_lang::wit::split_interface(&ev.module).is_some()
+        });
+    if handles {
+        for (e, ev) in program.events.iter().enumerate() {
+            if !policy_lang::handles::grants(ev).is_empty() && !decls[e].is_empty() {
+                wrapped.insert(e as EventId);
+            }
+        }
+    }
     Elision {
         effective,
         reports,
         wrapped,
         table,
+        handles,
     }
 }
 
@@ -986,12 +1012,18 @@ fn lay_out_private_memory(
     effective: &[bool],
     save_len: u32,
     table: bool,
-) -> (Option<Layout>, Vec<Vec<u32>>, u32) {
+    handles: bool,
+) -> (Option<Layout>, Option<u32>, Vec<Vec<u32>>, u32) {
     let mut at = save_len.next_multiple_of(8);
     let table_layout = table.then(|| {
         let l = Layout { base: at };
         at = l.end().next_multiple_of(8);
         l
+    });
+    let handles_base = handles.then(|| {
+        let base = at;
+        at += 2 * policy_lang::handles::MAX_HANDLES;
+        base
     });
     let mut sets = Vec::new();
     for (pi, p) in program.policies.iter().enumerate() {
@@ -1004,7 +1036,7 @@ fn lay_out_private_memory(
         }
         sets.push(bases);
     }
-    (table_layout, sets, at)
+    (table_layout, handles_base, sets, at)
 }
 
 /// Phase 5: indices of every new import, function, type and global, and private-memory
@@ -1056,6 +1088,7 @@ fn lay_out(
         mut reports,
         wrapped: wrapped_events,
         table,
+        handles,
     } = el;
     let shift = imports.hooks.len() as u32 + imports.added.len() as u32;
     let wasi_fns = table.then(|| WasiFns {
@@ -1099,8 +1132,8 @@ fn lay_out(
     let set_remove_type = types.index((vec![I32, I64], vec![]));
 
     let (globals, state_inits) = lay_out_globals(info, program, &effective, &wrapped_events, table);
-    let (table_layout, sets, dfa_start) =
-        lay_out_private_memory(program, &effective, save_len, table);
+    let (table_layout, handles_base, sets, dfa_start) =
+        lay_out_private_memory(program, &effective, save_len, table, handles);
 
     Ok(Plan {
         view,
@@ -1131,6 +1164,7 @@ fn lay_out(
         private_memory: info.memories.len() as u32,
         message_segment: info.num_data,
         table: table_layout,
+        handles: handles_base,
         sets,
         dfa_start,
     })

@@ -544,3 +544,91 @@ fn the_report_names_the_component_s_imports_and_how_they_were_interposed() {
     assert_eq!((c.to_trampolines, c.to_wrappers), (1, 1));
     assert_eq!(c.modules_kept, 3);
 }
+
+// ---- policies that ask what a stream is ------------------------------------------------
+
+/// A policy that asks what a stream is (`self is socket`): its monitor keeps the stream
+/// table, which only sees streams handed out by WASI 0.2 calls.
+const NO_SOCKET_WRITES: &str = r#"
+event write = "wasi:io/streams@0.2.x"."[method]output-stream.write";
+policy no_socket_writes {
+  on write when self is socket -> deny "no socket writes";
+}
+"#;
+
+/// A component that writes to an output stream, with `extra` added to it (an import, an
+/// export, or nothing).
+fn stream_writer(extra: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+             (import "wasi:io/streams@0.2.0" (instance $streams
+               (export "output-stream" (type $os (sub resource)))
+               (type $e (variant (case "last-operation-failed" u32) (case "closed")))
+               (export "stream-error" (type $se (eq $e)))
+               (export "[method]output-stream.write"
+                 (func (param "self" (borrow $os)) (param "contents" (list u8))
+                       (result (result (error $se)))))))
+             (core module $mem (memory (export "memory") 1))
+             (core instance $m (instantiate $mem))
+             (alias core export $m "memory" (core memory $memory))
+             (alias export $streams "[method]output-stream.write" (func $write))
+             (core func $w (canon lower (func $write) (memory $memory)))
+             (core module $main
+               (import "s" "write" (func (param i32 i32 i32 i32)))
+               (func (export "f") (result i32) i32.const 1))
+             (core instance $i (instantiate $main (with "s" (instance (export "write" (func $w))))))
+             {extra})"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn refusal_asking_streams(wasm: &[u8]) -> String {
+    match weave(wasm, &program(NO_SOCKET_WRITES), &WeaveOptions::default()) {
+        Err(WeaveError::Component { why }) => why,
+        other => panic!("not refused: {:?}", other.map(|w| w.report)),
+    }
+}
+
+#[test]
+fn a_stream_policy_weaves_a_component_whose_streams_all_come_from_wasi() {
+    let w = weave(
+        &stream_writer(""),
+        &program(NO_SOCKET_WRITES),
+        &WeaveOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        w.report.policies[0].wrapped_imports,
+        ["wasi:io/streams@0.2.0.[method]output-stream.write"]
+    );
+}
+
+#[test]
+fn a_stream_policy_refuses_a_component_importing_an_interface_outside_the_catalogue() {
+    let why = refusal_asking_streams(&stream_writer(
+        r#"(import "example:host/net" (instance (export "send" (func (param "data" string) (result s32)))))"#,
+    ));
+    assert!(
+        why.contains("imports `example:host/net`") && why.contains("no_socket_writes"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_stream_policy_refuses_a_component_exporting_more_than_wasi_cli_run() {
+    let why = refusal_asking_streams(&stream_writer(
+        r#"(func (export "f") (result s32) (canon lift (core func $i "f")))"#,
+    ));
+    assert!(why.contains("exports `f`"), "{why}");
+}
+
+#[test]
+fn a_policy_that_does_not_ask_what_a_stream_is_weaves_such_a_component() {
+    // The same component as above, with a policy on its own interface: no stream table.
+    assert!(weave(
+        &component("direct"),
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default()
+    )
+    .is_ok());
+}

@@ -156,7 +156,12 @@ pub(crate) fn wrap_imports(
                     Some(0) => opened_by(&mut caller, &program, event, &args, scanner.get())?,
                     _ => None,
                 };
-                let post = lock(&monitor).post_opened(event, &args, result, opened);
+                let post = match streams_handed(&mut caller, &program, event, &args) {
+                    Some(handed) => {
+                        lock(&monitor).post_streams(event, &args, result, handed.as_deref())
+                    }
+                    None => lock(&monitor).post_opened(event, &args, result, opened),
+                };
                 let mut o = lock(&obs);
                 o.returned(result);
                 for a in pre_audits {
@@ -252,6 +257,50 @@ fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {
         Some(Extern::Memory(m)) => Some(m),
         _ => None,
     }
+}
+
+/// For a component call that hands out streams behind `retptr`: the handles the host
+/// wrote there (`Some(None)` when its result is an error); `None` for any other call.
+fn streams_handed(
+    caller: &mut Caller<'_, RunState>,
+    program: &Program,
+    event: u32,
+    args: &[Value],
+) -> Option<Option<Vec<u32>>> {
+    use policy_lang::handles::Place;
+    let grants = program.stream_grants(event);
+    if !grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
+        return None;
+    }
+    let e = &program.events[event as usize];
+    let Some(Value::Int(ptr)) = e
+        .params
+        .iter()
+        .position(|p| p.name == "retptr")
+        .and_then(|i| args.get(i))
+    else {
+        return Some(None);
+    };
+    let memory = guest_memory(caller)?;
+    let read = |caller: &mut Caller<'_, RunState>, at: u32| {
+        let mut b = [0u8; 4];
+        memory
+            .read(&*caller, at as usize, &mut b)
+            .ok()
+            .map(|_| u32::from_le_bytes(b))
+    };
+    let at = *ptr as u32;
+    if read(caller, at).map(|w| w & 0xff) != Some(0) {
+        return Some(None);
+    }
+    let handed = grants
+        .iter()
+        .map(|g| match g.at {
+            Place::Ok(off) => read(caller, at.wrapping_add(off)),
+            Place::Result => None,
+        })
+        .collect();
+    Some(handed)
 }
 
 /// What a successful `path_open` or `sock_accept` handed out: the descriptor in its

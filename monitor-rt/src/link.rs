@@ -205,15 +205,12 @@ fn mark_bad_out_pointers(
     memory_size: usize,
 ) {
     let e = &program.events[event as usize];
-    if e.module != wasi::MODULE {
-        return;
-    }
     for (p, v) in e.params.iter().zip(args.iter_mut()) {
         let Some(Role::Out {
             size,
             align,
             size_p0,
-        }) = wasi::role(&e.field, &p.name)
+        }) = wasi::event_role(&e.module, &e.field, &p.name)
         else {
             continue;
         };

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::descriptors::{Effect, FILETYPE_DIRECTORY};
+use crate::handles::Place;
 use crate::interp::{TraceEvent, World};
 use crate::ir::Event;
 use crate::wasi;
@@ -121,6 +122,25 @@ impl FakeHost {
         mem: &mut dyn Memory,
     ) {
         let arg = |name: &str| wasm_arg(event, args, name);
+        let grants = crate::handles::grants(event);
+        if grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
+            // A component call that returns `result<streams, error-code>` behind
+            // `retptr`: `ok` with the trace's handles (`opens N`: N, N + 1, ...), else
+            // an error.
+            let Some(at) = arg("retptr") else { return };
+            let Some(o) = call.opened else {
+                mem.write(at, &[1]);
+                return;
+            };
+            mem.write(at, &[0]);
+            for (i, g) in grants.iter().enumerate() {
+                if let Place::Ok(off) = g.at {
+                    let h = o.fd.wrapping_add(i as u32);
+                    mem.write(at.wrapping_add(off), &h.to_le_bytes());
+                }
+            }
+            return;
+        }
         if let Some(o) = call.opened {
             let out = if event.field == "sock_accept" {
                 "ro_fd"

@@ -32,6 +32,7 @@
 use std::sync::Arc;
 
 use crate::descriptors::{self, Change, Descriptor, Descriptors, Effect, Kind, Opened};
+use crate::handles::{self, Handles, Place};
 use crate::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Phase, Policy, Program, RuntimeFault, StateId,
     Subject, Transition, VarId, Verdict as IrVerdict,
@@ -137,6 +138,8 @@ pub struct Monitor {
     program: Arc<Program>,
     policies: Vec<PolicyState>,
     table: Descriptors,
+    /// A component's stream handles ([`crate::handles`]).
+    handles: Handles,
     /// Set while a call with post-phase work is under way, and for good after a deny.
     busy: bool,
     /// Per event, [`Program::monitors`]: calls of other events are not decided.
@@ -162,6 +165,7 @@ struct Call<'a> {
     args: &'a [Value],
     result: Option<i64>,
     table: &'a Descriptors,
+    handles: &'a Handles,
 }
 
 impl Call<'_> {
@@ -171,6 +175,20 @@ impl Call<'_> {
             .get(self.event as usize)
             .and_then(|e| e.params.get(param as usize))
             .map(|p| p.ty)
+    }
+
+    /// What descriptor or stream handle parameter `param` is.
+    fn kind(&self, param: ParamId) -> Kind {
+        let h = self.int_arg(param);
+        let event = &self.program.events[self.event as usize];
+        match event
+            .params
+            .get(param as usize)
+            .and_then(|p| handles::stream_param(event, &p.name))
+        {
+            Some(stream) => self.handles.kind(stream, h),
+            None => self.table.kind(h),
+        }
     }
 
     fn int_arg(&self, param: ParamId) -> i64 {
@@ -200,10 +218,7 @@ impl Call<'_> {
     /// The catalogue role of parameter `param`, for WASI events.
     fn role(&self, param: ParamId) -> Option<Role> {
         let e = self.program.events.get(self.event as usize)?;
-        if e.module != wasi::MODULE {
-            return None;
-        }
-        wasi::role(&e.field, &e.params.get(param as usize)?.name)
+        wasi::event_role(&e.module, &e.field, &e.params.get(param as usize)?.name)
     }
 
     /// Path parameter `param` resolved (`crate::ir` docs, "Resources").
@@ -294,7 +309,7 @@ fn eval(e: &Expr, call: &Call<'_>, st: &PolicyState) -> Result<i64, RuntimeFault
             };
             pattern.matches(&bytes) as i64
         }
-        Expr::FdIs(p, mask) => (call.table.kind(call.int_arg(*p)).bit() & mask != 0) as i64,
+        Expr::FdIs(p, mask) => (call.kind(*p).bit() & mask != 0) as i64,
         Expr::FdWritable(p) => call.table.get(call.int_arg(*p)).is_some_and(|d| d.writable) as i64,
         Expr::SetHas(s, v) => {
             let v = eval(v, call, st)?;
@@ -334,6 +349,7 @@ impl Monitor {
             program,
             policies,
             table,
+            handles: Handles::default(),
             monitored,
             busy: false,
         }
@@ -342,6 +358,11 @@ impl Monitor {
     /// The descriptor table as the monitor knows it.
     pub fn descriptors(&self) -> &Descriptors {
         &self.table
+    }
+
+    /// A component's stream handles as the monitor knows them.
+    pub fn handles(&self) -> &Handles {
+        &self.handles
     }
 
     /// Members of set `set` of policy `policy`, in insertion order.
@@ -392,6 +413,35 @@ impl Monitor {
         result: Option<i64>,
         opened: Option<Opened>,
     ) -> Step {
+        // A trace's `opens N` of a component call: its streams are N, N + 1, ...
+        let n = self.program.stream_grants(event).len() as u32;
+        let handed: Option<Vec<u32>> = opened
+            .filter(|_| n > 0)
+            .map(|o| (0..n).map(|i| o.fd.wrapping_add(i)).collect());
+        self.post_inner(event, args, result, opened, handed.as_deref())
+    }
+
+    /// The post phase of a component call that hands out streams behind `retptr`
+    /// ([`crate::handles`]): `handed` are the handles the host wrote there, in the order
+    /// of the call's grants, or `None` when it returned an error.
+    pub fn post_streams(
+        &mut self,
+        event: EventId,
+        args: &[Value],
+        result: Option<i64>,
+        handed: Option<&[u32]>,
+    ) -> Step {
+        self.post_inner(event, args, result, None, handed)
+    }
+
+    fn post_inner(
+        &mut self,
+        event: EventId,
+        args: &[Value],
+        result: Option<i64>,
+        opened: Option<Opened>,
+        handed: Option<&[u32]>,
+    ) -> Step {
         // The mark is cleared by the call that set it: a call the weaver leaves alone
         // never sets it.
         if self.monitored[event as usize] {
@@ -400,6 +450,24 @@ impl Monitor {
         let mut step = self.step(event, Phase::Post, args, result);
         if matches!(step.outcome, Outcome::Deny(_)) {
             self.busy = true;
+            return step;
+        }
+        let grants = self.program.stream_grants(event);
+        if !grants.is_empty() {
+            // A grant behind `retptr` hands out `handed` in order, none when it failed;
+            // a flat one hands out its result.
+            for (i, g) in grants.iter().enumerate() {
+                let h = match g.at {
+                    Place::Result => result.map(|r| r as i32 as u32),
+                    Place::Ok(_) => handed.and_then(|h| h.get(i).copied()),
+                };
+                if let Some(h) = h {
+                    if let Err(h) = self.handles.grant(g.stream, h, g.kind) {
+                        return self
+                            .call_fault(event, RuntimeFault::DescriptorLimit { fd: h.into() });
+                    }
+                }
+            }
             return step;
         }
         if result.unwrap_or(0) as i32 != 0 {
@@ -445,6 +513,7 @@ impl Monitor {
             args,
             result: None,
             table: &self.table,
+            handles: &self.handles,
         };
         let arg = |name: &str| call.param_named(name).map_or(0, |p| call.int_arg(p));
         let change = match effect {
@@ -501,6 +570,7 @@ impl Monitor {
             args,
             result,
             table: &self.table,
+            handles: &self.handles,
         };
         let steps: Vec<PolicyStep> = program
             .policies

@@ -490,7 +490,7 @@ impl RuntimeFault {
                 param(*id)
             ),
             RuntimeFault::DescriptorLimit { .. } => format!(
-                "the host handed out a descriptor beyond the monitor's table of {}",
+                "the host handed out a descriptor or stream handle beyond the monitor's table of {}",
                 crate::descriptors::MAX_FDS
             ),
             RuntimeFault::Interrupted => "an earlier monitored call did not return (it trapped or was denied, or the host called back into the module during it)".into(),
@@ -601,6 +601,7 @@ impl Program {
     /// else), as the weaver leaves their imports alone.
     pub fn monitors(&self, event: EventId) -> bool {
         self.descriptor_effect(event).is_some()
+            || !self.stream_grants(event).is_empty()
             || self.policies.iter().any(|p| p.mentions(event) && p.acts())
     }
 
@@ -620,7 +621,7 @@ impl Program {
     }
 
     /// The program as a WebAssembly component sees it. A component has no WASI preview 1
-    /// descriptors, so nothing is tracked; its audits reach the host through host hooks,
+    /// descriptors (its stream handles are [`crate::handles`]); its audits reach the host through host hooks,
     /// which the guest cannot close or renumber the way it can descriptor 2, so every
     /// policy allows undelivered audits (the weaver refuses audits in a component woven
     /// without hooks, where nothing would deliver them).
@@ -642,6 +643,15 @@ impl Program {
         crate::descriptors::Effect::of(&e.field)
     }
 
+    /// The streams a successful call of `event` hands out ([`crate::handles`]), when
+    /// the program tracks.
+    pub fn stream_grants(&self, event: EventId) -> &'static [crate::handles::Grant] {
+        match self.events.get(event as usize) {
+            Some(e) if self.tracks() => crate::handles::grants(e),
+            _ => &[],
+        }
+    }
+
     /// Whether a call of `event` leaves work for after the import returns that the
     /// monitor must not miss: a post transition, a change to the descriptor table, or a
     /// pre-phase audit that must be delivered. The monitor is busy from the call until
@@ -650,6 +660,7 @@ impl Program {
     /// it loses nothing the policy relies on.
     pub fn has_post_work(&self, event: EventId) -> bool {
         self.descriptor_effect(event).is_some()
+            || !self.stream_grants(event).is_empty()
             || self.policies.iter().filter(|p| p.acts()).any(|p| {
                 p.live().any(|t| {
                     t.event == event

@@ -14,6 +14,7 @@ pub mod diag;
 pub mod display;
 pub mod dot;
 pub mod fake_host;
+pub mod handles;
 pub mod interp;
 pub mod ir;
 pub mod lower;

@@ -9,7 +9,8 @@
 use crate::ast::{self, BinOp as ABin, ExprKind, Span, StrOp, UnOp as AUn};
 use crate::descriptors::Kind;
 use crate::diag::{suggest, Diagnostic, Severity, Source};
-use crate::ir::{self, BinOp, Expr, ParamType, Pattern, Subject, UnOp, ValType};
+use crate::handles;
+use crate::ir::{self, BinOp, Event, Expr, ParamType, Pattern, Subject, UnOp, ValType};
 use crate::wasi::{self, Role};
 use std::collections::HashMap;
 
@@ -165,7 +166,7 @@ impl<'a> Lowerer<'a> {
             ExprKind::StrTest(operand, op, lit) => self.str_test(operand, *op, lit, scope),
             ExprKind::Field(name, field) => self.field(name, field, scope),
             ExprKind::Is(name, kind) => {
-                let param = self.descriptor_param(name, scope, "`is`")?;
+                let param = self.descriptor_param(name, scope, "`is`", true)?;
                 let Some(mask) = Kind::mask_named(&kind.name) else {
                     let names: Vec<&str> = Kind::ALL
                         .iter()
@@ -210,11 +211,11 @@ impl<'a> Lowerer<'a> {
         }
         match field.name.as_str() {
             "writable" => {
-                let p = self.descriptor_param(name, scope, "`.writable`")?;
+                let p = self.descriptor_param(name, scope, "`.writable`", false)?;
                 Some((Expr::FdWritable(p), Ty::Bool))
             }
             "path" => {
-                self.descriptor_param(name, scope, "`.path`")?;
+                self.descriptor_param(name, scope, "`.path`", false)?;
                 self.error(field.span, format!("`{}.path` is a string", name.name))
                     .hint = Some(format!(
                     "test it with `==`, `!=`, `startswith` or `glob`: `{}.path glob \"/data/**\"`",
@@ -231,34 +232,44 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The parameter `name` when it is a descriptor of a WASI call.
-    fn descriptor_param(&mut self, name: &ast::Ident, scope: &Scope, what: &str) -> Option<u32> {
+    /// The parameter `name` when it is a descriptor of a WASI call, or (`streams`) a
+    /// stream handle of a component import ([`crate::handles`]).
+    fn descriptor_param(
+        &mut self,
+        name: &ast::Ident,
+        scope: &Scope,
+        what: &str,
+        streams: bool,
+    ) -> Option<u32> {
+        let is_fd = |ev: &Event, p: &str| {
+            (ev.module == wasi::MODULE && wasi::role(&ev.field, p) == Some(Role::Descriptor))
+                || (streams && handles::stream_param(ev, p).is_some())
+        };
         let found = scope.event.and_then(|ev| {
             let i = ev.params.iter().position(|p| p.name == name.name)?;
-            let is_fd = ev.module == wasi::MODULE
-                && wasi::role(&ev.field, &name.name) == Some(Role::Descriptor);
-            Some((i as u32, is_fd))
+            Some((i as u32, is_fd(ev, &name.name)))
         });
         match found {
             Some((i, true)) => Some(i),
             _ => {
                 let fds: Vec<&str> = scope
                     .event
-                    .filter(|ev| ev.module == wasi::MODULE)
                     .map(|ev| {
                         ev.params
                             .iter()
-                            .filter(|p| wasi::role(&ev.field, &p.name) == Some(Role::Descriptor))
+                            .filter(|p| is_fd(ev, &p.name))
                             .map(|p| p.name.as_str())
                             .collect()
                     })
                     .unwrap_or_default();
+                let kind = if streams {
+                    "a descriptor or stream handle parameter"
+                } else {
+                    "a descriptor parameter"
+                };
                 let d = self.error(
                     name.span,
-                    format!(
-                        "{what} applies to a descriptor parameter; `{}` is not one",
-                        name.name
-                    ),
+                    format!("{what} applies to {kind}; `{}` is not one", name.name),
                 );
                 d.hint = Some(params_hint("descriptor", scope.event_name, &fds));
                 None
@@ -458,7 +469,7 @@ impl<'a> Lowerer<'a> {
                     .hint = Some("descriptors have `.path` (a string) and `.writable`".into());
                 return None;
             }
-            let p = self.descriptor_param(&operand.name, scope, "`.path`")?;
+            let p = self.descriptor_param(&operand.name, scope, "`.path`", false)?;
             return Some(Subject::FdPath(p));
         }
         if let Some(p) = param(n) {

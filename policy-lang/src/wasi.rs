@@ -406,6 +406,22 @@ const ROLES: &[(&str, &str, Role)] = &[
 
 /// The role of parameter `param` of catalogue function `function`, if it has one.
 pub fn role(function: &str, param: &str) -> Option<Role> {
+    role_in_catalogue(function, param)
+}
+
+/// The role of parameter `param` of import `module.field`: the WASI preview 1 (or 0)
+/// catalogue's, or for a WASI 0.2 call that hands out streams behind `retptr`, that
+/// pointer's out-pointer role ([`crate::handles::retptr_role`]).
+pub fn event_role(module: &str, field: &str, param: &str) -> Option<Role> {
+    if is_wasi_module(module) {
+        return role(field, param);
+    }
+    (param == "retptr")
+        .then(|| crate::handles::retptr_role(module, field))
+        .flatten()
+}
+
+fn role_in_catalogue(function: &str, param: &str) -> Option<Role> {
     ROLES
         .iter()
         .find(|(f, p, _)| *f == function && *p == param)

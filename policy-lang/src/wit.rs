@@ -74,9 +74,19 @@ pub struct Function {
     pub name: String,
     /// The event a policy gets for it (its module is the interface at `@0.2.x`).
     pub event: Event,
+    /// Its parameters that are resource handles (`own` or `borrow`), by policy parameter
+    /// name, with their resource (`wasi:io/streams.output-stream`).
+    pub handle_params: Vec<(String, String)>,
+    /// The resources of the `own` handles its result can hold, in the order they appear.
+    pub hands_out: Vec<String>,
+    /// For a result `result<own<R>, E>` or `result<tuple<own<R>, ...>, E>` returned
+    /// behind `retptr`: each handle's resource and its offset there (the canonical ABI's
+    /// layout, when the discriminant at offset 0 is `ok`).
+    pub ok_handles: Vec<(String, u32)>,
 }
 
 struct Catalogue {
+    interfaces: std::collections::BTreeSet<String>,
     functions: Vec<Function>,
     constants: BTreeMap<String, i64>,
 }
@@ -93,23 +103,43 @@ fn build() -> Result<Catalogue, String> {
             .push_str(name, text)
             .map_err(|e| format!("{name}: {e:#}"))?;
     }
+    let mut sizes = wit_parser::SizeAlign::default();
+    sizes.fill(&resolve);
     let mut functions = Vec::new();
     let mut constants = BTreeMap::new();
+    let mut interfaces = std::collections::BTreeSet::new();
     for (_, iface) in resolve.interfaces.iter() {
         let (Some(iname), Some(pkg)) = (&iface.name, iface.package) else {
             continue;
         };
         let pkg = &resolve.packages[pkg].name;
         let interface = format!("{}:{}/{iname}", pkg.namespace, pkg.name);
+        interfaces.insert(interface.clone());
         let module = format!(
             "{interface}@{}",
             canonical_version(VERSION).unwrap_or_default()
         );
         for f in iface.functions.values() {
             let (params, results) = flatten(&resolve, f);
+            let handle_params = f
+                .params
+                .iter()
+                .filter_map(|p| Some((snake(&p.name), handle_resource(&resolve, &p.ty)?)))
+                .collect();
+            let mut hands_out = Vec::new();
+            if let Some(r) = &f.result {
+                owned_resources(&resolve, r, &mut hands_out);
+            }
+            let ok_handles = match &f.result {
+                Some(r) if results.is_empty() => ok_handles(&resolve, &sizes, r),
+                _ => Vec::new(),
+            };
             functions.push(Function {
                 interface: interface.clone(),
                 name: f.name.clone(),
+                handle_params,
+                hands_out,
+                ok_handles,
                 event: Event {
                     name: f.name.clone(),
                     module: module.clone(),
@@ -139,6 +169,7 @@ fn build() -> Result<Catalogue, String> {
         }
     }
     Ok(Catalogue {
+        interfaces,
         functions,
         constants,
     })
@@ -212,6 +243,97 @@ fn scalar_def(resolve: &Resolve, id: TypeId) -> Option<ParamType> {
         TypeDefKind::Flags(f) if f.flags.len() <= 32 => Some(ParamType::I32),
         TypeDefKind::List(Type::U8) => Some(ParamType::Str),
         _ => None,
+    }
+}
+
+/// `interface.resource` of a resource type, following `use` aliases to its definition.
+fn resource_name(resolve: &Resolve, mut id: TypeId) -> Option<String> {
+    loop {
+        let def = &resolve.types[id];
+        match &def.kind {
+            TypeDefKind::Type(Type::Id(next)) => id = *next,
+            TypeDefKind::Resource => {
+                let wit_parser::TypeOwner::Interface(i) = def.owner else {
+                    return None;
+                };
+                let iface = &resolve.interfaces[i];
+                let pkg = &resolve.packages[iface.package?].name;
+                return Some(format!(
+                    "{}:{}/{}.{}",
+                    pkg.namespace,
+                    pkg.name,
+                    iface.name.as_deref()?,
+                    def.name.as_deref()?
+                ));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The resource of a parameter that is a handle (`own` or `borrow`), if it is one.
+fn handle_resource(resolve: &Resolve, ty: &Type) -> Option<String> {
+    let Type::Id(id) = ty else { return None };
+    match &resolve.types[*id].kind {
+        TypeDefKind::Type(t) => handle_resource(resolve, t),
+        TypeDefKind::Handle(wit_parser::Handle::Own(r) | wit_parser::Handle::Borrow(r)) => {
+            resource_name(resolve, *r)
+        }
+        _ => None,
+    }
+}
+
+/// The handles of a `result` whose `ok` is an `own` handle or a tuple of them, with their
+/// offsets in the result's memory layout.
+fn ok_handles(resolve: &Resolve, sizes: &wit_parser::SizeAlign, ty: &Type) -> Vec<(String, u32)> {
+    let Type::Id(id) = ty else { return Vec::new() };
+    let TypeDefKind::Result(r) = &resolve.types[*id].kind else {
+        return Vec::new();
+    };
+    let Some(ok) = &r.ok else { return Vec::new() };
+    let base = sizes
+        .payload_offset(wit_parser::Int::U8, [r.ok.as_ref(), r.err.as_ref()])
+        .size_wasm32() as u32;
+    let owned = |t: &Type| match t {
+        Type::Id(id) => match &resolve.types[*id].kind {
+            TypeDefKind::Handle(wit_parser::Handle::Own(res)) => resource_name(resolve, *res),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(name) = owned(ok) {
+        return vec![(name, base)];
+    }
+    let Type::Id(tid) = ok else { return Vec::new() };
+    let TypeDefKind::Tuple(t) = &resolve.types[*tid].kind else {
+        return Vec::new();
+    };
+    sizes
+        .field_offsets(&t.types)
+        .into_iter()
+        .filter_map(|(off, t)| Some((owned(t)?, base + off.size_wasm32() as u32)))
+        .collect()
+}
+
+/// Appends the resource of every `own` handle `ty` can hold, depth first.
+fn owned_resources(resolve: &Resolve, ty: &Type, out: &mut Vec<String>) {
+    let Type::Id(id) = ty else { return };
+    let mut each = |t: &Type| owned_resources(resolve, t, out);
+    match &resolve.types[*id].kind {
+        TypeDefKind::Type(t) | TypeDefKind::List(t) | TypeDefKind::Option(t) => each(t),
+        TypeDefKind::Handle(wit_parser::Handle::Own(r)) => {
+            if let Some(name) = resource_name(resolve, *r) {
+                out.push(name);
+            }
+        }
+        TypeDefKind::Tuple(t) => t.types.iter().for_each(each),
+        TypeDefKind::Record(r) => r.fields.iter().for_each(|f| each(&f.ty)),
+        TypeDefKind::Result(r) => {
+            r.ok.iter().for_each(&mut each);
+            r.err.iter().for_each(each);
+        }
+        TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty.as_ref()).for_each(each),
+        _ => {}
     }
 }
 
@@ -329,6 +451,17 @@ pub fn function(module: &str, field: &str) -> Option<Function> {
         .iter()
         .find(|f| f.interface == name && f.name == field)
         .cloned()
+}
+
+/// Whether import name `module` is a catalogue interface at a WASI 0.2 version.
+pub fn is_catalogue_interface(module: &str) -> bool {
+    match split_interface(module) {
+        Some((name, Some(v))) => {
+            canonical_version(v).is_some_and(|c| Some(c) == canonical_version(VERSION))
+                && catalogue().interfaces.contains(name)
+        }
+        _ => false,
+    }
 }
 
 /// Every catalogue function.

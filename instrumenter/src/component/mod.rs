@@ -69,6 +69,9 @@ pub(crate) fn weave(
         .restricted_to_imports(comp.imported_functions())
         .for_component();
     let plan = read::plan(&comp, &view)?;
+    if view.tracks() {
+        streams_arrive_only_through_grants(input, &view)?;
+    }
     let stub = build::stub(&plan);
     // The stub's few bodies are validated on this thread: no pool to start.
     let core = crate::CoreOptions {
@@ -127,6 +130,76 @@ pub(crate) fn weave(
     explain_preview1_policies(&mut report, &view);
     name_component_imports(&mut report);
     Ok(Woven { wasm, report })
+}
+
+/// A monitor that asks what a stream is learns every stream from the catalogue calls that
+/// hand them out (`policy_lang::handles`). Streams could also arrive through an import
+/// outside the catalogue (`wasi:http`'s bodies, a custom interface) or through the
+/// parameters of an export the host calls, unseen; such a component is refused.
+fn streams_arrive_only_through_grants(input: &[u8], view: &Program) -> Result<(), WeaveError> {
+    use wasmparser::{ComponentExternalKind, ComponentTypeRef, Payload};
+    let policy = view
+        .policies
+        .iter()
+        .find(|p| p.tracks())
+        .map_or("?", |p| p.name.as_str());
+    let refuse = |what: String| {
+        WeaveError::Component {
+        why: format!(
+            "policy `{policy}` asks what a stream or descriptor is, which the monitor learns              from the WASI 0.2 calls that hand streams out; {what}, where streams could              arrive unseen"
+        ),
+    }
+    };
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(input) {
+        let payload = payload.map_err(|e| WeaveError::Component {
+            why: format!("cannot read the component: {e}"),
+        })?;
+        match &payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(s) if depth == 0 => {
+                for import in s.clone() {
+                    let import = import.map_err(|e| WeaveError::Component {
+                        why: format!("cannot read the component's imports: {e}"),
+                    })?;
+                    let name = import.name.name;
+                    let callable = matches!(
+                        import.ty,
+                        ComponentTypeRef::Func(_) | ComponentTypeRef::Instance(_)
+                    );
+                    if callable && !policy_lang::wit::is_catalogue_interface(name) {
+                        return Err(refuse(format!(
+                            "the component imports `{name}`, which is not a WASI 0.2 interface                              the monitor knows"
+                        )));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(s) if depth == 0 => {
+                for export in s.clone() {
+                    let export = export.map_err(|e| WeaveError::Component {
+                        why: format!("cannot read the component's exports: {e}"),
+                    })?;
+                    let name = export.name.name;
+                    let run = export.kind == ComponentExternalKind::Instance
+                        && policy_lang::wit::split_interface(name).is_some_and(|(i, v)| {
+                            i == "wasi:cli/run"
+                                && v.and_then(policy_lang::wit::canonical_version)
+                                    == policy_lang::wit::canonical_version(
+                                        policy_lang::wit::VERSION,
+                                    )
+                        });
+                    if !run && export.kind != ComponentExternalKind::Type {
+                        return Err(refuse(format!(
+                            "the component exports `{name}`, which the host may call with                              streams (only a command's `wasi:cli/run` is woven with such a policy)"
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The monitor's report names its stub's imports (`module.field#index`, a second

@@ -117,10 +117,7 @@ pub struct Driver {
 
 /// The out-pointer role of parameter `param` of `event`, when the catalogue knows it.
 fn out_role(event: &Event, param: &str) -> Option<(u32, u32)> {
-    if !wasi::is_wasi_module(&event.module) {
-        return None;
-    }
-    match wasi::role(&event.field, param)? {
+    match wasi::event_role(&event.module, &event.field, param)? {
         Role::Out {
             size,
             align,

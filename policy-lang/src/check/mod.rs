@@ -128,6 +128,18 @@ pub fn check(
                     .push(wasi::function(f).expect("effect functions are WASI"));
             }
         }
+        // And, when it names component imports, every call that hands out a stream.
+        if program
+            .events
+            .iter()
+            .any(|e| crate::wit::split_interface(&e.module).is_some())
+        {
+            for ev in crate::handles::grant_events() {
+                if program.event_for_import(&ev.module, &ev.field).is_none() {
+                    program.events.push(ev);
+                }
+            }
+        }
     }
     Ok((program, diags))
 }

@@ -37,6 +37,11 @@
 //!   a file (a directory when opened with `OFLAGS_DIRECTORY`, a socket for
 //!   `sock_accept`); the parser follows `fd_close` and `fd_renumber` to know which are
 //!   free. An integer parameter given as `oob` is an out-pointer outside memory.
+//! * For a component call that hands out streams behind `retptr` (`read-via-stream`,
+//!   `write-via-stream`, `append-via-stream`, `finish-connect`, `accept`; see
+//!   [`crate::handles`]), `opens N` says it succeeded with stream handle `N` (`N` and
+//!   `N + 1` for a connection's input and output streams); without it the call failed.
+//!   `get-stdin`, `get-stdout` and `get-stderr` return their handle: `-> N`.
 //! * `=> E, E...` lists what that step must report, exactly: each `E` is
 //!   `audit ["reason"] [by POLICY]` or `suppress [VALUE] ["reason"] [by POLICY]`. A step
 //!   without `=>` must report nothing; audits and suppressions are compared in order.

@@ -688,12 +688,16 @@ impl<'a> Builder<'a> {
 
     /// `opens [KIND] N` of a call to `event`.
     fn opened(&self, event: &str, decl: &Event, p: Pair<'_, Rule>) -> PResult<Opened> {
-        if Effect::of(&decl.field).is_none_or(|e| !matches!(e, Effect::Open | Effect::Accept))
-            || !crate::wasi::is_wasi_module(&decl.module)
+        let grant = crate::handles::grants(decl)
+            .iter()
+            .any(|g| matches!(g.at, crate::handles::Place::Ok(_)));
+        if !grant
+            && (Effect::of(&decl.field).is_none_or(|e| !matches!(e, Effect::Open | Effect::Accept))
+                || !crate::wasi::is_wasi_module(&decl.module))
         {
             return Err(self.error_at(
                 &p,
-                format!("`{event}` hands out no descriptor; only `path_open` and `sock_accept` take `opens`"),
+                format!("`{event}` hands out no descriptor; only `path_open`, `sock_accept` and the component calls that return streams behind `retptr` take `opens`"),
             ));
         }
         let mut filetype = default_filetype(decl, &[]);

@@ -339,3 +339,15 @@ fn a_component_woven_with_no_exfil_p2_by_irm_weave_stops_itself() {
     ]);
     assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
 }
+
+#[test]
+fn stdio_only_p2_lets_a_component_print_and_stops_it_at_the_network() {
+    let program = built_or_skip!();
+    let (run, received) = run_exfil(Some("policies/stdio-only-p2.pol"), &program, &[]);
+    run.code(VIOLATION).stderr_has(&[
+        "irm: policy violation: stdio_only stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
+        "reason: writes go to stdout and stderr only",
+    ]);
+    assert!(run.stdout.contains("read "), "{}", run.stdout);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}

@@ -404,9 +404,9 @@ impl WrapGen<'_> {
                 .op(I::GlobalSet(self.plan.globals.busy.expect("checked")));
         }
         let effect = self.effect();
-        let grants = match self.plan.handles {
-            Some(_) => handles::grants(self.ev()),
-            None => &[],
+        let (grants, dropped) = match self.plan.handles {
+            Some(_) => (handles::grants(self.ev()), handles::drops(self.ev())),
+            None => (&[][..], None),
         };
         let has_post = self.program.policies.iter().enumerate().any(|(pi, p)| {
             self.plan.effective[pi]
@@ -414,7 +414,12 @@ impl WrapGen<'_> {
                     t.event == self.event && (t.phase == Phase::Post || t.verdict == Verdict::Audit)
                 })
         });
-        if has_post || effect.is_some() || !grants.is_empty() || !self.plan.hooks.is_empty() {
+        if has_post
+            || effect.is_some()
+            || !grants.is_empty()
+            || dropped.is_some()
+            || !self.plan.hooks.is_empty()
+        {
             let rl: Vec<u32> = self
                 .results
                 .clone()
@@ -449,6 +454,9 @@ impl WrapGen<'_> {
             }
             if !grants.is_empty() {
                 self.apply_grants(grants)?;
+            }
+            if let Some(stream) = dropped {
+                self.forget_stream(stream);
             }
             for &l in &rl {
                 self.g.op(I::LocalGet(l));
@@ -786,6 +794,23 @@ impl WrapGen<'_> {
             self.g.end();
         }
         Ok(())
+    }
+
+    /// Forgets the dropped stream handle `self` (the drop's one parameter).
+    fn forget_stream(&mut self, stream: handles::Stream) {
+        let base = self.plan.handles.expect("drops only with a stream table");
+        self.g.op(I::LocalGet(0));
+        self.g.op(I::I32Const(MAX_HANDLES as i32));
+        self.g.op(I::I32LtU);
+        self.g.if_(BlockType::Empty);
+        self.g.op(I::LocalGet(0));
+        self.g.op(I::I32Const(Kind::Closed as i32));
+        self.g.op(I::I32Store8(mem(
+            self.plan.private_memory,
+            (base + stream as u32 * MAX_HANDLES).into(),
+            0,
+        )));
+        self.g.end();
     }
 
     /// Pushes the kind code of the descriptor in local `fd` (closed past the table).

@@ -512,7 +512,9 @@ fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) ->
         });
     if handles {
         for (e, ev) in program.events.iter().enumerate() {
-            if !policy_lang::handles::grants(ev).is_empty() && !decls[e].is_empty() {
+            let hands = !policy_lang::handles::grants(ev).is_empty()
+                || policy_lang::handles::drops(ev).is_some();
+            if hands && !decls[e].is_empty() {
                 wrapped.insert(e as EventId);
             }
         }

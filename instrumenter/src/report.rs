@@ -202,8 +202,14 @@ impl WeaveReport {
                 out.push_str(&format!("  elided event {}: {}\n", e.event, e.reason));
             }
         }
+        // A component's monitor follows its streams; a core module's, its descriptors.
+        let followed = if self.component.is_some() {
+            "streams"
+        } else {
+            "descriptors"
+        };
         for t in &self.tracking_imports {
-            out.push_str(&format!("tracks descriptors through {t}\n"));
+            out.push_str(&format!("tracks {followed} through {t}\n"));
         }
         for a in &self.added_imports {
             out.push_str(&format!(

@@ -632,3 +632,21 @@ fn a_policy_that_does_not_ask_what_a_stream_is_weaves_such_a_component() {
     )
     .is_ok());
 }
+
+#[test]
+fn a_stream_policy_interposes_the_drop_of_a_stream_so_the_monitor_forgets_it() {
+    let wasm = stream_writer(
+        r#"(alias export $streams "output-stream" (type $os))
+           (core func $drop (canon resource.drop $os))
+           (core module $d (import "s" "[resource-drop]output-stream" (func (param i32))))
+           (core instance (instantiate $d
+             (with "s" (instance (export "[resource-drop]output-stream" (func $drop))))))"#,
+    );
+    let w = weave(&wasm, &program(NO_SOCKET_WRITES), &WeaveOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        w.report.tracking_imports,
+        ["wasi:io/streams@0.2.0.[resource-drop]output-stream"]
+    );
+    assert_eq!(w.report.component.expect("a component").lowerings, 2);
+}

@@ -20,13 +20,16 @@
 //! * Handles at or above [`MAX_HANDLES`] are a fault
 //!   ([`crate::ir::RuntimeFault::DescriptorLimit`]), so no stream the component holds is
 //!   missing from the table. Any other handle reads as [`Kind::Closed`].
-//! * Drops are not followed. A dropped handle's entry is stale, and is only read by a
-//!   call that traps (the handle no longer exists) until a grant hands the number out
-//!   again and overwrites it. This holds because every way a stream reaches the
-//!   component is a grant: the catalogue's other functions hand out no stream (tested),
-//!   and the weaver refuses a component whose monitor keeps this table when it imports
-//!   an interface outside the catalogue or exports anything but `wasi:cli/run`, where
-//!   streams could arrive unseen.
+//! * A **drop** (`[resource-drop]input-stream`, `[resource-drop]output-stream`: the
+//!   component's `canon resource.drop`, interposed like a lowering) forgets the handle
+//!   at the end of its post phase. A stream can also leave the component unseen (moved
+//!   into a call that takes ownership); its entry is then stale, and is only read by
+//!   calls that trap (the handle no longer exists) until a grant hands the number out
+//!   again and overwrites it.
+//! * This is sound because every way a stream reaches the component is a grant: the
+//!   catalogue's other functions hand out no stream (tested), and the weaver refuses a
+//!   component whose monitor keeps this table when it imports an interface outside the
+//!   catalogue or exports anything but `wasi:cli/run`, where streams could arrive unseen.
 use std::collections::BTreeMap;
 
 use crate::descriptors::Kind;
@@ -163,6 +166,21 @@ pub fn retptr_role(module: &str, field: &str) -> Option<crate::wasi::Role> {
     })
 }
 
+/// The stream a call of `event` drops (`[resource-drop]input-stream` or
+/// `[resource-drop]output-stream` of `wasi:io/streams`): its entry is forgotten.
+pub fn drops(event: &Event) -> Option<Stream> {
+    let (interface, _) = crate::wit::split_interface(&event.module)?;
+    if interface != "wasi:io/streams" || crate::wit::function(&event.module, &event.field).is_none()
+    {
+        return None;
+    }
+    match event.field.as_str() {
+        "[resource-drop]input-stream" => Some(Stream::Input),
+        "[resource-drop]output-stream" => Some(Stream::Output),
+        _ => None,
+    }
+}
+
 /// The stream parameter `param` of `event` is a handle of, if it is one.
 pub fn stream_param(event: &Event, param: &str) -> Option<Stream> {
     let f = crate::wit::function(&event.module, &event.field)?;
@@ -171,18 +189,31 @@ pub fn stream_param(event: &Event, param: &str) -> Option<Stream> {
 }
 
 /// The events a program that asks this table monitors: every grant at the catalogue's
-/// version, named (for traces and reports) by its function in snake case:
-/// `get_stdout`, `read_via_stream`, `finish_connect`.
+/// version, and the two stream drops, named (for traces and reports) by the function in
+/// snake case: `get_stdout`, `read_via_stream`, `finish_connect`, `drop_output_stream`.
 pub fn grant_events() -> impl Iterator<Item = Event> {
-    GRANTS.iter().map(|(interface, field, _)| {
-        let mut event =
-            crate::wit::function(&format!("{interface}@{}", crate::wit::VERSION), field)
-                .expect("grants are catalogue functions")
-                .event;
-        let short = field.rsplit(['.', ']']).next().unwrap_or(field);
-        event.name = short.replace('-', "_");
-        event
-    })
+    const DROPS: [(&str, &str, &[Grant]); 2] = [
+        ("wasi:io/streams", "[resource-drop]input-stream", &[]),
+        ("wasi:io/streams", "[resource-drop]output-stream", &[]),
+    ];
+    GRANTS
+        .iter()
+        .chain(DROPS.iter())
+        .map(|(interface, field, _)| {
+            let mut event =
+                crate::wit::function(&format!("{interface}@{}", crate::wit::VERSION), field)
+                    .expect("grants are catalogue functions")
+                    .event;
+            event.name = match field.strip_prefix("[resource-drop]") {
+                Some(resource) => format!("drop_{}", resource.replace('-', "_")),
+                None => field
+                    .rsplit(['.', ']'])
+                    .next()
+                    .unwrap_or(field)
+                    .replace('-', "_"),
+            };
+            event
+        })
 }
 
 /// The table: a kind per handle of each direction.
@@ -210,6 +241,13 @@ impl Handles {
         }
         self.entries.insert((stream, h), kind);
         Ok(())
+    }
+
+    /// Forgets handle `h` of `stream` (dropped): it reads as [`Kind::Closed`] again.
+    pub fn forget(&mut self, stream: Stream, h: i64) {
+        if let Ok(h) = u32::try_from(h) {
+            self.entries.remove(&(stream, h));
+        }
     }
 
     /// Recorded handles in order.

@@ -452,6 +452,13 @@ impl Monitor {
             self.busy = true;
             return step;
         }
+        if let Some(stream) = self.program.stream_drop(event) {
+            let h = args
+                .first()
+                .map_or(-1, |a| Value::int(Some(a)) as i32 as i64);
+            self.handles.forget(stream, h);
+            return step;
+        }
         let grants = self.program.stream_grants(event);
         if !grants.is_empty() {
             // A grant behind `retptr` hands out `handed` in order, none when it failed;

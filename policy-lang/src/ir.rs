@@ -602,6 +602,7 @@ impl Program {
     pub fn monitors(&self, event: EventId) -> bool {
         self.descriptor_effect(event).is_some()
             || !self.stream_grants(event).is_empty()
+            || self.stream_drop(event).is_some()
             || self.policies.iter().any(|p| p.mentions(event) && p.acts())
     }
 
@@ -652,6 +653,15 @@ impl Program {
         }
     }
 
+    /// The stream a call of `event` drops ([`crate::handles::drops`]), when the program
+    /// tracks.
+    pub fn stream_drop(&self, event: EventId) -> Option<crate::handles::Stream> {
+        match self.events.get(event as usize) {
+            Some(e) if self.tracks() => crate::handles::drops(e),
+            _ => None,
+        }
+    }
+
     /// Whether a call of `event` leaves work for after the import returns that the
     /// monitor must not miss: a post transition, a change to the descriptor table, or a
     /// pre-phase audit that must be delivered. The monitor is busy from the call until
@@ -661,6 +671,7 @@ impl Program {
     pub fn has_post_work(&self, event: EventId) -> bool {
         self.descriptor_effect(event).is_some()
             || !self.stream_grants(event).is_empty()
+            || self.stream_drop(event).is_some()
             || self.policies.iter().filter(|p| p.acts()).any(|p| {
                 p.live().any(|t| {
                     t.event == event

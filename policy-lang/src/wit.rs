@@ -33,6 +33,10 @@
 //! a last parameter `retptr`: where the host writes them. A function with more than 16
 //! flattened parameters takes one pointer, `params`, instead.
 //!
+//! A resource's drop (`canon resource.drop`, which a core module imports as
+//! `[resource-drop]descriptor`) is a catalogue function too: `[resource-drop]R` of the
+//! interface that defines `R`, with one parameter `self`, the handle.
+//!
 //! # Constants
 //! Every enum case and flag of a catalogue type is a constant named
 //! `<PACKAGE>_<TYPE>_<CASE>` in upper snake case: `FILESYSTEM_OPEN_FLAGS_CREATE` (flags
@@ -146,6 +150,31 @@ fn build() -> Result<Catalogue, String> {
                     field: f.name.clone(),
                     params,
                     results,
+                },
+            });
+        }
+        // Each resource an interface defines can be dropped: `canon resource.drop` is a
+        // call into the host too, `[resource-drop]R(self)`.
+        for (tname, &id) in &iface.types {
+            if !matches!(resolve.types[id].kind, TypeDefKind::Resource) {
+                continue;
+            }
+            let name = format!("[resource-drop]{tname}");
+            functions.push(Function {
+                interface: interface.clone(),
+                name: name.clone(),
+                handle_params: vec![("self".into(), format!("{interface}.{tname}"))],
+                hands_out: Vec::new(),
+                ok_handles: Vec::new(),
+                event: Event {
+                    name: name.clone(),
+                    module: module.clone(),
+                    field: name,
+                    params: vec![Param {
+                        name: "self".into(),
+                        ty: ParamType::I32,
+                    }],
+                    results: Vec::new(),
                 },
             });
         }

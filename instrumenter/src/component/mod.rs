@@ -227,6 +227,13 @@ fn name_component_imports(report: &mut crate::WeaveReport) {
     for w in &mut report.wrapped {
         w.import = plain(&w.import);
     }
+    let mut seen = std::collections::HashSet::new();
+    report.tracking_imports = report
+        .tracking_imports
+        .iter()
+        .map(|t| plain(t))
+        .filter(|t| seen.insert(t.clone()))
+        .collect();
 }
 
 /// A policy that names only WASI preview 1 functions can never act in a component; its

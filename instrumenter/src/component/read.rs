@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use policy_lang::ir::{EventId, Program};
-use wasmparser::component_types::ComponentEntityType;
+use wasmparser::component_types::{ComponentAnyTypeId, ComponentEntityType, ResourceId};
 use wasmparser::types::Types;
 use wasmparser::{
     CanonicalFunction, CanonicalOption, Chunk, ComponentAlias, ComponentExternalKind,
@@ -150,6 +150,9 @@ pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
     };
     let mut n = Counts::default();
     let m = WeaveError::malformed;
+    // The resource types imported instances export: `canon resource.drop` of one is a
+    // call into the host like a lowering (`[resource-drop]R` of that interface).
+    let mut resources: BTreeMap<ResourceId, (String, String)> = BTreeMap::new();
     for (section, payload) in top_level(input)?.into_iter().enumerate() {
         match payload {
             Payload::ComponentImportSection(r) => {
@@ -161,8 +164,27 @@ pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
                             let name = imp.name.name.to_string();
                             let id = c.types.as_ref().component_instance_at(index);
                             for (field, item) in &c.types[id].exports {
-                                if let ComponentEntityType::Func(_) = item.ty {
-                                    c.imported.push((name.clone(), field.clone()));
+                                match item.ty {
+                                    ComponentEntityType::Func(_) => {
+                                        c.imported.push((name.clone(), field.clone()));
+                                    }
+                                    ComponentEntityType::Type {
+                                        created: ComponentAnyTypeId::Resource(r),
+                                        ..
+                                    } => {
+                                        // Interfaces that `use` a resource export it too;
+                                        // the drop is named by the one that defines it.
+                                        let drop = format!("[resource-drop]{field}");
+                                        let defines =
+                                            policy_lang::wit::function(&name, &drop).is_some();
+                                        if defines || !resources.contains_key(&r.resource()) {
+                                            resources.insert(
+                                                r.resource(),
+                                                (name.clone(), field.clone()),
+                                            );
+                                        }
+                                    }
+                                    _ => {}
                                 }
                             }
                             c.imported_instances.insert(index, name);
@@ -268,6 +290,24 @@ pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
                                     offset,
                                     counts: n,
                                 });
+                            }
+                        }
+                        CanonicalFunction::ResourceDrop { resource } => {
+                            let core_func = n.core_funcs;
+                            n.core_funcs += 1;
+                            let ty = c.types.as_ref().component_any_type_at(resource);
+                            if let ComponentAnyTypeId::Resource(r) = ty {
+                                if let Some((module, name)) = resources.get(&r.resource()) {
+                                    c.lowerings.push(Lowering {
+                                        core_func,
+                                        module: module.clone(),
+                                        field: format!("[resource-drop]{name}"),
+                                        options: Vec::new(),
+                                        at: (section, item),
+                                        offset,
+                                        counts: n,
+                                    });
+                                }
                             }
                         }
                         _ => n.core_funcs += 1,

@@ -33,9 +33,7 @@ impl Rng {
 
 fn constants(e: &Expr, out: &mut BTreeSet<i64>, patterns: &mut Vec<Pattern>) {
     match e {
-        Expr::Int(v) => {
-            out.extend([v.wrapping_sub(1), *v, v.wrapping_add(1)]);
-        }
+        Expr::Int(v) => out.extend([v.wrapping_sub(1), *v, v.wrapping_add(1)]),
         Expr::Unary(_, a) | Expr::SetHas(_, a) => constants(a, out, patterns),
         Expr::Binary(_, a, b) => {
             constants(a, out, patterns);
@@ -101,34 +99,16 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
         .chain([100, fds - 1, fds, fds + 1, 1 << 20])
         .collect();
     let mut patterns = Vec::new();
-    for p in &program.policies {
-        for t in &p.transitions {
-            constants(&t.guard, &mut ints, &mut patterns);
-            for u in &t.updates {
-                constants(&u.value, &mut ints, &mut patterns);
-            }
+    for t in program.policies.iter().flat_map(|p| &p.transitions) {
+        constants(&t.guard, &mut ints, &mut patterns);
+        for u in &t.updates {
+            constants(&u.value, &mut ints, &mut patterns);
         }
     }
-    let mut strings: Vec<Vec<u8>> = [
-        "",
-        ".",
-        "..",
-        "/",
-        "a",
-        "a.txt",
-        "./a",
-        "../a",
-        "/tmp",
-        "/tmp/a",
-        "tmp/a",
-        "x/../../a",
-        "/data/../etc/passwd",
-        ".ssh/id_rsa",
-        "a//b/./c",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect();
+    // Paths and path-like strings (and the empty one); the list is sorted below.
+    let words = ". .. / a a.txt ./a ../a /tmp /tmp/a tmp/a x/../../a /data/../etc/passwd";
+    let words = words.split(' ').chain(["", ".ssh/id_rsa", "a//b/./c"]);
+    let mut strings: Vec<Vec<u8>> = words.map(|s| s.as_bytes().to_vec()).collect();
     strings.push(vec![b'a'; 300]);
     // The resolver's bound on path length, and one past it.
     let max = policy_lang::path::MAX_PATH;
@@ -199,12 +179,9 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     let results: Vec<i64> = {
         let mut r = BTreeSet::from([0i64, 8, 76, 1, -1]);
         let mut ignored = Vec::new();
-        for p in &program.policies {
-            for t in &p.transitions {
-                if t.phase == Phase::Post {
-                    constants(&t.guard, &mut r, &mut ignored);
-                }
-            }
+        let transitions = program.policies.iter().flat_map(|p| &p.transitions);
+        for t in transitions.filter(|t| t.phase == Phase::Post) {
+            constants(&t.guard, &mut r, &mut ignored);
         }
         r.into_iter().collect()
     };

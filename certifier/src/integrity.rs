@@ -51,8 +51,7 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
     }
 
     let mut findings = Vec::new();
-    for (d, n) in names.iter().enumerate() {
-        let func = d as u32 + imports;
+    for (func, n) in (imports..).zip(names) {
         if med.members.contains(&func) {
             continue;
         }

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use policy_lang::ir::{EventId, Policy, Program, Verdict};
-use wasmparser::{ExternalKind, Operator};
+use wasmparser::Operator;
 
 use crate::module::Module;
 use crate::scan::{FuncUse, Names};
@@ -58,20 +58,20 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             // the import may be used anywhere, as the weaver leaves it.
             continue;
         }
-        let monitors: Vec<u32> = names
-            .iter()
-            .enumerate()
-            .map(|(d, n)| (d as u32 + imports, n))
-            .filter(|(f, n)| {
+        let monitors: Vec<u32> = (imports..)
+            .zip(names)
+            .filter(|&(f, n)| {
                 n.funcs
                     .iter()
                     .any(|&(g, h, _)| g == import && h == FuncUse::Call)
-                    && m.func_types[*f as usize] == m.func_types[i]
-                    && passes_parameters_to(m, *f, import)
+                    && m.func_types[f as usize] == m.func_types[i]
+                    && passes_parameters_to(m, f, import)
             })
             .map(|(f, _)| f)
             .collect();
-        let referenced = is_referenced(m, names, import);
+        // Never named anywhere, the import can never be called.
+        let referenced = names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
+            || m.func_refs.iter().any(|r| r.func == import);
         if monitors.is_empty() && referenced && acts_on(program, event) {
             let message = format!(
                 "no function monitors import {import} ({name}): none passes its parameters to it"
@@ -123,8 +123,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             format!("monitor helper {f}")
         }
     };
-    for (d, n) in names.iter().enumerate() {
-        let func = d as u32 + imports;
+    for (func, n) in (imports..).zip(names) {
         let from_member = out.members.contains(&func);
         for &(g, how, offset) in &n.funcs {
             // Members may only call a monitored import, and use a helper in any way.
@@ -143,41 +142,11 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     }
     // References outside code: element segments and initialisers, exports, the start
     // function.
-    let refs = m.const_refs.iter().filter(|r| guarded(r.func)).map(|r| {
-        (
-            r.offset,
-            format!("{} is referenced by {}", what(r.func), r.place),
-        )
-    });
-    let exports = m
-        .exports
-        .iter()
-        .filter(|e| e.kind == ExternalKind::Func && guarded(e.index))
-        .map(|e| {
-            (
-                e.offset,
-                format!("{} is exported as `{}`", what(e.index), e.name),
-            )
-        });
-    let start = m
-        .start
-        .filter(|&(s, _)| guarded(s))
-        .map(|(s, offset)| (offset, format!("{} is the start function", what(s))));
-    for (offset, message) in refs.chain(exports).chain(start) {
-        findings.push(Finding::at(offset, message));
+    for r in m.func_refs.iter().filter(|r| guarded(r.func)) {
+        let message = format!("{} {}", what(r.func), r.what);
+        findings.push(Finding::at(r.offset, message));
     }
     (out, findings)
-}
-
-/// Whether anything in the module names `import`: otherwise it can never be called and
-/// needs no monitor.
-fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
-    names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
-        || m.const_refs.iter().any(|r| r.func == import)
-        || m.exports
-            .iter()
-            .any(|e| e.kind == ExternalKind::Func && e.index == import)
-        || m.start.is_some_and(|(s, _)| s == import)
 }
 
 /// Whether a transition on `event` that can fire decides the call itself (deny,

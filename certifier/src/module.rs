@@ -24,6 +24,7 @@ pub struct Import<'a> {
 pub struct Global {
     /// The byte offset of its import entry, for an imported global.
     pub import: Option<usize>,
+    /// `None` for an imported global and one whose initialiser is not a plain constant.
     pub init: Option<u64>,
 }
 
@@ -49,11 +50,13 @@ pub struct Data<'a> {
     pub active: Option<(u32, Option<u64>)>,
 }
 
-/// A function reference outside code: element segments, global and table initialisers.
-pub struct ConstRef {
+/// A function reference outside code: element segments, global and table initialisers,
+/// then exports and the start function.
+pub struct FuncRef {
     pub func: u32,
     pub offset: usize,
-    pub place: &'static str,
+    /// What it is, e.g. "is referenced by an element segment".
+    pub what: String,
 }
 
 #[derive(Default)]
@@ -66,12 +69,10 @@ pub struct Module<'a> {
     pub globals: Vec<Global>,
     pub memories: Vec<Memory>,
     pub exports: Vec<Export<'a>>,
-    /// The start function and the offset of its index.
-    pub start: Option<(u32, usize)>,
     pub bodies: Vec<FunctionBody<'a>>,
     pub to_validate: Vec<FuncToValidate<ValidatorResources>>,
     pub data: Vec<Data<'a>>,
-    pub const_refs: Vec<ConstRef>,
+    pub func_refs: Vec<FuncRef>,
     /// Globals read by global and table initialisers and element expressions.
     pub const_global_reads: Vec<(u32, usize)>,
 }
@@ -114,6 +115,7 @@ impl<'a> Module<'a> {
 
     pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {
         let mut m = Module::default();
+        let mut start = None;
         let mut validator = Validator::new_with_features(features);
         let bad = |e: wasmparser::BinaryReaderError| {
             Finding::at(e.offset(), format!("not a valid module: {}", e.message()))
@@ -147,6 +149,7 @@ impl<'a> Module<'a> {
                 Payload::ImportSection(r) => {
                     for imp in r.into_imports_with_offsets() {
                         let (offset, imp) = imp.map_err(bad)?;
+                        let import = Some(offset);
                         match imp.ty {
                             TypeRef::Func(t) | TypeRef::FuncExact(t) => {
                                 m.imports.push(Import {
@@ -156,14 +159,8 @@ impl<'a> Module<'a> {
                                 });
                                 m.func_types.push(t);
                             }
-                            TypeRef::Memory(ty) => m.memories.push(Memory {
-                                ty,
-                                import: Some(offset),
-                            }),
-                            TypeRef::Global(_) => m.globals.push(Global {
-                                import: Some(offset),
-                                init: None,
-                            }),
+                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, import }),
+                            TypeRef::Global(_) => m.globals.push(Global { import, init: None }),
                             TypeRef::Table(_) | TypeRef::Tag(_) => {}
                         }
                     }
@@ -206,7 +203,7 @@ impl<'a> Module<'a> {
                         });
                     }
                 }
-                Payload::StartSection { func, range } => m.start = Some((func, range.start)),
+                Payload::StartSection { func, range } => start = Some((func, range.start)),
                 Payload::ElementSection(r) => {
                     for e in r {
                         let e = e.map_err(bad)?;
@@ -217,11 +214,8 @@ impl<'a> Module<'a> {
                             ElementItems::Functions(fs) => {
                                 for f in fs.into_iter_with_offsets() {
                                     let (offset, func) = f.map_err(bad)?;
-                                    m.const_refs.push(ConstRef {
-                                        func,
-                                        offset,
-                                        place: "an element segment",
-                                    });
+                                    let what = "is referenced by an element segment".into();
+                                    m.func_refs.push(FuncRef { func, offset, what });
                                 }
                             }
                             ElementItems::Expressions(_, es) => {
@@ -251,6 +245,15 @@ impl<'a> Module<'a> {
                 _ => {}
             }
         }
+        // Exports and the start function come last, as the findings about them do.
+        for e in m.exports.iter().filter(|e| e.kind == ExternalKind::Func) {
+            let (func, offset, what) = (e.index, e.offset, format!("is exported as `{}`", e.name));
+            m.func_refs.push(FuncRef { func, offset, what });
+        }
+        if let Some((func, offset)) = start {
+            let what = "is the start function".into();
+            m.func_refs.push(FuncRef { func, offset, what });
+        }
         Ok(m)
     }
 
@@ -271,11 +274,10 @@ impl<'a> Module<'a> {
             })?;
             count += 1;
             match op {
-                Operator::RefFunc { function_index } => self.const_refs.push(ConstRef {
-                    func: function_index,
-                    offset,
-                    place,
-                }),
+                Operator::RefFunc { function_index } => {
+                    let (func, what) = (function_index, format!("is referenced by {place}"));
+                    self.func_refs.push(FuncRef { func, offset, what })
+                }
                 Operator::GlobalGet { global_index } => {
                     self.const_global_reads.push((global_index, offset))
                 }

@@ -39,10 +39,6 @@ impl Names {
         }
     }
 
-    fn func(&mut self, index: u32, how: FuncUse, offset: usize) {
-        self.funcs.push((index, how, offset));
-    }
-
     fn first_uses(&mut self) {
         let mut seen = HashSet::new();
         self.funcs
@@ -60,17 +56,11 @@ impl Names {
 }
 
 macro_rules! note {
-    ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {
-        $n.func(
-            $v,
-            if stringify!($op) == "Call" {
-                FuncUse::Call
-            } else {
-                FuncUse::Other
-            },
-            $at,
-        )
-    };
+    ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {{
+        let call = stringify!($op) == "Call";
+        $n.funcs
+            .push(($v, if call { FuncUse::Call } else { FuncUse::Other }, $at))
+    }};
     ($n:expr, $op:ident, $at:ident, global_index, $v:ident) => {{
         Names::note(&mut $n.globals, $v, $at);
         if stringify!($op) == "GlobalGet" {
@@ -102,6 +92,7 @@ macro_rules! note {
 
 /// Notes what each operator names, at the body offset `at` of the operator being read.
 /// A visitor, not a match on [`wasmparser::Operator`]: no operator value is built.
+#[derive(Default)]
 struct Scanner {
     names: Names,
     at: usize,
@@ -136,16 +127,10 @@ impl VisitSimdOperator<'_> for Scanner {
 /// The names of function `index`'s body; a body that does not decode is a finding.
 pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Finding::in_function(
-            index,
-            e.offset(),
-            format!("malformed body: {}", e.message()),
-        )
+        let message = format!("malformed body: {}", e.message());
+        Finding::in_function(index, e.offset(), message)
     };
-    let mut scanner = Scanner {
-        names: Names::default(),
-        at: 0,
-    };
+    let mut scanner = Scanner::default();
     let mut ops = body.get_operators_reader().map_err(bad)?;
     while !ops.eof() {
         scanner.at = ops.original_position();

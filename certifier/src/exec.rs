@@ -96,17 +96,13 @@ impl<'m, 'a> Instance<'m, 'a> {
         host_pages: usize,
         modelled: &BTreeSet<u32>,
     ) -> Result<Self, String> {
-        // Imported or non-constant globals: no monitor may name them (state integrity);
-        // a read of one in a monitor stops the run.
+        // Imported or non-constant globals (no `init`): no monitor may name them (state
+        // integrity); a read of one in a monitor stops the run.
         let globals = module
             .globals
             .iter()
             .enumerate()
-            .map(|(i, g)| {
-                g.init
-                    .filter(|_| g.import.is_none())
-                    .unwrap_or(u64::MAX ^ i as u64)
-            })
+            .map(|(i, g)| g.init.unwrap_or(u64::MAX ^ i as u64))
             .collect();
         let host = module.host_memory();
         let mut memories = Vec::new();
@@ -114,36 +110,29 @@ impl<'m, 'a> Instance<'m, 'a> {
             let is_host = Some(i as u32) == host;
             // A shared memory is modelled as any other: the sampled calls run on one thread
             // (a policy reading strings from one has opted in to that race).
-            if !(is_host || modelled.contains(&(i as u32)))
-                || m.ty.memory64
-                || m.ty.page_size_log2.is_some()
-            {
-                memories.push(None);
-                continue;
-            }
+            let model = (is_host || modelled.contains(&(i as u32)))
+                && !m.ty.memory64
+                && m.ty.page_size_log2.is_none();
             let pages = if is_host {
                 host_pages
             } else {
                 m.ty.initial as usize
             };
-            if pages > 4096 {
+            if model && pages > 4096 {
                 return Err(format!("memory {i} starts larger than 256 MiB"));
             }
-            memories.push(Some(vec![0u8; pages * PAGE]));
+            memories.push(model.then(|| vec![0u8; pages * PAGE]));
         }
         for (d, data) in module.data.iter().enumerate() {
             let Some((mem, offset)) = data.active else {
                 continue;
             };
-            let m = match memories.get_mut(mem as usize) {
-                // A memory that is not modelled: no monitor reads it.
-                Some(None) => continue,
-                m => m.and_then(|m| m.as_mut()),
+            // A memory that is not modelled: no monitor reads it (validation keeps `mem`
+            // in range).
+            let Some(Some(m)) = memories.get_mut(mem as usize) else {
+                continue;
             };
             let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
-            let m = m.ok_or(format!(
-                "data segment {d} fills a memory that cannot be modelled"
-            ))?;
             let start = offset as usize;
             let Some(dst) = m.get_mut(start..start + data.bytes.len()) else {
                 return Err(format!("data segment {d} does not fit its memory"));
@@ -189,20 +178,16 @@ impl<'m, 'a> Instance<'m, 'a> {
             Some(code) => Rc::clone(code),
             None => {
                 let what = "a call of a function without a body";
-                let body = self
-                    .module
-                    .body(func)
-                    .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+                let body = self.module.body(func);
+                let body = body.ok_or_else(|| Stop::unsupported(func, 0, what))?;
                 let code = Rc::new(decode(func, body)?);
                 self.codes.insert(func, Rc::clone(&code));
                 code
             }
         };
         let what = "a function whose type is not a function type";
-        let ty = self
-            .module
-            .func_type(func)
-            .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+        let ty = self.module.func_type(func);
+        let ty = ty.ok_or_else(|| Stop::unsupported(func, 0, what))?;
         let arity = ty.results().len();
         let mut locals = args;
         locals.resize(locals.len() + code.locals, 0);
@@ -261,14 +246,9 @@ impl<'m, 'a> Instance<'m, 'a> {
                         BlockType::Empty => (0, 0),
                         BlockType::Type(_) => (0, 1),
                         BlockType::FuncType(t) => {
-                            let ty = self
-                                .module
-                                .types
-                                .get(t as usize)
-                                .and_then(|t| t.as_ref())
-                                .ok_or_else(|| {
-                                    unsupported("a block type that is not a function type")
-                                })?;
+                            let what = "a block type that is not a function type";
+                            let ty = self.module.types.get(t as usize).and_then(Option::as_ref);
+                            let ty = ty.ok_or_else(|| unsupported(what))?;
                             (ty.params().len(), ty.results().len())
                         }
                     };
@@ -304,10 +284,8 @@ impl<'m, 'a> Instance<'m, 'a> {
                 }
                 O::BrTable { targets } => {
                     let i = pop!() as u32;
-                    let all: Vec<u32> = targets
-                        .targets()
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| unsupported("a malformed br_table"))?;
+                    let all: Result<Vec<u32>, _> = targets.targets().collect();
+                    let all = all.map_err(|_| unsupported("a malformed br_table"))?;
                     let d = all.get(i as usize).copied().unwrap_or(targets.default());
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
@@ -316,10 +294,8 @@ impl<'m, 'a> Instance<'m, 'a> {
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
                 O::Call { function_index } => {
-                    let ty = self
-                        .module
-                        .func_type(function_index)
-                        .ok_or_else(|| unsupported("a call of an unknown function"))?;
+                    let ty = self.module.func_type(function_index);
+                    let ty = ty.ok_or_else(|| unsupported("a call of an unknown function"))?;
                     let args = stack.split_off(stack.len() - ty.params().len());
                     let results = self.call(function_index, args, host, depth + 1)?;
                     stack.extend(results);
@@ -339,8 +315,7 @@ impl<'m, 'a> Instance<'m, 'a> {
                     locals[local_index as usize] = *stack.last().expect("validated")
                 }
                 O::GlobalGet { global_index } => {
-                    let g = &self.module.globals[global_index as usize];
-                    if g.import.is_some() || g.init.is_none() {
+                    if self.module.globals[global_index as usize].init.is_none() {
                         let what = "a read of a global that is imported or not a constant";
                         return Err(unsupported(what));
                     }
@@ -422,13 +397,6 @@ impl<'m, 'a> Instance<'m, 'a> {
         Ok(stack.split_off(stack.len() - arity))
     }
 
-    /// Notes a write to a memory.
-    fn touch(&mut self, mem: u32, at: u64, len: u32) {
-        if at <= u32::MAX as u64 {
-            self.dirty.push((mem, at as u32, len));
-        }
-    }
-
     /// Memory `mem`, or `unsupported` when this interpreter does not model it.
     fn memory(
         &mut self,
@@ -451,8 +419,8 @@ impl<'m, 'a> Instance<'m, 'a> {
         write: bool,
         unsupported: &dyn Fn(&str) -> Stop,
     ) -> Result<&mut [u8], Stop> {
-        if write {
-            self.touch(mem, at, n as u32);
+        if write && at <= u32::MAX as u64 {
+            self.dirty.push((mem, at as u32, n as u32));
         }
         self.memory(mem, unsupported)?
             .get_mut(at as usize..at as usize + n)
@@ -568,21 +536,15 @@ fn branch(labels: &mut Vec<Label>, stack: &mut Vec<u64>, depth: u32, ops: &[(O, 
 
 fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Stop::unsupported(
-            func,
-            e.offset(),
-            &format!("a malformed body: {}", e.message()),
-        )
+        let what = format!("a malformed body: {}", e.message());
+        Stop::unsupported(func, e.offset(), &what)
     };
     let mut locals = 0;
     for l in body.get_locals_reader().map_err(bad)? {
         let (n, _) = l.map_err(bad)?;
         if n > 100_000 {
-            return Err(Stop::unsupported(
-                func,
-                0,
-                "a function with too many locals",
-            ));
+            let what = "a function with too many locals";
+            return Err(Stop::unsupported(func, 0, what));
         }
         locals += n as usize;
     }

@@ -129,12 +129,8 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
         let role = wasi::is_wasi_module(&e.module).then(|| wasi::role(&e.field, &p.name));
         let values = match (p.ty, role.flatten()) {
             (ParamType::Str, _) => {
-                let mut v: Vec<Value> = strings
-                    .iter()
-                    .map(|s| Value::Str(Some(s.clone())))
-                    .collect();
-                v.push(Value::Str(None));
-                v
+                let strs = strings.iter().map(|s| Value::Str(Some(s.clone())));
+                strs.chain([Value::Str(None)]).collect()
             }
             (ParamType::F32 | ParamType::F64, _) => vec![Value::Float(0.0)],
             (_, Some(Role::Out { size, align, .. })) => {

@@ -147,11 +147,10 @@ pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
     let chunk = m.bodies.len().div_ceil(threads).max(1);
     let imports = m.num_imports();
     let scan = |c: usize, bodies: &[FunctionBody<'_>]| -> Result<Vec<Names>, Finding> {
-        let index = |d: usize| (c * chunk + d) as u32 + imports;
-        bodies
-            .iter()
-            .enumerate()
-            .map(|(d, b)| body_names(index(d), b))
+        let first = (c * chunk) as u32 + imports;
+        (first..)
+            .zip(bodies)
+            .map(|(f, b)| body_names(f, b))
             .collect()
     };
     std::thread::scope(|scope| {

@@ -9,17 +9,13 @@
 //!
 //! The monitor runs against the fake WASI host of `policy_lang::fake_host`, which answers
 //! its own questions (the descriptor scan: `fd_fdstat_get`, `fd_prestat_get`,
-//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding. The host memory starts filled with
-//! garbage and every byte the monitor wrote there is scribbled over before the next
-//! call, since the module owns that memory between calls: a monitor that kept state there
-//! decides differently and is caught.
+//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding.
+//! The host memory starts as garbage and every byte the monitor wrote there is scribbled
+//! over before the next call (the module owns that memory between calls): a monitor that
+//! kept state there decides differently and is caught.
 //!
 //! This is sampling, not proof: the traces are the `.traces` files given with the
-//! policies plus traces generated from the policies (every integer constant of a guard
-//! and its neighbours, witnesses accepted and just rejected by every string test,
-//! descriptor numbers in and beyond the table, out-of-bounds strings and pointers,
-//! failing and trapping imports, random prefixes to reach later states, several
-//! worlds).
+//! policies plus the ones [`crate::generate`] derives from the policies.
 use std::collections::{BTreeMap, BTreeSet};
 
 use policy_lang::fake_host::{FakeHost, Memory};
@@ -27,16 +23,15 @@ use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verd
 use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault};
 use policy_lang::wasi;
 
-use crate::exec::{Host, Instance, Stop};
+use crate::exec::{Host, Instance, Stop, PAGE};
 use crate::mediation::Mediation;
 use crate::module::Module;
 use crate::Finding;
 
 /// Bytes at the bottom of the host memory for the traces' out-pointers.
 const OUT_AREA: u32 = 4096;
-pub(crate) const PAGE: u32 = 65536;
 /// Strings of one step must fit above the out area.
-const STRINGS_END: u32 = 3 * PAGE;
+const STRINGS_END: u32 = 3 * PAGE as u32;
 
 /// One trace to run: its world and its calls.
 pub type Sample = (World, Vec<TraceEvent>);
@@ -51,7 +46,7 @@ pub struct Sampled {
 /// Pages of the host memory the checks run with: its minimum, at least enough for the
 /// traces' strings, within its maximum.
 pub(crate) fn host_pages(m: &Module) -> usize {
-    let want = (STRINGS_END / PAGE) as usize + 1;
+    let want = STRINGS_END as usize / PAGE + 1;
     m.host_memory()
         .and_then(|h| m.memories.get(h as usize))
         .map_or(want, |x| {

@@ -15,7 +15,7 @@ use wasmparser::{BlockType, FunctionBody, Operator as O};
 
 use crate::module::Module;
 
-const PAGE: usize = 65536;
+pub(crate) const PAGE: usize = 65536;
 /// Instructions one call may execute before it is given up as not terminating.
 const FUEL: u64 = 50_000_000;
 
@@ -57,10 +57,9 @@ struct Code<'a> {
     ops: Vec<(O<'a>, usize)>,
     /// How many locals it declares (all start at zero bits).
     locals: usize,
-    /// For the index of a `block`, `loop` or `if`: the index of its `end`; for an `if`,
-    /// also the index of its `else`.
-    end: Vec<usize>,
-    els: Vec<Option<usize>>,
+    /// For the index of a `block`, `loop` or `if`: the index of its `end` and, for an
+    /// `if` with one, of its `else`.
+    blocks: Vec<(usize, Option<usize>)>,
 }
 
 /// The mutable state of one instance.
@@ -253,9 +252,9 @@ impl<'m, 'a> Instance<'m, 'a> {
                         }
                     };
                     let is_loop = matches!(op, O::Loop { .. });
-                    let end = code.end[pc];
+                    let (end, els) = code.blocks[pc];
                     if matches!(op, O::If { .. }) && pop!() as u32 == 0 {
-                        next = code.els[pc].map_or(end, |e| e + 1);
+                        next = els.map_or(end, |e| e + 1);
                     }
                     labels.push(Label {
                         target: if is_loop { pc } else { end },
@@ -264,10 +263,7 @@ impl<'m, 'a> Instance<'m, 'a> {
                     });
                 }
                 // Reached at the end of a `then` branch: continue after the `end`.
-                O::Else => {
-                    let l = labels.pop().expect("validated");
-                    next = l.target + 1;
-                }
+                O::Else => next = labels.pop().expect("validated").target + 1,
                 O::End => {
                     labels.pop();
                     if labels.is_empty() {
@@ -554,20 +550,19 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
         let at = reader.original_position();
         ops.push((reader.read().map_err(bad)?, at));
     }
-    let mut end = vec![0; ops.len()];
-    let mut els = vec![None; ops.len()];
+    let mut blocks = vec![(0, None); ops.len()];
     let mut open: Vec<usize> = Vec::new();
     for (i, (op, _)) in ops.iter().enumerate() {
         match op {
             O::Block { .. } | O::Loop { .. } | O::If { .. } => open.push(i),
             O::Else => {
                 if let Some(&b) = open.last() {
-                    els[b] = Some(i);
+                    blocks[b].1 = Some(i);
                 }
             }
             O::End => {
                 if let Some(b) = open.pop() {
-                    end[b] = i;
+                    blocks[b].0 = i;
                 }
             }
             _ => {}
@@ -576,8 +571,7 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
     Ok(Code {
         ops,
         locals,
-        end,
-        els,
+        blocks,
     })
 }
 

@@ -10,7 +10,8 @@ use policy_lang::interp::{TraceEvent, Value, World};
 use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
 
-use crate::behaviour::{host_pages, Sample, PAGE};
+use crate::behaviour::{host_pages, Sample};
+use crate::exec::PAGE;
 use crate::module::Module;
 
 /// A small deterministic generator (xorshift), so a verdict is reproducible.
@@ -163,7 +164,7 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     }
     // A memory of 4 GiB or more: its edge is past every i32 pointer (and it is refused as
     // too large to model, but after the traces are made).
-    let host_len = u32::try_from(host_pages(m).saturating_mul(PAGE as usize)).unwrap_or(u32::MAX);
+    let host_len = u32::try_from(host_pages(m).saturating_mul(PAGE)).unwrap_or(u32::MAX);
     let cands = candidates(program, host_len);
     let worlds = [
         World::with_preopens::<&str>(&[]),

@@ -33,14 +33,10 @@ pub struct State {
 /// Derives the monitor's state from its members and checks nothing else can reach it.
 pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Finding>) {
     let imports = m.num_imports();
-    let member_names = || {
-        med.members
-            .iter()
-            .filter_map(|&f| names.get(f.checked_sub(imports)? as usize))
-    };
     let mut state = State::default();
     let mut member_reads = BTreeSet::new();
-    for n in member_names() {
+    let members = med.members.iter().filter_map(|&f| f.checked_sub(imports));
+    for n in members.filter_map(|d| names.get(d as usize)) {
         state.globals.extend(n.globals.iter().map(|g| g.0));
         member_reads.extend(n.global_reads.iter().map(|g| g.0));
         state.memories.extend(n.memories.iter().map(|x| x.0));

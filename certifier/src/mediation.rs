@@ -54,8 +54,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             }
         };
         if !program.monitors(event) {
-            // The policies decide none of its calls (no policy that can act names it):
-            // the import may be used anywhere, as the weaver leaves it.
+            // No policy that can act names it: the import may be used anywhere.
             continue;
         }
         let monitors: Vec<u32> = (imports..)
@@ -108,8 +107,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             );
         }
     }
-    // An import without a monitor is called raw wherever the module calls it; the
-    // behaviour check then establishes that the policies never decide its calls.
+    // An import without a monitor is called raw wherever the module calls it.
     let guarded = |f: u32| {
         out.monitored
             .iter()

@@ -1,9 +1,7 @@
 //! The facts about a module the checks need, read with wasmparser alone.
 //!
 //! Module-level sections are validated while they are read; function bodies are kept
-//! for validation later, and only the monitor's own bodies are validated (an engine
-//! refuses a module with any invalid body, so a certificate only ever speaks about
-//! modules an engine loads).
+//! for [`crate::certify`] to validate the monitor's own.
 use wasmparser::{
     ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind, FuncToValidate,
     FuncType, FunctionBody, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
@@ -106,11 +104,7 @@ impl<'a> Module<'a> {
             .imports
             .iter()
             .any(|i| policy_lang::wasi::is_wasi_module(i.module));
-        match exported {
-            Some(m) => Some(m),
-            None if wasi || self.memories.is_empty() => None,
-            None => Some(0),
-        }
+        exported.or((!wasi && !self.memories.is_empty()).then_some(0))
     }
 
     pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {
@@ -179,10 +173,8 @@ impl<'a> Module<'a> {
                 }
                 Payload::MemorySection(r) => {
                     for ty in r {
-                        m.memories.push(Memory {
-                            ty: ty.map_err(bad)?,
-                            import: None,
-                        });
+                        let ty = ty.map_err(bad)?;
+                        m.memories.push(Memory { ty, import: None });
                     }
                 }
                 Payload::GlobalSection(r) => {
@@ -236,10 +228,8 @@ impl<'a> Module<'a> {
                                 offset_expr,
                             } => Some((memory_index, m.const_expr(&offset_expr, "a data offset")?)),
                         };
-                        m.data.push(Data {
-                            bytes: d.data,
-                            active,
-                        });
+                        let bytes = d.data;
+                        m.data.push(Data { bytes, active });
                     }
                 }
                 _ => {}

@@ -18,14 +18,12 @@ use crate::module::Module;
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next number, below `n` (or 0).
+    fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.0 % n.max(1) as u64) as usize
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]

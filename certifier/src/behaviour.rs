@@ -99,7 +99,7 @@ pub fn check(
     let messages = m
         .imports
         .iter()
-        .any(|i| wasi::is_wasi_module(i.module) && i.field == "fd_write");
+        .any(|(_, i)| wasi::is_wasi_module(i.module) && i.name == "fd_write");
     let mut inst = match Instance::new(m, host_pages(m), state_memories) {
         Ok(i) => i,
         Err(why) => {
@@ -161,10 +161,8 @@ pub fn check(
             }
             if got.end == End::Trapped {
                 // A monitor that denied stays denied, for an embedder that calls again.
-                let again = TraceEvent {
-                    trapped: false,
-                    ..call.clone()
-                };
+                let mut again = call.clone();
+                again.trapped = false;
                 let want = interrupted(program, &again, messages);
                 match run_call(&mut inst, &mut imports, &again, route, n + s + 1) {
                     Some(Ok(seen)) if seen != want => {
@@ -225,23 +223,17 @@ fn describe(s: &Seen) -> String {
         End::Trapped => ", a trap".into(),
         End::HostTrapped => ", the import's trap".into(),
     };
-    let lines: String = s
-        .lines
-        .iter()
-        .map(|l| format!(", line {:?}", l.trim_end()))
-        .collect();
+    let line = |l: &String| format!(", line {:?}", l.trim_end());
+    let lines: String = s.lines.iter().map(line).collect();
     format!("the import {called}{end}{lines}")
 }
 
 /// A trace as text, to reproduce a finding.
 fn render(program: &Program, world: &World, calls: &[TraceEvent]) -> String {
+    let lossy = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
     let mut out = String::new();
     if !world.preopens.is_empty() {
-        let p: Vec<String> = world
-            .preopens
-            .iter()
-            .map(|p| format!("{:?}", String::from_utf8_lossy(p)))
-            .collect();
+        let p: Vec<String> = world.preopens.iter().map(|p| lossy(p)).collect();
         out.push_str(&format!("preopen {}; ", p.join(", ")));
     }
     let steps: Vec<String> = calls
@@ -254,7 +246,7 @@ fn render(program: &Program, world: &World, calls: &[TraceEvent]) -> String {
                 .zip(&c.args)
                 .map(|(p, v)| match v {
                     Value::Int(i) => format!("{}={i}", p.name),
-                    Value::Str(Some(b)) => format!("{}={:?}", p.name, String::from_utf8_lossy(b)),
+                    Value::Str(Some(b)) => format!("{}={}", p.name, lossy(b)),
                     Value::Str(None) | Value::BadPointer(_) => format!("{}=oob", p.name),
                     Value::Float(f) => format!("{}={f}", p.name),
                 })
@@ -462,8 +454,8 @@ impl Memory for HostMemory<'_, '_, '_> {
 
 impl Host for Imports<'_> {
     fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop> {
-        let imp = &inst.module.imports[import as usize];
-        let (module, field) = (imp.module, imp.field);
+        let (_, imp) = &inst.module.imports[import as usize];
+        let (module, field) = (imp.module, imp.name);
         let host = inst.module.host_memory();
         let step = self
             .step
@@ -497,10 +489,8 @@ impl Host for Imports<'_> {
 /// The results of `import` as a host returns them: `first` (an `i32` truncated), then
 /// zeros.
 fn results_of(inst: &Instance, import: u32, first: u64) -> Vec<u64> {
-    let types = inst
-        .module
-        .func_type(import)
-        .map_or(&[][..], |t| t.results());
+    let ty = inst.module.func_type(import);
+    let types = ty.map_or(&[][..], |t| t.results());
     types
         .iter()
         .enumerate()

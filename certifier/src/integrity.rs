@@ -51,15 +51,11 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
         if med.members.contains(&func) {
             continue;
         }
+        let copied = ", which the monitor copies from,";
         for (used, owned, what, also) in [
             (&n.globals, &state.globals, "monitor global", ""),
             (&n.memories, &state.memories, "monitor memory", ""),
-            (
-                &n.data,
-                &state.data,
-                "data segment",
-                ", which the monitor copies from,",
-            ),
+            (&n.data, &state.data, "data segment", copied),
         ] {
             for &(x, offset) in used.iter().filter(|(x, _)| owned.contains(x)) {
                 let message =
@@ -77,12 +73,10 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
         .iter()
         .filter_map(|&x| Some(("memory", x, m.memories.get(x as usize)?.import?)));
     for (what, x, offset) in globals.chain(memories) {
-        findings.push(Finding::at(
-            offset,
-            format!("monitor {what} {x} is imported"),
-        ));
+        let message = format!("monitor {what} {x} is imported");
+        findings.push(Finding::at(offset, message));
     }
-    for e in &m.exports {
+    for (offset, e) in &m.exports {
         let (x, name) = (e.index, e.name);
         let message = match e.kind {
             ExternalKind::Global if member_reads.contains(&x) => {
@@ -93,7 +87,7 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
             }
             _ => continue,
         };
-        findings.push(Finding::at(e.offset, message));
+        findings.push(Finding::at(*offset, message));
     }
     for &(g, offset) in &m.const_global_reads {
         if state.globals.contains(&g) {

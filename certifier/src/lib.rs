@@ -69,7 +69,7 @@ pub fn certify_sampling(
     let mut m = module::Module::read(wasm, WasmFeatures::WASM3).map_err(|f| vec![f])?;
     // Judged as the module sees the policies: a transition on an event it does not
     // import never fires, and a policy that cannot act there is not monitored.
-    let view = program.restricted_to_imports(m.imports.iter().map(|i| (i.module, i.field)));
+    let view = program.restricted_to_imports(m.imports.iter().map(|(_, i)| (i.module, i.name)));
     let program = &view;
     let names = scan::module_names(&m).map_err(|f| vec![f])?;
     let (med, mut findings) = mediation::check(&m, &names, program);
@@ -173,7 +173,7 @@ mod tests {
         .unwrap();
         let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
         assert_eq!(m.imports.len(), 1);
-        assert_eq!(m.imports[0].field, "fd_write");
+        assert_eq!(m.imports[0].1.name, "fd_write");
         assert_eq!(m.host_memory(), Some(0));
         assert_eq!(m.globals[0].init, Some(7));
         let funcs: Vec<u32> = m.func_refs.iter().map(|r| r.func).collect();

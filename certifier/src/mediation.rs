@@ -41,15 +41,15 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     let mut out = Mediation::default();
     let mut findings = Vec::new();
     let imports = m.num_imports();
-    for (i, imp) in m.imports.iter().enumerate() {
-        let (import, name) = (i as u32, format!("{}.{}", imp.module, imp.field));
-        let event = match program.event_for_spelling(imp.module, imp.field) {
+    for (i, (offset, imp)) in m.imports.iter().enumerate() {
+        let (import, name) = (i as u32, format!("{}.{}", imp.module, imp.name));
+        let event = match program.event_for_spelling(imp.module, imp.name) {
             Ok(Some((e, _))) => e,
             Ok(None) => continue,
             Err(()) => {
                 let message =
                     format!("import {name} has no WASI preview 0 meaning for the policies' event");
-                findings.push(Finding::at(imp.offset, message));
+                findings.push(Finding::at(*offset, message));
                 continue;
             }
         };
@@ -60,25 +60,22 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         let monitors: Vec<u32> = (imports..)
             .zip(names)
             .filter(|&(f, n)| {
-                n.funcs
-                    .iter()
-                    .any(|&(g, h, _)| g == import && h == FuncUse::Call)
+                n.calls().any(|g| g == import)
                     && m.func_types[f as usize] == m.func_types[i]
                     && passes_parameters_to(m, f, import)
             })
             .map(|(f, _)| f)
             .collect();
-        // Never named anywhere, the import can never be called.
+        // Named nowhere, the import is never called: it needs no monitor.
         let referenced = names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
             || m.func_refs.iter().any(|r| r.func == import);
         if monitors.is_empty() && referenced && acts_on(program, event) {
             let message = format!(
                 "no function monitors import {import} ({name}): none passes its parameters to it"
             );
-            findings.push(Finding::at(imp.offset, message));
+            findings.push(Finding::at(*offset, message));
         }
         if monitors.is_empty() && !referenced {
-            // Never called: nothing to decide.
             continue;
         }
         out.monitored.push(Monitored {
@@ -88,23 +85,15 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         });
     }
     // The members: the monitors' call closure over defined functions.
-    let monitors: BTreeSet<u32> = out
-        .monitored
-        .iter()
-        .flat_map(|x| x.monitors.clone())
-        .collect();
+    let found = out.monitored.iter().flat_map(|x| x.monitors.clone());
+    let monitors: BTreeSet<u32> = found.collect();
     let mut todo: Vec<u32> = monitors.iter().copied().collect();
     while let Some(f) = todo.pop() {
         if !out.members.insert(f) {
             continue;
         }
         if let Some(n) = f.checked_sub(imports).and_then(|d| names.get(d as usize)) {
-            todo.extend(
-                n.funcs
-                    .iter()
-                    .filter(|&&(g, h, _)| h == FuncUse::Call && g >= imports)
-                    .map(|&(g, _, _)| g),
-            );
+            todo.extend(n.calls().filter(|&g| g >= imports));
         }
     }
     // An import without a monitor is called raw wherever the module calls it.
@@ -138,8 +127,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             }
         }
     }
-    // References outside code: element segments and initialisers, exports, the start
-    // function.
+    // References outside code: initialisers, element segments, exports, the start function.
     for r in m.func_refs.iter().filter(|r| guarded(r.func)) {
         let message = format!("{} {}", what(r.func), r.what);
         findings.push(Finding::at(r.offset, message));

@@ -3,20 +3,12 @@
 //! Module-level sections are validated while they are read; function bodies are kept
 //! for [`crate::certify`] to validate the monitor's own.
 use wasmparser::{
-    ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind, FuncToValidate,
-    FuncType, FunctionBody, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
+    ConstExpr, DataKind, ElementItems, ElementKind, Encoding, Export, ExternalKind, FuncToValidate,
+    FuncType, FunctionBody, Import, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use crate::Finding;
-
-/// A function import.
-pub struct Import<'a> {
-    /// Byte offset of the import's entry.
-    pub offset: usize,
-    pub module: &'a str,
-    pub field: &'a str,
-}
 
 /// A global: where it is imported and, when it is a constant, its initial value's bits.
 pub struct Global {
@@ -30,14 +22,6 @@ pub struct Memory {
     pub ty: MemoryType,
     /// The byte offset of its import entry, for an imported memory.
     pub import: Option<usize>,
-}
-
-pub struct Export<'a> {
-    /// Byte offset of the export's entry.
-    pub offset: usize,
-    pub name: &'a str,
-    pub kind: ExternalKind,
-    pub index: u32,
 }
 
 /// A data segment: its bytes and, when active, the memory and constant offset it fills.
@@ -61,12 +45,14 @@ pub struct FuncRef {
 pub struct Module<'a> {
     /// By type index; `None` for non-function types.
     pub types: Vec<Option<FuncType>>,
-    pub imports: Vec<Import<'a>>,
+    /// The function imports, each with the byte offset of its entry.
+    pub imports: Vec<(usize, Import<'a>)>,
     /// Type index of every function, imported then defined.
     pub func_types: Vec<u32>,
     pub globals: Vec<Global>,
     pub memories: Vec<Memory>,
-    pub exports: Vec<Export<'a>>,
+    /// Each with the byte offset of its entry.
+    pub exports: Vec<(usize, Export<'a>)>,
     pub bodies: Vec<FunctionBody<'a>>,
     pub to_validate: Vec<FuncToValidate<ValidatorResources>>,
     pub data: Vec<Data<'a>>,
@@ -98,12 +84,12 @@ impl<'a> Module<'a> {
         let exported = self
             .exports
             .iter()
-            .find(|e| e.name == "memory" && e.kind == ExternalKind::Memory)
-            .map(|e| e.index);
+            .find(|(_, e)| e.name == "memory" && e.kind == ExternalKind::Memory)
+            .map(|(_, e)| e.index);
         let wasi = self
             .imports
             .iter()
-            .any(|i| policy_lang::wasi::is_wasi_module(i.module));
+            .any(|(_, i)| policy_lang::wasi::is_wasi_module(i.module));
         exported.or((!wasi && !self.memories.is_empty()).then_some(0))
     }
 
@@ -146,11 +132,7 @@ impl<'a> Module<'a> {
                         let import = Some(offset);
                         match imp.ty {
                             TypeRef::Func(t) | TypeRef::FuncExact(t) => {
-                                m.imports.push(Import {
-                                    offset,
-                                    module: imp.module,
-                                    field: imp.name,
-                                });
+                                m.imports.push((offset, imp));
                                 m.func_types.push(t);
                             }
                             TypeRef::Memory(ty) => m.memories.push(Memory { ty, import }),
@@ -186,13 +168,7 @@ impl<'a> Module<'a> {
                 }
                 Payload::ExportSection(r) => {
                     for e in r.into_iter_with_offsets() {
-                        let (offset, e) = e.map_err(bad)?;
-                        m.exports.push(Export {
-                            offset,
-                            name: e.name,
-                            kind: e.kind,
-                            index: e.index,
-                        });
+                        m.exports.push(e.map_err(bad)?);
                     }
                 }
                 Payload::StartSection { func, range } => start = Some((func, range.start)),
@@ -236,8 +212,9 @@ impl<'a> Module<'a> {
             }
         }
         // Exports and the start function come last, as the findings about them do.
-        for e in m.exports.iter().filter(|e| e.kind == ExternalKind::Func) {
-            let (func, offset, what) = (e.index, e.offset, format!("is exported as `{}`", e.name));
+        let funcs = m.exports.iter().filter(|x| x.1.kind == ExternalKind::Func);
+        for (offset, e) in funcs {
+            let (func, offset, what) = (e.index, *offset, format!("is exported as `{}`", e.name));
             m.func_refs.push(FuncRef { func, offset, what });
         }
         if let Some((func, offset)) = start {

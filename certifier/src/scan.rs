@@ -39,6 +39,14 @@ impl Names {
         }
     }
 
+    /// The functions the body calls (plain `call`).
+    pub fn calls(&self) -> impl Iterator<Item = u32> + '_ {
+        self.funcs
+            .iter()
+            .filter(|f| f.1 == FuncUse::Call)
+            .map(|f| f.0)
+    }
+
     fn first_uses(&mut self) {
         let mut seen = HashSet::new();
         self.funcs

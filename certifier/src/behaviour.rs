@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use policy_lang::fake_host::{FakeHost, Memory};
 use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
 use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault};
-use policy_lang::wasi;
+use policy_lang::wasi::is_wasi_module;
 
 use crate::exec::{Host, Instance, Stop, PAGE};
 use crate::mediation::Mediation;
@@ -96,10 +96,8 @@ pub fn check(
         // Nothing the policies decide can be called.
         return (sampled, findings);
     }
-    let messages = m
-        .imports
-        .iter()
-        .any(|(_, i)| wasi::is_wasi_module(i.module) && i.name == "fd_write");
+    let mut imported = m.imports.iter().map(|(_, i)| (i.module, i.name));
+    let messages = imported.any(|(module, name)| is_wasi_module(module) && name == "fd_write");
     let mut inst = match Instance::new(m, host_pages(m), state_memories) {
         Ok(i) => i,
         Err(why) => {
@@ -462,7 +460,7 @@ impl Host for Imports<'_> {
             .as_mut()
             .filter(|s| s.import == import && s.args == args && !s.called);
         let Some(step) = step else {
-            if let (true, Some(h)) = (wasi::is_wasi_module(module), host) {
+            if let (true, Some(h)) = (is_wasi_module(module), host) {
                 if let Some(errno) = self.fake.internal(field, args, &mut HostMemory(inst, h)) {
                     return Ok(results_of(inst, import, errno as u64));
                 }

@@ -523,9 +523,7 @@ fn branch(labels: &mut Vec<Label>, stack: &mut Vec<u64>, depth: u32, ops: &[(O, 
     stack.truncate(l.height);
     stack.extend(vals);
     let target = l.target;
-    let is_loop = ops
-        .get(target)
-        .is_some_and(|o| matches!(o.0, O::Loop { .. }));
+    let is_loop = matches!(ops.get(target), Some((O::Loop { .. }, _)));
     labels.truncate(keep + is_loop as usize);
     target + 1
 }

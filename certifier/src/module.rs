@@ -2,6 +2,7 @@
 //!
 //! Module-level sections are validated while they are read; function bodies are kept
 //! for [`crate::certify`] to validate the monitor's own.
+use policy_lang::wasi::is_wasi_module;
 use wasmparser::{
     ConstExpr, DataKind, ElementItems, ElementKind, Encoding, Export, ExternalKind, FuncToValidate,
     FuncType, FunctionBody, Import, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
@@ -86,10 +87,7 @@ impl<'a> Module<'a> {
             .iter()
             .find(|(_, e)| e.name == "memory" && e.kind == ExternalKind::Memory)
             .map(|(_, e)| e.index);
-        let wasi = self
-            .imports
-            .iter()
-            .any(|(_, i)| policy_lang::wasi::is_wasi_module(i.module));
+        let wasi = self.imports.iter().any(|(_, i)| is_wasi_module(i.module));
         exported.or((!wasi && !self.memories.is_empty()).then_some(0))
     }
 

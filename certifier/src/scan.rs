@@ -10,7 +10,7 @@ use crate::module::Module;
 use crate::Finding;
 
 /// How a body refers to a function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FuncUse {
     Call,
     /// `return_call`, `ref.func` and anything else that is not a plain call.
@@ -49,8 +49,7 @@ impl Names {
 
     fn first_uses(&mut self) {
         let mut seen = HashSet::new();
-        self.funcs
-            .retain(|&(i, h, _)| seen.insert((i, h == FuncUse::Call)));
+        self.funcs.retain(|&(i, h, _)| seen.insert((i, h)));
         for list in [
             &mut self.globals,
             &mut self.global_reads,
@@ -66,8 +65,8 @@ impl Names {
 macro_rules! note {
     ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {{
         let call = stringify!($op) == "Call";
-        $n.funcs
-            .push(($v, if call { FuncUse::Call } else { FuncUse::Other }, $at))
+        let how = if call { FuncUse::Call } else { FuncUse::Other };
+        $n.funcs.push(($v, how, $at))
     }};
     ($n:expr, $op:ident, $at:ident, global_index, $v:ident) => {{
         Names::note(&mut $n.globals, $v, $at);

@@ -9,34 +9,29 @@
 //!
 //! The monitor runs against the fake WASI host of `policy_lang::fake_host`, which answers
 //! its own questions (the descriptor scan: `fd_fdstat_get`, `fd_prestat_get`,
-//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding. The host memory starts filled with
-//! garbage and every byte the monitor wrote there is scribbled over before the next
-//! call, since the module owns that memory between calls: a monitor that kept state there
-//! decides differently and is caught.
+//! `fd_prestat_dir_name`) from the trace's world; any other import call is a finding.
+//! The host memory starts as garbage and every byte the monitor wrote there is scribbled
+//! over before the next call (the module owns that memory between calls): a monitor that
+//! kept state there decides differently and is caught.
 //!
 //! This is sampling, not proof: the traces are the `.traces` files given with the
-//! policies plus traces generated from the policies (every integer constant of a guard
-//! and its neighbours, witnesses accepted and just rejected by every string test,
-//! descriptor numbers in and beyond the table, out-of-bounds strings and pointers,
-//! failing and trapping imports, random prefixes to reach later states, several
-//! worlds).
+//! policies plus the ones [`crate::generate`] derives from the policies.
 use std::collections::{BTreeMap, BTreeSet};
 
 use policy_lang::fake_host::{FakeHost, Memory};
 use policy_lang::interp::{run_trace_in, ObservationKind, TraceEvent, Value, Verdict, World};
 use policy_lang::ir::{EventId, ParamType, Phase, Program, RuntimeFault};
-use policy_lang::wasi;
+use policy_lang::wasi::is_wasi_module;
 
-use crate::exec::{Host, Instance, Stop};
+use crate::exec::{Host, Instance, Stop, PAGE};
 use crate::mediation::Mediation;
 use crate::module::Module;
 use crate::Finding;
 
 /// Bytes at the bottom of the host memory for the traces' out-pointers.
 const OUT_AREA: u32 = 4096;
-pub(crate) const PAGE: u32 = 65536;
 /// Strings of one step must fit above the out area.
-const STRINGS_END: u32 = 3 * PAGE;
+const STRINGS_END: u32 = 3 * PAGE as u32;
 
 /// One trace to run: its world and its calls.
 pub type Sample = (World, Vec<TraceEvent>);
@@ -51,7 +46,7 @@ pub struct Sampled {
 /// Pages of the host memory the checks run with: its minimum, at least enough for the
 /// traces' strings, within its maximum.
 pub(crate) fn host_pages(m: &Module) -> usize {
-    let want = (STRINGS_END / PAGE) as usize + 1;
+    let want = STRINGS_END as usize / PAGE + 1;
     m.host_memory()
         .and_then(|h| m.memories.get(h as usize))
         .map_or(want, |x| {
@@ -101,10 +96,8 @@ pub fn check(
         // Nothing the policies decide can be called.
         return (sampled, findings);
     }
-    let messages = m
-        .imports
-        .iter()
-        .any(|i| wasi::is_wasi_module(i.module) && i.field == "fd_write");
+    let mut imported = m.imports.iter().map(|(_, i)| (i.module, i.name));
+    let messages = imported.any(|(module, name)| is_wasi_module(module) && name == "fd_write");
     let mut inst = match Instance::new(m, host_pages(m), state_memories) {
         Ok(i) => i,
         Err(why) => {
@@ -166,10 +159,8 @@ pub fn check(
             }
             if got.end == End::Trapped {
                 // A monitor that denied stays denied, for an embedder that calls again.
-                let again = TraceEvent {
-                    trapped: false,
-                    ..call.clone()
-                };
+                let mut again = call.clone();
+                again.trapped = false;
                 let want = interrupted(program, &again, messages);
                 match run_call(&mut inst, &mut imports, &again, route, n + s + 1) {
                     Some(Ok(seen)) if seen != want => {
@@ -230,23 +221,17 @@ fn describe(s: &Seen) -> String {
         End::Trapped => ", a trap".into(),
         End::HostTrapped => ", the import's trap".into(),
     };
-    let lines: String = s
-        .lines
-        .iter()
-        .map(|l| format!(", line {:?}", l.trim_end()))
-        .collect();
+    let line = |l: &String| format!(", line {:?}", l.trim_end());
+    let lines: String = s.lines.iter().map(line).collect();
     format!("the import {called}{end}{lines}")
 }
 
 /// A trace as text, to reproduce a finding.
 fn render(program: &Program, world: &World, calls: &[TraceEvent]) -> String {
+    let lossy = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
     let mut out = String::new();
     if !world.preopens.is_empty() {
-        let p: Vec<String> = world
-            .preopens
-            .iter()
-            .map(|p| format!("{:?}", String::from_utf8_lossy(p)))
-            .collect();
+        let p: Vec<String> = world.preopens.iter().map(|p| lossy(p)).collect();
         out.push_str(&format!("preopen {}; ", p.join(", ")));
     }
     let steps: Vec<String> = calls
@@ -259,7 +244,7 @@ fn render(program: &Program, world: &World, calls: &[TraceEvent]) -> String {
                 .zip(&c.args)
                 .map(|(p, v)| match v {
                     Value::Int(i) => format!("{}={i}", p.name),
-                    Value::Str(Some(b)) => format!("{}={:?}", p.name, String::from_utf8_lossy(b)),
+                    Value::Str(Some(b)) => format!("{}={}", p.name, lossy(b)),
                     Value::Str(None) | Value::BadPointer(_) => format!("{}=oob", p.name),
                     Value::Float(f) => format!("{}={f}", p.name),
                 })
@@ -467,15 +452,15 @@ impl Memory for HostMemory<'_, '_, '_> {
 
 impl Host for Imports<'_> {
     fn call(&mut self, inst: &mut Instance, import: u32, args: &[u64]) -> Result<Vec<u64>, Stop> {
-        let imp = &inst.module.imports[import as usize];
-        let (module, field) = (imp.module, imp.field);
+        let (_, imp) = &inst.module.imports[import as usize];
+        let (module, field) = (imp.module, imp.name);
         let host = inst.module.host_memory();
         let step = self
             .step
             .as_mut()
             .filter(|s| s.import == import && s.args == args && !s.called);
         let Some(step) = step else {
-            if let (true, Some(h)) = (wasi::is_wasi_module(module), host) {
+            if let (true, Some(h)) = (is_wasi_module(module), host) {
                 if let Some(errno) = self.fake.internal(field, args, &mut HostMemory(inst, h)) {
                     return Ok(results_of(inst, import, errno as u64));
                 }
@@ -502,10 +487,8 @@ impl Host for Imports<'_> {
 /// The results of `import` as a host returns them: `first` (an `i32` truncated), then
 /// zeros.
 fn results_of(inst: &Instance, import: u32, first: u64) -> Vec<u64> {
-    let types = inst
-        .module
-        .func_type(import)
-        .map_or(&[][..], |t| t.results());
+    let ty = inst.module.func_type(import);
+    let types = ty.map_or(&[][..], |t| t.results());
     types
         .iter()
         .enumerate()

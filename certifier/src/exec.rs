@@ -15,7 +15,7 @@ use wasmparser::{BlockType, FunctionBody, Operator as O};
 
 use crate::module::Module;
 
-const PAGE: usize = 65536;
+pub(crate) const PAGE: usize = 65536;
 /// Instructions one call may execute before it is given up as not terminating.
 const FUEL: u64 = 50_000_000;
 
@@ -57,10 +57,9 @@ struct Code<'a> {
     ops: Vec<(O<'a>, usize)>,
     /// How many locals it declares (all start at zero bits).
     locals: usize,
-    /// For the index of a `block`, `loop` or `if`: the index of its `end`; for an `if`,
-    /// also the index of its `else`.
-    end: Vec<usize>,
-    els: Vec<Option<usize>>,
+    /// For the index of a `block`, `loop` or `if`: the index of its `end` and, for an
+    /// `if` with one, of its `else`.
+    blocks: Vec<(usize, Option<usize>)>,
 }
 
 /// The mutable state of one instance.
@@ -96,17 +95,13 @@ impl<'m, 'a> Instance<'m, 'a> {
         host_pages: usize,
         modelled: &BTreeSet<u32>,
     ) -> Result<Self, String> {
-        // Imported or non-constant globals: no monitor may name them (state integrity);
-        // a read of one in a monitor stops the run.
+        // Imported or non-constant globals (no `init`): no monitor may name them (state
+        // integrity); a read of one in a monitor stops the run.
         let globals = module
             .globals
             .iter()
             .enumerate()
-            .map(|(i, g)| {
-                g.init
-                    .filter(|_| g.import.is_none())
-                    .unwrap_or(u64::MAX ^ i as u64)
-            })
+            .map(|(i, g)| g.init.unwrap_or(u64::MAX ^ i as u64))
             .collect();
         let host = module.host_memory();
         let mut memories = Vec::new();
@@ -114,36 +109,29 @@ impl<'m, 'a> Instance<'m, 'a> {
             let is_host = Some(i as u32) == host;
             // A shared memory is modelled as any other: the sampled calls run on one thread
             // (a policy reading strings from one has opted in to that race).
-            if !(is_host || modelled.contains(&(i as u32)))
-                || m.ty.memory64
-                || m.ty.page_size_log2.is_some()
-            {
-                memories.push(None);
-                continue;
-            }
+            let model = (is_host || modelled.contains(&(i as u32)))
+                && !m.ty.memory64
+                && m.ty.page_size_log2.is_none();
             let pages = if is_host {
                 host_pages
             } else {
                 m.ty.initial as usize
             };
-            if pages > 4096 {
+            if model && pages > 4096 {
                 return Err(format!("memory {i} starts larger than 256 MiB"));
             }
-            memories.push(Some(vec![0u8; pages * PAGE]));
+            memories.push(model.then(|| vec![0u8; pages * PAGE]));
         }
         for (d, data) in module.data.iter().enumerate() {
             let Some((mem, offset)) = data.active else {
                 continue;
             };
-            let m = match memories.get_mut(mem as usize) {
-                // A memory that is not modelled: no monitor reads it.
-                Some(None) => continue,
-                m => m.and_then(|m| m.as_mut()),
+            // A memory that is not modelled: no monitor reads it (validation keeps `mem`
+            // in range).
+            let Some(Some(m)) = memories.get_mut(mem as usize) else {
+                continue;
             };
             let offset = offset.ok_or(format!("data segment {d} has no constant offset"))?;
-            let m = m.ok_or(format!(
-                "data segment {d} fills a memory that cannot be modelled"
-            ))?;
             let start = offset as usize;
             let Some(dst) = m.get_mut(start..start + data.bytes.len()) else {
                 return Err(format!("data segment {d} does not fit its memory"));
@@ -189,20 +177,16 @@ impl<'m, 'a> Instance<'m, 'a> {
             Some(code) => Rc::clone(code),
             None => {
                 let what = "a call of a function without a body";
-                let body = self
-                    .module
-                    .body(func)
-                    .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+                let body = self.module.body(func);
+                let body = body.ok_or_else(|| Stop::unsupported(func, 0, what))?;
                 let code = Rc::new(decode(func, body)?);
                 self.codes.insert(func, Rc::clone(&code));
                 code
             }
         };
         let what = "a function whose type is not a function type";
-        let ty = self
-            .module
-            .func_type(func)
-            .ok_or_else(|| Stop::unsupported(func, 0, what))?;
+        let ty = self.module.func_type(func);
+        let ty = ty.ok_or_else(|| Stop::unsupported(func, 0, what))?;
         let arity = ty.results().len();
         let mut locals = args;
         locals.resize(locals.len() + code.locals, 0);
@@ -261,21 +245,16 @@ impl<'m, 'a> Instance<'m, 'a> {
                         BlockType::Empty => (0, 0),
                         BlockType::Type(_) => (0, 1),
                         BlockType::FuncType(t) => {
-                            let ty = self
-                                .module
-                                .types
-                                .get(t as usize)
-                                .and_then(|t| t.as_ref())
-                                .ok_or_else(|| {
-                                    unsupported("a block type that is not a function type")
-                                })?;
+                            let what = "a block type that is not a function type";
+                            let ty = self.module.types.get(t as usize).and_then(Option::as_ref);
+                            let ty = ty.ok_or_else(|| unsupported(what))?;
                             (ty.params().len(), ty.results().len())
                         }
                     };
                     let is_loop = matches!(op, O::Loop { .. });
-                    let end = code.end[pc];
+                    let (end, els) = code.blocks[pc];
                     if matches!(op, O::If { .. }) && pop!() as u32 == 0 {
-                        next = code.els[pc].map_or(end, |e| e + 1);
+                        next = els.map_or(end, |e| e + 1);
                     }
                     labels.push(Label {
                         target: if is_loop { pc } else { end },
@@ -284,10 +263,7 @@ impl<'m, 'a> Instance<'m, 'a> {
                     });
                 }
                 // Reached at the end of a `then` branch: continue after the `end`.
-                O::Else => {
-                    let l = labels.pop().expect("validated");
-                    next = l.target + 1;
-                }
+                O::Else => next = labels.pop().expect("validated").target + 1,
                 O::End => {
                     labels.pop();
                     if labels.is_empty() {
@@ -304,10 +280,8 @@ impl<'m, 'a> Instance<'m, 'a> {
                 }
                 O::BrTable { targets } => {
                     let i = pop!() as u32;
-                    let all: Vec<u32> = targets
-                        .targets()
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| unsupported("a malformed br_table"))?;
+                    let all: Result<Vec<u32>, _> = targets.targets().collect();
+                    let all = all.map_err(|_| unsupported("a malformed br_table"))?;
                     let d = all.get(i as usize).copied().unwrap_or(targets.default());
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
@@ -316,10 +290,8 @@ impl<'m, 'a> Instance<'m, 'a> {
                     next = branch(&mut labels, &mut stack, d, &code.ops);
                 }
                 O::Call { function_index } => {
-                    let ty = self
-                        .module
-                        .func_type(function_index)
-                        .ok_or_else(|| unsupported("a call of an unknown function"))?;
+                    let ty = self.module.func_type(function_index);
+                    let ty = ty.ok_or_else(|| unsupported("a call of an unknown function"))?;
                     let args = stack.split_off(stack.len() - ty.params().len());
                     let results = self.call(function_index, args, host, depth + 1)?;
                     stack.extend(results);
@@ -339,8 +311,7 @@ impl<'m, 'a> Instance<'m, 'a> {
                     locals[local_index as usize] = *stack.last().expect("validated")
                 }
                 O::GlobalGet { global_index } => {
-                    let g = &self.module.globals[global_index as usize];
-                    if g.import.is_some() || g.init.is_none() {
+                    if self.module.globals[global_index as usize].init.is_none() {
                         let what = "a read of a global that is imported or not a constant";
                         return Err(unsupported(what));
                     }
@@ -422,13 +393,6 @@ impl<'m, 'a> Instance<'m, 'a> {
         Ok(stack.split_off(stack.len() - arity))
     }
 
-    /// Notes a write to a memory.
-    fn touch(&mut self, mem: u32, at: u64, len: u32) {
-        if at <= u32::MAX as u64 {
-            self.dirty.push((mem, at as u32, len));
-        }
-    }
-
     /// Memory `mem`, or `unsupported` when this interpreter does not model it.
     fn memory(
         &mut self,
@@ -451,8 +415,8 @@ impl<'m, 'a> Instance<'m, 'a> {
         write: bool,
         unsupported: &dyn Fn(&str) -> Stop,
     ) -> Result<&mut [u8], Stop> {
-        if write {
-            self.touch(mem, at, n as u32);
+        if write && at <= u32::MAX as u64 {
+            self.dirty.push((mem, at as u32, n as u32));
         }
         self.memory(mem, unsupported)?
             .get_mut(at as usize..at as usize + n)
@@ -559,30 +523,22 @@ fn branch(labels: &mut Vec<Label>, stack: &mut Vec<u64>, depth: u32, ops: &[(O, 
     stack.truncate(l.height);
     stack.extend(vals);
     let target = l.target;
-    let is_loop = ops
-        .get(target)
-        .is_some_and(|o| matches!(o.0, O::Loop { .. }));
+    let is_loop = matches!(ops.get(target), Some((O::Loop { .. }, _)));
     labels.truncate(keep + is_loop as usize);
     target + 1
 }
 
 fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Stop::unsupported(
-            func,
-            e.offset(),
-            &format!("a malformed body: {}", e.message()),
-        )
+        let what = format!("a malformed body: {}", e.message());
+        Stop::unsupported(func, e.offset(), &what)
     };
     let mut locals = 0;
     for l in body.get_locals_reader().map_err(bad)? {
         let (n, _) = l.map_err(bad)?;
         if n > 100_000 {
-            return Err(Stop::unsupported(
-                func,
-                0,
-                "a function with too many locals",
-            ));
+            let what = "a function with too many locals";
+            return Err(Stop::unsupported(func, 0, what));
         }
         locals += n as usize;
     }
@@ -592,20 +548,19 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
         let at = reader.original_position();
         ops.push((reader.read().map_err(bad)?, at));
     }
-    let mut end = vec![0; ops.len()];
-    let mut els = vec![None; ops.len()];
+    let mut blocks = vec![(0, None); ops.len()];
     let mut open: Vec<usize> = Vec::new();
     for (i, (op, _)) in ops.iter().enumerate() {
         match op {
             O::Block { .. } | O::Loop { .. } | O::If { .. } => open.push(i),
             O::Else => {
                 if let Some(&b) = open.last() {
-                    els[b] = Some(i);
+                    blocks[b].1 = Some(i);
                 }
             }
             O::End => {
                 if let Some(b) = open.pop() {
-                    end[b] = i;
+                    blocks[b].0 = i;
                 }
             }
             _ => {}
@@ -614,8 +569,7 @@ fn decode<'a>(func: u32, body: &FunctionBody<'a>) -> Result<Code<'a>, Stop> {
     Ok(Code {
         ops,
         locals,
-        end,
-        els,
+        blocks,
     })
 }
 

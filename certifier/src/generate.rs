@@ -10,21 +10,20 @@ use policy_lang::interp::{TraceEvent, Value, World};
 use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
 
-use crate::behaviour::{host_pages, Sample, PAGE};
+use crate::behaviour::{host_pages, Sample};
+use crate::exec::PAGE;
 use crate::module::Module;
 
 /// A small deterministic generator (xorshift), so a verdict is reproducible.
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next number, below `n` (or 0).
+    fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.0 % n.max(1) as u64) as usize
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
@@ -33,9 +32,7 @@ impl Rng {
 
 fn constants(e: &Expr, out: &mut BTreeSet<i64>, patterns: &mut Vec<Pattern>) {
     match e {
-        Expr::Int(v) => {
-            out.extend([v.wrapping_sub(1), *v, v.wrapping_add(1)]);
-        }
+        Expr::Int(v) => out.extend([v.wrapping_sub(1), *v, v.wrapping_add(1)]),
         Expr::Unary(_, a) | Expr::SetHas(_, a) => constants(a, out, patterns),
         Expr::Binary(_, a, b) => {
             constants(a, out, patterns);
@@ -101,34 +98,16 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
         .chain([100, fds - 1, fds, fds + 1, 1 << 20])
         .collect();
     let mut patterns = Vec::new();
-    for p in &program.policies {
-        for t in &p.transitions {
-            constants(&t.guard, &mut ints, &mut patterns);
-            for u in &t.updates {
-                constants(&u.value, &mut ints, &mut patterns);
-            }
+    for t in program.policies.iter().flat_map(|p| &p.transitions) {
+        constants(&t.guard, &mut ints, &mut patterns);
+        for u in &t.updates {
+            constants(&u.value, &mut ints, &mut patterns);
         }
     }
-    let mut strings: Vec<Vec<u8>> = [
-        "",
-        ".",
-        "..",
-        "/",
-        "a",
-        "a.txt",
-        "./a",
-        "../a",
-        "/tmp",
-        "/tmp/a",
-        "tmp/a",
-        "x/../../a",
-        "/data/../etc/passwd",
-        ".ssh/id_rsa",
-        "a//b/./c",
-    ]
-    .iter()
-    .map(|s| s.as_bytes().to_vec())
-    .collect();
+    // Paths and path-like strings (and the empty one); the list is sorted below.
+    let words = ". .. / a a.txt ./a ../a /tmp /tmp/a tmp/a x/../../a /data/../etc/passwd";
+    let words = words.split(' ').chain(["", ".ssh/id_rsa", "a//b/./c"]);
+    let mut strings: Vec<Vec<u8>> = words.map(|s| s.as_bytes().to_vec()).collect();
     strings.push(vec![b'a'; 300]);
     // The resolver's bound on path length, and one past it.
     let max = policy_lang::path::MAX_PATH;
@@ -149,12 +128,8 @@ fn candidates(program: &Program, host_len: u32) -> Vec<Vec<(Vec<Value>, bool)>> 
         let role = wasi::event_role(&e.module, &e.field, &p.name);
         let values = match (p.ty, role) {
             (ParamType::Str, _) => {
-                let mut v: Vec<Value> = strings
-                    .iter()
-                    .map(|s| Value::Str(Some(s.clone())))
-                    .collect();
-                v.push(Value::Str(None));
-                v
+                let strs = strings.iter().map(|s| Value::Str(Some(s.clone())));
+                strs.chain([Value::Str(None)]).collect()
             }
             (ParamType::F32 | ParamType::F64, _) => vec![Value::Float(0.0)],
             (_, Some(Role::Out { size, align, .. })) => {
@@ -187,7 +162,7 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     }
     // A memory of 4 GiB or more: its edge is past every i32 pointer (and it is refused as
     // too large to model, but after the traces are made).
-    let host_len = u32::try_from(host_pages(m).saturating_mul(PAGE as usize)).unwrap_or(u32::MAX);
+    let host_len = u32::try_from(host_pages(m).saturating_mul(PAGE)).unwrap_or(u32::MAX);
     let cands = candidates(program, host_len);
     let worlds = [
         World::with_preopens::<&str>(&[]),
@@ -199,12 +174,9 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
     let results: Vec<i64> = {
         let mut r = BTreeSet::from([0i64, 8, 76, 1, -1]);
         let mut ignored = Vec::new();
-        for p in &program.policies {
-            for t in &p.transitions {
-                if t.phase == Phase::Post {
-                    constants(&t.guard, &mut r, &mut ignored);
-                }
-            }
+        let transitions = program.policies.iter().flat_map(|p| &p.transitions);
+        for t in transitions.filter(|t| t.phase == Phase::Post) {
+            constants(&t.guard, &mut r, &mut ignored);
         }
         r.into_iter().collect()
     };

@@ -33,14 +33,10 @@ pub struct State {
 /// Derives the monitor's state from its members and checks nothing else can reach it.
 pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Finding>) {
     let imports = m.num_imports();
-    let member_names = || {
-        med.members
-            .iter()
-            .filter_map(|&f| names.get(f.checked_sub(imports)? as usize))
-    };
     let mut state = State::default();
     let mut member_reads = BTreeSet::new();
-    for n in member_names() {
+    let members = med.members.iter().filter_map(|&f| f.checked_sub(imports));
+    for n in members.filter_map(|d| names.get(d as usize)) {
         state.globals.extend(n.globals.iter().map(|g| g.0));
         member_reads.extend(n.global_reads.iter().map(|g| g.0));
         state.memories.extend(n.memories.iter().map(|x| x.0));
@@ -51,20 +47,15 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
     }
 
     let mut findings = Vec::new();
-    for (d, n) in names.iter().enumerate() {
-        let func = d as u32 + imports;
+    for (func, n) in (imports..).zip(names) {
         if med.members.contains(&func) {
             continue;
         }
+        let copied = ", which the monitor copies from,";
         for (used, owned, what, also) in [
             (&n.globals, &state.globals, "monitor global", ""),
             (&n.memories, &state.memories, "monitor memory", ""),
-            (
-                &n.data,
-                &state.data,
-                "data segment",
-                ", which the monitor copies from,",
-            ),
+            (&n.data, &state.data, "data segment", copied),
         ] {
             for &(x, offset) in used.iter().filter(|(x, _)| owned.contains(x)) {
                 let message =
@@ -82,12 +73,10 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
         .iter()
         .filter_map(|&x| Some(("memory", x, m.memories.get(x as usize)?.import?)));
     for (what, x, offset) in globals.chain(memories) {
-        findings.push(Finding::at(
-            offset,
-            format!("monitor {what} {x} is imported"),
-        ));
+        let message = format!("monitor {what} {x} is imported");
+        findings.push(Finding::at(offset, message));
     }
-    for e in &m.exports {
+    for (offset, e) in &m.exports {
         let (x, name) = (e.index, e.name);
         let message = match e.kind {
             ExternalKind::Global if member_reads.contains(&x) => {
@@ -98,7 +87,7 @@ pub fn check(m: &Module, names: &[Names], med: &Mediation) -> (State, Vec<Findin
             }
             _ => continue,
         };
-        findings.push(Finding::at(e.offset, message));
+        findings.push(Finding::at(*offset, message));
     }
     for &(g, offset) in &m.const_global_reads {
         if state.globals.contains(&g) {

@@ -69,16 +69,14 @@ pub fn certify_sampling(
     let mut m = module::Module::read(wasm, WasmFeatures::WASM3).map_err(|f| vec![f])?;
     // Judged as the module sees the policies: a transition on an event it does not
     // import never fires, and a policy that cannot act there is not monitored.
-    let view = program.restricted_to_imports(m.imports.iter().map(|i| (i.module, i.field)));
+    let view = program.restricted_to_imports(m.imports.iter().map(|(_, i)| (i.module, i.name)));
     let program = &view;
     let names = scan::module_names(&m).map_err(|f| vec![f])?;
     let (med, mut findings) = mediation::check(&m, &names, program);
     // Only the monitor's bodies are validated here: an engine refuses a module with any
     // invalid body, so a certificate speaks only of modules an engine loads.
-    let imports = m.num_imports();
     let to_validate = std::mem::take(&mut m.to_validate);
-    for (d, (f, body)) in to_validate.into_iter().zip(&m.bodies).enumerate() {
-        let index = d as u32 + imports;
+    for (index, (f, body)) in (m.num_imports()..).zip(to_validate.into_iter().zip(&m.bodies)) {
         if !med.members.contains(&index) {
             continue;
         }
@@ -175,11 +173,11 @@ mod tests {
         .unwrap();
         let m = Module::read(&wasm, WasmFeatures::WASM3).unwrap();
         assert_eq!(m.imports.len(), 1);
-        assert_eq!(m.imports[0].field, "fd_write");
+        assert_eq!(m.imports[0].1.name, "fd_write");
         assert_eq!(m.host_memory(), Some(0));
         assert_eq!(m.globals[0].init, Some(7));
-        let funcs: Vec<u32> = m.const_refs.iter().map(|r| r.func).collect();
-        assert_eq!(funcs, vec![0, 1]);
+        let funcs: Vec<u32> = m.func_refs.iter().map(|r| r.func).collect();
+        assert_eq!(funcs, vec![0, 1, 0]);
         assert_eq!(m.bodies.len(), 1);
         assert!(m.func_type(0).is_some());
     }

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use policy_lang::ir::{EventId, Policy, Program, Verdict};
-use wasmparser::{ExternalKind, Operator};
+use wasmparser::Operator;
 
 use crate::module::Module;
 use crate::scan::{FuncUse, Names};
@@ -41,45 +41,41 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
     let mut out = Mediation::default();
     let mut findings = Vec::new();
     let imports = m.num_imports();
-    for (i, imp) in m.imports.iter().enumerate() {
-        let (import, name) = (i as u32, format!("{}.{}", imp.module, imp.field));
-        let event = match program.event_for_spelling(imp.module, imp.field) {
+    for (i, (offset, imp)) in m.imports.iter().enumerate() {
+        let (import, name) = (i as u32, format!("{}.{}", imp.module, imp.name));
+        let event = match program.event_for_spelling(imp.module, imp.name) {
             Ok(Some((e, _))) => e,
             Ok(None) => continue,
             Err(()) => {
                 let message =
                     format!("import {name} has no WASI preview 0 meaning for the policies' event");
-                findings.push(Finding::at(imp.offset, message));
+                findings.push(Finding::at(*offset, message));
                 continue;
             }
         };
         if !program.monitors(event) {
-            // The policies decide none of its calls (no policy that can act names it):
-            // the import may be used anywhere, as the weaver leaves it.
+            // No policy that can act names it: the import may be used anywhere.
             continue;
         }
-        let monitors: Vec<u32> = names
-            .iter()
-            .enumerate()
-            .map(|(d, n)| (d as u32 + imports, n))
-            .filter(|(f, n)| {
-                n.funcs
-                    .iter()
-                    .any(|&(g, h, _)| g == import && h == FuncUse::Call)
-                    && m.func_types[*f as usize] == m.func_types[i]
-                    && passes_parameters_to(m, *f, import)
+        let monitors: Vec<u32> = (imports..)
+            .zip(names)
+            .filter(|&(f, n)| {
+                n.calls().any(|g| g == import)
+                    && m.func_types[f as usize] == m.func_types[i]
+                    && passes_parameters_to(m, f, import)
             })
             .map(|(f, _)| f)
             .collect();
-        let referenced = is_referenced(m, names, import);
+        // Named nowhere, the import is never called: it needs no monitor.
+        let referenced = names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
+            || m.func_refs.iter().any(|r| r.func == import);
         if monitors.is_empty() && referenced && acts_on(program, event) {
             let message = format!(
                 "no function monitors import {import} ({name}): none passes its parameters to it"
             );
-            findings.push(Finding::at(imp.offset, message));
+            findings.push(Finding::at(*offset, message));
         }
         if monitors.is_empty() && !referenced {
-            // Never called: nothing to decide.
             continue;
         }
         out.monitored.push(Monitored {
@@ -89,27 +85,18 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
         });
     }
     // The members: the monitors' call closure over defined functions.
-    let monitors: BTreeSet<u32> = out
-        .monitored
-        .iter()
-        .flat_map(|x| x.monitors.clone())
-        .collect();
+    let found = out.monitored.iter().flat_map(|x| x.monitors.clone());
+    let monitors: BTreeSet<u32> = found.collect();
     let mut todo: Vec<u32> = monitors.iter().copied().collect();
     while let Some(f) = todo.pop() {
         if !out.members.insert(f) {
             continue;
         }
         if let Some(n) = f.checked_sub(imports).and_then(|d| names.get(d as usize)) {
-            todo.extend(
-                n.funcs
-                    .iter()
-                    .filter(|&&(g, h, _)| h == FuncUse::Call && g >= imports)
-                    .map(|&(g, _, _)| g),
-            );
+            todo.extend(n.calls().filter(|&g| g >= imports));
         }
     }
-    // An import without a monitor is called raw wherever the module calls it; the
-    // behaviour check then establishes that the policies never decide its calls.
+    // An import without a monitor is called raw wherever the module calls it.
     let guarded = |f: u32| {
         out.monitored
             .iter()
@@ -123,8 +110,7 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             format!("monitor helper {f}")
         }
     };
-    for (d, n) in names.iter().enumerate() {
-        let func = d as u32 + imports;
+    for (func, n) in (imports..).zip(names) {
         let from_member = out.members.contains(&func);
         for &(g, how, offset) in &n.funcs {
             // Members may only call a monitored import, and use a helper in any way.
@@ -141,43 +127,12 @@ pub fn check(m: &Module, names: &[Names], program: &Program) -> (Mediation, Vec<
             }
         }
     }
-    // References outside code: element segments and initialisers, exports, the start
-    // function.
-    let refs = m.const_refs.iter().filter(|r| guarded(r.func)).map(|r| {
-        (
-            r.offset,
-            format!("{} is referenced by {}", what(r.func), r.place),
-        )
-    });
-    let exports = m
-        .exports
-        .iter()
-        .filter(|e| e.kind == ExternalKind::Func && guarded(e.index))
-        .map(|e| {
-            (
-                e.offset,
-                format!("{} is exported as `{}`", what(e.index), e.name),
-            )
-        });
-    let start = m
-        .start
-        .filter(|&(s, _)| guarded(s))
-        .map(|(s, offset)| (offset, format!("{} is the start function", what(s))));
-    for (offset, message) in refs.chain(exports).chain(start) {
-        findings.push(Finding::at(offset, message));
+    // References outside code: initialisers, element segments, exports, the start function.
+    for r in m.func_refs.iter().filter(|r| guarded(r.func)) {
+        let message = format!("{} {}", what(r.func), r.what);
+        findings.push(Finding::at(r.offset, message));
     }
     (out, findings)
-}
-
-/// Whether anything in the module names `import`: otherwise it can never be called and
-/// needs no monitor.
-fn is_referenced(m: &Module, names: &[Names], import: u32) -> bool {
-    names.iter().any(|n| n.funcs.iter().any(|f| f.0 == import))
-        || m.const_refs.iter().any(|r| r.func == import)
-        || m.exports
-            .iter()
-            .any(|e| e.kind == ExternalKind::Func && e.index == import)
-        || m.start.is_some_and(|(s, _)| s == import)
 }
 
 /// Whether a transition on `event` that can fire decides the call itself (deny,

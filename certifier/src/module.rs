@@ -1,29 +1,21 @@
 //! The facts about a module the checks need, read with wasmparser alone.
 //!
 //! Module-level sections are validated while they are read; function bodies are kept
-//! for validation later, and only the monitor's own bodies are validated (an engine
-//! refuses a module with any invalid body, so a certificate only ever speaks about
-//! modules an engine loads).
+//! for [`crate::certify`] to validate the monitor's own.
+use policy_lang::wasi::is_wasi_module;
 use wasmparser::{
-    ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind, FuncToValidate,
-    FuncType, FunctionBody, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
+    ConstExpr, DataKind, ElementItems, ElementKind, Encoding, Export, ExternalKind, FuncToValidate,
+    FuncType, FunctionBody, Import, MemoryType, Operator, Parser, Payload, TableInit, TypeRef,
     ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use crate::Finding;
 
-/// A function import.
-pub struct Import<'a> {
-    /// Byte offset of the import's entry.
-    pub offset: usize,
-    pub module: &'a str,
-    pub field: &'a str,
-}
-
 /// A global: where it is imported and, when it is a constant, its initial value's bits.
 pub struct Global {
     /// The byte offset of its import entry, for an imported global.
     pub import: Option<usize>,
+    /// `None` for an imported global and one whose initialiser is not a plain constant.
     pub init: Option<u64>,
 }
 
@@ -31,14 +23,6 @@ pub struct Memory {
     pub ty: MemoryType,
     /// The byte offset of its import entry, for an imported memory.
     pub import: Option<usize>,
-}
-
-pub struct Export<'a> {
-    /// Byte offset of the export's entry.
-    pub offset: usize,
-    pub name: &'a str,
-    pub kind: ExternalKind,
-    pub index: u32,
 }
 
 /// A data segment: its bytes and, when active, the memory and constant offset it fills.
@@ -49,29 +33,31 @@ pub struct Data<'a> {
     pub active: Option<(u32, Option<u64>)>,
 }
 
-/// A function reference outside code: element segments, global and table initialisers.
-pub struct ConstRef {
+/// A function reference outside code: element segments, global and table initialisers,
+/// then exports and the start function.
+pub struct FuncRef {
     pub func: u32,
     pub offset: usize,
-    pub place: &'static str,
+    /// What it is, e.g. "is referenced by an element segment".
+    pub what: String,
 }
 
 #[derive(Default)]
 pub struct Module<'a> {
     /// By type index; `None` for non-function types.
     pub types: Vec<Option<FuncType>>,
-    pub imports: Vec<Import<'a>>,
+    /// The function imports, each with the byte offset of its entry.
+    pub imports: Vec<(usize, Import<'a>)>,
     /// Type index of every function, imported then defined.
     pub func_types: Vec<u32>,
     pub globals: Vec<Global>,
     pub memories: Vec<Memory>,
-    pub exports: Vec<Export<'a>>,
-    /// The start function and the offset of its index.
-    pub start: Option<(u32, usize)>,
+    /// Each with the byte offset of its entry.
+    pub exports: Vec<(usize, Export<'a>)>,
     pub bodies: Vec<FunctionBody<'a>>,
     pub to_validate: Vec<FuncToValidate<ValidatorResources>>,
     pub data: Vec<Data<'a>>,
-    pub const_refs: Vec<ConstRef>,
+    pub func_refs: Vec<FuncRef>,
     /// Globals read by global and table initialisers and element expressions.
     pub const_global_reads: Vec<(u32, usize)>,
 }
@@ -99,21 +85,15 @@ impl<'a> Module<'a> {
         let exported = self
             .exports
             .iter()
-            .find(|e| e.name == "memory" && e.kind == ExternalKind::Memory)
-            .map(|e| e.index);
-        let wasi = self
-            .imports
-            .iter()
-            .any(|i| policy_lang::wasi::is_wasi_module(i.module));
-        match exported {
-            Some(m) => Some(m),
-            None if wasi || self.memories.is_empty() => None,
-            None => Some(0),
-        }
+            .find(|(_, e)| e.name == "memory" && e.kind == ExternalKind::Memory)
+            .map(|(_, e)| e.index);
+        let wasi = self.imports.iter().any(|(_, i)| is_wasi_module(i.module));
+        exported.or((!wasi && !self.memories.is_empty()).then_some(0))
     }
 
     pub fn read(input: &'a [u8], features: WasmFeatures) -> Result<Module<'a>, Finding> {
         let mut m = Module::default();
+        let mut start = None;
         let mut validator = Validator::new_with_features(features);
         let bad = |e: wasmparser::BinaryReaderError| {
             Finding::at(e.offset(), format!("not a valid module: {}", e.message()))
@@ -147,23 +127,14 @@ impl<'a> Module<'a> {
                 Payload::ImportSection(r) => {
                     for imp in r.into_imports_with_offsets() {
                         let (offset, imp) = imp.map_err(bad)?;
+                        let import = Some(offset);
                         match imp.ty {
                             TypeRef::Func(t) | TypeRef::FuncExact(t) => {
-                                m.imports.push(Import {
-                                    offset,
-                                    module: imp.module,
-                                    field: imp.name,
-                                });
+                                m.imports.push((offset, imp));
                                 m.func_types.push(t);
                             }
-                            TypeRef::Memory(ty) => m.memories.push(Memory {
-                                ty,
-                                import: Some(offset),
-                            }),
-                            TypeRef::Global(_) => m.globals.push(Global {
-                                import: Some(offset),
-                                init: None,
-                            }),
+                            TypeRef::Memory(ty) => m.memories.push(Memory { ty, import }),
+                            TypeRef::Global(_) => m.globals.push(Global { import, init: None }),
                             TypeRef::Table(_) | TypeRef::Tag(_) => {}
                         }
                     }
@@ -182,10 +153,8 @@ impl<'a> Module<'a> {
                 }
                 Payload::MemorySection(r) => {
                     for ty in r {
-                        m.memories.push(Memory {
-                            ty: ty.map_err(bad)?,
-                            import: None,
-                        });
+                        let ty = ty.map_err(bad)?;
+                        m.memories.push(Memory { ty, import: None });
                     }
                 }
                 Payload::GlobalSection(r) => {
@@ -197,16 +166,10 @@ impl<'a> Module<'a> {
                 }
                 Payload::ExportSection(r) => {
                     for e in r.into_iter_with_offsets() {
-                        let (offset, e) = e.map_err(bad)?;
-                        m.exports.push(Export {
-                            offset,
-                            name: e.name,
-                            kind: e.kind,
-                            index: e.index,
-                        });
+                        m.exports.push(e.map_err(bad)?);
                     }
                 }
-                Payload::StartSection { func, range } => m.start = Some((func, range.start)),
+                Payload::StartSection { func, range } => start = Some((func, range.start)),
                 Payload::ElementSection(r) => {
                     for e in r {
                         let e = e.map_err(bad)?;
@@ -217,11 +180,8 @@ impl<'a> Module<'a> {
                             ElementItems::Functions(fs) => {
                                 for f in fs.into_iter_with_offsets() {
                                     let (offset, func) = f.map_err(bad)?;
-                                    m.const_refs.push(ConstRef {
-                                        func,
-                                        offset,
-                                        place: "an element segment",
-                                    });
+                                    let what = "is referenced by an element segment".into();
+                                    m.func_refs.push(FuncRef { func, offset, what });
                                 }
                             }
                             ElementItems::Expressions(_, es) => {
@@ -242,14 +202,22 @@ impl<'a> Module<'a> {
                                 offset_expr,
                             } => Some((memory_index, m.const_expr(&offset_expr, "a data offset")?)),
                         };
-                        m.data.push(Data {
-                            bytes: d.data,
-                            active,
-                        });
+                        let bytes = d.data;
+                        m.data.push(Data { bytes, active });
                     }
                 }
                 _ => {}
             }
+        }
+        // Exports and the start function come last, as the findings about them do.
+        let funcs = m.exports.iter().filter(|x| x.1.kind == ExternalKind::Func);
+        for (offset, e) in funcs {
+            let (func, offset, what) = (e.index, *offset, format!("is exported as `{}`", e.name));
+            m.func_refs.push(FuncRef { func, offset, what });
+        }
+        if let Some((func, offset)) = start {
+            let what = "is the start function".into();
+            m.func_refs.push(FuncRef { func, offset, what });
         }
         Ok(m)
     }
@@ -271,11 +239,10 @@ impl<'a> Module<'a> {
             })?;
             count += 1;
             match op {
-                Operator::RefFunc { function_index } => self.const_refs.push(ConstRef {
-                    func: function_index,
-                    offset,
-                    place,
-                }),
+                Operator::RefFunc { function_index } => {
+                    let (func, what) = (function_index, format!("is referenced by {place}"));
+                    self.func_refs.push(FuncRef { func, offset, what })
+                }
                 Operator::GlobalGet { global_index } => {
                     self.const_global_reads.push((global_index, offset))
                 }

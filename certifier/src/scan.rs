@@ -10,7 +10,7 @@ use crate::module::Module;
 use crate::Finding;
 
 /// How a body refers to a function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FuncUse {
     Call,
     /// `return_call`, `ref.func` and anything else that is not a plain call.
@@ -39,14 +39,17 @@ impl Names {
         }
     }
 
-    fn func(&mut self, index: u32, how: FuncUse, offset: usize) {
-        self.funcs.push((index, how, offset));
+    /// The functions the body calls (plain `call`).
+    pub fn calls(&self) -> impl Iterator<Item = u32> + '_ {
+        self.funcs
+            .iter()
+            .filter(|f| f.1 == FuncUse::Call)
+            .map(|f| f.0)
     }
 
     fn first_uses(&mut self) {
         let mut seen = HashSet::new();
-        self.funcs
-            .retain(|&(i, h, _)| seen.insert((i, h == FuncUse::Call)));
+        self.funcs.retain(|&(i, h, _)| seen.insert((i, h)));
         for list in [
             &mut self.globals,
             &mut self.global_reads,
@@ -60,17 +63,11 @@ impl Names {
 }
 
 macro_rules! note {
-    ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {
-        $n.func(
-            $v,
-            if stringify!($op) == "Call" {
-                FuncUse::Call
-            } else {
-                FuncUse::Other
-            },
-            $at,
-        )
-    };
+    ($n:expr, $op:ident, $at:ident, function_index, $v:ident) => {{
+        let call = stringify!($op) == "Call";
+        let how = if call { FuncUse::Call } else { FuncUse::Other };
+        $n.funcs.push(($v, how, $at))
+    }};
     ($n:expr, $op:ident, $at:ident, global_index, $v:ident) => {{
         Names::note(&mut $n.globals, $v, $at);
         if stringify!($op) == "GlobalGet" {
@@ -102,6 +99,7 @@ macro_rules! note {
 
 /// Notes what each operator names, at the body offset `at` of the operator being read.
 /// A visitor, not a match on [`wasmparser::Operator`]: no operator value is built.
+#[derive(Default)]
 struct Scanner {
     names: Names,
     at: usize,
@@ -136,16 +134,10 @@ impl VisitSimdOperator<'_> for Scanner {
 /// The names of function `index`'s body; a body that does not decode is a finding.
 pub fn body_names(index: u32, body: &FunctionBody<'_>) -> Result<Names, Finding> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Finding::in_function(
-            index,
-            e.offset(),
-            format!("malformed body: {}", e.message()),
-        )
+        let message = format!("malformed body: {}", e.message());
+        Finding::in_function(index, e.offset(), message)
     };
-    let mut scanner = Scanner {
-        names: Names::default(),
-        at: 0,
-    };
+    let mut scanner = Scanner::default();
     let mut ops = body.get_operators_reader().map_err(bad)?;
     while !ops.eof() {
         scanner.at = ops.original_position();
@@ -162,11 +154,10 @@ pub fn module_names(m: &Module<'_>) -> Result<Vec<Names>, Finding> {
     let chunk = m.bodies.len().div_ceil(threads).max(1);
     let imports = m.num_imports();
     let scan = |c: usize, bodies: &[FunctionBody<'_>]| -> Result<Vec<Names>, Finding> {
-        let index = |d: usize| (c * chunk + d) as u32 + imports;
-        bodies
-            .iter()
-            .enumerate()
-            .map(|(d, b)| body_names(index(d), b))
+        let first = (c * chunk) as u32 + imports;
+        (first..)
+            .zip(bodies)
+            .map(|(f, b)| body_names(f, b))
             .collect()
     };
     std::thread::scope(|scope| {

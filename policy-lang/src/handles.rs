@@ -139,7 +139,7 @@ pub fn grants_of(module: &str, field: &str) -> &'static [Grant] {
     let Some((interface, _)) = crate::wit::split_interface(module) else {
         return &[];
     };
-    if crate::wit::function(module, field).is_none() {
+    if crate::wit::find(module, field).is_none() {
         return &[];
     }
     GRANTS
@@ -170,8 +170,7 @@ pub fn retptr_role(module: &str, field: &str) -> Option<crate::wasi::Role> {
 /// `[resource-drop]output-stream` of `wasi:io/streams`): its entry is forgotten.
 pub fn drops(event: &Event) -> Option<Stream> {
     let (interface, _) = crate::wit::split_interface(&event.module)?;
-    if interface != "wasi:io/streams" || crate::wit::function(&event.module, &event.field).is_none()
-    {
+    if interface != "wasi:io/streams" || crate::wit::find(&event.module, &event.field).is_none() {
         return None;
     }
     match event.field.as_str() {
@@ -183,7 +182,7 @@ pub fn drops(event: &Event) -> Option<Stream> {
 
 /// The stream parameter `param` of `event` is a handle of, if it is one.
 pub fn stream_param(event: &Event, param: &str) -> Option<Stream> {
-    let f = crate::wit::function(&event.module, &event.field)?;
+    let f = crate::wit::find(&event.module, &event.field)?;
     let (_, resource) = f.handle_params.iter().find(|(p, _)| p == param)?;
     Stream::of_resource(resource)
 }

@@ -406,7 +406,10 @@ const ROLES: &[(&str, &str, Role)] = &[
 
 /// The role of parameter `param` of catalogue function `function`, if it has one.
 pub fn role(function: &str, param: &str) -> Option<Role> {
-    role_in_catalogue(function, param)
+    ROLES
+        .iter()
+        .find(|(f, p, _)| *f == function && *p == param)
+        .map(|(_, _, r)| *r)
 }
 
 /// The role of parameter `param` of import `module.field`: the WASI preview 1 (or 0)
@@ -419,13 +422,6 @@ pub fn event_role(module: &str, field: &str, param: &str) -> Option<Role> {
     (param == "retptr")
         .then(|| crate::handles::retptr_role(module, field))
         .flatten()
-}
-
-fn role_in_catalogue(function: &str, param: &str) -> Option<Role> {
-    ROLES
-        .iter()
-        .find(|(f, p, _)| *f == function && *p == param)
-        .map(|(_, _, r)| *r)
 }
 
 /// The roles of `function`'s parameters, in parameter order.

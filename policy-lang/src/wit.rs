@@ -469,6 +469,11 @@ pub fn canonical_module(module: &str) -> String {
 /// The catalogue function `module.field`, `module` in any version of WASI 0.2 (or
 /// unversioned): the event a policy gets for it, its module in canonical spelling.
 pub fn function(module: &str, field: &str) -> Option<Function> {
+    find(module, field).cloned()
+}
+
+/// [`function`] without the copy, for lookups made on every monitored call.
+pub fn find(module: &str, field: &str) -> Option<&'static Function> {
     let (name, version) = split_interface(module)?;
     if let Some(v) = version {
         if canonical_version(v)? != canonical_version(VERSION)? {
@@ -479,7 +484,6 @@ pub fn function(module: &str, field: &str) -> Option<Function> {
         .functions
         .iter()
         .find(|f| f.interface == name && f.name == field)
-        .cloned()
 }
 
 /// Whether import name `module` is a catalogue interface at a WASI 0.2 version.

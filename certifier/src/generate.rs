@@ -2,11 +2,12 @@
 //! the guards draw (every integer constant and its neighbours, the descriptor table's
 //! bound, strings each pattern accepts and just misses, paths at the resolver's length
 //! bound, out-pointers at the memory's edges, out-of-bounds values), descriptors the
-//! host has open, failing and trapping imports, and random prefixes to reach the
-//! automata's later states. Deterministic: a verdict can be reproduced.
+//! host has open, failing and trapping imports (each candidate's call trapping, then
+//! made again), and random prefixes, drawn again where the policies deny them, to reach
+//! the automata's later states. Deterministic: a verdict can be reproduced.
 use std::collections::{BTreeSet, VecDeque};
 
-use policy_lang::interp::{TraceEvent, Value, World};
+use policy_lang::interp::{run_trace_in, TraceEvent, Value, World};
 use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
 
@@ -204,27 +205,45 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
         }
     };
     // A trace of `len` random calls, then `last` (a call of its event made with the
-    // open descriptors, its parameter `p` set to `v`).
+    // open descriptors, its parameter `p` set to `v`). Before `last`, a call the policies
+    // deny is drawn again (a few times), so the prefix reaches later states even where
+    // the guards let few values through. When `last` traps, the same call follows it:
+    // what a monitor does after an import that never returned is decided there.
     let trace =
-        |rng: &mut Rng, world: &World, len: usize, last: Option<(EventId, usize, &Value)>| {
+        |rng: &mut Rng, world: &World, len: usize, last: Option<(EventId, usize, &Value, bool)>| {
             let mut calls: Vec<TraceEvent> = Vec::new();
             let mut open: Vec<u32> = world.initial().iter().map(|d| d.fd).collect();
-            let total = len + last.is_some() as usize;
+            let then = last.is_some_and(|(_, _, _, trapped)| trapped);
+            let total = len + last.is_some() as usize + then as usize;
             for i in 0..total {
-                let call = match last {
-                    Some((e, p, v)) if i == len => {
-                        let mut c = random_call(rng, e, &open);
-                        c.args[p] = v.clone();
-                        c.trapped = false;
-                        c
+                let draws = if last.is_some() && i < len { 8 } else { 1 };
+                for draw in 1..=draws {
+                    let call = match last {
+                        // The call again: it passed the guards once, so a monitor
+                        // that forgot the trap would let it through.
+                        Some(_) if i > len => {
+                            let mut again = calls[len].clone();
+                            again.trapped = false;
+                            again
+                        }
+                        Some((e, p, v, trapped)) if i == len => {
+                            let mut c = random_call(rng, e, &open);
+                            c.args[p] = v.clone();
+                            c.trapped = trapped;
+                            c
+                        }
+                        _ => {
+                            let e = *rng.pick(events);
+                            random_call(rng, e, &open)
+                        }
+                    };
+                    calls.push(call);
+                    policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
+                    if draw == draws || run_trace_in(program, world, &calls).violation.is_none() {
+                        break;
                     }
-                    _ => {
-                        let e = *rng.pick(events);
-                        random_call(rng, e, &open)
-                    }
-                };
-                calls.push(call);
-                policy_lang::trace::hand_out(program, world, &mut calls, &|_| false);
+                    calls.pop();
+                }
                 let call = calls.last().expect("pushed");
                 if let Some(o) = call.opened {
                     open.push(o.fd);
@@ -239,14 +258,17 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
             calls
         };
     let mut out = Vec::new();
-    // Every candidate of every parameter, after a random prefix that reaches a state.
+    // Every candidate of every parameter: the call returning after a random prefix that
+    // reaches a state, and the call trapping (then another call) first and after a prefix.
     for &e in events {
         for (p, (values, _)) in cands[e as usize].iter().enumerate() {
             for v in values {
-                let world = rng.pick(&worlds).clone();
-                let len = rng.below(5);
-                let calls = trace(&mut rng, &world, len, Some((e, p, v)));
-                out.push((world, calls));
+                for (trapped, prefix) in [(false, true), (true, false), (true, true)] {
+                    let world = rng.pick(&worlds).clone();
+                    let len = if prefix { rng.below(5) } else { 0 };
+                    let calls = trace(&mut rng, &world, len, Some((e, p, v, trapped)));
+                    out.push((world, calls));
+                }
             }
         }
     }

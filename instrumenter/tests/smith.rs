@@ -144,3 +144,51 @@ fn random_wirings_of_random_core_modules_are_woven_with_complete_mediation() {
     );
     assert!(woven > 0, "no seed produced a woven component");
 }
+
+#[path = "../../certifier/tests/mutants/mod.rs"]
+mod mutants;
+
+/// Replays `fuzz/regressions/certify_smith/` as the `certify_smith` target runs an input:
+/// the woven module certifies, and the mutant the input picks is refused by the default
+/// sampling unless 5,000 traces also find it enforcing.
+#[test]
+fn fixed_certify_smith_findings_stay_fixed() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/certify_smith"
+    );
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let mut u = Unstructured::new(&data);
+        let case = case(&mut u).expect("the input still makes a case");
+        let program = &case.program;
+        let woven = instrumenter::weave(&case.wasm, program, &Default::default())
+            .expect("the input still weaves")
+            .wasm;
+        if let Err(f) = certifier::certify(&woven, program, &[]) {
+            panic!(
+                "{}: the woven module does not certify: {}",
+                path.display(),
+                f[0]
+            );
+        }
+        let all = mutants::mutants(&woven).0;
+        let pick = u.arbitrary::<u32>().unwrap_or(0) as usize % all.len();
+        let m = &all[pick];
+        if certifier::certify(&m.wasm, program, &[]).is_ok() {
+            let confirmed = certifier::certify_sampling(&m.wasm, program, &[], 5000);
+            assert!(
+                confirmed.is_ok(),
+                "{}: the default sampling certifies mutant {:?} ({}), 5,000 traces refuse it: {}",
+                path.display(),
+                m.kind,
+                m.what,
+                confirmed.unwrap_err()[0]
+            );
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0, "no finding in {dir}");
+}

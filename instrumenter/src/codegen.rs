@@ -27,7 +27,7 @@
 //! in the same phase, and a deny leaves the monitor busy for good.
 use std::collections::HashMap;
 
-use policy_lang::descriptors::{Effect, Kind, MAX_FDS};
+use policy_lang::descriptors::{self, Effect, Kind, MAX_FDS};
 use policy_lang::handles::{self, Grant, Place, MAX_HANDLES};
 use policy_lang::ir::{
     BinOp, EventId, Expr, ParamId, ParamType, Pattern, Phase, Program, RuntimeFault, Subject, UnOp,
@@ -322,6 +322,16 @@ impl WrapGen<'_> {
     }
 
     /// The catalogue role of parameter `p` of this (WASI) event.
+    /// The descriptor table this event's descriptor parameters index: a component's
+    /// (WASI 0.2 `descriptor` handles) for a WIT-named import, preview 1's otherwise.
+    fn table(&self) -> Option<Layout> {
+        if policy_lang::wit::split_interface(&self.ev().module).is_some() {
+            self.plan.component_table
+        } else {
+            self.plan.table
+        }
+    }
+
     fn role(&self, p: ParamId) -> Option<Role> {
         let ev = self.ev();
         wasi::event_role(&ev.module, &ev.field, &ev.params.get(p as usize)?.name)
@@ -445,12 +455,18 @@ impl WrapGen<'_> {
             self.check_audit_delivery(&post);
             self.commit(&post);
             self.audits(&post);
-            if let (Some(effect), Some(r)) = (effect, self.result64) {
-                self.g.op(I::LocalGet(r));
-                self.g.op(I::I64Eqz);
-                self.g.if_(BlockType::Empty);
-                self.apply_effect(effect);
-                self.g.end();
+            match (effect, self.result64) {
+                (Some(e @ (Effect::OpenAt | Effect::Preopens | Effect::Drop)), _) => {
+                    self.apply_component_effect(e)?;
+                }
+                (Some(effect), Some(r)) => {
+                    self.g.op(I::LocalGet(r));
+                    self.g.op(I::I64Eqz);
+                    self.g.if_(BlockType::Empty);
+                    self.apply_effect(effect);
+                    self.g.end();
+                }
+                _ => {}
             }
             if !grants.is_empty() {
                 self.apply_grants(grants)?;
@@ -491,17 +507,15 @@ impl WrapGen<'_> {
 
     /// The descriptor-table change of this call, when the module's monitor keeps one.
     fn effect(&self) -> Option<Effect> {
-        self.plan.table?;
+        self.table()?;
         let ev = self.ev();
-        (ev.module == wasi::MODULE)
-            .then(|| Effect::of(&ev.field))
-            .flatten()
+        Effect::of_import(&ev.module, &ev.field)
     }
 
     /// Resolves, at the wrapper's start, every path parameter a live guard reads or the
     /// table needs (`path_open`'s `path`). Paths first, then link targets (against their link).
     fn resolve_paths(&mut self) {
-        let (Some(layout), Some(resolve)) = (self.plan.table, self.plan.helpers.resolve) else {
+        let (Some(layout), Some(resolve)) = (self.table(), self.plan.helpers.resolve) else {
             return;
         };
         let mut wanted: Vec<ParamId> = Vec::new();
@@ -521,7 +535,7 @@ impl WrapGen<'_> {
                 }
             }
         }
-        if self.effect() == Some(Effect::Open) {
+        if matches!(self.effect(), Some(Effect::Open | Effect::OpenAt)) {
             if let Some(p) = self.param_named("path") {
                 if !wanted.contains(&p) {
                     wanted.push(p);
@@ -727,7 +741,7 @@ impl WrapGen<'_> {
             }
             // No stream table in this module: every handle reads as closed.
             (Some(_), None) => self.g.op(I::I32Const(Kind::Closed as i32)),
-            (None, _) => self.kind_of(local),
+            (None, _) => self.kind_of(local, self.table()),
         }
     }
 
@@ -814,8 +828,8 @@ impl WrapGen<'_> {
     }
 
     /// Pushes the kind code of the descriptor in local `fd` (closed past the table).
-    fn kind_of(&mut self, fd: u32) {
-        let Some(layout) = self.plan.table else {
+    fn kind_of(&mut self, fd: u32, table: Option<Layout>) {
+        let Some(layout) = table else {
             // No table in this module: every descriptor reads as closed.
             self.g.op(I::I32Const(Kind::Closed as i32));
             return;
@@ -894,7 +908,7 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalGet(v));
                 self.g.op(I::I32Const(code as i32));
                 self.g.op(I::I32Eq);
-                self.kind_of(fd2);
+                self.kind_of(fd2, self.plan.table);
                 self.g.op(I::I32Const(Kind::Stderr as i32));
                 self.g.op(I::I32Ne);
                 self.g.op(I::I32And);
@@ -1074,33 +1088,10 @@ impl WrapGen<'_> {
                         }
                     },
                 );
-                // Its path: the resolved `path`, when it resolved.
-                if let Some(r) = self
-                    .param_named("path")
-                    .and_then(|p| self.resolved.get(&p))
-                    .copied()
-                {
-                    self.g.op(I::LocalGet(r.status));
-                    self.g.op(I::I32Const(0));
-                    self.g.op(I::I32GtS);
-                    self.g.if_(BlockType::Empty);
-                    self.g.op(I::LocalGet(fd));
-                    self.g.op(I::I32Const(MAX_PATH as i32));
-                    self.g.op(I::I32Mul);
-                    self.g.op(I::I32Const(layout.paths() as i32));
-                    self.g.op(I::I32Add);
-                    self.g.op(I::I32Const(r.buffer as i32));
-                    self.g.op(I::LocalGet(r.status));
-                    self.g.op(I::MemoryCopy {
-                        src_mem: private,
-                        dst_mem: private,
-                    });
-                    self.g.op(I::LocalGet(entry));
-                    self.g.op(I::LocalGet(r.status));
-                    self.g.op(I::I32Store(mem(private, 4, 2)));
-                    self.g.end();
-                }
+                self.store_opened_path(fd, entry, layout);
             }
+            // A component's: [`Self::apply_component_effect`].
+            Effect::OpenAt | Effect::Preopens | Effect::Drop => {}
             Effect::Close => {
                 let Some(fd) = arg(self, "fd") else { return };
                 self.g.op(I::LocalGet(fd));
@@ -1168,6 +1159,224 @@ impl WrapGen<'_> {
     }
 
     /// Writes the table entry at `entry` (a local): kind, writable, no path yet.
+    /// Records the resolved `path` parameter, when it resolved, as the path of the
+    /// descriptor in local `fd` (< `MAX_FDS`) whose entry is at local `entry`.
+    fn store_opened_path(&mut self, fd: u32, entry: u32, layout: Layout) {
+        let private = self.plan.private_memory;
+        let Some(r) = self
+            .param_named("path")
+            .and_then(|p| self.resolved.get(&p))
+            .copied()
+        else {
+            return;
+        };
+        self.g.op(I::LocalGet(r.status));
+        self.g.op(I::I32Const(0));
+        self.g.op(I::I32GtS);
+        self.g.if_(BlockType::Empty);
+        self.path_slot(fd, layout);
+        self.g.op(I::I32Const(r.buffer as i32));
+        self.g.op(I::LocalGet(r.status));
+        self.g.op(I::MemoryCopy {
+            src_mem: private,
+            dst_mem: private,
+        });
+        self.g.op(I::LocalGet(entry));
+        self.g.op(I::LocalGet(r.status));
+        self.g.op(I::I32Store(mem(private, 4, 2)));
+        self.g.end();
+    }
+
+    /// Pushes the private address of descriptor `fd`'s path (fd < MAX_FDS).
+    fn path_slot(&mut self, fd: u32, layout: Layout) {
+        self.g.op(I::LocalGet(fd));
+        self.g.op(I::I32Const(MAX_PATH as i32));
+        self.g.op(I::I32Mul);
+        self.g.op(I::I32Const(layout.paths() as i32));
+        self.g.op(I::I32Add);
+    }
+
+    /// Faults (`DescriptorLimit`) when the handle in local `h` is beyond the table.
+    fn check_descriptor_limit(&mut self, h: u32) {
+        self.g.op(I::LocalGet(h));
+        self.g.op(I::I32Const(MAX_FDS as i32));
+        self.g.op(I::I32GeU);
+        self.g.if_(BlockType::Empty);
+        self.g.op(I::LocalGet(h));
+        self.g.op(I::I64ExtendI32U);
+        self.g.op(I::LocalSet(self.extra));
+        self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
+        self.g.end();
+    }
+
+    /// A component's descriptor-table change (`policy_lang::descriptors::Effect`,
+    /// `OpenAt`, `Preopens`, `Drop`), read from what the host wrote behind `retptr`:
+    /// `open-at`'s `result<descriptor, error-code>` (the handle at 4 when the byte at 0
+    /// is `ok`), `get-directories`' `list<tuple<descriptor, string>>` (pointer and
+    /// length; 12-byte elements: handle, name pointer, name length).
+    fn apply_component_effect(&mut self, effect: Effect) -> Result<(), WeaveError> {
+        let layout = self.table().expect("effects only with a table");
+        let private = self.plan.private_memory;
+        if effect == Effect::Drop {
+            let h = self.local_of(0);
+            self.g.op(I::LocalGet(h));
+            self.g.op(I::I32Const(MAX_FDS as i32));
+            self.g.op(I::I32LtU);
+            self.g.if_(BlockType::Empty);
+            self.entry_addr(h, layout);
+            self.g.op(I::I64Const(0));
+            self.g.op(I::I64Store(mem(private, 0, 3)));
+            self.g.end();
+            return Ok(());
+        }
+        let (Some(retptr), Some(host)) = (
+            self.param_named("retptr").map(|p| self.local_of(p)),
+            self.plan.host_memory,
+        ) else {
+            return Err(WeaveError::Internal {
+                message: format!(
+                    "{} hands out descriptors behind `retptr`, but the monitor has no retptr or memory",
+                    self.ev().name
+                ),
+            });
+        };
+        let h = self.g.local(ValType::I32);
+        let entry = self.g.local(ValType::I32);
+        if effect == Effect::OpenAt {
+            let arg = |w: &Self, name: &str| w.param_named(name).map(|p| w.local_of(p));
+            let (open_flags, flags) = (arg(self, "open_flags"), arg(self, "flags"));
+            self.g.op(I::LocalGet(retptr));
+            self.g.op(I::I32Load8U(mem(host, 0, 0)));
+            self.g.op(I::I32Eqz);
+            self.g.if_(BlockType::Empty);
+            self.g.op(I::LocalGet(retptr));
+            self.g.op(I::I32Load(mem(host, 4, 2)));
+            self.g.op(I::LocalSet(h));
+            self.check_descriptor_limit(h);
+            self.entry_addr(h, layout);
+            self.g.op(I::LocalSet(entry));
+            self.store_entry(
+                entry,
+                // `policy_lang::descriptors::opened_at_kind`.
+                |g| match open_flags {
+                    Some(o) => {
+                        g.op(I::I32Const(KIND_DIRECTORY));
+                        g.op(I::I32Const(KIND_FILE));
+                        g.op(I::LocalGet(o));
+                        g.op(I::I32Const(descriptors::OPEN_FLAGS_DIRECTORY as i32));
+                        g.op(I::I32And);
+                        g.op(I::Select);
+                    }
+                    None => g.op(I::I32Const(KIND_FILE)),
+                },
+                // `policy_lang::descriptors::opens_at_for_writing`.
+                |g| {
+                    let write = descriptors::DESCRIPTOR_FLAGS_WRITE
+                        | descriptors::DESCRIPTOR_FLAGS_MUTATE_DIRECTORY;
+                    let changes = descriptors::OPEN_FLAGS_CREATE | descriptors::OPEN_FLAGS_TRUNCATE;
+                    g.op(I::I32Const(0));
+                    for (local, mask) in [(flags, write), (open_flags, changes)] {
+                        if let Some(l) = local {
+                            g.op(I::LocalGet(l));
+                            g.op(I::I32Const(mask as i32));
+                            g.op(I::I32And);
+                            g.op(I::I32Const(0));
+                            g.op(I::I32Ne);
+                            g.op(I::I32Or);
+                        }
+                    }
+                },
+            );
+            self.store_opened_path(h, entry, layout);
+            self.g.end();
+            return Ok(());
+        }
+        // `get-directories`: each element's handle is a directory, with its name as path
+        // when the name is absolute (`policy_lang::descriptors::preopened_directory`).
+        let resolve = self
+            .plan
+            .helpers
+            .resolve
+            .ok_or_else(|| WeaveError::Internal {
+                message: "a descriptor table without the resolver".into(),
+            })?;
+        let (element, end) = (self.g.local(ValType::I32), self.g.local(ValType::I32));
+        let (name, name_len, status) = (
+            self.g.local(ValType::I32),
+            self.g.local(ValType::I32),
+            self.g.local(ValType::I32),
+        );
+        self.g.op(I::LocalGet(retptr));
+        self.g.op(I::I32Load(mem(host, 0, 2)));
+        self.g.op(I::LocalTee(element));
+        self.g.op(I::LocalGet(retptr));
+        self.g.op(I::I32Load(mem(host, 4, 2)));
+        self.g.op(I::I32Const(12));
+        self.g.op(I::I32Mul);
+        self.g.op(I::I32Add);
+        self.g.op(I::LocalSet(end));
+        let done = self.g.block();
+        let next = self.g.loop_();
+        self.g.op(I::LocalGet(element));
+        self.g.op(I::LocalGet(end));
+        self.g.op(I::I32GeU);
+        self.g.br_if(done);
+        self.g.op(I::LocalGet(element));
+        self.g.op(I::I32Load(mem(host, 0, 2)));
+        self.g.op(I::LocalSet(h));
+        self.g.op(I::LocalGet(element));
+        self.g.op(I::I32Load(mem(host, 4, 2)));
+        self.g.op(I::LocalSet(name));
+        self.g.op(I::LocalGet(element));
+        self.g.op(I::I32Load(mem(host, 8, 2)));
+        self.g.op(I::LocalSet(name_len));
+        self.check_descriptor_limit(h);
+        self.entry_addr(h, layout);
+        self.g.op(I::LocalSet(entry));
+        self.store_entry(
+            entry,
+            |g| g.op(I::I32Const(KIND_DIRECTORY)),
+            |g| g.op(I::I32Const(1)),
+        );
+        // An absolute name, normalised into a resolution buffer, then into the slot.
+        self.g.op(I::LocalGet(name_len));
+        self.g.op(I::If(BlockType::Result(ValType::I32)));
+        self.g.op(I::LocalGet(name));
+        self.g.op(I::I32Load8U(mem(host, 0, 0)));
+        self.g.op(I::I32Const(b'/' as i32));
+        self.g.op(I::I32Eq);
+        self.g.op(I::Else);
+        self.g.op(I::I32Const(0));
+        self.g.op(I::End);
+        self.g.if_(BlockType::Empty);
+        let buffer = layout.resolved(0);
+        self.call_resolve(resolve, buffer, status, (Base::Root, name, name_len));
+        self.g.op(I::LocalGet(status));
+        self.g.op(I::I32Const(0));
+        self.g.op(I::I32GtS);
+        self.g.if_(BlockType::Empty);
+        self.path_slot(h, layout);
+        self.g.op(I::I32Const(buffer as i32));
+        self.g.op(I::LocalGet(status));
+        self.g.op(I::MemoryCopy {
+            src_mem: private,
+            dst_mem: private,
+        });
+        self.g.op(I::LocalGet(entry));
+        self.g.op(I::LocalGet(status));
+        self.g.op(I::I32Store(mem(private, 4, 2)));
+        self.g.end();
+        self.g.end();
+        self.g.op(I::LocalGet(element));
+        self.g.op(I::I32Const(12));
+        self.g.op(I::I32Add);
+        self.g.op(I::LocalSet(element));
+        self.g.br(next);
+        self.g.end();
+        self.g.end();
+        Ok(())
+    }
+
     fn store_entry(
         &mut self,
         entry: u32,
@@ -1776,7 +1985,7 @@ impl WrapGen<'_> {
             }
             Expr::FdWritable(p) => {
                 let fd = self.local_of(*p);
-                match self.plan.table {
+                match self.table() {
                     Some(layout) => {
                         self.g.op(I::LocalGet(fd));
                         self.g.op(I::I32Const(MAX_FDS as i32));
@@ -1874,7 +2083,7 @@ impl WrapGen<'_> {
                 ));
             }
             Subject::FdPath(param) => {
-                let layout = self.plan.table.ok_or_else(|| internal("descriptor"))?;
+                let layout = self.table().ok_or_else(|| internal("descriptor"))?;
                 let matcher = self
                     .plan
                     .helpers
@@ -1883,7 +2092,7 @@ impl WrapGen<'_> {
                 let fd = self.local_of(param);
                 let kind = self.g.local(ValType::I32);
                 let len = self.g.local(ValType::I32);
-                self.kind_of(fd);
+                self.kind_of(fd, Some(layout));
                 self.g.op(I::LocalTee(kind));
                 // Streams and sockets have the empty path.
                 self.g.op(I::I32Const(Kind::Socket as i32));

@@ -132,6 +132,10 @@ pub(crate) struct Plan {
     /// Where a component's stream-handle table lies ([`policy_lang::handles`]): one
     /// kind byte per handle, input streams then output streams, `MAX_HANDLES` each.
     pub handles: Option<u32>,
+    /// Where a component's descriptor table lies (WASI 0.2 `descriptor` handles, laid
+    /// out as preview 1's table; kept with the stream table). It starts empty: there is
+    /// no scan, `get-directories` and `open-at` fill it.
+    pub component_table: Option<Layout>,
     /// Per policy, per set variable: its base in the private memory (`u32` length, `u32`
     /// unused, then `capacity` i64 members).
     pub sets: Vec<Vec<u32>>,
@@ -513,7 +517,9 @@ fn elide(info: &ModuleInfo, program: &Program, view: &Program, decls: &Decls) ->
     if handles {
         for (e, ev) in program.events.iter().enumerate() {
             let hands = !policy_lang::handles::grants(ev).is_empty()
-                || policy_lang::handles::drops(ev).is_some();
+                || policy_lang::handles::drops(ev).is_some()
+                || (Effect::of_import(&ev.module, &ev.field).is_some()
+                    && policy_lang::wit::split_interface(&ev.module).is_some());
             if hands && !decls[e].is_empty() {
                 wrapped.insert(e as EventId);
             }
@@ -1007,15 +1013,25 @@ fn lay_out_globals(
     (globals, state_inits)
 }
 
-/// The private memory: the audit save area, the descriptor table (when tracking), each
-/// kept policy's sets; returns their offsets and where the DFAs start.
+/// Offsets in the private memory, as [`lay_out_private_memory`] chose them.
+struct Private {
+    table: Option<Layout>,
+    handles: Option<u32>,
+    component_table: Option<Layout>,
+    sets: Vec<Vec<u32>>,
+    dfa_start: u32,
+}
+
+/// The private memory: the audit save area, the descriptor table (when tracking), a
+/// component's stream and descriptor tables (when tracking), each kept policy's sets;
+/// returns their offsets and where the DFAs start.
 fn lay_out_private_memory(
     program: &Program,
     effective: &[bool],
     save_len: u32,
     table: bool,
     handles: bool,
-) -> (Option<Layout>, Option<u32>, Vec<Vec<u32>>, u32) {
+) -> Private {
     let mut at = save_len.next_multiple_of(8);
     let table_layout = table.then(|| {
         let l = Layout { base: at };
@@ -1026,6 +1042,13 @@ fn lay_out_private_memory(
         let base = at;
         at += 2 * policy_lang::handles::MAX_HANDLES;
         base
+    });
+    let component_table = handles.then(|| {
+        let l = Layout {
+            base: at.next_multiple_of(8),
+        };
+        at = l.end().next_multiple_of(8);
+        l
     });
     let mut sets = Vec::new();
     for (pi, p) in program.policies.iter().enumerate() {
@@ -1038,7 +1061,13 @@ fn lay_out_private_memory(
         }
         sets.push(bases);
     }
-    (table_layout, handles_base, sets, at)
+    Private {
+        table: table_layout,
+        handles: handles_base,
+        component_table,
+        sets,
+        dfa_start: at,
+    }
 }
 
 /// Phase 5: indices of every new import, function, type and global, and private-memory
@@ -1120,7 +1149,7 @@ fn lay_out(
     let helpers = Helpers {
         matcher: take(n.raw_strings),
         private_matcher: take(n.private_strings),
-        resolve: take(table),
+        resolve: take(table || handles),
         init: take(table),
         set_has: take(n.sets),
         set_insert: take(n.sets),
@@ -1134,8 +1163,7 @@ fn lay_out(
     let set_remove_type = types.index((vec![I32, I64], vec![]));
 
     let (globals, state_inits) = lay_out_globals(info, program, &effective, &wrapped_events, table);
-    let (table_layout, handles_base, sets, dfa_start) =
-        lay_out_private_memory(program, &effective, save_len, table, handles);
+    let private = lay_out_private_memory(program, &effective, save_len, table, handles);
 
     Ok(Plan {
         view,
@@ -1165,9 +1193,10 @@ fn lay_out(
         host_memory,
         private_memory: info.memories.len() as u32,
         message_segment: info.num_data,
-        table: table_layout,
-        handles: handles_base,
-        sets,
-        dfa_start,
+        table: private.table,
+        handles: private.handles,
+        component_table: private.component_table,
+        sets: private.sets,
+        dfa_start: private.dfa_start,
     })
 }

@@ -156,11 +156,21 @@ pub(crate) fn wrap_imports(
                     Some(0) => opened_by(&mut caller, &program, event, &args, scanner.get())?,
                     _ => None,
                 };
-                let post = match streams_handed(&mut caller, &program, event, &args) {
-                    Some(handed) => {
+                let component = descriptors_handed(&mut caller, &program, event, &args);
+                let post = match (
+                    component,
+                    streams_handed(&mut caller, &program, event, &args),
+                ) {
+                    (Some(Handed::Directories(d)), _) => {
+                        lock(&monitor).post_directories(event, &args, &d)
+                    }
+                    (Some(Handed::Opened(o)), _) => {
+                        lock(&monitor).post_opened(event, &args, result, o)
+                    }
+                    (None, Some(handed)) => {
                         lock(&monitor).post_streams(event, &args, result, handed.as_deref())
                     }
-                    None => lock(&monitor).post_opened(event, &args, result, opened),
+                    (None, None) => lock(&monitor).post_opened(event, &args, result, opened),
                 };
                 let mut o = lock(&obs);
                 o.returned(result);
@@ -257,6 +267,74 @@ fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {
         Some(Extern::Memory(m)) => Some(m),
         _ => None,
     }
+}
+
+/// What a component call that hands out descriptors wrote behind `retptr`.
+enum Handed {
+    /// `open-at`: the descriptor, when the result is `ok`.
+    Opened(Option<Opened>),
+    /// `get-directories`: each preopen's handle and name.
+    Directories(Vec<(u32, Vec<u8>)>),
+}
+
+/// For a component's `open-at` or `get-directories` (`policy_lang::descriptors::Effect`):
+/// what the host wrote behind `retptr`; `None` for any other call. What cannot be read
+/// is nothing handed out (the monitor then knows less, and denies what it cannot judge).
+fn descriptors_handed(
+    caller: &mut Caller<'_, RunState>,
+    program: &Program,
+    event: u32,
+    args: &[Value],
+) -> Option<Handed> {
+    let effect = program.descriptor_effect(event)?;
+    if !matches!(effect, Effect::OpenAt | Effect::Preopens) {
+        return None;
+    }
+    let nothing = match effect {
+        Effect::OpenAt => Handed::Opened(None),
+        _ => Handed::Directories(Vec::new()),
+    };
+    let e = &program.events[event as usize];
+    let retptr = e.params.iter().position(|p| p.name == "retptr");
+    let Some(Value::Int(ptr)) = retptr.and_then(|i| args.get(i)) else {
+        return Some(nothing);
+    };
+    let Some(memory) = guest_memory(caller) else {
+        return Some(nothing);
+    };
+    let bytes = |caller: &mut Caller<'_, RunState>, at: u32, len: u32| {
+        let mut b = vec![0u8; len as usize];
+        memory.read(&*caller, at as usize, &mut b).ok().map(|_| b)
+    };
+    let word = |caller: &mut Caller<'_, RunState>, at: u32| {
+        bytes(caller, at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let at = *ptr as u32;
+    if effect == Effect::OpenAt {
+        let opened = match word(caller, at).map(|w| w & 0xff) {
+            Some(0) => word(caller, at.wrapping_add(4)).map(|fd| Opened { fd, filetype: 0 }),
+            _ => None,
+        };
+        return Some(Handed::Opened(opened));
+    }
+    let (Some(list), Some(n)) = (word(caller, at), word(caller, at.wrapping_add(4))) else {
+        return Some(nothing);
+    };
+    let mut directories = Vec::new();
+    for i in 0..n {
+        let element = list.wrapping_add(12 * i);
+        let (Some(h), Some(name), Some(len)) = (
+            word(caller, element),
+            word(caller, element.wrapping_add(4)),
+            word(caller, element.wrapping_add(8)),
+        ) else {
+            break;
+        };
+        // A name that cannot be read is a directory of unknown path.
+        let name = bytes(caller, name, len).unwrap_or_default();
+        directories.push((h, name));
+    }
+    Some(Handed::Directories(directories))
 }
 
 /// For a component call that hands out streams behind `retptr`: the handles the host

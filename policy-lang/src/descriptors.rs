@@ -163,6 +163,13 @@ pub enum Effect {
     Close,
     /// `fd_renumber`: moves `fd` to `to`.
     Renumber,
+    /// WASI 0.2 `[method]descriptor.open-at`: adds the descriptor behind `retptr`.
+    OpenAt,
+    /// WASI 0.2 `get-directories`: adds each preopened directory of the list behind
+    /// `retptr`.
+    Preopens,
+    /// WASI 0.2 `[resource-drop]descriptor`: removes `self`.
+    Drop,
 }
 
 impl Effect {
@@ -177,9 +184,85 @@ impl Effect {
         })
     }
 
+    /// The effect of import `module.field`: a WASI preview 1 (or 0) function's, or a
+    /// WASI 0.2 one's ([`Effect::COMPONENT_FUNCTIONS`], at any compatible version).
+    pub fn of_import(module: &str, field: &str) -> Option<Effect> {
+        if crate::wasi::is_wasi_module(module) {
+            return Effect::of(field);
+        }
+        let (interface, _) = crate::wit::split_interface(module)?;
+        crate::wit::find(module, field)?;
+        Effect::COMPONENT_FUNCTIONS
+            .iter()
+            .find(|(i, f, _)| *i == interface && *f == field)
+            .map(|(_, _, e)| *e)
+    }
+
     /// The catalogue functions with an effect: a tracking program monitors all of them.
     pub const FUNCTIONS: [&'static str; 4] =
         ["path_open", "sock_accept", "fd_close", "fd_renumber"];
+
+    /// The WASI 0.2 functions with an effect (interface without version, function): a
+    /// tracking program that names component imports monitors all of them. These are
+    /// every way a component gets or loses a descriptor (tested against the WIT).
+    pub const COMPONENT_FUNCTIONS: [(&'static str, &'static str, Effect); 3] = [
+        (
+            "wasi:filesystem/preopens",
+            "get-directories",
+            Effect::Preopens,
+        ),
+        (
+            "wasi:filesystem/types",
+            "[method]descriptor.open-at",
+            Effect::OpenAt,
+        ),
+        (
+            "wasi:filesystem/types",
+            "[resource-drop]descriptor",
+            Effect::Drop,
+        ),
+    ];
+}
+
+/// A preopened directory named `name` by the host: its path is the name normalised when
+/// the name is absolute, and unknown otherwise (a relative name says nothing about where
+/// the directory is).
+pub fn preopened_directory(name: &[u8]) -> Descriptor {
+    Descriptor {
+        kind: Kind::Directory,
+        path: name
+            .starts_with(b"/")
+            .then(|| crate::path::normalize(name).ok())
+            .flatten(),
+        writable: true,
+    }
+}
+
+/// WIT `open-flags` and `descriptor-flags` bits `open-at` is judged by (tested against
+/// the catalogue's constants).
+pub const OPEN_FLAGS_CREATE: i64 = 1;
+pub const OPEN_FLAGS_DIRECTORY: i64 = 2;
+pub const OPEN_FLAGS_TRUNCATE: i64 = 8;
+pub const DESCRIPTOR_FLAGS_WRITE: i64 = 2;
+pub const DESCRIPTOR_FLAGS_MUTATE_DIRECTORY: i64 = 32;
+
+/// Whether a descriptor `open-at` hands out may change the file system: it was asked to
+/// write or to change the directory, or the call creates or truncates.
+pub fn opens_at_for_writing(open_flags: i64, flags: i64) -> bool {
+    flags & (DESCRIPTOR_FLAGS_WRITE | DESCRIPTOR_FLAGS_MUTATE_DIRECTORY) != 0
+        || open_flags & (OPEN_FLAGS_CREATE | OPEN_FLAGS_TRUNCATE) != 0
+}
+
+/// The kind `open-at` gives its descriptor: a directory when it was opened as one
+/// (`open-flags.directory`), else a file. Either is a file-system object; a directory
+/// opened without the flag is a file to the table, which no policy can tell apart from
+/// one by the calls it makes through it.
+pub fn opened_at_kind(open_flags: i64) -> Kind {
+    if open_flags & OPEN_FLAGS_DIRECTORY != 0 {
+        Kind::Directory
+    } else {
+        Kind::File
+    }
 }
 
 /// The change a call makes to the table, decided before its post phase.
@@ -242,9 +325,7 @@ impl Descriptors {
                 _ => Kind::from_filetype(filetype),
             };
             let path = match (kind, &d.preopen) {
-                (Kind::Directory, Some(name)) if name.starts_with(b"/") => {
-                    crate::path::normalize(name).ok()
-                }
+                (Kind::Directory, Some(name)) => preopened_directory(name).path,
                 _ => None,
             };
             let writable = match kind {

@@ -40,6 +40,11 @@ pub struct FakeHost {
     /// Take at most this many bytes per `fd_write` to 2: a host may write short, and the
     /// monitor must go on until its line is whole.
     pub write_limit: u32,
+    /// The world's preopens, which a component's `get-directories` returns.
+    preopens: Vec<Vec<u8>>,
+    /// Where in the guest's memory `get-directories` writes its list and the names (a
+    /// real host asks the guest's `realloc`); without it the list is empty.
+    pub list_area: Option<u32>,
 }
 
 impl FakeHost {
@@ -52,6 +57,8 @@ impl FakeHost {
                 .collect(),
             lines: Vec::new(),
             write_limit: u32::MAX,
+            preopens: world.preopens.clone(),
+            list_area: None,
         }
     }
 
@@ -122,6 +129,27 @@ impl FakeHost {
         mem: &mut dyn Memory,
     ) {
         let arg = |name: &str| wasm_arg(event, args, name);
+        match Effect::of_import(&event.module, &event.field) {
+            Some(Effect::OpenAt) => {
+                // `result<descriptor, error-code>`: `ok` with the trace's handle, else
+                // an error (`access`).
+                let Some(at) = arg("retptr") else { return };
+                let (tag, payload) = match call.opened {
+                    Some(o) => (0, o.fd),
+                    None => (1, 0),
+                };
+                mem.write(at, &[tag]);
+                mem.write(at.wrapping_add(4), &payload.to_le_bytes());
+                return;
+            }
+            Some(Effect::Preopens) => {
+                let Some(at) = arg("retptr") else { return };
+                let list = self.directories(call, mem);
+                mem.write(at, &list);
+                return;
+            }
+            _ => {}
+        }
         let grants = crate::handles::grants(event);
         if grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
             // A component call that returns `result<streams, error-code>` behind
@@ -174,8 +202,33 @@ impl FakeHost {
                     }
                 }
             }
-            None => {}
+            _ => {}
         }
+    }
+
+    /// Writes `get-directories`' list (the world's preopens as handles `opens N`, N + 1,
+    /// ...: `(handle, name pointer, name length)`, 12 bytes each, then the names) at
+    /// [`FakeHost::list_area`], and returns the list's `(pointer, length)` as the 8 bytes
+    /// behind `retptr`.
+    fn directories(&self, call: &TraceEvent, mem: &mut dyn Memory) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        let (Some(first), Some(area)) = (call.opened, self.list_area) else {
+            return out;
+        };
+        let n = self.preopens.len() as u32;
+        let mut name_at = area.wrapping_add(12 * n);
+        for (i, name) in self.preopens.iter().enumerate() {
+            let mut element = [0u8; 12];
+            element[0..4].copy_from_slice(&first.fd.wrapping_add(i as u32).to_le_bytes());
+            element[4..8].copy_from_slice(&name_at.to_le_bytes());
+            element[8..12].copy_from_slice(&(name.len() as u32).to_le_bytes());
+            mem.write(area.wrapping_add(12 * i as u32), &element);
+            mem.write(name_at, name);
+            name_at = name_at.wrapping_add(name.len() as u32);
+        }
+        out[0..4].copy_from_slice(&area.to_le_bytes());
+        out[4..8].copy_from_slice(&n.to_le_bytes());
+        out
     }
 }
 

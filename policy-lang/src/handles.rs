@@ -187,18 +187,24 @@ pub fn stream_param(event: &Event, param: &str) -> Option<Stream> {
     Stream::of_resource(resource)
 }
 
-/// The events a program that asks this table monitors: every grant at the catalogue's
-/// version, and the two stream drops, named (for traces and reports) by the function in
-/// snake case: `get_stdout`, `read_via_stream`, `finish_connect`, `drop_output_stream`.
-pub fn grant_events() -> impl Iterator<Item = Event> {
-    const DROPS: [(&str, &str, &[Grant]); 2] = [
-        ("wasi:io/streams", "[resource-drop]input-stream", &[]),
-        ("wasi:io/streams", "[resource-drop]output-stream", &[]),
+/// The events a tracking program that names component imports monitors: every grant at
+/// the catalogue's version, the two stream drops, and the calls that give or take a
+/// file-system descriptor ([`crate::descriptors::Effect::COMPONENT_FUNCTIONS`]), named
+/// (for traces and reports) by the function in snake case: `get_stdout`,
+/// `read_via_stream`, `finish_connect`, `drop_output_stream`, `get_directories`,
+/// `open_at`, `drop_descriptor`.
+pub fn tracked_events() -> impl Iterator<Item = Event> {
+    const DROPS: [(&str, &str); 2] = [
+        ("wasi:io/streams", "[resource-drop]input-stream"),
+        ("wasi:io/streams", "[resource-drop]output-stream"),
     ];
+    let effects = crate::descriptors::Effect::COMPONENT_FUNCTIONS.iter();
     GRANTS
         .iter()
-        .chain(DROPS.iter())
-        .map(|(interface, field, _)| {
+        .map(|(i, f, _)| (*i, *f))
+        .chain(DROPS)
+        .chain(effects.map(|(i, f, _)| (*i, *f)))
+        .map(|(interface, field)| {
             let mut event =
                 crate::wit::function(&format!("{interface}@{}", crate::wit::VERSION), field)
                     .expect("grants are catalogue functions")

@@ -138,6 +138,10 @@ pub struct Monitor {
     program: Arc<Program>,
     policies: Vec<PolicyState>,
     table: Descriptors,
+    /// A component's file-system descriptors (WASI 0.2 `descriptor` handles), numbered
+    /// apart from preview 1's: it starts empty and learns them from `get-directories`
+    /// and `open-at` ([`Effect`]).
+    component_table: Descriptors,
     /// A component's stream handles ([`crate::handles`]).
     handles: Handles,
     /// Set while a call with post-phase work is under way, and for good after a deny.
@@ -349,6 +353,7 @@ impl Monitor {
             program,
             policies,
             table,
+            component_table: Descriptors::default(),
             handles: Handles::default(),
             monitored,
             busy: false,
@@ -358,6 +363,20 @@ impl Monitor {
     /// The descriptor table as the monitor knows it.
     pub fn descriptors(&self) -> &Descriptors {
         &self.table
+    }
+
+    /// A component's file-system descriptors as the monitor knows them.
+    pub fn component_descriptors(&self) -> &Descriptors {
+        &self.component_table
+    }
+
+    /// The table `event`'s descriptor parameters index: a component's for a WIT-named
+    /// import, preview 1's otherwise.
+    fn table_for(&self, event: EventId) -> &Descriptors {
+        match self.program.events.get(event as usize) {
+            Some(e) if crate::wit::split_interface(&e.module).is_some() => &self.component_table,
+            _ => &self.table,
+        }
     }
 
     /// A component's stream handles as the monitor knows them.
@@ -418,7 +437,18 @@ impl Monitor {
         let handed: Option<Vec<u32>> = opened
             .filter(|_| n > 0)
             .map(|o| (0..n).map(|i| o.fd.wrapping_add(i)).collect());
-        self.post_inner(event, args, result, opened, handed.as_deref())
+        self.post_inner(event, args, result, opened, handed.as_deref(), &[])
+    }
+
+    /// The post phase of a component's `get-directories`: `directories` are the handles
+    /// and names of the list the host returned, in order.
+    pub fn post_directories(
+        &mut self,
+        event: EventId,
+        args: &[Value],
+        directories: &[(u32, Vec<u8>)],
+    ) -> Step {
+        self.post_inner(event, args, None, None, None, directories)
     }
 
     /// The post phase of a component call that hands out streams behind `retptr`
@@ -431,7 +461,7 @@ impl Monitor {
         result: Option<i64>,
         handed: Option<&[u32]>,
     ) -> Step {
-        self.post_inner(event, args, result, None, handed)
+        self.post_inner(event, args, result, None, handed, &[])
     }
 
     fn post_inner(
@@ -441,6 +471,7 @@ impl Monitor {
         result: Option<i64>,
         opened: Option<Opened>,
         handed: Option<&[u32]>,
+        directories: &[(u32, Vec<u8>)],
     ) -> Step {
         // The mark is cleared by the call that set it: a call the weaver leaves alone
         // never sets it.
@@ -480,7 +511,7 @@ impl Monitor {
         if result.unwrap_or(0) as i32 != 0 {
             return step;
         }
-        if let Err(fd) = self.apply_effect(event, args, opened) {
+        if let Err(fd) = self.apply_effect(event, args, opened, directories) {
             step = self.call_fault(event, RuntimeFault::DescriptorLimit { fd });
         }
         step
@@ -509,6 +540,7 @@ impl Monitor {
         event: EventId,
         args: &[Value],
         opened: Option<Opened>,
+        directories: &[(u32, Vec<u8>)],
     ) -> Result<(), i64> {
         let Some(effect) = self.program.descriptor_effect(event) else {
             return Ok(());
@@ -519,7 +551,7 @@ impl Monitor {
             event,
             args,
             result: None,
-            table: &self.table,
+            table: self.table_for(event),
             handles: &self.handles,
         };
         let arg = |name: &str| call.param_named(name).map_or(0, |p| call.int_arg(p));
@@ -559,8 +591,38 @@ impl Monitor {
                 from: arg("fd") as i32 as u32,
                 to: arg("to") as i32 as u32,
             },
+            Effect::OpenAt => {
+                let Some(o) = opened else { return Ok(()) };
+                let path = call.param_named("path").and_then(|p| call.resolved(p).ok());
+                let open_flags = arg("open_flags");
+                Change::Add {
+                    fd: o.fd,
+                    descriptor: Descriptor {
+                        kind: descriptors::opened_at_kind(open_flags),
+                        path,
+                        writable: descriptors::opens_at_for_writing(open_flags, arg("flags")),
+                    },
+                }
+            }
+            Effect::Preopens => {
+                for (h, name) in directories {
+                    let change = Change::Add {
+                        fd: *h,
+                        descriptor: descriptors::preopened_directory(name),
+                    };
+                    self.component_table.apply(change).map_err(i64::from)?;
+                }
+                return Ok(());
+            }
+            Effect::Drop => Change::Remove {
+                fd: arg("self") as i32 as u32,
+            },
         };
-        self.table.apply(change).map_err(i64::from)
+        let table = match effect {
+            Effect::OpenAt | Effect::Preopens | Effect::Drop => &mut self.component_table,
+            _ => &mut self.table,
+        };
+        table.apply(change).map_err(i64::from)
     }
 
     fn step(&mut self, event: EventId, phase: Phase, args: &[Value], result: Option<i64>) -> Step {
@@ -576,7 +638,7 @@ impl Monitor {
             event,
             args,
             result,
-            table: &self.table,
+            table: self.table_for(event),
             handles: &self.handles,
         };
         let steps: Vec<PolicyStep> = program
@@ -828,6 +890,16 @@ impl World {
         out
     }
 
+    /// What a component's `get-directories` returns in this world: the preopens, handed
+    /// out as `first`, `first` + 1, ... (a trace's `opens N`); an empty list without it.
+    pub fn directories(&self, first: Option<Opened>) -> Vec<(u32, Vec<u8>)> {
+        let Some(first) = first else {
+            return Vec::new();
+        };
+        let handles = (0..).map(|i| first.fd.wrapping_add(i));
+        handles.zip(self.preopens.iter().cloned()).collect()
+    }
+
     /// The monitor's table at start in this world.
     pub fn descriptors(&self) -> Descriptors {
         Descriptors::from_world(&self.initial()).expect("a trace world has few preopens")
@@ -948,7 +1020,13 @@ pub fn run_trace_in(program: &Program, world: &World, trace: &[TraceEvent]) -> V
             verdict.observations.push(audit(step_no, Phase::Pre, a));
         }
         let result = has_result.then(|| call.result.unwrap_or(0));
-        let post = monitor.post_opened(call.event, &call.args, result, call.opened);
+        let post = match program.descriptor_effect(call.event) {
+            Some(Effect::Preopens) => {
+                let directories = world.directories(call.opened);
+                monitor.post_directories(call.event, &call.args, &directories)
+            }
+            _ => monitor.post_opened(call.event, &call.args, result, call.opened),
+        };
         for a in post.audits {
             verdict.observations.push(audit(step_no, Phase::Post, a));
         }

@@ -638,10 +638,10 @@ impl Program {
     /// tracks descriptors.
     pub fn descriptor_effect(&self, event: EventId) -> Option<crate::descriptors::Effect> {
         let e = self.events.get(event as usize)?;
-        if !self.tracks() || e.module != crate::wasi::MODULE {
+        if !self.tracks() {
             return None;
         }
-        crate::descriptors::Effect::of(&e.field)
+        crate::descriptors::Effect::of_import(&e.module, &e.field)
     }
 
     /// The streams a successful call of `event` hands out ([`crate::handles`]), when

@@ -242,7 +242,7 @@ impl<'a> Lowerer<'a> {
         streams: bool,
     ) -> Option<u32> {
         let is_fd = |ev: &Event, p: &str| {
-            (ev.module == wasi::MODULE && wasi::role(&ev.field, p) == Some(Role::Descriptor))
+            wasi::event_role(&ev.module, &ev.field, p) == Some(Role::Descriptor)
                 || (streams && handles::stream_param(ev, p).is_some())
         };
         let found = scope.event.and_then(|ev| {
@@ -454,10 +454,7 @@ impl<'a> Lowerer<'a> {
     /// The string an operand of a string test reads.
     fn subject(&mut self, operand: &ast::NameRef, scope: &Scope) -> Option<Subject> {
         let ev = scope.event;
-        let role = |name: &str| {
-            ev.filter(|e| e.module == wasi::MODULE)
-                .and_then(|e| wasi::role(&e.field, name))
-        };
+        let role = |name: &str| ev.and_then(|e| wasi::event_role(&e.module, &e.field, name));
         let param = |name: &str| {
             ev.and_then(|e| e.params.iter().position(|p| p.name == name))
                 .map(|i| i as u32)

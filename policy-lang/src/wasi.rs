@@ -419,9 +419,50 @@ pub fn event_role(module: &str, field: &str, param: &str) -> Option<Role> {
     if is_wasi_module(module) {
         return role(field, param);
     }
-    (param == "retptr")
-        .then(|| crate::handles::retptr_role(module, field))
-        .flatten()
+    if param == "retptr" {
+        return crate::handles::retptr_role(module, field).or_else(|| {
+            use crate::descriptors::Effect;
+            // `result<descriptor, error-code>` and `list<...>`: 8 bytes, aligned to 4.
+            let e = Effect::of_import(module, field);
+            matches!(e, Some(Effect::OpenAt | Effect::Preopens)).then_some(out(8, 4))
+        });
+    }
+    component_role(module, field, param)
+}
+
+/// The WIT resource a WASI 0.2 file-system descriptor handle is of.
+pub const DESCRIPTOR_RESOURCE: &str = "wasi:filesystem/types.descriptor";
+
+/// The role of parameter `param` of WASI 0.2 function `module.field`: a `descriptor`
+/// handle is a [`Role::Descriptor`], and the path strings of `wasi:filesystem/types` are
+/// resolved as preview 1's are: `path` and `old_path` against `self`, `new_path` against
+/// `new-descriptor` where the call has one (`link-at`, `rename-at`) and `self` otherwise;
+/// `symlink-at`'s `old_path` is the link's contents ([`Role::LinkTarget`]).
+fn component_role(module: &str, field: &str, param: &str) -> Option<Role> {
+    let f = crate::wit::find(module, field)?;
+    if f.handle_params
+        .iter()
+        .any(|(p, r)| p == param && r == DESCRIPTOR_RESOURCE)
+    {
+        return Some(Role::Descriptor);
+    }
+    if f.interface != "wasi:filesystem/types" {
+        return None;
+    }
+    let has = |name: &str| f.event.params.iter().any(|p| p.name == name);
+    Some(match param {
+        "path" => Role::Path { dir: "self" },
+        "old_path" if field == "[method]descriptor.symlink-at" => {
+            Role::LinkTarget { link: "new_path" }
+        }
+        "old_path" => Role::Path { dir: "self" },
+        "new_path" if has("new_descriptor") => Role::Path {
+            dir: "new_descriptor",
+        },
+        "new_path" => Role::Path { dir: "self" },
+        _ => return None,
+    })
+    .filter(|_| has(param))
 }
 
 /// The roles of `function`'s parameters, in parameter order.

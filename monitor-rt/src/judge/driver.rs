@@ -21,7 +21,9 @@
 //!   before each call), so host functions and hooks know which trace step they belong to;
 //! * at `results_at + 8*i`: the first result of call `i` (0-based) as the driver received
 //!   it (`i32` sign-extended to 8 bytes, floats as their bits), so suppression values are
-//!   observed.
+//!   observed;
+//! * at `lists_at`, 4 KiB: the lists the fake host returns (`get-directories`), as a
+//!   real host allocates them with the component's `realloc`.
 //!
 //! Arguments follow the interpreter's reading of malformed traces: a missing or mistyped
 //! integer argument is 0; a string argument that is not a byte string is out of bounds.
@@ -45,6 +47,9 @@ use super::JudgeError;
 
 /// Bytes at the bottom of memory left for the trace's out-pointers.
 const OUT_AREA: u32 = 4096;
+/// Bytes at the top for the lists the fake host returns (`get-directories`: 12 bytes and
+/// the name per preopen).
+const LISTS: u64 = 4096;
 const PAGE: u64 = 65536;
 
 fn enc(t: ValType) -> wasm_encoder::ValType {
@@ -104,6 +109,8 @@ pub(super) struct Layout {
     strings_at: u32,
     pub step_cell: u32,
     results_at: u32,
+    /// Where the fake host writes the lists a call returns (`get-directories`).
+    pub lists_at: u32,
     pages: u32,
 }
 
@@ -216,7 +223,8 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError
     }
     let step_cell = (strings_at as u64 + data.len() as u64).next_multiple_of(8);
     let results_at = step_cell + 8;
-    let end = results_at + 8 * trace.len() as u64;
+    let lists_at = results_at + 8 * trace.len() as u64;
+    let end = lists_at + LISTS;
     if end > u32::MAX as u64 - PAGE {
         return Err(JudgeError::Inconsistent(
             "the trace's strings and out-pointers do not fit a 32-bit memory".into(),
@@ -232,6 +240,7 @@ fn plan_args(program: &Program, trace: &[TraceEvent]) -> Result<Plan, JudgeError
         strings_at,
         step_cell: step_cell as u32,
         results_at: results_at as u32,
+        lists_at: lists_at as u32,
         pages: pages as u32,
     };
     Ok((args, data, layout))
@@ -466,7 +475,9 @@ pub(super) fn fake_imports<T: 'static>(
 ) -> Result<(), JudgeError> {
     let trace: Arc<Vec<TraceEvent>> = Arc::new(trace.to_vec());
     let expected: Arc<Vec<Vec<Arg>>> = Arc::new(driver.args.clone());
-    let host = Arc::new(Mutex::new(FakeHost::new(world)));
+    let mut fake = FakeHost::new(world);
+    fake.list_area = Some(driver.layout.lists_at);
+    let host = Arc::new(Mutex::new(fake));
     let cell = driver.layout.step_cell;
     let mut names: Vec<(String, String, wasmtime::FuncType)> = module
         .imports()

@@ -128,13 +128,14 @@ pub fn check(
                     .push(wasi::function(f).expect("effect functions are WASI"));
             }
         }
-        // And, when it names component imports, every call that hands out a stream.
+        // And, when it names component imports, every call that hands out or drops a
+        // stream or a descriptor.
         if program
             .events
             .iter()
             .any(|e| crate::wit::split_interface(&e.module).is_some())
         {
-            for ev in crate::handles::grant_events() {
+            for ev in crate::handles::tracked_events() {
                 if program.event_for_import(&ev.module, &ev.field).is_none() {
                     program.events.push(ev);
                 }

@@ -327,7 +327,7 @@ pub fn hand_out(
         let Some(decl) = program.events.get(call.event as usize) else {
             continue;
         };
-        let effect = Effect::of(&decl.field).filter(|_| crate::wasi::is_wasi_module(&decl.module));
+        let effect = Effect::of_import(&decl.module, &decl.field);
         if call.trapped || suppressed(i) || call.result.unwrap_or(0) != 0 {
             // A call that failed or never ran hands out nothing.
             call.opened = None;
@@ -364,7 +364,9 @@ pub fn hand_out(
                     }
                 }
             }
-            None => {}
+            // A component's handles are the trace's (`opens N`); without it `open-at`
+            // failed and `get-directories` returned an empty list.
+            Some(Effect::OpenAt | Effect::Preopens | Effect::Drop) | None => {}
         }
     }
 }
@@ -691,13 +693,15 @@ impl<'a> Builder<'a> {
         let grant = crate::handles::grants(decl)
             .iter()
             .any(|g| matches!(g.at, crate::handles::Place::Ok(_)));
-        if !grant
-            && (Effect::of(&decl.field).is_none_or(|e| !matches!(e, Effect::Open | Effect::Accept))
-                || !crate::wasi::is_wasi_module(&decl.module))
-        {
+        let effect = Effect::of_import(&decl.module, &decl.field);
+        let hands_out = matches!(
+            effect,
+            Some(Effect::Open | Effect::Accept | Effect::OpenAt | Effect::Preopens)
+        );
+        if !grant && !hands_out {
             return Err(self.error_at(
                 &p,
-                format!("`{event}` hands out no descriptor; only `path_open`, `sock_accept` and the component calls that return streams behind `retptr` take `opens`"),
+                format!("`{event}` hands out no descriptor; only `path_open`, `sock_accept`, `open-at`, `get-directories` and the component calls that return streams behind `retptr` take `opens`"),
             ));
         }
         let mut filetype = default_filetype(decl, &[]);

@@ -7,6 +7,8 @@
 //! the automata's later states. Deterministic: a verdict can be reproduced.
 use std::collections::{BTreeSet, VecDeque};
 
+use policy_lang::descriptors::{Effect, Opened};
+use policy_lang::handles::Place;
 use policy_lang::interp::{run_trace_in, TraceEvent, Value, World};
 use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
@@ -182,6 +184,16 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
         r.into_iter().collect()
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let hands_out_behind_retptr: Vec<bool> = (0..program.events.len() as EventId)
+        .map(|e| {
+            let grants = program.stream_grants(e);
+            grants.iter().any(|g| matches!(g.at, Place::Ok(_)))
+                || matches!(
+                    program.descriptor_effect(e),
+                    Some(Effect::OpenAt | Effect::Preopens)
+                )
+        })
+        .collect();
     // A call of `e` with random candidates; descriptors are mostly ones the host has open
     // (`open`), so calls reach the descriptors earlier calls handed out.
     let random_call = |rng: &mut Rng, e: EventId, open: &[u32]| -> TraceEvent {
@@ -196,11 +208,17 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
             })
             .collect();
         let roll = rng.below(20);
+        // A component call that hands out handles behind `retptr` succeeds (hands out
+        // small handles) when the roll says success, and fails otherwise.
+        let opened = (roll < 12 && hands_out_behind_retptr[e as usize]).then(|| Opened {
+            fd: 1 + rng.below(12) as u32,
+            filetype: 0,
+        });
         TraceEvent {
             event: e,
             args,
             result: Some(if roll < 12 { 0 } else { *rng.pick(&results) }),
-            opened: None,
+            opened,
             trapped: roll == 19,
         }
     };
@@ -247,6 +265,9 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
                 let call = calls.last().expect("pushed");
                 if let Some(o) = call.opened {
                     open.push(o.fd);
+                    if program.descriptor_effect(call.event) == Some(Effect::Preopens) {
+                        open.extend(world.directories(Some(o)).iter().map(|(h, _)| *h));
+                    }
                 }
                 let decl = &program.events[call.event as usize];
                 if decl.field == "fd_close" && call.result == Some(0) && !call.trapped {

@@ -21,6 +21,14 @@
 //!   `opened_fd`, with the resolved path and the file type the host reports for it;
 //!   `sock_accept` adds `ro_fd` as a socket; `fd_close` removes `fd`; `fd_renumber(fd,
 //!   to)` moves `fd`'s entry to `to` (replacing what `to` was) unless they are equal.
+//! * **A component's table** (WASI 0.2 `descriptor` handles) is a second table, numbered
+//!   apart from preview 1's. It starts **empty** (no scan: a component holds no
+//!   descriptor before it asks). At the end of the post phase `get-directories` adds each
+//!   `(handle, name)` of the list behind `retptr` as a directory
+//!   ([`preopened_directory`]); `open-at` adds the handle behind `retptr` when the
+//!   result's discriminant is 0 (`ok`), with the resolved `path`, [`opened_at_kind`] and
+//!   [`opens_at_for_writing`]; `[resource-drop]descriptor` removes `self`. These are
+//!   every catalogue function that hands out a descriptor (tested against the WIT).
 //! * **Limits.** Descriptor numbers below [`MAX_FDS`] are tracked. A call that would
 //!   add one at or above it is a fault ([`crate::ir::RuntimeFault::DescriptorLimit`]),
 //!   so no descriptor the module holds is ever missing from the table. A path longer than
@@ -417,6 +425,92 @@ pub fn opens_for_writing(oflags: i64, fs_rights_base: i64, fdflags: i64) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_catalogue_function_that_hands_out_a_descriptor_has_an_effect() {
+        let handing_out: std::collections::BTreeSet<(String, String)> = crate::wit::functions()
+            .filter(|f| {
+                f.hands_out
+                    .iter()
+                    .any(|r| r == crate::wasi::DESCRIPTOR_RESOURCE)
+            })
+            .map(|f| (f.interface.clone(), f.name.clone()))
+            .collect();
+        let effects: std::collections::BTreeSet<(String, String)> = Effect::COMPONENT_FUNCTIONS
+            .iter()
+            .filter(|(_, _, e)| *e != Effect::Drop)
+            .map(|(i, f, _)| (i.to_string(), f.to_string()))
+            .collect();
+        assert_eq!(handing_out, effects);
+    }
+
+    #[test]
+    fn open_at_and_get_directories_return_behind_an_8_byte_retptr() {
+        for (interface, field, effect) in Effect::COMPONENT_FUNCTIONS {
+            let module = format!("{interface}@0.2.0");
+            let f = crate::wit::function(&module, field).unwrap();
+            assert_eq!(Effect::of_import(&module, field), Some(effect));
+            let retptr = crate::wasi::event_role(&module, field, "retptr");
+            match effect {
+                Effect::Drop => assert!(f.event.params.iter().all(|p| p.name != "retptr")),
+                _ => assert!(
+                    matches!(
+                        retptr,
+                        Some(crate::wasi::Role::Out {
+                            size: 8,
+                            align: 4,
+                            ..
+                        })
+                    ),
+                    "{field}: {retptr:?}"
+                ),
+            }
+        }
+        let open_at =
+            crate::wit::function("wasi:filesystem/types@0.2.0", "[method]descriptor.open-at")
+                .unwrap();
+        assert_eq!(
+            open_at.ok_handles,
+            vec![(crate::wasi::DESCRIPTOR_RESOURCE.to_string(), 4)]
+        );
+    }
+
+    #[test]
+    fn the_flag_constants_are_the_catalogues() {
+        let c = |n: &str| crate::wit::constant(n).unwrap_or_else(|| panic!("{n}"));
+        assert_eq!(c("FILESYSTEM_OPEN_FLAGS_CREATE"), OPEN_FLAGS_CREATE);
+        assert_eq!(c("FILESYSTEM_OPEN_FLAGS_DIRECTORY"), OPEN_FLAGS_DIRECTORY);
+        assert_eq!(c("FILESYSTEM_OPEN_FLAGS_TRUNCATE"), OPEN_FLAGS_TRUNCATE);
+        assert_eq!(
+            c("FILESYSTEM_DESCRIPTOR_FLAGS_WRITE"),
+            DESCRIPTOR_FLAGS_WRITE
+        );
+        assert_eq!(
+            c("FILESYSTEM_DESCRIPTOR_FLAGS_MUTATE_DIRECTORY"),
+            DESCRIPTOR_FLAGS_MUTATE_DIRECTORY
+        );
+    }
+
+    #[test]
+    fn a_descriptor_opened_to_write_or_create_may_write_and_one_opened_as_a_directory_is_one() {
+        assert!(!opens_at_for_writing(0, 1));
+        assert!(opens_at_for_writing(0, DESCRIPTOR_FLAGS_WRITE));
+        assert!(opens_at_for_writing(0, DESCRIPTOR_FLAGS_MUTATE_DIRECTORY));
+        assert!(opens_at_for_writing(OPEN_FLAGS_CREATE, 0));
+        assert!(opens_at_for_writing(OPEN_FLAGS_TRUNCATE, 0));
+        assert_eq!(opened_at_kind(OPEN_FLAGS_DIRECTORY), Kind::Directory);
+        assert_eq!(opened_at_kind(OPEN_FLAGS_CREATE), Kind::File);
+    }
+
+    #[test]
+    fn a_preopen_named_relatively_has_no_path() {
+        assert_eq!(
+            preopened_directory(b"/data//x/").path,
+            Some(b"/data/x".to_vec())
+        );
+        assert_eq!(preopened_directory(b".").path, None);
+        assert_eq!(preopened_directory(b"").path, None);
+    }
 
     fn world() -> Descriptors {
         Descriptors::from_world(&[

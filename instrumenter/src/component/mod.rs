@@ -70,7 +70,7 @@ pub(crate) fn weave(
         .for_component();
     let plan = read::plan(&comp, &view)?;
     if view.tracks() {
-        streams_arrive_only_through_grants(input, &view)?;
+        handles_arrive_only_through_the_catalogue(input, &view)?;
     }
     let stub = build::stub(&plan);
     // The stub's few bodies are validated on this thread: no pool to start.
@@ -132,23 +132,27 @@ pub(crate) fn weave(
     Ok(Woven { wasm, report })
 }
 
-/// A monitor that asks what a stream is learns every stream from the catalogue calls that
-/// hand them out (`policy_lang::handles`). Streams could also arrive through an import
-/// outside the catalogue (`wasi:http`'s bodies, a custom interface) or through the
-/// parameters of an export the host calls, unseen; such a component is refused.
-fn streams_arrive_only_through_grants(input: &[u8], view: &Program) -> Result<(), WeaveError> {
+/// A monitor that asks what a stream or descriptor is learns every one from the catalogue
+/// calls that hand them out (`policy_lang::handles`, `policy_lang::descriptors`). They
+/// could also arrive through an import outside the catalogue (`wasi:http`'s bodies, a
+/// custom interface) or through the parameters of an export the host calls, unseen; such
+/// a component is refused.
+fn handles_arrive_only_through_the_catalogue(
+    input: &[u8],
+    view: &Program,
+) -> Result<(), WeaveError> {
     use wasmparser::{ComponentExternalKind, ComponentTypeRef, Payload};
     let policy = view
         .policies
         .iter()
         .find(|p| p.tracks())
         .map_or("?", |p| p.name.as_str());
-    let refuse = |what: String| {
-        WeaveError::Component {
+    let refuse = |what: String| WeaveError::Component {
         why: format!(
-            "policy `{policy}` asks what a stream or descriptor is, which the monitor learns              from the WASI 0.2 calls that hand streams out; {what}, where streams could              arrive unseen"
+            "policy `{policy}` asks what a stream or descriptor is, which the monitor \
+             learns from the WASI 0.2 calls that hand them out; {what}, where they could \
+             arrive unseen"
         ),
-    }
     };
     let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(input) {

@@ -351,3 +351,132 @@ fn stdio_only_p2_lets_a_component_print_and_stops_it_at_the_network() {
     assert!(run.stdout.contains("read "), "{}", run.stdout);
     assert!(received.is_empty(), "the listener received {received:?}");
 }
+
+/// Runs `program` under `policy` with `home` preopened as `/home/alice` (and as `guest`
+/// when given instead), reading `file` and sending it to a listener.
+fn run_reading(
+    policy: &str,
+    program: &str,
+    home: &std::path::Path,
+    guest: &str,
+    file: &str,
+) -> (common::Run, Vec<u8>) {
+    let (address, received) = listener();
+    let dir = format!("{}::{guest}", home.display());
+    let run = irm(&[
+        "run",
+        "--policy",
+        policy,
+        "--dir",
+        &dir,
+        "--inherit-network",
+        program,
+        "--",
+        file,
+        &address,
+    ]);
+    let _ = std::net::TcpStream::connect(&address);
+    (run, received.join().unwrap())
+}
+
+/// A home directory with notes and an SSH key.
+fn home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/id_rsa"), b"PRIVATE KEY").unwrap();
+    std::fs::write(home.path().join("notes.txt"), b"shopping list").unwrap();
+    home
+}
+
+#[test]
+fn no_secrets_p2_stops_a_component_opening_an_ssh_key_under_its_preopen() {
+    let program = built_or_skip!();
+    let home = home();
+    let (run, received) = run_reading(
+        "policies/no-secrets-p2.pol",
+        &program,
+        home.path(),
+        "/home/alice",
+        "/home/alice/.ssh/id_rsa",
+    );
+    // wasi-libc opens `.ssh/id_rsa` relative to the preopen; the monitor resolves it
+    // against the path get-directories named.
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
+        "reason: SSH keys are off limits",
+        "path=\".ssh/id_rsa\"",
+    ]);
+    assert!(!run.stdout.contains("read "), "{}", run.stdout);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn no_secrets_p2_lets_a_component_read_and_send_an_ordinary_file() {
+    let program = built_or_skip!();
+    let home = home();
+    let (run, received) = run_reading(
+        "policies/no-secrets-p2.pol",
+        &program,
+        home.path(),
+        "/home/alice",
+        "/home/alice/notes.txt",
+    );
+    run.code(0);
+    assert_eq!(received, b"shopping list");
+}
+
+#[test]
+fn no_secrets_p2_denies_a_path_under_a_preopen_whose_place_is_unknown() {
+    let program = built_or_skip!();
+    let home = home();
+    // Preopened as `.`, the directory's place in the guest's tree is unknown: when in
+    // doubt, deny.
+    let (run, received) = run_reading(
+        "policies/no-secrets-p2.pol",
+        &program,
+        home.path(),
+        ".",
+        "notes.txt",
+    );
+    run.code(VIOLATION).stderr_has(&[
+        "[method]descriptor.open-at",
+        "relative to a descriptor whose path the monitor does not know",
+    ]);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn a_component_woven_with_no_secrets_p2_by_irm_weave_stops_itself() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exfil.hardened.wasm");
+    irm(&[
+        "weave",
+        "--policy",
+        "policies/no-secrets-p2.pol",
+        &program,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .code(0);
+    let home = home();
+    let (address, received) = listener();
+    let dir_arg = format!("{}::/home/alice", home.path().display());
+    let run = irm(&[
+        "run",
+        "--dir",
+        &dir_arg,
+        "--inherit-network",
+        out.to_str().unwrap(),
+        "--",
+        "/home/alice/.ssh/id_rsa",
+        &address,
+    ]);
+    let _ = std::net::TcpStream::connect(&address);
+    let received = received.join().unwrap();
+    run.code(VIOLATION).stderr_has(&[
+        "[method]descriptor.open-at",
+        "the component's monitor denied the call",
+    ]);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}

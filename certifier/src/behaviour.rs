@@ -98,13 +98,80 @@ pub fn check(
     }
     let mut imported = m.imports.iter().map(|(_, i)| (i.module, i.name));
     let messages = imported.any(|(module, name)| is_wasi_module(module) && name == "fd_write");
-    let mut inst = match Instance::new(m, host_pages(m), state_memories) {
-        Ok(i) => i,
-        Err(why) => {
-            let why = format!("the monitor's initial state cannot be modelled: {why}");
-            return (sampled, vec![Finding::at(0, why)]);
-        }
+    let context = Context {
+        m,
+        state_memories,
+        program,
+        routes: &routes,
+        messages,
     };
+    // Traces are independent (each starts from the module's initial state): they run in
+    // contiguous chunks, one per core, and findings are taken in trace order as one
+    // thread would have taken them (the first per monitor).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = samples.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Chunk, Finding>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = samples
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let context = &context;
+                scope.spawn(move || run_chunk(context, c * chunk, part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a behaviour thread does not panic"))
+            .collect()
+    });
+    let mut found: Vec<(usize, u32, Finding)> = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => {
+                sampled.traces += c.sampled.traces;
+                sampled.calls += c.sampled.calls;
+                found.extend(c.found);
+            }
+            Err(f) => return (sampled, vec![f]),
+        }
+    }
+    found.sort_by_key(|(n, _, _)| *n);
+    let mut failed: BTreeSet<u32> = BTreeSet::new();
+    for (_, monitor, f) in found {
+        if failed.insert(monitor) {
+            findings.push(f);
+        }
+    }
+    (sampled, findings)
+}
+
+/// What every chunk of traces shares.
+struct Context<'a, 'm> {
+    m: &'a Module<'m>,
+    state_memories: &'a BTreeSet<u32>,
+    program: &'a Program,
+    routes: &'a BTreeMap<EventId, Vec<(u32, u32)>>,
+    messages: bool,
+}
+
+/// What one chunk of traces found: `(trace index, monitor, finding)`, the first per
+/// monitor in the chunk.
+struct Chunk {
+    sampled: Sampled,
+    found: Vec<(usize, u32, Finding)>,
+}
+
+/// Runs `samples` (the first has index `first`) on an instance of its own.
+fn run_chunk(cx: &Context, first: usize, samples: &[Sample]) -> Result<Chunk, Finding> {
+    let (m, program, routes, messages) = (cx.m, cx.program, cx.routes, cx.messages);
+    let mut sampled = Sampled::default();
+    let mut found = Vec::new();
+    let mut inst = Instance::new(m, host_pages(m), cx.state_memories).map_err(|why| {
+        Finding::at(
+            0,
+            format!("the monitor's initial state cannot be modelled: {why}"),
+        )
+    })?;
     let host = m.host_memory();
     if let Some(Some(mem)) = host.and_then(|h| inst.memories.get_mut(h as usize)) {
         scribble(mem, 0xa5);
@@ -118,7 +185,7 @@ pub fn check(
         .map(|(i, x)| x.clone().filter(|_| Some(i as u32) != host))
         .collect();
     let mut failed: BTreeSet<u32> = BTreeSet::new();
-    for (n, (world, calls)) in samples.iter().enumerate() {
+    for (n, (world, calls)) in (first..).zip(samples) {
         if calls.iter().any(|c| !routes.contains_key(&c.event)) {
             continue;
         }
@@ -142,7 +209,7 @@ pub fn check(
             let route = options[(n + s) % options.len()];
             let mut report = |f| {
                 if failed.insert(route.1) {
-                    findings.push(f);
+                    found.push((n, route.1, f));
                 }
             };
             let want = expectation(program, &expected, step, call, messages);
@@ -179,7 +246,7 @@ pub fn check(
             }
         }
     }
-    (sampled, findings)
+    Ok(Chunk { sampled, found })
 }
 
 /// Monitor `monitor`'s run of call `step` of `trace` stopped with `stop`.

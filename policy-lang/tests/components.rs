@@ -200,3 +200,98 @@ fn a_declared_signature_that_differs_from_the_catalogue_is_an_error() {
     );
     assert!(e.contains("conflicting declarations"), "{e}");
 }
+
+/// Like [`assert_traces`], each trace in its own world (`preopen` lines).
+fn assert_traces_in_worlds(program: &Program, traces: &str) {
+    let file = trace::parse_traces("t.traces", traces, program, &trace::wasi_constants)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for t in &file.traces {
+        let v = interp::run_trace_in(program, &t.world, &t.events());
+        if let Err(d) = trace::check(program, t, &v) {
+            panic!("trace {:?}:\n{d}", t.name);
+        }
+    }
+}
+
+#[test]
+fn a_component_s_descriptors_are_numbered_apart_from_preview_1_s() {
+    // Preview 1's descriptor 3 is the preopen `/`; the component's handle 3 is nothing
+    // until get-directories or open-at hands it out.
+    let p = program(&format!(
+        r#"{OPEN_AT}
+        policy no_etc {{
+          on path_open when path startswith "/etc/" -> deny "no /etc";
+          on open_at when path startswith "/etc/" -> deny "no /etc";
+        }}"#
+    ));
+    assert_traces_in_worlds(
+        &p,
+        r#"preopen "/";
+        accept "preview 1's preopen resolves" {
+          path_open(fd=3, path="home/x") -> 0
+        }
+        reject "the component's handle 3 is not preview 1's descriptor 3" at 1 by no_etc {
+          open_at(self=3, path="home/x", retptr=8) opens 4
+        }
+        reject "the component's preopens come from get-directories" at 2 by no_etc "no /etc" {
+          get_directories(retptr=8) opens 3
+          open_at(self=3, path="etc/passwd", retptr=8) opens 4
+        }"#,
+    );
+}
+
+#[test]
+fn a_descriptor_asks_its_path_kind_and_write_access_of_the_component_table() {
+    let p = program(&format!(
+        r#"{OPEN_AT}
+        event write = "wasi:filesystem/types@0.2.x"."[method]descriptor.write";
+        policy p {{
+          on write when !self.writable -> deny "opened read-only";
+          on write when self is directory -> deny "a directory";
+          on write when self.path startswith "/data/" -> deny "no writes to /data";
+        }}"#
+    ));
+    assert_traces_in_worlds(
+        &p,
+        r#"preopen "/tmp";
+        preopen "/data";
+        accept "a file opened to write in /tmp" {
+          get_directories(retptr=8) opens 1
+          open_at(self=1, path="x", flags=FILESYSTEM_DESCRIPTOR_FLAGS_WRITE, retptr=8) opens 3
+          write(self=3, buffer="x", offset=0, retptr=8)
+        }
+        reject "read-only" at 3 by p "opened read-only" {
+          get_directories(retptr=8) opens 1
+          open_at(self=1, path="x", retptr=8) opens 3
+          write(self=3, buffer="x", offset=0, retptr=8)
+        }
+        reject "opened as a directory" at 3 by p "a directory" {
+          get_directories(retptr=8) opens 1
+          open_at(self=1, path="d", open_flags=FILESYSTEM_OPEN_FLAGS_DIRECTORY, flags=FILESYSTEM_DESCRIPTOR_FLAGS_MUTATE_DIRECTORY, retptr=8) opens 3
+          write(self=3, buffer="x", offset=0, retptr=8)
+        }
+        reject "created under /data" at 3 by p "no writes to /data" {
+          get_directories(retptr=8) opens 1
+          open_at(self=2, path="new", open_flags=FILESYSTEM_OPEN_FLAGS_CREATE, retptr=8) opens 3
+          write(self=3, buffer="x", offset=0, retptr=8)
+        }"#,
+    );
+}
+
+#[test]
+fn opens_is_refused_on_a_component_call_that_hands_out_no_handle() {
+    let p = program(&format!(
+        r#"{OPEN_AT}
+        event stat_at = "wasi:filesystem/types@0.2.x"."[method]descriptor.stat-at";
+        policy p {{ on stat_at when path == "/x" -> deny "x"; }}"#
+    ));
+    let e = trace::parse_traces(
+        "t.traces",
+        r#"accept "a" { stat_at(self=1, path="x", retptr=8) opens 3 }"#,
+        &p,
+        &trace::wasi_constants,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("hands out no descriptor"), "{e}");
+}

@@ -187,6 +187,26 @@ fn an_audit_in_a_component_woven_without_host_hooks_is_refused() {
 }
 
 #[test]
+fn a_component_with_an_invalid_function_body_is_refused_whatever_is_monitored() {
+    // The bodies are validated while the weave goes on: an invalid one refuses the
+    // input, whether or not the weave found anything to monitor.
+    let input = wat::parse_str(
+        r#"(component
+             (core module $m (func (export "f") (result i32)))
+             (core instance (instantiate $m)))"#,
+    )
+    .unwrap();
+    for p in [NO_SEND_AFTER_READ, NO_SOCKET_WRITES] {
+        match weave(&input, &program(p), &WeaveOptions::default()) {
+            Err(WeaveError::Invalid { message, .. }) => {
+                assert!(message.contains("type mismatch"), "{message}")
+            }
+            other => panic!("not refused as invalid: {:?}", other.map(|w| w.report)),
+        }
+    }
+}
+
+#[test]
 fn a_woven_component_is_refused_as_input() {
     let again = weave(
         &woven("direct"),

@@ -64,11 +64,44 @@ pub(crate) fn weave(
     program: &Program,
     options: &WeaveOptions,
 ) -> Result<Woven, WeaveError> {
-    let comp = read::read(input)?;
+    let (comp, bodies) = read::read(input)?;
+    // The input's function bodies are validated while the weave goes on; an invalid one
+    // refuses the input, whatever the weave made of it.
+    std::thread::scope(|scope| {
+        let checking = scope.spawn(move || validate_bodies(bodies));
+        let woven = weave_read(input, &comp, program, options);
+        match checking.join() {
+            Ok(Ok(())) => woven,
+            Ok(Err(e)) => Err(crate::validate::invalid(e)),
+            Err(_) => Err(WeaveError::Internal {
+                message: "validating the component's function bodies panicked".into(),
+            }),
+        }
+    })
+}
+
+/// Validates `bodies`; the first invalid one's error.
+fn validate_bodies(bodies: read::Bodies<'_>) -> Result<(), wasmparser::BinaryReaderError> {
+    let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    for (f, body) in bodies {
+        let mut v = f.into_validator(allocs);
+        v.validate(&body)?;
+        allocs = v.into_allocations();
+    }
+    Ok(())
+}
+
+/// [`weave`] of a component read (and structurally validated) as `comp`.
+fn weave_read(
+    input: &[u8],
+    comp: &read::Component,
+    program: &Program,
+    options: &WeaveOptions,
+) -> Result<Woven, WeaveError> {
     let view = program
         .restricted_to_imports(comp.imported_functions())
         .for_component();
-    let plan = read::plan(&comp, &view)?;
+    let plan = read::plan(comp, &view)?;
     if view.tracks() {
         handles_arrive_only_through_the_catalogue(input, &view)?;
     }

@@ -124,21 +124,43 @@ pub(crate) fn top_level(input: &[u8]) -> Result<Vec<Payload<'_>>, WeaveError> {
     }
 }
 
-/// Validates the component and reads what weaving it needs.
-pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
-    let types = wasmparser::Validator::new_with_features(super::features())
-        .validate_all(input)
-        .map_err(crate::validate::invalid)?;
-    // A monitor inside already (or something claiming to be one): weave the original.
+/// The function bodies of a component's core modules, to validate: the validator that
+/// checks each one, and the body.
+pub(crate) type Bodies<'a> = Vec<(
+    wasmparser::FuncToValidate<wasmparser::ValidatorResources>,
+    wasmparser::FunctionBody<'a>,
+)>;
+
+/// Validates the component's structure and reads what weaving it needs. Its function
+/// bodies are returned unvalidated: the caller validates them (on another thread, while
+/// it weaves) and refuses the input if one is invalid.
+pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> {
+    let mut validator = wasmparser::Validator::new_with_features(super::features());
+    let mut bodies = Vec::new();
+    let mut types = None;
     for payload in Parser::new(0).parse_all(input) {
-        if let Payload::CustomSection(c) = payload.map_err(WeaveError::malformed)? {
+        let payload = payload.map_err(WeaveError::malformed)?;
+        // A monitor inside already (or something claiming to be one): weave the original.
+        if let Payload::CustomSection(c) = &payload {
             if c.name() == crate::manifest::SECTION {
                 return Err(WeaveError::AlreadyWoven {
                     section: crate::manifest::SECTION,
                 });
             }
         }
+        match validator
+            .payload(&payload)
+            .map_err(crate::validate::invalid)?
+        {
+            wasmparser::ValidPayload::Func(f, body) => bodies.push((f, body)),
+            // The last end is the component's own.
+            wasmparser::ValidPayload::End(t) => types = Some(t),
+            _ => {}
+        }
     }
+    let types = types.ok_or_else(|| WeaveError::Component {
+        why: "the component ends before its end".into(),
+    })?;
     let mut c = Component {
         types,
         imported_instances: BTreeMap::new(),
@@ -379,7 +401,7 @@ pub(crate) fn read(input: &[u8]) -> Result<Component, WeaveError> {
             _ => {}
         }
     }
-    Ok(c)
+    Ok((c, bodies))
 }
 
 impl Component {

@@ -103,7 +103,7 @@ fn weave_read(
         .for_component();
     let plan = read::plan(comp, &view)?;
     if view.tracks() {
-        handles_arrive_only_through_the_catalogue(input, &view)?;
+        handles_arrive_only_through_the_catalogue(comp, &view)?;
     }
     let stub = build::stub(&plan);
     // The stub's few bodies are validated on this thread: no pool to start.
@@ -171,10 +171,10 @@ fn weave_read(
 /// custom interface) or through the parameters of an export the host calls, unseen; such
 /// a component is refused.
 fn handles_arrive_only_through_the_catalogue(
-    input: &[u8],
+    comp: &read::Component,
     view: &Program,
 ) -> Result<(), WeaveError> {
-    use wasmparser::{ComponentExternalKind, ComponentTypeRef, Payload};
+    use policy_lang::wit;
     let policy = view
         .policies
         .iter()
@@ -187,54 +187,28 @@ fn handles_arrive_only_through_the_catalogue(
              arrive unseen"
         ),
     };
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(input) {
-        let payload = payload.map_err(|e| WeaveError::Component {
-            why: format!("cannot read the component: {e}"),
-        })?;
-        match &payload {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(s) if depth == 0 => {
-                for import in s.clone() {
-                    let import = import.map_err(|e| WeaveError::Component {
-                        why: format!("cannot read the component's imports: {e}"),
-                    })?;
-                    let name = import.name.name;
-                    let callable = matches!(
-                        import.ty,
-                        ComponentTypeRef::Func(_) | ComponentTypeRef::Instance(_)
-                    );
-                    if callable && !policy_lang::wit::is_catalogue_interface(name) {
-                        return Err(refuse(format!(
-                            "the component imports `{name}`, which is not a WASI 0.2 interface                              the monitor knows"
-                        )));
-                    }
-                }
-            }
-            Payload::ComponentExportSection(s) if depth == 0 => {
-                for export in s.clone() {
-                    let export = export.map_err(|e| WeaveError::Component {
-                        why: format!("cannot read the component's exports: {e}"),
-                    })?;
-                    let name = export.name.name;
-                    let run = export.kind == ComponentExternalKind::Instance
-                        && policy_lang::wit::split_interface(name).is_some_and(|(i, v)| {
-                            i == "wasi:cli/run"
-                                && v.and_then(policy_lang::wit::canonical_version)
-                                    == policy_lang::wit::canonical_version(
-                                        policy_lang::wit::VERSION,
-                                    )
-                        });
-                    if !run && export.kind != ComponentExternalKind::Type {
-                        return Err(refuse(format!(
-                            "the component exports `{name}`, which the host may call with                              streams (only a command's `wasi:cli/run` is woven with such a policy)"
-                        )));
-                    }
-                }
-            }
-            _ => {}
-        }
+    if let Some(name) = comp
+        .callable_imports
+        .iter()
+        .find(|n| !wit::is_catalogue_interface(n))
+    {
+        return Err(refuse(format!(
+            "the component imports `{name}`, which is not a WASI 0.2 interface the monitor \
+             knows"
+        )));
+    }
+    let run = |(name, kind): &&(String, wasmparser::ComponentExternalKind)| {
+        *kind == wasmparser::ComponentExternalKind::Instance
+            && wit::split_interface(name).is_some_and(|(i, v)| {
+                i == "wasi:cli/run"
+                    && v.and_then(wit::canonical_version) == wit::canonical_version(wit::VERSION)
+            })
+    };
+    if let Some((name, _)) = comp.exports.iter().find(|e| !run(e)) {
+        return Err(refuse(format!(
+            "the component exports `{name}`, which the host may call with streams or \
+             descriptors (only a command's `wasi:cli/run` is woven with such a policy)"
+        )));
     }
     Ok(())
 }

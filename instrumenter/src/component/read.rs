@@ -80,6 +80,10 @@ pub(crate) struct Component {
     pub escapes: Vec<Escape>,
     /// Every function the component imports, as `(module, field)`.
     pub imported: Vec<(String, String)>,
+    /// The names of its top-level imports that can be called (functions and instances).
+    pub callable_imports: Vec<String>,
+    /// Its top-level exports other than types, by name and kind.
+    pub exports: Vec<(String, ComponentExternalKind)>,
 }
 
 impl Component {
@@ -169,6 +173,8 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
         lowerings: Vec::new(),
         escapes: Vec::new(),
         imported: Vec::new(),
+        callable_imports: Vec::new(),
+        exports: Vec::new(),
     };
     let mut n = Counts::default();
     let m = WeaveError::malformed;
@@ -180,6 +186,12 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
             Payload::ComponentImportSection(r) => {
                 for imp in r {
                     let imp = imp.map_err(m)?;
+                    if matches!(
+                        imp.ty,
+                        ComponentTypeRef::Func(_) | ComponentTypeRef::Instance(_)
+                    ) {
+                        c.callable_imports.push(imp.name.name.to_string());
+                    }
                     match imp.ty {
                         ComponentTypeRef::Instance(_) => {
                             let index = n.instances;
@@ -370,6 +382,9 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
                 for e in r.into_iter_with_offsets() {
                     let (offset, e) = e.map_err(m)?;
                     c.note_use(e.kind, e.index, "it is exported from the component", offset);
+                    if e.kind != ComponentExternalKind::Type {
+                        c.exports.push((e.name.name.to_string(), e.kind));
+                    }
                     match e.kind {
                         ComponentExternalKind::Func => {
                             let origin = c.funcs.get(e.index as usize).cloned();

@@ -148,6 +148,17 @@ pub struct Monitor {
     busy: bool,
     /// Per event, [`Program::monitors`]: calls of other events are not decided.
     monitored: Vec<bool>,
+    /// Per event, what its successful calls do to the tables (computed once: each asks
+    /// whether the program tracks, which walks every transition).
+    effects: Vec<Effects>,
+}
+
+/// What a call of one event does to the monitor's tables.
+#[derive(Clone, Copy, Debug)]
+struct Effects {
+    grants: &'static [handles::Grant],
+    drop: Option<handles::Stream>,
+    descriptor: Option<Effect>,
 }
 
 /// What one policy decided in one step, before composition.
@@ -349,6 +360,13 @@ impl Monitor {
         let monitored = (0..program.events.len() as EventId)
             .map(|e| program.monitors(e))
             .collect();
+        let effects = (0..program.events.len() as EventId)
+            .map(|e| Effects {
+                grants: program.stream_grants(e),
+                drop: program.stream_drop(e),
+                descriptor: program.descriptor_effect(e),
+            })
+            .collect();
         Monitor {
             program,
             policies,
@@ -356,6 +374,7 @@ impl Monitor {
             component_table: Descriptors::default(),
             handles: Handles::default(),
             monitored,
+            effects,
             busy: false,
         }
     }
@@ -377,6 +396,15 @@ impl Monitor {
             Some(e) if crate::wit::split_interface(&e.module).is_some() => &self.component_table,
             _ => &self.table,
         }
+    }
+
+    /// What a call of `event` does to the tables (nothing for an unknown event).
+    fn effects_of(&self, event: EventId) -> Effects {
+        self.effects.get(event as usize).copied().unwrap_or(Effects {
+            grants: &[],
+            drop: None,
+            descriptor: None,
+        })
     }
 
     /// A component's stream handles as the monitor knows them.
@@ -433,7 +461,7 @@ impl Monitor {
         opened: Option<Opened>,
     ) -> Step {
         // A trace's `opens N` of a component call: its streams are N, N + 1, ...
-        let n = self.program.stream_grants(event).len() as u32;
+        let n = self.effects_of(event).grants.len() as u32;
         let handed: Option<Vec<u32>> = opened
             .filter(|_| n > 0)
             .map(|o| (0..n).map(|i| o.fd.wrapping_add(i)).collect());
@@ -483,14 +511,15 @@ impl Monitor {
             self.busy = true;
             return step;
         }
-        if let Some(stream) = self.program.stream_drop(event) {
+        let effects = self.effects_of(event);
+        if let Some(stream) = effects.drop {
             let h = args
                 .first()
                 .map_or(-1, |a| Value::int(Some(a)) as i32 as i64);
             self.handles.forget(stream, h);
             return step;
         }
-        let grants = self.program.stream_grants(event);
+        let grants = effects.grants;
         if !grants.is_empty() {
             // A grant behind `retptr` hands out `handed` in order, none when it failed;
             // a flat one hands out its result.
@@ -542,7 +571,7 @@ impl Monitor {
         opened: Option<Opened>,
         directories: &[(u32, Vec<u8>)],
     ) -> Result<(), i64> {
-        let Some(effect) = self.program.descriptor_effect(event) else {
+        let Some(effect) = self.effects_of(event).descriptor else {
             return Ok(());
         };
         let program = Arc::clone(&self.program);

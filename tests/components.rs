@@ -480,3 +480,36 @@ fn a_component_woven_with_no_secrets_p2_by_irm_weave_stops_itself() {
     ]);
     assert!(received.is_empty(), "the listener received {received:?}");
 }
+
+#[test]
+fn a_recorded_run_of_a_component_replays_with_its_handles_under_every_judge() {
+    let program = built_or_skip!();
+    let home = home();
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("run.traces");
+    std::fs::copy(
+        root().join("policies/no-secrets-p2.pol"),
+        dir.path().join("run.pol"),
+    )
+    .unwrap();
+    let dir_arg = format!("{}::/home/alice", home.path().display());
+    irm(&[
+        "run",
+        "--policy",
+        "policies/no-secrets-p2.pol",
+        "--record",
+        traces.to_str().unwrap(),
+        "--dir",
+        &dir_arg,
+        &program,
+        "--",
+        "/home/alice/notes.txt",
+        "127.0.0.1:1",
+    ]);
+    let text = std::fs::read_to_string(&traces).unwrap();
+    // The handles the host returned behind `retptr` are in the trace.
+    assert!(text.contains("get_directories(retptr="), "{text}");
+    assert!(text.contains(") opens "), "{text}");
+    let pol = dir.path().join("run.pol");
+    irm(&["test", "--judge", "all", pol.to_str().unwrap()]).code(0);
+}

@@ -450,7 +450,11 @@ impl WrapGen<'_> {
             }
             // The pre phase's audits, now that nothing can run between guards and import.
             self.audits(&pre);
-            self.hook(hook_kind::POST, None, self.result64);
+            let handed = match self.result64 {
+                Some(r) => Some(r),
+                None => self.first_handle_handed(),
+            };
+            self.hook(hook_kind::POST, None, handed);
             let post = self.phase(Phase::Post)?;
             self.check_audit_delivery(&post);
             self.commit(&post);
@@ -1471,6 +1475,57 @@ impl WrapGen<'_> {
             self.hook_strings();
         }
         self.g.op(I::Call(hook));
+    }
+
+    /// For a call that answers behind `retptr` and hands out handles (a stream grant,
+    /// `open-at`, `get-directories`), when its event has a hook: a local holding the
+    /// first handle it handed out, or -1 when it handed out none (an error, an empty
+    /// list), so a recorded run says what the host returned.
+    fn first_handle_handed(&mut self) -> Option<u32> {
+        self.plan.hook_of_event.get(&self.event)?;
+        let ev = self.ev();
+        let grant = handles::grants(ev).iter().find_map(|g| match g.at {
+            Place::Ok(off) => Some(off),
+            Place::Result => None,
+        });
+        let effect = Effect::of_import(&ev.module, &ev.field);
+        let at = match (grant, effect) {
+            (Some(off), _) => Some(off),
+            (None, Some(Effect::OpenAt)) => Some(4),
+            (None, Some(Effect::Preopens)) => None,
+            _ => return None,
+        };
+        let retptr = self.local_of(self.param_named("retptr")?);
+        let host = self.plan.host_memory?;
+        let out = self.g.local(ValType::I64);
+        match at {
+            // `result<..., error-code>`: the handle when the discriminant is `ok`.
+            Some(off) => {
+                self.g.op(I::LocalGet(retptr));
+                self.g.op(I::I32Load(mem(host, off.into(), 2)));
+                self.g.op(I::I64ExtendI32U);
+                self.g.op(I::I64Const(-1));
+                self.g.op(I::LocalGet(retptr));
+                self.g.op(I::I32Load8U(mem(host, 0, 0)));
+                self.g.op(I::I32Eqz);
+                self.g.op(I::Select);
+            }
+            // A list: its first element's handle, when it has one.
+            None => {
+                self.g.op(I::LocalGet(retptr));
+                self.g.op(I::I32Load(mem(host, 4, 2)));
+                self.g.op(I::If(BlockType::Result(ValType::I64)));
+                self.g.op(I::LocalGet(retptr));
+                self.g.op(I::I32Load(mem(host, 0, 2)));
+                self.g.op(I::I32Load(mem(host, 0, 2)));
+                self.g.op(I::I64ExtendI32U);
+                self.g.op(I::Else);
+                self.g.op(I::I64Const(-1));
+                self.g.op(I::End);
+            }
+        }
+        self.g.op(I::LocalSet(out));
+        Some(out)
     }
 
     /// Pushes the parameters packed into i64 words, as [`crate::manifest::packed_slots`]

@@ -155,7 +155,9 @@ pub struct MonitorGlobals {
 /// `(kind i32, code i32, p0 i64, .., pn i64, extra i64) -> ()`: `kind` is one of
 /// [`hook_kind`]; every Wasm parameter of the event is widened to i64 (i32
 /// sign-extended, f32/f64 bit patterns); `extra` is the import's integer result for
-/// `POST` and post-phase `AUDIT`/`DENY`, the run-time value of a fault (the offending
+/// `POST` and post-phase `AUDIT`/`DENY` (for a call without a result that hands out
+/// handles behind `retptr` — a stream grant, `open-at`, `get-directories` — the first
+/// handle it handed out at `POST`, or -1 for none), the run-time value of a fault (the offending
 /// value of `VarOutOfRange`, the descriptor of `UnresolvedPath`, `UnknownDescriptor` and
 /// `DescriptorLimit`), and 0 otherwise. The hooks of a component's monitor differ in two
 /// ways: the event's parameters are packed into i64 words ([`packed_slots`]), and they

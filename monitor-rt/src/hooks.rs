@@ -53,7 +53,16 @@ impl HookContext {
                 let args = args(wasm);
                 lock(&self.obs).begin(event, args);
             }
-            hook_kind::POST => lock(&self.obs).returned(has_result.then_some(extra)),
+            hook_kind::POST if has_result => lock(&self.obs).returned(Some(extra)),
+            // A call answering behind `retptr`: `extra` is the first handle it handed
+            // out, or -1 (see the weaver's hook layout).
+            hook_kind::POST => {
+                let mut o = lock(&self.obs);
+                o.returned(None);
+                if hands_out_behind_retptr(program, event) {
+                    o.opened(u32::try_from(extra).ok());
+                }
+            }
             hook_kind::AUDIT => {
                 if let Some(c) = code_of(code) {
                     lock(&self.obs).audit(c.policy, c.phase, c.reason.clone());
@@ -198,4 +207,23 @@ fn fault_of(c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
         _ => None,
     };
     (fault, c.reason.clone())
+}
+
+/// Whether a call of `event` answers behind `retptr` with handles: a stream grant,
+/// `open-at` or `get-directories`.
+fn hands_out_behind_retptr(program: &Program, event: EventId) -> bool {
+    let Some(e) = program.events.get(event as usize) else {
+        return false;
+    };
+    let grants = policy_lang::handles::grants(e);
+    grants
+        .iter()
+        .any(|g| matches!(g.at, policy_lang::handles::Place::Ok(_)))
+        || matches!(
+            policy_lang::descriptors::Effect::of_import(&e.module, &e.field),
+            Some(
+                policy_lang::descriptors::Effect::OpenAt
+                    | policy_lang::descriptors::Effect::Preopens
+            )
+        )
 }

@@ -297,6 +297,7 @@ impl Observer {
             event,
             args: args.clone(),
             result: None,
+            opened: None,
             notes: Vec::new(),
         };
         self.current = Some((event, args, step));
@@ -318,6 +319,14 @@ impl Observer {
         }
         if let Some((_, _, step)) = &mut self.current {
             step.result = result;
+        }
+    }
+
+    /// The call in progress handed out `handle` first (a component call answering
+    /// behind `retptr`).
+    pub fn opened(&mut self, handle: Option<u32>) {
+        if let Some((_, _, step)) = &mut self.current {
+            step.opened = handle;
         }
     }
 

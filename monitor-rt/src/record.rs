@@ -28,6 +28,9 @@ pub(crate) struct RecordedStep {
     pub event: EventId,
     pub args: Vec<Value>,
     pub result: Option<i64>,
+    /// The first handle a component call answering behind `retptr` handed out (a trace's
+    /// `opens N`).
+    pub opened: Option<u32>,
     pub notes: Vec<StepNote>,
 }
 
@@ -56,6 +59,9 @@ pub(crate) fn render(
                 event: s.event,
                 args: s.args.clone(),
                 result: s.result,
+                opened: s
+                    .opened
+                    .map(|fd| policy_lang::descriptors::Opened { fd, filetype: 0 }),
                 ..TraceEvent::default()
             },
             expect: s

@@ -400,11 +400,14 @@ impl Monitor {
 
     /// What a call of `event` does to the tables (nothing for an unknown event).
     fn effects_of(&self, event: EventId) -> Effects {
-        self.effects.get(event as usize).copied().unwrap_or(Effects {
-            grants: &[],
-            drop: None,
-            descriptor: None,
-        })
+        self.effects
+            .get(event as usize)
+            .copied()
+            .unwrap_or(Effects {
+                grants: &[],
+                drop: None,
+                descriptor: None,
+            })
     }
 
     /// A component's stream handles as the monitor knows them.

@@ -513,3 +513,108 @@ fn a_recorded_run_of_a_component_replays_with_its_handles_under_every_judge() {
     let pol = dir.path().join("run.pol");
     irm(&["test", "--judge", "all", pol.to_str().unwrap()]).code(0);
 }
+
+/// A component made from a core module against the vendored WASI 0.2 WIT: it imports
+/// `get-directories` and `open-at` and exports `wasi:cli/run`.
+fn component_from_core(core_wat: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let wit = root().join("policy-lang/wit/wasi-0.2");
+    for name in ["io", "clocks", "filesystem", "random", "sockets", "cli"] {
+        let path = wit.join(format!("{name}.wit"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        resolve.push_str(&path, &text).unwrap();
+    }
+    let pkg = resolve
+        .push_str(
+            "hostile.wit",
+            "package irm:test;
+             world hostile {
+               import wasi:filesystem/preopens@0.2.12;
+               import wasi:filesystem/types@0.2.12;
+               export wasi:cli/run@0.2.12;
+             }",
+        )
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("hostile")).unwrap();
+    let mut core = wat::parse_str(core_wat).unwrap();
+    wit_component::embed_component_metadata(
+        &mut core,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&core)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+/// Calls get-directories, then opens `shadow` under the first preopen. Its `realloc`
+/// is hostile: on its third call (the host allocating the second preopen's name) it
+/// rewrites the first preopen's name, already written, as `/tmp`.
+const REWRITES_THE_PREOPENS: &str = r#"
+(module
+  (import "wasi:filesystem/preopens@0.2.12" "get-directories" (func $dirs (param i32)))
+  (import "wasi:filesystem/types@0.2.12" "[method]descriptor.open-at"
+    (func $open_at (param i32 i32 i32 i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "shadow")
+  (global $bump (mut i32) (i32.const 1024))
+  (global $calls (mut i32) (i32.const 0))
+  (global $array (mut i32) (i32.const 0))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p
+      (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+               (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (if (i32.eqz (global.get $calls)) (then (global.set $array (local.get $p))))
+    (if (i32.eq (global.get $calls) (i32.const 2))
+      (then
+        (if (i32.eq (i32.load offset=8 (global.get $array)) (i32.const 4))
+          (then (i32.store (i32.load offset=4 (global.get $array)) (i32.const 0x706d742f))))))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (local.get $p))
+  (func (export "wasi:cli/run@0.2.12#run") (result i32)
+    (call $dirs (i32.const 16))
+    (call $open_at
+      (i32.load (i32.load (i32.const 16)))
+      (i32.const 0) (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 1)
+      (i32.const 32))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn a_component_whose_realloc_rewrites_the_preopens_list_cannot_move_a_preopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (etc, srv) = (dir.path().join("etc"), dir.path().join("srv"));
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::create_dir(&srv).unwrap();
+    std::fs::write(etc.join("shadow"), b"root:x").unwrap();
+    let wasm = dir.path().join("hostile.wasm");
+    std::fs::write(&wasm, component_from_core(REWRITES_THE_PREOPENS)).unwrap();
+    let (etc_arg, srv_arg) = (
+        format!("{}::/etc", etc.display()),
+        format!("{}::/srv", srv.display()),
+    );
+    // The monitor records the list as the host wrote it (into the monitor's own memory),
+    // so `shadow` under the first preopen is /etc/shadow, not /tmp/shadow.
+    irm(&[
+        "run",
+        "--policy",
+        "policies/no-secrets-p2.pol",
+        "--dir",
+        &etc_arg,
+        "--dir",
+        &srv_arg,
+        wasm.to_str().unwrap(),
+    ])
+    .code(VIOLATION)
+    .stderr_has(&[
+        "[method]descriptor.open-at",
+        "reason: the shadow password file is off limits",
+    ]);
+}

@@ -202,9 +202,10 @@ impl WeaveReport {
                 out.push_str(&format!("  elided event {}: {}\n", e.event, e.reason));
             }
         }
-        // A component's monitor follows its streams; a core module's, its descriptors.
+        // A component's monitor follows its streams and descriptors; a core module's, its
+        // descriptors.
         let followed = if self.component.is_some() {
-            "streams"
+            "streams and descriptors"
         } else {
             "descriptors"
         };

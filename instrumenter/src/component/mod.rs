@@ -147,7 +147,7 @@ fn weave_read(
         }
     }
     let (wasm, interposed) = rewrite::rewrite(input, &plan, &monitor.wasm, &view)?;
-    if let Err(e) = validate_output(&wasm, rewrite::INSERTED_MODULES) {
+    if let Err(e) = validate_output(&wasm, rewrite::inserted_modules(&plan)) {
         return Err(WeaveError::Internal {
             message: format!(
                 "the woven component does not validate: {} (at byte offset {:#x} of the output)",

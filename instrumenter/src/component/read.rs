@@ -47,6 +47,8 @@ pub(crate) enum FuncOrigin {
 pub(crate) struct Lowering {
     /// The core function it defines.
     pub core_func: u32,
+    /// The component function it lowers (`None` for a `resource.drop`).
+    pub func: Option<u32>,
     pub module: String,
     pub field: String,
     pub options: Vec<CanonicalOption>,
@@ -84,6 +86,8 @@ pub(crate) struct Component {
     pub callable_imports: Vec<String>,
     /// Its top-level exports other than types, by name and kind.
     pub exports: Vec<(String, ComponentExternalKind)>,
+    /// The index spaces at its end.
+    pub totals: Counts,
 }
 
 impl Component {
@@ -175,6 +179,7 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
         imported: Vec::new(),
         callable_imports: Vec::new(),
         exports: Vec::new(),
+        totals: Counts::default(),
     };
     let mut n = Counts::default();
     let m = WeaveError::malformed;
@@ -317,6 +322,7 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
                             {
                                 c.lowerings.push(Lowering {
                                     core_func,
+                                    func: Some(func_index),
                                     module: module.clone(),
                                     field: field.clone(),
                                     options: options.into_vec(),
@@ -334,6 +340,7 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
                                 if let Some((module, name)) = resources.get(&r.resource()) {
                                     c.lowerings.push(Lowering {
                                         core_func,
+                                        func: None,
                                         module: module.clone(),
                                         field: format!("[resource-drop]{name}"),
                                         options: Vec::new(),
@@ -416,6 +423,7 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
             _ => {}
         }
     }
+    c.totals = n;
     Ok((c, bodies))
 }
 
@@ -469,6 +477,21 @@ pub(crate) struct Plan {
     /// lowering, as [`Lowering::at`]); `counts` are the index spaces there.
     pub at: (usize, usize),
     pub counts: Counts,
+    /// `get-directories`, when the monitor keeps a component's descriptor table: the
+    /// copier serves it (`build::copier`).
+    pub preopens: Option<Preopens>,
+    /// The index spaces at the component's end, and its number of core memories.
+    pub totals: Counts,
+    pub core_memories: u32,
+}
+
+/// `get-directories` as the copier serves it: its stub import, the component function
+/// its lowering lowers, and the component's `realloc` that lowering names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Preopens {
+    pub import: usize,
+    pub func: u32,
+    pub realloc: u32,
 }
 
 /// Decides what is monitored (`view` is the program as the component sees it) and
@@ -604,12 +627,66 @@ pub(crate) fn plan(c: &Component, view: &Program) -> Result<Plan, WeaveError> {
             });
         }
     }
+    let preopens = preopens(c, view, &imports, &options_of, &origin)?;
     Ok(Plan {
         imports,
         memory,
         at: last.map_or((0, 0), |l| l.at),
         counts: last.map_or_else(Counts::default, |l| l.counts),
+        preopens,
+        totals: c.totals,
+        core_memories: c.memories.len() as u32,
     })
+}
+
+/// The list `get-directories` returns is written into the component's memory through
+/// the component's own `realloc`, which runs while the host writes and could rewrite
+/// what the monitor then reads; a monitor that keeps the descriptor table therefore has
+/// the copier serve the call (`build::copier`). `None` when get-directories is not
+/// monitored or the program does not track.
+fn preopens(
+    c: &Component,
+    view: &Program,
+    imports: &[StubImport],
+    options_of: &[Vec<CanonicalOption>],
+    origin: &[String],
+) -> Result<Option<Preopens>, WeaveError> {
+    use policy_lang::descriptors::Effect;
+    if !view.tracks() {
+        return Ok(None);
+    }
+    let served: Vec<usize> = (0..imports.len())
+        .filter(|&i| Effect::of_import(&origin[i], &imports[i].field) == Some(Effect::Preopens))
+        .collect();
+    let i = match served[..] {
+        [] => return Ok(None),
+        [i] => i,
+        _ => {
+            return Err(WeaveError::Component {
+                why: "`get-directories` is lowered with several sets of options; the monitor \
+                      serves it with one"
+                    .into(),
+            })
+        }
+    };
+    let realloc = options_of[i].iter().find_map(|o| match o {
+        CanonicalOption::Realloc(r) => Some(*r),
+        _ => None,
+    });
+    let lowering = c
+        .lowerings
+        .iter()
+        .find(|l| imports[i].lowerings.first() == Some(&l.core_func));
+    match (realloc, lowering.and_then(|l| l.func)) {
+        (Some(realloc), Some(func)) => Ok(Some(Preopens {
+            import: i,
+            func,
+            realloc,
+        })),
+        _ => Err(WeaveError::Component {
+            why: "`get-directories` is lowered without a `realloc`".into(),
+        }),
+    }
 }
 
 /// The core type of the function `canon lower` defined at `core_func`.

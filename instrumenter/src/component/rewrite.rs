@@ -5,7 +5,11 @@
 //! modules; the trampoline instance and its functions and table. Inserted right after
 //! the last monitored lowering (*P*): one instance per import module of the monitor, the
 //! monitor instance, its wrappers, and the fixup instance that fills the trampolines'
-//! table. Every original index in a space that gained items is moved past them
+//! table; when the copier serves `get-directories` (`build::copier`), its instance and
+//! its `get-directories` come first there, and at the very end (where new items move no
+//! original one) the second lowering of `get-directories` into the copier's memory and
+//! the instance that puts it in the copier's table.
+//! Every original index in a space that gained items is moved past them
 //! ([`Remap`]); every reference to a monitored lowering names its trampoline before *P*
 //! and its wrapper after. Core modules keep their bytes; nested components are
 //! re-encoded unchanged but for outer aliases into the top level.
@@ -189,8 +193,11 @@ impl ReencodeComponent for Remap {
 }
 
 /// The core modules inserted at the start, before every original one: the trampolines,
-/// the monitor and the fixup.
-pub(crate) const INSERTED_MODULES: usize = 3;
+/// the monitor and the fixup, and with [`Plan::preopens`] the copier and its fill
+/// (`build::copier`).
+pub(crate) fn inserted_modules(plan: &Plan) -> usize {
+    3 + 2 * usize::from(plan.preopens.is_some())
+}
 
 /// A hook import of the monitor: its field, the number of its core parameters, and how
 /// many of them are string pairs (the last ones).
@@ -308,8 +315,10 @@ pub(crate) fn rewrite(
     }
     let imports = monitor_imports(monitor)?;
 
+    let copier = plan.preopens;
+    let c = u32::from(copier.is_some());
     let start = Counts {
-        core_modules: INSERTED_MODULES as u32,
+        core_modules: inserted_modules(plan) as u32,
         core_instances: 1,
         core_funcs: n,
         core_tables: 1,
@@ -321,14 +330,18 @@ pub(crate) fn rewrite(
     let n_mods = imports.len() as u32;
     // Hooks are lowered at P too: their strings are read from the memory the monitored
     // lowerings read, which exists only from there on.
+    // The copier (when `get-directories` is served) adds its argument instance, its
+    // instance and its `get-directories` before the monitor's instances.
     let at_p = Counts {
-        core_instances: n_mods + 3,
-        core_funcs: n_h + n,
+        core_instances: n_mods + 3 + 2 * c,
+        core_funcs: n_h + n + c,
         ..Counts::default()
     };
-    let base_i = cut.core_instances + start.core_instances;
+    let copier_i = cut.core_instances + start.core_instances;
+    let base_i = copier_i + 2 * c;
     let base_hooks = cut.core_funcs + start.core_funcs;
-    let base_f = base_hooks + n_h;
+    let copier_f = base_hooks + n_h;
+    let base_f = copier_f + c;
     let mut subst = HashMap::new();
     for (i, imp) in plan.imports.iter().enumerate() {
         for &l in &imp.lowerings {
@@ -395,7 +408,21 @@ pub(crate) fn rewrite(
     }
     let trampolines = build::trampolines(plan);
     let fixup = build::fixup(plan);
-    for m in [&trampolines[..], monitor, &fixup[..]] {
+    let mut modules = vec![trampolines, monitor.to_vec(), fixup];
+    if copier.is_some() {
+        let (_, ty) = plan.memory.as_ref().ok_or_else(|| {
+            internal("get-directories is served, but no memory is lowered into".into())
+        })?;
+        modules.push(build::copier(&wasm_encoder::MemoryType {
+            minimum: ty.initial,
+            maximum: ty.maximum,
+            memory64: ty.memory64,
+            shared: ty.shared,
+            page_size_log2: ty.page_size_log2,
+        }));
+        modules.push(build::copier_fill());
+    }
+    for m in &modules {
         out.section(&RawSection {
             id: ComponentSectionId::CoreModule as u8,
             data: m,
@@ -435,6 +462,24 @@ pub(crate) fn rewrite(
             }
             out.section(&canon);
         }
+        if let Some(p) = copier {
+            // The copier, with the component's memory and realloc.
+            let mut inst = InstanceSection::new();
+            let (memory, _) = plan.memory.expect("checked above");
+            inst.export_items([
+                ("memory", ExportKind::Memory, memory),
+                ("realloc", ExportKind::Func, r.core_func(p.realloc)),
+            ]);
+            inst.instantiate(COPIER, [("guest", ModuleArg::Instance(copier_i))]);
+            out.section(&inst);
+            let mut aliases = ComponentAliasSection::new();
+            aliases.alias(Alias::CoreInstanceExport {
+                instance: copier_i + 1,
+                kind: ExportKind::Func,
+                name: "get-directories",
+            });
+            out.section(&aliases);
+        }
         let mut inst = InstanceSection::new();
         let mut args: Vec<(String, ModuleArg)> = Vec::new();
         for (j, (module, fields)) in imports.iter().enumerate() {
@@ -451,8 +496,13 @@ pub(crate) fn rewrite(
                     TypeRef::Func(_) => plan
                         .imports
                         .iter()
-                        .find(|i| &i.module == module && &i.field == field)
-                        .map(|i| (ExportKind::Func, r.core_func(i.lowerings[0]))),
+                        .position(|i| &i.module == module && &i.field == field)
+                        .map(|k| match copier {
+                            // Served by the copier, not by the lowering into the
+                            // component's memory.
+                            Some(p) if p.import == k => (ExportKind::Func, copier_f),
+                            _ => (ExportKind::Func, r.core_func(plan.imports[k].lowerings[0])),
+                        }),
                     _ => None,
                 };
                 let Some((kind, index)) = provided else {
@@ -470,10 +520,7 @@ pub(crate) fn rewrite(
             args.push((module.clone(), ModuleArg::Instance(base_i + j as u32)));
         }
         let monitor_instance = base_i + n_mods;
-        inst.instantiate(
-            start.core_modules - 2,
-            args.iter().map(|(n, a)| (n.as_str(), *a)),
-        );
+        inst.instantiate(MONITOR, args.iter().map(|(n, a)| (n.as_str(), *a)));
         out.section(&inst);
         let mut aliases = ComponentAliasSection::new();
         for i in 0..n as usize {
@@ -489,10 +536,7 @@ pub(crate) fn rewrite(
             vec![(TABLE_EXPORT.to_string(), ExportKind::Table, 0)];
         exports.extend((0..n).map(|i| (func_export(i as usize), ExportKind::Func, base_f + i)));
         inst.export_items(exports.iter().map(|(n, k, i)| (n.as_str(), *k, *i)));
-        inst.instantiate(
-            start.core_modules - 1,
-            [("", ModuleArg::Instance(monitor_instance + 1))],
-        );
+        inst.instantiate(FIXUP, [("", ModuleArg::Instance(monitor_instance + 1))]);
         out.section(&inst);
         Ok(())
     };
@@ -527,5 +571,51 @@ pub(crate) fn rewrite(
             out.section(&canon);
         }
     }
+    if let Some(p) = copier {
+        // At the end, where new items move no original one: `get-directories` lowered
+        // again into the copier's memory through the copier's realloc, put in the
+        // copier's table.
+        let memory = plan.core_memories;
+        let realloc = shifted!(r, plan.totals.core_funcs, core_funcs);
+        let table = shifted!(r, plan.totals.core_tables, core_tables);
+        let instance = shifted!(r, plan.totals.core_instances, core_instances);
+        let copier_instance = copier_i + 1;
+        let mut aliases = ComponentAliasSection::new();
+        for (kind, name) in [
+            (ExportKind::Memory, "memory"),
+            (ExportKind::Func, "realloc"),
+            (ExportKind::Table, TABLE_EXPORT),
+        ] {
+            aliases.alias(Alias::CoreInstanceExport {
+                instance: copier_instance,
+                kind,
+                name,
+            });
+        }
+        out.section(&aliases);
+        let mut canon = CanonicalFunctionSection::new();
+        canon.lower(
+            shifted!(r, p.func, funcs),
+            [
+                CanonicalOption::Memory(memory),
+                CanonicalOption::Realloc(realloc),
+                CanonicalOption::UTF8,
+            ],
+        );
+        out.section(&canon);
+        let mut inst = InstanceSection::new();
+        inst.export_items([
+            (TABLE_EXPORT, ExportKind::Table, table),
+            ("f", ExportKind::Func, realloc + 1),
+        ]);
+        inst.instantiate(COPIER_FILL, [("", ModuleArg::Instance(instance))]);
+        out.section(&inst);
+    }
     Ok((out.finish(), r.report))
 }
+
+/// Indices of the inserted core modules (see [`inserted_modules`]).
+const MONITOR: u32 = 1;
+const FIXUP: u32 = 2;
+const COPIER: u32 = 3;
+const COPIER_FILL: u32 = 4;

@@ -618,3 +618,39 @@ fn a_component_whose_realloc_rewrites_the_preopens_list_cannot_move_a_preopen() 
         "reason: the shadow password file is off limits",
     ]);
 }
+
+#[test]
+fn a_component_whose_realloc_hands_out_overlapping_blocks_traps_before_the_list_is_written() {
+    // Every block at the same address: the copier refuses to write a list whose names
+    // would overwrite each other (which could forge a path) and the run stops.
+    let same_block = REWRITES_THE_PREOPENS.replace(
+        "(global.set $bump (i32.add (local.get $p) (local.get 3)))",
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let wasm = dir.path().join("overlapping.wasm");
+    std::fs::write(&wasm, component_from_core(&same_block)).unwrap();
+    let (a_arg, b_arg) = (
+        format!("{}::/etc", a.display()),
+        format!("{}::/srv", b.display()),
+    );
+    let run = irm(&[
+        "run",
+        "--policy",
+        "policies/no-secrets-p2.pol",
+        "--dir",
+        &a_arg,
+        "--dir",
+        &b_arg,
+        wasm.to_str().unwrap(),
+    ]);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unreachable") || run.stderr.contains("trap"),
+        "{}",
+        run.stderr
+    );
+}

@@ -235,6 +235,23 @@ fn a_third_party_program_adapted_to_wasi_0_2_runs_woven_with_the_same_output() {
 }
 
 #[test]
+fn a_third_party_component_under_path_policies_runs_with_the_same_output() {
+    // Path policies keep the descriptor table, so get-directories is served by the copier
+    // through the preview 1 adapter's own import allocator.
+    let dir = tempfile::tempdir().unwrap();
+    let Some(component) = usvg_component(dir.path()) else {
+        return;
+    };
+    let plain = run_usvg(dir.path(), &component, None);
+    plain.code(0);
+    for policy in ["policies/no-secrets-p2.pol", "policies/chinese-wall-p2.pol"] {
+        let woven = run_usvg(dir.path(), &component, Some(policy));
+        woven.code(0);
+        assert_eq!(woven.stdout, plain.stdout, "{policy}");
+    }
+}
+
+#[test]
 fn a_third_party_component_is_stopped_where_its_policy_says() {
     let dir = tempfile::tempdir().unwrap();
     let Some(component) = usvg_component(dir.path()) else {

@@ -8,7 +8,6 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use policy_lang::descriptors::{Effect, Opened};
-use policy_lang::handles::Place;
 use policy_lang::interp::{run_trace_in, TraceEvent, Value, World};
 use policy_lang::ir::{Event, EventId, Expr, Param, ParamType, Pattern, Phase, Program};
 use policy_lang::wasi::{self, Role};
@@ -184,15 +183,11 @@ pub fn generate(m: &Module, program: &Program, events: &[EventId], budget: usize
         r.into_iter().collect()
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let hands_out_behind_retptr: Vec<bool> = (0..program.events.len() as EventId)
-        .map(|e| {
-            let grants = program.stream_grants(e);
-            grants.iter().any(|g| matches!(g.at, Place::Ok(_)))
-                || matches!(
-                    program.descriptor_effect(e),
-                    Some(Effect::OpenAt | Effect::Preopens)
-                )
-        })
+    let tracks = program.tracks();
+    let hands_out_behind_retptr: Vec<bool> = program
+        .events
+        .iter()
+        .map(|e| tracks && policy_lang::handles::hands_out_behind_retptr(e))
         .collect();
     // A call of `e` with random candidates; descriptors are mostly ones the host has open
     // (`open`), so calls reach the descriptors earlier calls handed out.

@@ -59,7 +59,8 @@ impl HookContext {
             hook_kind::POST => {
                 let mut o = lock(&self.obs);
                 o.returned(None);
-                if hands_out_behind_retptr(program, event) {
+                let e = program.events.get(event as usize);
+                if e.is_some_and(policy_lang::handles::hands_out_behind_retptr) {
                     o.opened(u32::try_from(extra).ok());
                 }
             }
@@ -207,23 +208,4 @@ fn fault_of(c: &manifest::Code, extra: i64) -> (Option<RuntimeFault>, String) {
         _ => None,
     };
     (fault, c.reason.clone())
-}
-
-/// Whether a call of `event` answers behind `retptr` with handles: a stream grant,
-/// `open-at` or `get-directories`.
-fn hands_out_behind_retptr(program: &Program, event: EventId) -> bool {
-    let Some(e) = program.events.get(event as usize) else {
-        return false;
-    };
-    let grants = policy_lang::handles::grants(e);
-    grants
-        .iter()
-        .any(|g| matches!(g.at, policy_lang::handles::Place::Ok(_)))
-        || matches!(
-            policy_lang::descriptors::Effect::of_import(&e.module, &e.field),
-            Some(
-                policy_lang::descriptors::Effect::OpenAt
-                    | policy_lang::descriptors::Effect::Preopens
-            )
-        )
 }

@@ -166,6 +166,17 @@ pub fn retptr_role(module: &str, field: &str) -> Option<crate::wasi::Role> {
     })
 }
 
+/// Whether a call of `event` answers behind `retptr` with handles it hands out: a stream
+/// grant behind `retptr`, `open-at` or `get-directories` (a trace's `opens N`).
+pub fn hands_out_behind_retptr(event: &Event) -> bool {
+    use crate::descriptors::Effect;
+    grants(event).iter().any(|g| matches!(g.at, Place::Ok(_)))
+        || matches!(
+            Effect::of_import(&event.module, &event.field),
+            Some(Effect::OpenAt | Effect::Preopens)
+        )
+}
+
 /// The stream a call of `event` drops (`[resource-drop]input-stream` or
 /// `[resource-drop]output-stream` of `wasi:io/streams`): its entry is forgotten.
 pub fn drops(event: &Event) -> Option<Stream> {

@@ -343,6 +343,33 @@ mod tests {
     }
 
     #[test]
+    fn calls_answering_behind_retptr_with_handles_are_grants_open_at_and_get_directories() {
+        let ev = |module: &str, f: &str| crate::wit::function(module, f).unwrap().event;
+        let fs = "wasi:filesystem/types@0.2.0";
+        assert!(hands_out_behind_retptr(&ev(
+            fs,
+            "[method]descriptor.read-via-stream"
+        )));
+        assert!(hands_out_behind_retptr(&ev(
+            fs,
+            "[method]descriptor.open-at"
+        )));
+        assert!(hands_out_behind_retptr(&ev(
+            "wasi:filesystem/preopens@0.2.0",
+            "get-directories"
+        )));
+        // A flat result, and a result without handles.
+        assert!(!hands_out_behind_retptr(&ev(
+            "wasi:cli/stdout@0.2.0",
+            "get-stdout"
+        )));
+        assert!(!hands_out_behind_retptr(&ev(
+            fs,
+            "[method]descriptor.stat-at"
+        )));
+    }
+
+    #[test]
     fn a_handle_no_grant_handed_out_is_closed_and_numbers_are_per_direction() {
         let mut t = Handles::default();
         t.grant(Stream::Output, 3, Kind::Socket).unwrap();

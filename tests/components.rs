@@ -671,3 +671,94 @@ fn a_component_whose_realloc_hands_out_overlapping_blocks_traps_before_the_list_
         run.stderr
     );
 }
+
+/// A component that calls get-directories, then `open-at` for each `(preopen, path,
+/// open-flags, descriptor-flags)` in order, exiting with failure (1) when one fails.
+fn opener(opens: &[(u32, &str, u32, u32)]) -> Vec<u8> {
+    let mut data = String::new();
+    let mut calls = String::new();
+    let mut at = 200;
+    for (preopen, path, open_flags, flags) in opens {
+        data.push_str(&format!("(data (i32.const {at}) \"{path}\")\n"));
+        calls.push_str(&format!(
+            "(call $open_at
+               (i32.load (i32.add (i32.load (i32.const 16)) (i32.const {})))
+               (i32.const 0) (i32.const {at}) (i32.const {}) (i32.const {open_flags})
+               (i32.const {flags}) (i32.const 32))
+             (if (i32.load8_u (i32.const 32)) (then (return (i32.const 1))))\n",
+            12 * preopen,
+            path.len()
+        ));
+        at += path.len() + 8;
+    }
+    component_from_core(&format!(
+        r#"(module
+          (import "wasi:filesystem/preopens@0.2.12" "get-directories" (func $dirs (param i32)))
+          (import "wasi:filesystem/types@0.2.12" "[method]descriptor.open-at"
+            (func $open_at (param i32 i32 i32 i32 i32 i32 i32)))
+          (memory (export "memory") 1)
+          {data}
+          (global $bump (mut i32) (i32.const 4096))
+          (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+            (local $p i32)
+            (local.set $p
+              (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                       (i32.sub (i32.const 0) (local.get 2))))
+            (global.set $bump (i32.add (local.get $p) (local.get 3)))
+            (local.get $p))
+          (func (export "wasi:cli/run@0.2.12#run") (result i32)
+            (call $dirs (i32.const 16))
+            {calls}
+            (i32.const 0)))"#
+    ))
+}
+
+/// Runs `wasm` under `policy` with `dirs` preopened (host directory, guest name).
+fn run_opener(policy: &str, wasm: &[u8], dirs: &[(&std::path::Path, &str)]) -> common::Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opener.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    let mut args: Vec<String> = vec!["run".into(), "--policy".into(), policy.into()];
+    for (host, guest) in dirs {
+        args.extend(["--dir".into(), format!("{}::{guest}", host.display())]);
+    }
+    args.push(path.display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    irm(&refs)
+}
+
+const CREATE: u32 = 1;
+const WRITE: u32 = 2;
+const READ: u32 = 1;
+
+#[test]
+fn tmp_writes_p2_lets_a_component_create_under_tmp_and_stops_it_creating_elsewhere() {
+    let (tmp, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dirs = [(tmp.path(), "/tmp"), (data.path(), "/data")];
+    let ok = opener(&[(0, "out.txt", CREATE, WRITE), (1, "in.txt", CREATE, READ)]);
+    let run = run_opener("policies/tmp-writes-p2.pol", &ok, &dirs);
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
+        "reason: files may be created or changed only under /tmp",
+        "path=\"in.txt\"",
+    ]);
+    // The allowed create happened; the denied one did not.
+    assert!(tmp.path().join("out.txt").exists());
+    assert!(!data.path().join("in.txt").exists());
+}
+
+#[test]
+fn chinese_wall_p2_stops_a_component_crossing_to_the_other_side() {
+    let data = tempfile::tempdir().unwrap();
+    for side in ["a", "b"] {
+        std::fs::create_dir(data.path().join(side)).unwrap();
+        std::fs::write(data.path().join(side).join("x"), side).unwrap();
+    }
+    let dirs = [(data.path(), "/data")];
+    let one_side = opener(&[(0, "a/x", 0, READ), (0, "a/../a/x", 0, READ)]);
+    run_opener("policies/chinese-wall-p2.pol", &one_side, &dirs).code(0);
+    let both = opener(&[(0, "a/x", 0, READ), (0, "b/x", 0, READ)]);
+    run_opener("policies/chinese-wall-p2.pol", &both, &dirs)
+        .code(VIOLATION)
+        .stderr_has(&["reason: /data/b is closed after /data/a was touched"]);
+}

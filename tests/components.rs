@@ -225,26 +225,13 @@ fn a_third_party_program_adapted_to_wasi_0_2_runs_woven_with_the_same_output() {
     let plain = run_usvg(dir.path(), &component, None);
     plain.code(0);
     assert!(plain.stdout.contains("<svg"), "{}", plain.stdout);
-    let woven = run_usvg(
-        dir.path(),
-        &component,
-        Some("policies/files-or-network.pol"),
-    );
-    woven.code(0);
-    assert_eq!(woven.stdout, plain.stdout);
-}
-
-#[test]
-fn a_third_party_component_under_path_policies_runs_with_the_same_output() {
-    // Path policies keep the descriptor table, so get-directories is served by the copier
-    // through the preview 1 adapter's own import allocator.
-    let dir = tempfile::tempdir().unwrap();
-    let Some(component) = usvg_component(dir.path()) else {
-        return;
-    };
-    let plain = run_usvg(dir.path(), &component, None);
-    plain.code(0);
-    for policy in ["policies/no-secrets-p2.pol", "policies/chinese-wall-p2.pol"] {
+    // The path policies keep the descriptor table, so get-directories is served by the
+    // copier through the preview 1 adapter's own import allocator.
+    for policy in [
+        "policies/files-or-network.pol",
+        "policies/no-secrets-p2.pol",
+        "policies/chinese-wall-p2.pol",
+    ] {
         let woven = run_usvg(dir.path(), &component, Some(policy));
         woven.code(0);
         assert_eq!(woven.stdout, plain.stdout, "{policy}");
@@ -369,10 +356,10 @@ fn stdio_only_p2_lets_a_component_print_and_stops_it_at_the_network() {
     assert!(received.is_empty(), "the listener received {received:?}");
 }
 
-/// Runs `program` under `policy` with `home` preopened as `/home/alice` (and as `guest`
-/// when given instead), reading `file` and sending it to a listener.
+/// Runs `program` (under `policy`, when given) with `home` preopened as `guest`, reading
+/// `file` and sending it to a listener.
 fn run_reading(
-    policy: &str,
+    policy: Option<&str>,
     program: &str,
     home: &std::path::Path,
     guest: &str,
@@ -380,10 +367,11 @@ fn run_reading(
 ) -> (common::Run, Vec<u8>) {
     let (address, received) = listener();
     let dir = format!("{}::{guest}", home.display());
-    let run = irm(&[
-        "run",
-        "--policy",
-        policy,
+    let mut args = vec!["run"];
+    if let Some(p) = policy {
+        args.extend(["--policy", p]);
+    }
+    args.extend([
         "--dir",
         &dir,
         "--inherit-network",
@@ -392,6 +380,7 @@ fn run_reading(
         file,
         &address,
     ]);
+    let run = irm(&args);
     let _ = std::net::TcpStream::connect(&address);
     (run, received.join().unwrap())
 }
@@ -410,7 +399,7 @@ fn no_secrets_p2_stops_a_component_opening_an_ssh_key_under_its_preopen() {
     let program = built_or_skip!();
     let home = home();
     let (run, received) = run_reading(
-        "policies/no-secrets-p2.pol",
+        Some("policies/no-secrets-p2.pol"),
         &program,
         home.path(),
         "/home/alice",
@@ -432,7 +421,7 @@ fn no_secrets_p2_lets_a_component_read_and_send_an_ordinary_file() {
     let program = built_or_skip!();
     let home = home();
     let (run, received) = run_reading(
-        "policies/no-secrets-p2.pol",
+        Some("policies/no-secrets-p2.pol"),
         &program,
         home.path(),
         "/home/alice",
@@ -449,7 +438,7 @@ fn no_secrets_p2_denies_a_path_under_a_preopen_whose_place_is_unknown() {
     // Preopened as `.`, the directory's place in the guest's tree is unknown: when in
     // doubt, deny.
     let (run, received) = run_reading(
-        "policies/no-secrets-p2.pol",
+        Some("policies/no-secrets-p2.pol"),
         &program,
         home.path(),
         ".",
@@ -477,20 +466,13 @@ fn a_component_woven_with_no_secrets_p2_by_irm_weave_stops_itself() {
     ])
     .code(0);
     let home = home();
-    let (address, received) = listener();
-    let dir_arg = format!("{}::/home/alice", home.path().display());
-    let run = irm(&[
-        "run",
-        "--dir",
-        &dir_arg,
-        "--inherit-network",
+    let (run, received) = run_reading(
+        None,
         out.to_str().unwrap(),
-        "--",
+        home.path(),
+        "/home/alice",
         "/home/alice/.ssh/id_rsa",
-        &address,
-    ]);
-    let _ = std::net::TcpStream::connect(&address);
-    let received = received.join().unwrap();
+    );
     run.code(VIOLATION).stderr_has(&[
         "[method]descriptor.open-at",
         "the component's monitor denied the call",
@@ -611,24 +593,13 @@ fn a_component_whose_realloc_rewrites_the_preopens_list_cannot_move_a_preopen() 
     std::fs::create_dir(&etc).unwrap();
     std::fs::create_dir(&srv).unwrap();
     std::fs::write(etc.join("shadow"), b"root:x").unwrap();
-    let wasm = dir.path().join("hostile.wasm");
-    std::fs::write(&wasm, component_from_core(REWRITES_THE_PREOPENS)).unwrap();
-    let (etc_arg, srv_arg) = (
-        format!("{}::/etc", etc.display()),
-        format!("{}::/srv", srv.display()),
-    );
     // The monitor records the list as the host wrote it (into the monitor's own memory),
     // so `shadow` under the first preopen is /etc/shadow, not /tmp/shadow.
-    irm(&[
-        "run",
-        "--policy",
+    run_opener(
         "policies/no-secrets-p2.pol",
-        "--dir",
-        &etc_arg,
-        "--dir",
-        &srv_arg,
-        wasm.to_str().unwrap(),
-    ])
+        &component_from_core(REWRITES_THE_PREOPENS),
+        &[(&etc, "/etc"), (&srv, "/srv")],
+    )
     .code(VIOLATION)
     .stderr_has(&[
         "[method]descriptor.open-at",
@@ -648,22 +619,11 @@ fn a_component_whose_realloc_hands_out_overlapping_blocks_traps_before_the_list_
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir(&a).unwrap();
     std::fs::create_dir(&b).unwrap();
-    let wasm = dir.path().join("overlapping.wasm");
-    std::fs::write(&wasm, component_from_core(&same_block)).unwrap();
-    let (a_arg, b_arg) = (
-        format!("{}::/etc", a.display()),
-        format!("{}::/srv", b.display()),
-    );
-    let run = irm(&[
-        "run",
-        "--policy",
+    let run = run_opener(
         "policies/no-secrets-p2.pol",
-        "--dir",
-        &a_arg,
-        "--dir",
-        &b_arg,
-        wasm.to_str().unwrap(),
-    ]);
+        &component_from_core(&same_block),
+        &[(&a, "/etc"), (&b, "/srv")],
+    );
     assert_ne!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stderr.contains("unreachable") || run.stderr.contains("trap"),

@@ -665,11 +665,7 @@ impl WrapGen<'_> {
                 self.g.op(I::I32Const(1));
             }
             Base::Descriptor(fd, layout) => {
-                self.g.op(I::LocalGet(fd));
-                self.g.op(I::I32Const(MAX_PATH as i32));
-                self.g.op(I::I32Mul);
-                self.g.op(I::I32Const(layout.paths() as i32));
-                self.g.op(I::I32Add);
+                self.path_slot(fd, layout);
                 self.entry_addr(fd, layout);
                 self.g.op(I::I32Load(mem(private, 4, 2)));
             }
@@ -1002,15 +998,8 @@ impl WrapGen<'_> {
                 let fd = self.g.local(ValType::I32);
                 self.g.op(I::LocalGet(out));
                 self.g.op(I::I32Load(mem(host, 0, 2)));
-                self.g.op(I::LocalTee(fd));
-                self.g.op(I::I32Const(MAX_FDS as i32));
-                self.g.op(I::I32GeU);
-                self.g.if_(BlockType::Empty);
-                self.g.op(I::LocalGet(fd));
-                self.g.op(I::I64ExtendI32U);
-                self.g.op(I::LocalSet(self.extra));
-                self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
-                self.g.end();
+                self.g.op(I::LocalSet(fd));
+                self.check_descriptor_limit(fd);
                 let entry = self.g.local(ValType::I32);
                 self.entry_addr(fd, layout);
                 self.g.op(I::LocalSet(entry));
@@ -1076,20 +1065,8 @@ impl WrapGen<'_> {
                             }
                             None => g.op(I::I32Const(0)),
                         }
-                        if let Some(f) = fdflags {
-                            g.op(I::LocalGet(f));
-                            g.op(I::I32Const(1));
-                            g.op(I::I32And);
-                            g.op(I::I32Or);
-                        }
-                        if let Some(o) = oflags {
-                            g.op(I::LocalGet(o));
-                            g.op(I::I32Const(WRITE_OFLAGS as i32));
-                            g.op(I::I32And);
-                            g.op(I::I32Const(0));
-                            g.op(I::I32Ne);
-                            g.op(I::I32Or);
-                        }
+                        or_any_bits(g, fdflags, 1);
+                        or_any_bits(g, oflags, WRITE_OFLAGS);
                     },
                 );
                 self.store_opened_path(fd, entry, layout);
@@ -1098,14 +1075,7 @@ impl WrapGen<'_> {
             Effect::OpenAt | Effect::Preopens | Effect::Drop => {}
             Effect::Close => {
                 let Some(fd) = arg(self, "fd") else { return };
-                self.g.op(I::LocalGet(fd));
-                self.g.op(I::I32Const(MAX_FDS as i32));
-                self.g.op(I::I32LtU);
-                self.g.if_(BlockType::Empty);
-                self.entry_addr(fd, layout);
-                self.g.op(I::I64Const(0));
-                self.g.op(I::I64Store(mem(private, 0, 3)));
-                self.g.end();
+                self.forget_descriptor(fd, layout);
             }
             Effect::Renumber => {
                 let (Some(from), Some(to)) = (arg(self, "fd"), arg(self, "to")) else {
@@ -1118,15 +1088,7 @@ impl WrapGen<'_> {
                 self.g.op(I::LocalGet(to));
                 self.g.op(I::I32Ne);
                 self.g.if_(BlockType::Empty);
-                self.g.op(I::LocalGet(to));
-                self.g.op(I::I32Const(MAX_FDS as i32));
-                self.g.op(I::I32GeU);
-                self.g.if_(BlockType::Empty);
-                self.g.op(I::LocalGet(to));
-                self.g.op(I::I64ExtendI32U);
-                self.g.op(I::LocalSet(self.extra));
-                self.call_fault(RuntimeFault::DescriptorLimit { fd: 0 });
-                self.g.end();
+                self.check_descriptor_limit(to);
                 self.g.op(I::LocalGet(from));
                 self.g.op(I::I32Const(MAX_FDS as i32));
                 self.g.op(I::I32LtU);
@@ -1137,11 +1099,7 @@ impl WrapGen<'_> {
                 self.g.op(I::I64Load(mem(private, 0, 3)));
                 self.g.op(I::I64Store(mem(private, 0, 3)));
                 for fd in [to, from] {
-                    self.g.op(I::LocalGet(fd));
-                    self.g.op(I::I32Const(MAX_PATH as i32));
-                    self.g.op(I::I32Mul);
-                    self.g.op(I::I32Const(layout.paths() as i32));
-                    self.g.op(I::I32Add);
+                    self.path_slot(fd, layout);
                 }
                 self.entry_addr(to, layout);
                 self.g.op(I::I32Load(mem(private, 4, 2)));
@@ -1162,11 +1120,9 @@ impl WrapGen<'_> {
         }
     }
 
-    /// Writes the table entry at `entry` (a local): kind, writable, no path yet.
     /// Records the resolved `path` parameter, when it resolved, as the path of the
     /// descriptor in local `fd` (< `MAX_FDS`) whose entry is at local `entry`.
     fn store_opened_path(&mut self, fd: u32, entry: u32, layout: Layout) {
-        let private = self.plan.private_memory;
         let Some(r) = self
             .param_named("path")
             .and_then(|p| self.resolved.get(&p))
@@ -1174,20 +1130,40 @@ impl WrapGen<'_> {
         else {
             return;
         };
-        self.g.op(I::LocalGet(r.status));
+        self.copy_path(fd, entry, layout, r.buffer, r.status);
+    }
+
+    /// When local `status` (a resolution's length) is positive: copies that many bytes
+    /// from resolution buffer `buffer` into descriptor `fd`'s path and records the length
+    /// in its entry at local `entry`.
+    fn copy_path(&mut self, fd: u32, entry: u32, layout: Layout, buffer: u32, status: u32) {
+        let private = self.plan.private_memory;
+        self.g.op(I::LocalGet(status));
         self.g.op(I::I32Const(0));
         self.g.op(I::I32GtS);
         self.g.if_(BlockType::Empty);
         self.path_slot(fd, layout);
-        self.g.op(I::I32Const(r.buffer as i32));
-        self.g.op(I::LocalGet(r.status));
+        self.g.op(I::I32Const(buffer as i32));
+        self.g.op(I::LocalGet(status));
         self.g.op(I::MemoryCopy {
             src_mem: private,
             dst_mem: private,
         });
         self.g.op(I::LocalGet(entry));
-        self.g.op(I::LocalGet(r.status));
+        self.g.op(I::LocalGet(status));
         self.g.op(I::I32Store(mem(private, 4, 2)));
+        self.g.end();
+    }
+
+    /// Closes descriptor `fd` (a local) in the table, when it is inside it.
+    fn forget_descriptor(&mut self, fd: u32, layout: Layout) {
+        self.g.op(I::LocalGet(fd));
+        self.g.op(I::I32Const(MAX_FDS as i32));
+        self.g.op(I::I32LtU);
+        self.g.if_(BlockType::Empty);
+        self.entry_addr(fd, layout);
+        self.g.op(I::I64Const(0));
+        self.g.op(I::I64Store(mem(self.plan.private_memory, 0, 3)));
         self.g.end();
     }
 
@@ -1220,17 +1196,8 @@ impl WrapGen<'_> {
     /// length; 12-byte elements: handle, name pointer, name length).
     fn apply_component_effect(&mut self, effect: Effect) -> Result<(), WeaveError> {
         let layout = self.table().expect("effects only with a table");
-        let private = self.plan.private_memory;
         if effect == Effect::Drop {
-            let h = self.local_of(0);
-            self.g.op(I::LocalGet(h));
-            self.g.op(I::I32Const(MAX_FDS as i32));
-            self.g.op(I::I32LtU);
-            self.g.if_(BlockType::Empty);
-            self.entry_addr(h, layout);
-            self.g.op(I::I64Const(0));
-            self.g.op(I::I64Store(mem(private, 0, 3)));
-            self.g.end();
+            self.forget_descriptor(self.local_of(0), layout);
             return Ok(());
         }
         let (Some(retptr), Some(host)) = (
@@ -1279,16 +1246,8 @@ impl WrapGen<'_> {
                         | descriptors::DESCRIPTOR_FLAGS_MUTATE_DIRECTORY;
                     let changes = descriptors::OPEN_FLAGS_CREATE | descriptors::OPEN_FLAGS_TRUNCATE;
                     g.op(I::I32Const(0));
-                    for (local, mask) in [(flags, write), (open_flags, changes)] {
-                        if let Some(l) = local {
-                            g.op(I::LocalGet(l));
-                            g.op(I::I32Const(mask as i32));
-                            g.op(I::I32And);
-                            g.op(I::I32Const(0));
-                            g.op(I::I32Ne);
-                            g.op(I::I32Or);
-                        }
-                    }
+                    or_any_bits(g, flags, write);
+                    or_any_bits(g, open_flags, changes);
                 },
             );
             self.store_opened_path(h, entry, layout);
@@ -1355,21 +1314,7 @@ impl WrapGen<'_> {
         self.g.if_(BlockType::Empty);
         let buffer = layout.resolved(0);
         self.call_resolve(resolve, buffer, status, (Base::Root, name, name_len));
-        self.g.op(I::LocalGet(status));
-        self.g.op(I::I32Const(0));
-        self.g.op(I::I32GtS);
-        self.g.if_(BlockType::Empty);
-        self.path_slot(h, layout);
-        self.g.op(I::I32Const(buffer as i32));
-        self.g.op(I::LocalGet(status));
-        self.g.op(I::MemoryCopy {
-            src_mem: private,
-            dst_mem: private,
-        });
-        self.g.op(I::LocalGet(entry));
-        self.g.op(I::LocalGet(status));
-        self.g.op(I::I32Store(mem(private, 4, 2)));
-        self.g.end();
+        self.copy_path(h, entry, layout, buffer, status);
         self.g.end();
         self.g.op(I::LocalGet(element));
         self.g.op(I::I32Const(12));
@@ -1381,6 +1326,7 @@ impl WrapGen<'_> {
         Ok(())
     }
 
+    /// Writes the table entry at `entry` (a local): kind, writable, no path yet.
     fn store_entry(
         &mut self,
         entry: u32,
@@ -2301,3 +2247,16 @@ enum Base {
 
 use policy_lang::descriptors::{WRITE_OFLAGS, WRITE_RIGHTS};
 const _: () = assert!(KIND_FILE == Kind::File as i32 && KIND_SOCKET == Kind::Socket as i32);
+
+/// `acc | ((local & mask) != 0)` on the stack (`acc` already there), when the parameter
+/// `local` exists: one flag group of a call that may write.
+fn or_any_bits(g: &mut FnGen, local: Option<u32>, mask: i64) {
+    if let Some(l) = local {
+        g.op(I::LocalGet(l));
+        g.op(I::I32Const(mask as i32));
+        g.op(I::I32And);
+        g.op(I::I32Const(0));
+        g.op(I::I32Ne);
+        g.op(I::I32Or);
+    }
+}

@@ -96,6 +96,10 @@ pub(crate) fn wrap_imports(
         };
         let slot = reals.len();
         reals.push((inner, ty.clone()));
+        let (effect, grants) = (
+            program.descriptor_effect(event),
+            program.stream_grants(event),
+        );
         let (program, obs, monitor, slots, scanner) = (
             Arc::clone(program),
             Arc::clone(obs),
@@ -152,15 +156,17 @@ pub(crate) fn wrap_imports(
                 // denied, as in the woven monitor.
                 real.call(&mut caller, params, results)?;
                 let result = observe::first_result(&program, event, results);
+                let hands = Hands {
+                    event: &program.events[event as usize],
+                    effect,
+                    grants,
+                };
                 let opened = match result {
-                    Some(0) => opened_by(&mut caller, &program, event, &args, scanner.get())?,
+                    Some(0) => opened_by(&mut caller, &hands, &args, scanner.get())?,
                     _ => None,
                 };
-                let component = descriptors_handed(&mut caller, &program, event, &args);
-                let post = match (
-                    component,
-                    streams_handed(&mut caller, &program, event, &args),
-                ) {
+                let component = descriptors_handed(&mut caller, &hands, &args);
+                let post = match (component, streams_handed(&mut caller, &hands, &args)) {
                     (Some(Handed::Directories(d)), _) => {
                         lock(&monitor).post_directories(event, &args, &d)
                     }
@@ -269,6 +275,41 @@ fn guest_memory(caller: &mut Caller<'_, RunState>) -> Option<wasmtime::Memory> {
     }
 }
 
+/// What a call of one event hands out, decided once per import (each asks whether the
+/// program tracks, which walks every transition).
+struct Hands<'p> {
+    event: &'p policy_lang::ir::Event,
+    effect: Option<Effect>,
+    grants: &'static [policy_lang::handles::Grant],
+}
+
+/// The pointer argument `name` of a call, if the event has it.
+fn pointer_arg(event: &policy_lang::ir::Event, args: &[Value], name: &str) -> Option<u32> {
+    match event
+        .params
+        .iter()
+        .position(|p| p.name == name)
+        .and_then(|i| args.get(i))
+        .cloned()
+    {
+        Some(Value::Int(ptr)) => Some(ptr as u32),
+        _ => None,
+    }
+}
+
+/// `len` bytes of the guest's memory at `at`, when they are in it.
+fn guest_bytes(caller: &mut Caller<'_, RunState>, at: u32, len: u32) -> Option<Vec<u8>> {
+    let memory = guest_memory(caller)?;
+    let mut b = vec![0u8; len as usize];
+    memory.read(&*caller, at as usize, &mut b).ok().map(|_| b)
+}
+
+/// The little-endian `u32` of the guest's memory at `at`.
+fn guest_u32(caller: &mut Caller<'_, RunState>, at: u32) -> Option<u32> {
+    let b = guest_bytes(caller, at, 4)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// What a component call that hands out descriptors wrote behind `retptr`.
 enum Handed {
     /// `open-at`: the descriptor, when the result is `ok`.
@@ -282,99 +323,68 @@ enum Handed {
 /// is nothing handed out (the monitor then knows less, and denies what it cannot judge).
 fn descriptors_handed(
     caller: &mut Caller<'_, RunState>,
-    program: &Program,
-    event: u32,
+    hands: &Hands<'_>,
     args: &[Value],
 ) -> Option<Handed> {
-    let effect = program.descriptor_effect(event)?;
-    if !matches!(effect, Effect::OpenAt | Effect::Preopens) {
-        return None;
+    let retptr = pointer_arg(hands.event, args, "retptr");
+    match hands.effect? {
+        Effect::OpenAt => {
+            let ok = |caller: &mut Caller<'_, RunState>, at: u32| {
+                (guest_u32(caller, at)? & 0xff == 0).then_some(())?;
+                guest_u32(caller, at.wrapping_add(4))
+            };
+            let fd = retptr.and_then(|at| ok(caller, at));
+            Some(Handed::Opened(fd.map(|fd| Opened { fd, filetype: 0 })))
+        }
+        Effect::Preopens => {
+            let mut directories = Vec::new();
+            let list = retptr.and_then(|at| {
+                Some((
+                    guest_u32(caller, at)?,
+                    guest_u32(caller, at.wrapping_add(4))?,
+                ))
+            });
+            for i in 0..list.map_or(0, |(_, n)| n) {
+                let element = list.map_or(0, |(l, _)| l).wrapping_add(12 * i);
+                let (Some(h), Some(name), Some(len)) = (
+                    guest_u32(caller, element),
+                    guest_u32(caller, element.wrapping_add(4)),
+                    guest_u32(caller, element.wrapping_add(8)),
+                ) else {
+                    break;
+                };
+                // A name that cannot be read is a directory of unknown path.
+                let name = guest_bytes(caller, name, len).unwrap_or_default();
+                directories.push((h, name));
+            }
+            Some(Handed::Directories(directories))
+        }
+        _ => None,
     }
-    let nothing = match effect {
-        Effect::OpenAt => Handed::Opened(None),
-        _ => Handed::Directories(Vec::new()),
-    };
-    let e = &program.events[event as usize];
-    let retptr = e.params.iter().position(|p| p.name == "retptr");
-    let Some(Value::Int(ptr)) = retptr.and_then(|i| args.get(i)) else {
-        return Some(nothing);
-    };
-    let Some(memory) = guest_memory(caller) else {
-        return Some(nothing);
-    };
-    let bytes = |caller: &mut Caller<'_, RunState>, at: u32, len: u32| {
-        let mut b = vec![0u8; len as usize];
-        memory.read(&*caller, at as usize, &mut b).ok().map(|_| b)
-    };
-    let word = |caller: &mut Caller<'_, RunState>, at: u32| {
-        bytes(caller, at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let at = *ptr as u32;
-    if effect == Effect::OpenAt {
-        let opened = match word(caller, at).map(|w| w & 0xff) {
-            Some(0) => word(caller, at.wrapping_add(4)).map(|fd| Opened { fd, filetype: 0 }),
-            _ => None,
-        };
-        return Some(Handed::Opened(opened));
-    }
-    let (Some(list), Some(n)) = (word(caller, at), word(caller, at.wrapping_add(4))) else {
-        return Some(nothing);
-    };
-    let mut directories = Vec::new();
-    for i in 0..n {
-        let element = list.wrapping_add(12 * i);
-        let (Some(h), Some(name), Some(len)) = (
-            word(caller, element),
-            word(caller, element.wrapping_add(4)),
-            word(caller, element.wrapping_add(8)),
-        ) else {
-            break;
-        };
-        // A name that cannot be read is a directory of unknown path.
-        let name = bytes(caller, name, len).unwrap_or_default();
-        directories.push((h, name));
-    }
-    Some(Handed::Directories(directories))
 }
 
 /// For a component call that hands out streams behind `retptr`: the handles the host
 /// wrote there (`Some(None)` when its result is an error); `None` for any other call.
 fn streams_handed(
     caller: &mut Caller<'_, RunState>,
-    program: &Program,
-    event: u32,
+    hands: &Hands<'_>,
     args: &[Value],
 ) -> Option<Option<Vec<u32>>> {
     use policy_lang::handles::Place;
-    let grants = program.stream_grants(event);
-    if !grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
+    if !hands.grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
         return None;
     }
-    let e = &program.events[event as usize];
-    let Some(Value::Int(ptr)) = e
-        .params
-        .iter()
-        .position(|p| p.name == "retptr")
-        .and_then(|i| args.get(i))
-    else {
+    let Some(at) = pointer_arg(hands.event, args, "retptr") else {
         return Some(None);
     };
-    let memory = guest_memory(caller)?;
-    let read = |caller: &mut Caller<'_, RunState>, at: u32| {
-        let mut b = [0u8; 4];
-        memory
-            .read(&*caller, at as usize, &mut b)
-            .ok()
-            .map(|_| u32::from_le_bytes(b))
-    };
-    let at = *ptr as u32;
-    if read(caller, at).map(|w| w & 0xff) != Some(0) {
+    if guest_u32(caller, at).map(|w| w & 0xff) != Some(0) {
         return Some(None);
     }
-    let handed = grants
+    let handed = hands
+        .grants
         .iter()
         .map(|g| match g.at {
-            Place::Ok(off) => read(caller, at.wrapping_add(off)),
+            Place::Ok(off) => guest_u32(caller, at.wrapping_add(off)),
             Place::Result => None,
         })
         .collect();
@@ -385,37 +395,19 @@ fn streams_handed(
 /// out-pointer and, from the host, its file type.
 fn opened_by(
     caller: &mut Caller<'_, RunState>,
-    program: &Program,
-    event: u32,
+    hands: &Hands<'_>,
     args: &[Value],
     scanner: Option<&Scanner>,
 ) -> wasmtime::Result<Option<Opened>> {
-    let Some(effect) = program.descriptor_effect(event) else {
-        return Ok(None);
-    };
-    let out = match effect {
-        Effect::Open => "opened_fd",
-        Effect::Accept => "ro_fd",
+    let out = match hands.effect {
+        Some(Effect::Open) => "opened_fd",
+        Some(Effect::Accept) => "ro_fd",
         _ => return Ok(None),
     };
-    let e = &program.events[event as usize];
-    let Some(Value::Int(ptr)) = e
-        .params
-        .iter()
-        .position(|p| p.name == out)
-        .and_then(|i| args.get(i))
-    else {
+    let Some(fd) = pointer_arg(hands.event, args, out).and_then(|at| guest_u32(caller, at)) else {
         return Ok(None);
     };
-    let Some(memory) = guest_memory(caller) else {
-        return Ok(None);
-    };
-    let mut b = [0u8; 4];
-    if memory.read(&*caller, *ptr as u32 as usize, &mut b).is_err() {
-        return Ok(None);
-    }
-    let fd = u32::from_le_bytes(b);
-    if effect == Effect::Accept {
+    if hands.effect == Some(Effect::Accept) {
         return Ok(Some(Opened {
             fd,
             filetype: policy_lang::descriptors::FILETYPE_SOCKET_STREAM,

@@ -129,43 +129,34 @@ impl FakeHost {
         mem: &mut dyn Memory,
     ) {
         let arg = |name: &str| wasm_arg(event, args, name);
-        match Effect::of_import(&event.module, &event.field) {
-            Some(Effect::OpenAt) => {
-                // `result<descriptor, error-code>`: `ok` with the trace's handle, else
-                // an error (`access`).
-                let Some(at) = arg("retptr") else { return };
-                let (tag, payload) = match call.opened {
-                    Some(o) => (0, o.fd),
-                    None => (1, 0),
-                };
-                mem.write(at, &[tag]);
-                mem.write(at.wrapping_add(4), &payload.to_le_bytes());
-                return;
-            }
-            Some(Effect::Preopens) => {
-                let Some(at) = arg("retptr") else { return };
+        if crate::handles::hands_out_behind_retptr(event) {
+            let Some(at) = arg("retptr") else { return };
+            if Effect::of_import(&event.module, &event.field) == Some(Effect::Preopens) {
                 let list = self.directories(call, mem);
                 mem.write(at, &list);
                 return;
             }
-            _ => {}
-        }
-        let grants = crate::handles::grants(event);
-        if grants.iter().any(|g| matches!(g.at, Place::Ok(_))) {
-            // A component call that returns `result<streams, error-code>` behind
-            // `retptr`: `ok` with the trace's handles (`opens N`: N, N + 1, ...), else
-            // an error.
-            let Some(at) = arg("retptr") else { return };
+            // `result<handles, error-code>`: `ok` with the trace's handles (`opens N`: N,
+            // N + 1, ...) where the call's streams go (a grant) or its descriptor
+            // (`open-at`, at 4), else an error.
             let Some(o) = call.opened else {
                 mem.write(at, &[1]);
                 return;
             };
             mem.write(at, &[0]);
-            for (i, g) in grants.iter().enumerate() {
-                if let Place::Ok(off) = g.at {
-                    let h = o.fd.wrapping_add(i as u32);
-                    mem.write(at.wrapping_add(off), &h.to_le_bytes());
-                }
+            let grants = crate::handles::grants(event).iter();
+            let mut offsets: Vec<u32> = grants
+                .filter_map(|g| match g.at {
+                    Place::Ok(off) => Some(off),
+                    Place::Result => None,
+                })
+                .collect();
+            if offsets.is_empty() {
+                offsets.push(4);
+            }
+            for (i, off) in offsets.into_iter().enumerate() {
+                let h = o.fd.wrapping_add(i as u32);
+                mem.write(at.wrapping_add(off), &h.to_le_bytes());
             }
             return;
         }

@@ -24,12 +24,14 @@ fn error(src: &str) -> String {
     }
 }
 
+/// Judges every trace of `traces` by the interpreter, each in its own world (`preopen`
+/// lines; none by default).
 fn assert_traces(program: &Program, traces: &str) {
     let file = trace::parse_traces("t.traces", traces, program, &trace::wasi_constants)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!file.traces.is_empty());
     for t in &file.traces {
-        let v = interp::run_trace(program, &t.events());
+        let v = interp::run_trace_in(program, &t.world, &t.events());
         if let Err(d) = trace::check(program, t, &v) {
             panic!("trace {:?}:\n{d}", t.name);
         }
@@ -201,18 +203,6 @@ fn a_declared_signature_that_differs_from_the_catalogue_is_an_error() {
     assert!(e.contains("conflicting declarations"), "{e}");
 }
 
-/// Like [`assert_traces`], each trace in its own world (`preopen` lines).
-fn assert_traces_in_worlds(program: &Program, traces: &str) {
-    let file = trace::parse_traces("t.traces", traces, program, &trace::wasi_constants)
-        .unwrap_or_else(|e| panic!("{e}"));
-    for t in &file.traces {
-        let v = interp::run_trace_in(program, &t.world, &t.events());
-        if let Err(d) = trace::check(program, t, &v) {
-            panic!("trace {:?}:\n{d}", t.name);
-        }
-    }
-}
-
 #[test]
 fn a_component_s_descriptors_are_numbered_apart_from_preview_1_s() {
     // Preview 1's descriptor 3 is the preopen `/`; the component's handle 3 is nothing
@@ -224,7 +214,7 @@ fn a_component_s_descriptors_are_numbered_apart_from_preview_1_s() {
           on open_at when path startswith "/etc/" -> deny "no /etc";
         }}"#
     ));
-    assert_traces_in_worlds(
+    assert_traces(
         &p,
         r#"preopen "/";
         accept "preview 1's preopen resolves" {
@@ -251,7 +241,7 @@ fn a_descriptor_asks_its_path_kind_and_write_access_of_the_component_table() {
           on write when self.path startswith "/data/" -> deny "no writes to /data";
         }}"#
     ));
-    assert_traces_in_worlds(
+    assert_traces(
         &p,
         r#"preopen "/tmp";
         preopen "/data";

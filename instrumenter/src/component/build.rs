@@ -293,30 +293,24 @@ pub fn copier(memory: &MemoryType) -> Vec<u8> {
     f.instruction(&I::I32Mul);
     f.instruction(&I::Call(0));
     f.instruction(&I::LocalSet(arr));
+    // Element i's fields live at `list + 12 i` in the copier's memory.
     let for_each = |f: &mut Function, body: &dyn Fn(&mut Function)| {
-        f.instruction(&I::I32Const(0));
-        f.instruction(&I::LocalSet(i));
-        f.instruction(&I::Block(BlockType::Empty));
-        f.instruction(&I::Loop(BlockType::Empty));
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::LocalGet(n));
-        f.instruction(&I::I32GeU);
-        f.instruction(&I::BrIf(1));
-        // elem = list + 12 * i (in the copier's memory)
-        f.instruction(&I::LocalGet(list));
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::I32Const(12));
+        counted_loop(f, i, n, &|f| {
+            f.instruction(&I::LocalGet(list));
+            f.instruction(&I::LocalGet(i));
+            f.instruction(&I::I32Const(12));
+            f.instruction(&I::I32Mul);
+            f.instruction(&I::I32Add);
+            f.instruction(&I::LocalSet(elem));
+            body(f);
+        });
+    };
+    // The component's block for element k's name.
+    let name_at = |f: &mut Function, k: u32| {
+        f.instruction(&I::LocalGet(k));
+        f.instruction(&I::I32Const(4));
         f.instruction(&I::I32Mul);
-        f.instruction(&I::I32Add);
-        f.instruction(&I::LocalSet(elem));
-        body(f);
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::I32Const(1));
-        f.instruction(&I::I32Add);
-        f.instruction(&I::LocalSet(i));
-        f.instruction(&I::Br(0));
-        f.instruction(&I::End);
-        f.instruction(&I::End);
+        f.instruction(&I::I32Load(own(NAMES as u64)));
     };
     // names[i] = realloc(0, 0, 1, len_i)
     for_each(&mut f, &|f| {
@@ -346,10 +340,7 @@ pub fn copier(memory: &MemoryType) -> Vec<u8> {
     f.instruction(&I::I32Const(8));
     trap_if_overlap(&mut f);
     let name_block = |f: &mut Function, k: u32| {
-        f.instruction(&I::LocalGet(k));
-        f.instruction(&I::I32Const(4));
-        f.instruction(&I::I32Mul);
-        f.instruction(&I::I32Load(own(NAMES as u64)));
+        name_at(f, k);
         f.instruction(&I::LocalGet(list));
         f.instruction(&I::LocalGet(k));
         f.instruction(&I::I32Const(12));
@@ -374,31 +365,15 @@ pub fn copier(memory: &MemoryType) -> Vec<u8> {
             trap_if_overlap(f);
         }
         // Earlier names: j in 0..i.
-        f.instruction(&I::I32Const(0));
-        f.instruction(&I::LocalSet(j));
-        f.instruction(&I::Block(BlockType::Empty));
-        f.instruction(&I::Loop(BlockType::Empty));
-        f.instruction(&I::LocalGet(j));
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::I32GeU);
-        f.instruction(&I::BrIf(1));
-        name_block(f, i);
-        name_block(f, j);
-        trap_if_overlap(f);
-        f.instruction(&I::LocalGet(j));
-        f.instruction(&I::I32Const(1));
-        f.instruction(&I::I32Add);
-        f.instruction(&I::LocalSet(j));
-        f.instruction(&I::Br(0));
-        f.instruction(&I::End);
-        f.instruction(&I::End);
+        counted_loop(f, j, i, &|f| {
+            name_block(f, i);
+            name_block(f, j);
+            trap_if_overlap(f);
+        });
     });
     // Then the writes: names, elements, `(pointer, length)`.
     for_each(&mut f, &|f| {
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::I32Const(4));
-        f.instruction(&I::I32Mul);
-        f.instruction(&I::I32Load(own(NAMES as u64)));
+        name_at(f, i);
         f.instruction(&I::LocalGet(elem));
         f.instruction(&I::I32Load(own(4)));
         f.instruction(&I::LocalGet(elem));
@@ -420,10 +395,7 @@ pub fn copier(memory: &MemoryType) -> Vec<u8> {
         f.instruction(&I::I32Load(own(0)));
         f.instruction(&I::I32Store(guest(0)));
         slot(f);
-        f.instruction(&I::LocalGet(i));
-        f.instruction(&I::I32Const(4));
-        f.instruction(&I::I32Mul);
-        f.instruction(&I::I32Load(own(NAMES as u64)));
+        name_at(f, i);
         f.instruction(&I::I32Store(guest(4)));
         slot(f);
         f.instruction(&I::LocalGet(elem));
@@ -469,6 +441,28 @@ pub fn copier(memory: &MemoryType) -> Vec<u8> {
     code.function(&f);
     m.section(&code);
     m.finish()
+}
+
+/// `for k in 0..bound { body }` over locals `k` and `bound`.
+fn counted_loop(f: &mut Function, k: u32, bound: u32, body: &dyn Fn(&mut Function)) {
+    use wasm_encoder::BlockType;
+    use Instruction as I;
+    f.instruction(&I::I32Const(0));
+    f.instruction(&I::LocalSet(k));
+    f.instruction(&I::Block(BlockType::Empty));
+    f.instruction(&I::Loop(BlockType::Empty));
+    f.instruction(&I::LocalGet(k));
+    f.instruction(&I::LocalGet(bound));
+    f.instruction(&I::I32GeU);
+    f.instruction(&I::BrIf(1));
+    body(f);
+    f.instruction(&I::LocalGet(k));
+    f.instruction(&I::I32Const(1));
+    f.instruction(&I::I32Add);
+    f.instruction(&I::LocalSet(k));
+    f.instruction(&I::Br(0));
+    f.instruction(&I::End);
+    f.instruction(&I::End);
 }
 
 /// Fills the copier's table: imports it (`""`, [`TABLE_EXPORT`]) and the component's

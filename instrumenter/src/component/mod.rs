@@ -226,25 +226,22 @@ fn name_component_imports(report: &mut crate::WeaveReport) {
             None => name.to_string(),
         }
     };
-    for p in &mut report.policies {
+    // Each name once, in order.
+    let plain_once = |names: &[String]| -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
-        p.wrapped_imports = p
-            .wrapped_imports
+        names
             .iter()
-            .map(|w| plain(w))
-            .filter(|w| seen.insert(w.clone()))
-            .collect();
+            .map(|n| plain(n))
+            .filter(|n| seen.insert(n.clone()))
+            .collect()
+    };
+    for p in &mut report.policies {
+        p.wrapped_imports = plain_once(&p.wrapped_imports);
     }
     for w in &mut report.wrapped {
         w.import = plain(&w.import);
     }
-    let mut seen = std::collections::HashSet::new();
-    report.tracking_imports = report
-        .tracking_imports
-        .iter()
-        .map(|t| plain(t))
-        .filter(|t| seen.insert(t.clone()))
-        .collect();
+    report.tracking_imports = plain_once(&report.tracking_imports);
 }
 
 /// A policy that names only WASI preview 1 functions can never act in a component; its

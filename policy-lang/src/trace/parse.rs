@@ -690,15 +690,11 @@ impl<'a> Builder<'a> {
 
     /// `opens [KIND] N` of a call to `event`.
     fn opened(&self, event: &str, decl: &Event, p: Pair<'_, Rule>) -> PResult<Opened> {
-        let grant = crate::handles::grants(decl)
-            .iter()
-            .any(|g| matches!(g.at, crate::handles::Place::Ok(_)));
-        let effect = Effect::of_import(&decl.module, &decl.field);
-        let hands_out = matches!(
-            effect,
-            Some(Effect::Open | Effect::Accept | Effect::OpenAt | Effect::Preopens)
+        let preview1 = matches!(
+            Effect::of_import(&decl.module, &decl.field),
+            Some(Effect::Open | Effect::Accept)
         );
-        if !grant && !hands_out {
+        if !preview1 && !crate::handles::hands_out_behind_retptr(decl) {
             return Err(self.error_at(
                 &p,
                 format!("`{event}` hands out no descriptor; only `path_open`, `sock_accept`, `open-at`, `get-directories` and the component calls that return streams behind `retptr` take `opens`"),

@@ -82,13 +82,17 @@ fn listener() -> (String, std::thread::JoinHandle<Vec<u8>>) {
 /// Runs `irm run [policy] --dir data --inherit-network program ARGS`, returning the run
 /// and what the listener received (the listener gives up once the run is over).
 fn run_exfil(policy: Option<&str>, program: &str, args: &[&str]) -> (common::Run, Vec<u8>) {
+    let flags = policy.map(|p| vec!["--policy", p]).unwrap_or_default();
+    run_exfil_with(&flags, program, args)
+}
+
+/// [`run_exfil`] with `flags` before the program (`--policy P`, `--enforce host`).
+fn run_exfil_with(flags: &[&str], program: &str, args: &[&str]) -> (common::Run, Vec<u8>) {
     let (address, received) = listener();
     let data = root().join("examples/exfil/data");
     let dir = format!("{}::/data", data.display());
     let mut cmd: Vec<String> = vec!["run".into()];
-    if let Some(p) = policy {
-        cmd.extend(["--policy".into(), p.into()]);
-    }
+    cmd.extend(flags.iter().map(|f| f.to_string()));
     cmd.extend([
         "--dir".into(),
         dir,
@@ -199,12 +203,20 @@ fn run_usvg(
     component: &std::path::Path,
     policy: Option<&str>,
 ) -> common::Run {
+    let flags = policy.map(|p| vec!["--policy", p]).unwrap_or_default();
+    run_usvg_with(dir, component, &flags)
+}
+
+/// [`run_usvg`] with `flags` before the component.
+fn run_usvg_with(
+    dir: &std::path::Path,
+    component: &std::path::Path,
+    flags: &[&str],
+) -> common::Run {
     std::fs::write(dir.join("t.svg"), SVG).unwrap();
     let preopen = format!("{}::/d", dir.display());
     let mut args = vec!["run"];
-    if let Some(p) = policy {
-        args.extend(["--policy", p]);
-    }
+    args.extend(flags);
     args.extend([
         "--dir",
         &preopen,
@@ -365,12 +377,22 @@ fn run_reading(
     guest: &str,
     file: &str,
 ) -> (common::Run, Vec<u8>) {
+    let flags = policy.map(|p| vec!["--policy", p]).unwrap_or_default();
+    run_reading_with(&flags, program, home, guest, file)
+}
+
+/// [`run_reading`] with `flags` before the program.
+fn run_reading_with(
+    flags: &[&str],
+    program: &str,
+    home: &std::path::Path,
+    guest: &str,
+    file: &str,
+) -> (common::Run, Vec<u8>) {
     let (address, received) = listener();
     let dir = format!("{}::{guest}", home.display());
     let mut args = vec!["run"];
-    if let Some(p) = policy {
-        args.extend(["--policy", p]);
-    }
+    args.extend(flags);
     args.extend([
         "--dir",
         &dir,
@@ -675,10 +697,16 @@ fn opener(opens: &[(u32, &str, u32, u32)]) -> Vec<u8> {
 
 /// Runs `wasm` under `policy` with `dirs` preopened (host directory, guest name).
 fn run_opener(policy: &str, wasm: &[u8], dirs: &[(&std::path::Path, &str)]) -> common::Run {
+    run_opener_with(&["--policy", policy], wasm, dirs)
+}
+
+/// [`run_opener`] with `flags` before the component.
+fn run_opener_with(flags: &[&str], wasm: &[u8], dirs: &[(&std::path::Path, &str)]) -> common::Run {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opener.wasm");
     std::fs::write(&path, wasm).unwrap();
-    let mut args: Vec<String> = vec!["run".into(), "--policy".into(), policy.into()];
+    let mut args: Vec<String> = vec!["run".into()];
+    args.extend(flags.iter().map(|f| f.to_string()));
     for (host, guest) in dirs {
         args.extend(["--dir".into(), format!("{}::{guest}", host.display())]);
     }
@@ -721,4 +749,225 @@ fn chinese_wall_p2_stops_a_component_crossing_to_the_other_side() {
     run_opener("policies/chinese-wall-p2.pol", &both, &dirs)
         .code(VIOLATION)
         .stderr_has(&["reason: /data/b is closed after /data/a was touched"]);
+}
+
+// ---- host enforcement (`--enforce host`): the component unchanged, the same verdicts --
+
+const HOST: [&str; 2] = ["--enforce", "host"];
+
+/// The lines of a report that say what was stopped, why and by which rule: the same
+/// whichever enforcement stopped it (the call's handle numbers are each one's own: the
+/// guest's under inline enforcement, the host's under host enforcement).
+fn verdict(run: &common::Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("irm: policy violation")
+                || l.starts_with("  reason:")
+                || l.starts_with("  rule:")
+        })
+        .collect()
+}
+
+/// Runs `flags` + `--enforce inline` and `flags` + `--enforce host` through `run`, and
+/// checks they end alike: the same exit code, the same verdict and the same output.
+fn both_agree<R>(flags: &[&str], run: impl Fn(&[&str]) -> (common::Run, R)) -> (common::Run, R) {
+    let inline: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--enforce", "inline"])
+        .collect();
+    let host: Vec<&str> = flags.iter().copied().chain(HOST).collect();
+    let (a, _) = run(&inline);
+    let (b, got) = run(&host);
+    assert_eq!(a.code, b.code, "inline:\n{}\nhost:\n{}", a.stderr, b.stderr);
+    assert_eq!(
+        verdict(&a),
+        verdict(&b),
+        "inline:\n{}\nhost:\n{}",
+        a.stderr,
+        b.stderr
+    );
+    // Each run has its own listener: its port is no part of what the program did.
+    let ports = |s: &str| {
+        s.split("127.0.0.1:")
+            .enumerate()
+            .map(|(i, part)| match i {
+                0 => part.to_string(),
+                _ => part
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports(&a.stdout), ports(&b.stdout));
+    (b, got)
+}
+
+#[test]
+fn host_enforcement_stops_a_connection_after_a_read_as_the_woven_monitor_does() {
+    let program = built_or_skip!();
+    let (run, received) = both_agree(&["--policy", "policies/files-or-network.pol"], |f| {
+        run_exfil_with(f, &program, &[])
+    });
+    run.code(VIOLATION).stderr_has(&[
+        "irm: policy violation: files_or_network stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
+        "reason: network channel opened after a file read",
+    ]);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn host_enforcement_knows_a_stream_by_the_connection_that_handed_it_out() {
+    let program = built_or_skip!();
+    let (run, received) = both_agree(&["--policy", "policies/no-exfil-p2.pol"], |f| {
+        run_exfil_with(f, &program, &["--send-first"])
+    });
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:io/streams@0.2.x.[method]output-stream.",
+        "reason: network send after a file read",
+    ]);
+    assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
+}
+
+#[test]
+fn host_enforcement_resolves_a_path_against_the_preopen_get_directories_named() {
+    let program = built_or_skip!();
+    let home = home();
+    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(
+            f,
+            &program,
+            home.path(),
+            "/home/alice",
+            "/home/alice/.ssh/id_rsa",
+        )
+    });
+    run.code(VIOLATION).stderr_has(&[
+        "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
+        "reason: SSH keys are off limits",
+        "path=\".ssh/id_rsa\"",
+    ]);
+    assert!(received.is_empty(), "the listener received {received:?}");
+}
+
+#[test]
+fn host_enforcement_lets_a_component_read_and_send_an_ordinary_file() {
+    let program = built_or_skip!();
+    let home = home();
+    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(
+            f,
+            &program,
+            home.path(),
+            "/home/alice",
+            "/home/alice/notes.txt",
+        )
+    });
+    run.code(0);
+    assert_eq!(received, b"shopping list");
+}
+
+#[test]
+fn host_enforcement_denies_a_path_under_a_preopen_whose_place_is_unknown() {
+    let program = built_or_skip!();
+    let home = home();
+    let (run, _) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(f, &program, home.path(), ".", "notes.txt")
+    });
+    run.code(VIOLATION)
+        .stderr_has(&["relative to a descriptor whose path the monitor does not know"]);
+}
+
+#[test]
+fn host_enforcement_follows_what_a_component_opens_for_writing() {
+    let (tmp, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dirs = [(tmp.path(), "/tmp"), (data.path(), "/data")];
+    let wasm = opener(&[(0, "out.txt", CREATE, WRITE), (1, "in.txt", CREATE, READ)]);
+    let (run, ()) = both_agree(&["--policy", "policies/tmp-writes-p2.pol"], |f| {
+        (run_opener_with(f, &wasm, &dirs), ())
+    });
+    run.code(VIOLATION).stderr_has(&[
+        "reason: files may be created or changed only under /tmp",
+        "path=\"in.txt\"",
+    ]);
+    assert!(tmp.path().join("out.txt").exists());
+    assert!(!data.path().join("in.txt").exists());
+}
+
+#[test]
+fn host_enforcement_stops_a_component_crossing_the_chinese_wall() {
+    let data = tempfile::tempdir().unwrap();
+    for side in ["a", "b"] {
+        std::fs::create_dir(data.path().join(side)).unwrap();
+        std::fs::write(data.path().join(side).join("x"), side).unwrap();
+    }
+    let dirs = [(data.path(), "/data")];
+    let flags = ["--policy", "policies/chinese-wall-p2.pol"];
+    let one_side = opener(&[(0, "a/x", 0, READ), (0, "a/../a/x", 0, READ)]);
+    both_agree(&flags, |f| (run_opener_with(f, &one_side, &dirs), ()))
+        .0
+        .code(0);
+    let both = opener(&[(0, "a/x", 0, READ), (0, "b/x", 0, READ)]);
+    both_agree(&flags, |f| (run_opener_with(f, &both, &dirs), ()))
+        .0
+        .code(VIOLATION)
+        .stderr_has(&["reason: /data/b is closed after /data/a was touched"]);
+}
+
+#[test]
+fn host_enforcement_reads_the_preopens_the_host_returned_whatever_the_realloc_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (etc, srv) = (dir.path().join("etc"), dir.path().join("srv"));
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::create_dir(&srv).unwrap();
+    std::fs::write(etc.join("shadow"), b"root:x").unwrap();
+    let mut flags = vec!["--policy", "policies/no-secrets-p2.pol"];
+    flags.extend(HOST);
+    run_opener_with(
+        &flags,
+        &component_from_core(REWRITES_THE_PREOPENS),
+        &[(&etc, "/etc"), (&srv, "/srv")],
+    )
+    .code(VIOLATION)
+    .stderr_has(&["reason: the shadow password file is off limits"]);
+}
+
+#[test]
+fn host_enforcement_runs_a_third_party_component_with_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(component) = usvg_component(dir.path()) else {
+        return;
+    };
+    let plain = run_usvg(dir.path(), &component, None);
+    plain.code(0);
+    for policy in [
+        "policies/files-or-network.pol",
+        "policies/no-secrets-p2.pol",
+        "policies/chinese-wall-p2.pol",
+    ] {
+        let run = run_usvg_with(
+            dir.path(),
+            &component,
+            &["--policy", policy, "--enforce", "host"],
+        );
+        run.code(0);
+        assert_eq!(run.stdout, plain.stdout, "{policy}");
+    }
+}
+
+#[test]
+fn host_enforcement_refuses_a_policy_that_decides_on_a_resource_drop() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = common::write(
+        dir.path(),
+        "drops.pol",
+        r#"event closed = "wasi:filesystem/types@0.2.x"."[resource-drop]descriptor"(self: i32);
+           policy no_closing { on closed -> deny "descriptors stay open"; }"#,
+    );
+    let (run, _) = run_exfil_with(&["--policy", &policy, "--enforce", "host"], &program, &[]);
+    run.code(1).stderr_has(&[
+        "[resource-drop]descriptor: a policy decides on this resource drop, which host enforcement of a component cannot see",
+    ]);
 }

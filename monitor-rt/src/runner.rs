@@ -171,8 +171,8 @@ impl Runner {
             path: name.to_string(),
             source: Box::new(source),
         };
-        let woven = match &self.program {
-            Some(program) => Some(
+        let woven = match (&self.program, self.cfg.enforcement) {
+            (Some(program), Enforcement::Inline) => Some(
                 instrumenter::weave(
                     binary,
                     program,
@@ -183,7 +183,7 @@ impl Runner {
                 )
                 .map_err(weave_error)?,
             ),
-            None => None,
+            _ => None,
         };
         let bytes = woven.as_ref().map_or(binary, |w| &w.wasm[..]);
         let manifest = manifest::read(bytes).map_err(weave_error)?;

@@ -50,8 +50,9 @@ use wit_parser::{Resolve, Type, TypeDefKind, TypeId};
 
 use crate::ir::{Event, Param, ParamType, ValType};
 
-/// The WIT files, in dependency order.
-const FILES: &[(&str, &str)] = &[
+/// The WIT files (name, text), in dependency order: what a tool that builds components
+/// against the catalogue (`monitor-rt`'s forwarder) parses.
+pub const FILES: &[(&str, &str)] = &[
     ("io.wit", include_str!("../wit/wasi-0.2/io.wit")),
     ("clocks.wit", include_str!("../wit/wasi-0.2/clocks.wit")),
     ("random.wit", include_str!("../wit/wasi-0.2/random.wit")),

@@ -2,6 +2,9 @@
 //! component woven in memory with host hooks, the WASI 0.2 interfaces the wasmtime CLI
 //! provides, and the hooks (the component import `irm:monitor/hooks`) feeding the same
 //! observer core modules feed, so violations and audits read alike.
+mod forward;
+mod host;
+
 use std::sync::{Arc, Mutex};
 
 use instrumenter::manifest::{HookLayout, Manifest};
@@ -35,12 +38,6 @@ impl WasiView for ComponentState {
 /// Refuses the configurations only core modules support.
 pub(crate) fn check_config(cfg: &RunnerBuilder) -> Result<(), RunError> {
     let refuse = |what, instead| Err(RunError::ComponentUnsupported { what, instead });
-    if cfg.enforcement == Enforcement::Host {
-        return refuse(
-            "host enforcement (`--enforce host`)",
-            "use inline enforcement, the default",
-        );
-    }
     if cfg.certified_only {
         return refuse(
             "certifying a pre-woven component (`irm check`)",
@@ -82,9 +79,20 @@ pub(crate) fn run(
     let mut linker: Linker<ComponentState> = Linker::new(&runner.engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RunError::Wasi)?;
 
-    let observer = manifest.map(|m| {
+    // The program whose events the runtime observes: the host-enforced one, else the
+    // one a woven component carries.
+    let host_enforced = match cfg.enforcement {
+        Enforcement::Host => runner.program.as_ref(),
+        Enforcement::Inline => None,
+    };
+    let observed = match (host_enforced, manifest) {
+        (Some(p), _) => Some(Arc::clone(p)),
+        (None, Some(m)) => Some(Arc::new(m.program.clone())),
+        (None, None) => None,
+    };
+    let observer = observed.map(|p| {
         Arc::new(Mutex::new(observe::Observer::new(
-            Arc::new(m.program.clone()),
+            p,
             cfg.audit_sink.clone(),
             cfg.record.is_some(),
         )))
@@ -93,6 +101,9 @@ pub(crate) fn run(
         if let Some(hooks) = &m.hooks {
             define_hooks(&mut linker, m, hooks, obs)?;
         }
+    }
+    if let (Some(p), Some(obs)) = (host_enforced, &observer) {
+        host::wrap_imports(&mut linker, &mut store, component, p, obs)?;
     }
 
     let instance = linker.instantiate(&mut store, component).map_err(|e| {

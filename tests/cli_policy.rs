@@ -319,3 +319,107 @@ fn show_lists_event_signatures_with_their_result_types() {
         r.stdout
     );
 }
+
+/// A policy on WASI 0.2 functions that keeps `/data/b` closed once `/data/a` was opened,
+/// with descriptors followed from `get-directories` and `open-at`.
+const WALL_P2: &str = r#"
+event open_at = "wasi:filesystem/types@0.2.x"."[method]descriptor.open-at";
+policy wall {
+  initial state clean;
+  state touched_a;
+  on open_at in clean when path == "/data/a" || path startswith "/data/a/" -> touched_a;
+  on open_at in touched_a when path startswith "/data/b/" -> deny "b after a";
+}
+"#;
+
+#[test]
+fn component_judges_replay_a_trace_with_a_driver_component_woven_and_host_enforced() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(dir.path(), "wall.pol", WALL_P2);
+    // The expectation is wrong on purpose: each judge that runs the trace says so.
+    let traces = write(
+        dir.path(),
+        "wall.traces",
+        r#"preopen "/data";
+accept "b after a, expected (wrongly) to pass" {
+  get_directories(retptr=8) opens 3
+  open_at(self=3, path="a/x", retptr=8) opens 4
+  open_at(self=3, path="b/y", retptr=8) opens 5
+}
+"#,
+    );
+    let r = irm(&["test", "--judge", "components", &traces]);
+    r.code(1);
+    for judge in ["[interpreter]", "[woven component]", "[host component]"] {
+        assert!(r.stdout.contains(judge), "{judge}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("b after a"), "{}", r.stdout);
+}
+
+#[test]
+fn component_judges_agree_with_the_interpreter_on_a_deny_and_an_allow() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(dir.path(), "wall.pol", WALL_P2);
+    let traces = write(
+        dir.path(),
+        "wall.traces",
+        r#"preopen "/data";
+reject "b after a, through a directory opened on a" at 3 by wall "b after a" {
+  get_directories(retptr=8) opens 3
+  open_at(self=3, path="a", open_flags=FILESYSTEM_OPEN_FLAGS_DIRECTORY, retptr=8) opens 4
+  open_at(self=4, path="../b/y", retptr=8) opens 5
+}
+accept "b alone" {
+  get_directories(retptr=8) opens 3
+  open_at(self=3, path="b/y", retptr=8) opens 4
+  open_at(self=3, path="a/x", retptr=8) opens 5
+}
+"#,
+    );
+    let r = irm(&["test", "--judge", "components", &traces]);
+    r.code(0);
+    assert!(r.stdout.ends_with("2 passed, 0 failed\n"), "{}", r.stdout);
+    assert!(!r.stdout.contains("not run"), "{}", r.stdout);
+}
+
+#[test]
+fn a_trace_a_component_cannot_replay_is_reported_as_not_run_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write(dir.path(), "wall.pol", WALL_P2);
+    // Descriptor 7 comes from nowhere: a component cannot pass a handle it was never
+    // given, and the calls that would give it one are the ones the monitor follows.
+    let traces = write(
+        dir.path(),
+        "wall.traces",
+        r#"reject "a descriptor from nowhere has no path" at 1 by wall {
+  open_at(self=7, path="x", retptr=8)
+}
+"#,
+    );
+    let r = irm(&["test", "--judge", "components", &traces]);
+    r.code(0);
+    assert!(
+        r.stdout.contains(
+            "[woven component] not run: step 1: `self` = 7 is a `descriptor` no earlier call handed out"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("[host component] not run:"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("1 traces were not run by every judge"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn component_judges_leave_preview_1_policies_to_the_others() {
+    let r = irm(&["test", "--judge", "components", "policies/no-exfil.pol"]);
+    r.code(0);
+    assert!(!r.stdout.contains("not run"), "{}", r.stdout);
+}

@@ -10,7 +10,7 @@ use crate::failure::TestsFailed;
 use crate::ui::Ui;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use monitor_rt::judge::{Host, Woven};
+use monitor_rt::judge::{Host, HostComponent, Woven, WovenComponent};
 use policy_lang::trace::{self, Interpreter, Judge, Report};
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,11 @@ pub enum JudgeChoice {
     Host,
     /// The interpreter and the woven module, which must agree.
     Both,
-    /// All three, which must agree.
+    /// The interpreter and, for policies on WASI 0.2 functions, a driver component woven
+    /// and under host enforcement, which must agree.
+    Components,
+    /// Every judge (the component ones for policies on WASI 0.2 functions), which must
+    /// agree.
     All,
 }
 
@@ -49,7 +53,8 @@ impl JudgeChoice {
             JudgeChoice::Woven => vec![&Woven],
             JudgeChoice::Host => vec![&Host],
             JudgeChoice::Both => vec![&Interpreter, &Woven],
-            JudgeChoice::All => vec![&Interpreter, &Woven, &Host],
+            JudgeChoice::Components => vec![&Interpreter, &WovenComponent, &HostComponent],
+            JudgeChoice::All => vec![&Interpreter, &Woven, &Host, &WovenComponent, &HostComponent],
         }
     }
 }

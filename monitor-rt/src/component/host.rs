@@ -40,15 +40,17 @@ struct Wrapped {
     ty: ComponentFunc,
 }
 
-/// Defines, in `linker` (which already holds wasmtime-wasi's functions), a wrapper for
-/// every import of `component` that `program` monitors. The forwarder is instantiated in
-/// `store` here, before the component.
+/// Defines, in `linker`, a wrapper for every import of `component` that `program`
+/// monitors, which calls the function `real` defines (wasmtime-wasi's, or a judge's fake
+/// host). The forwarder is instantiated with `real` in `store` here, before the
+/// component.
 pub(crate) fn wrap_imports(
     linker: &mut Linker<ComponentState>,
     store: &mut Store<ComponentState>,
     component: &Component,
     program: &Program,
     obs: &Arc<Mutex<observe::Observer>>,
+    real: &Linker<ComponentState>,
 ) -> Result<(), RunError> {
     let engine = store.engine().clone();
     let mut imported: Vec<(String, String, Option<ComponentFunc>)> = Vec::new();
@@ -121,9 +123,7 @@ pub(crate) fn wrap_imports(
     let wasm = forward::build(&functions).map_err(forwarder_error)?;
     let forwarder =
         Component::new(&engine, &wasm).map_err(|e| forwarder_error(format!("{e:#}")))?;
-    let mut wasi: Linker<ComponentState> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut wasi).map_err(RunError::Wasi)?;
-    let instance = wasi
+    let instance = real
         .instantiate(&mut *store, &forwarder)
         .map_err(|e| forwarder_error(format!("{e:#}")))?;
 
@@ -179,20 +179,18 @@ impl Wrapper {
         let event = self.event;
         let mut params = params.to_vec();
         let mut reps = Vec::with_capacity(params.len());
-        let mut lent = Vec::new();
         for p in &mut params {
             reps.push(match p {
                 Val::Resource(r) => {
                     let (rep, again) = rep_of(&mut store, *r)?;
                     *r = again;
-                    if !again.owned() {
-                        lent.push(again);
-                    }
                     rep
                 }
                 _ => None,
             });
         }
+        // Handles the guest lent this call, given back once the real function returned.
+        let lent = borrows(&params);
         let args = self.args(&params, &reps)?;
         let mut step = lock(&self.monitor).pre(event, &args);
         // The audits of a call that goes ahead are delivered when it returns, as the
@@ -326,6 +324,25 @@ fn bytes(items: &[Val]) -> Vec<u8> {
             _ => None,
         })
         .collect()
+}
+
+/// Every borrowed handle in `vals`, depth first: a host function must give back what
+/// it was lent before it returns.
+pub(crate) fn borrows(vals: &[Val]) -> Vec<ResourceAny> {
+    fn walk(v: &Val, out: &mut Vec<ResourceAny>) {
+        match v {
+            Val::Resource(r) if !r.owned() => out.push(*r),
+            Val::List(items) | Val::Tuple(items) => items.iter().for_each(|i| walk(i, out)),
+            Val::Record(fields) => fields.iter().for_each(|(_, f)| walk(f, out)),
+            Val::Variant(_, Some(b))
+            | Val::Option(Some(b))
+            | Val::Result(Ok(Some(b)) | Err(Some(b))) => walk(b, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    vals.iter().for_each(|v| walk(v, &mut out));
+    out
 }
 
 /// The host's number for a resource it knows (a descriptor or a stream), and a handle

@@ -3,7 +3,7 @@
 //! provides, and the hooks (the component import `irm:monitor/hooks`) feeding the same
 //! observer core modules feed, so violations and audits read alike.
 mod forward;
-mod host;
+pub(crate) mod host;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +22,8 @@ use crate::{CacheUse, Enforcement, Finished, InvokeError, RunError, RunnerBuilde
 
 /// The data of a component run's store.
 pub(crate) struct ComponentState {
-    ctx: WasiCtx,
-    table: ResourceTable,
+    pub(crate) ctx: WasiCtx,
+    pub(crate) table: ResourceTable,
 }
 
 impl WasiView for ComponentState {
@@ -103,7 +103,9 @@ pub(crate) fn run(
         }
     }
     if let (Some(p), Some(obs)) = (host_enforced, &observer) {
-        host::wrap_imports(&mut linker, &mut store, component, p, obs)?;
+        let mut wasi: Linker<ComponentState> = Linker::new(&runner.engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut wasi).map_err(RunError::Wasi)?;
+        host::wrap_imports(&mut linker, &mut store, component, p, obs, &wasi)?;
     }
 
     let instance = linker.instantiate(&mut store, component).map_err(|e| {

@@ -5,14 +5,19 @@
 //! directly ([`policy_lang::trace::disagreement`]).
 //!
 //! * [`woven`] ([`Woven`]): the driver woven with the policies; the woven code decides;
-//! * [`host`] ([`Host`]): the driver as it is, under the runner's host enforcement.
+//! * [`host`] ([`Host`]): the driver as it is, under the runner's host enforcement;
+//! * [`woven_component`] ([`WovenComponent`]) and [`host_component`] ([`HostComponent`]):
+//!   for policies on WASI 0.2 functions, a driver *component* woven by the component
+//!   weaver, and run under the component host enforcement ([`component`]).
 //!
 //! Both also check the run itself: every call the verdict lets through reached the
 //! import once with the exact arguments, and the run stopped exactly at a deny.
+mod component;
 mod driver;
 mod host;
 mod woven;
 
+pub use component::{host_component, woven_component};
 pub use driver::{driver, Driver};
 pub use host::host;
 pub use woven::woven;
@@ -40,6 +45,20 @@ pub enum JudgeError {
     Wasm(wasmtime::Error),
     #[error("the driver misbehaved: {0}")]
     Inconsistent(String),
+    /// The judge does not replay this trace faithfully, and says why.
+    #[error("{0}")]
+    NotApplicable(policy_lang::trace::NotApplicable),
+}
+
+impl JudgeError {
+    /// As a [`Judge`]'s error: [`JudgeError::NotApplicable`] as the bare
+    /// [`policy_lang::trace::NotApplicable`] that `irm test` reports as "not run".
+    fn boxed(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            JudgeError::NotApplicable(n) => Box::new(n),
+            e => Box::new(e),
+        }
+    }
 }
 
 impl From<WeaveError> for JudgeError {
@@ -73,6 +92,42 @@ impl Judge for Host {
 
     fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
         Ok(host(program, world, trace)?)
+    }
+}
+
+/// The component woven judge ([`woven_component`]) as a [`Judge`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WovenComponent;
+
+impl Judge for WovenComponent {
+    fn name(&self) -> &str {
+        "woven component"
+    }
+
+    fn applies(&self, program: &Program) -> bool {
+        component::applies(program)
+    }
+
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
+        woven_component(program, world, trace).map_err(JudgeError::boxed)
+    }
+}
+
+/// The component host-enforcement judge ([`host_component`]) as a [`Judge`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostComponent;
+
+impl Judge for HostComponent {
+    fn name(&self) -> &str {
+        "host component"
+    }
+
+    fn applies(&self, program: &Program) -> bool {
+        component::applies(program)
+    }
+
+    fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult {
+        host_component(program, world, trace).map_err(JudgeError::boxed)
     }
 }
 

@@ -75,7 +75,8 @@ pub fn woven(
     let received = Received::read(&instance, &mut store, &driver, trace.len())?;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
 
-    let verdict = verdict_from_hooks(program, &manifest, &seen, &received)?;
+    let verdict =
+        verdict_from_hook_list(program, &manifest, &seen.hooks, |step| received.at(step))?;
     check_ending(&outcome, &verdict)?;
     if let Err(e) = &outcome {
         if e.downcast_ref::<Trap>() != Some(&Trap::UnreachableCodeReached) {
@@ -99,15 +100,16 @@ pub fn woven(
     Ok(verdict)
 }
 
-/// Builds the verdict from the hooks: audits, suppressions and the deny, in order.
-fn verdict_from_hooks(
+/// Builds the verdict from the hooks, `(step, kind, code, extra)` in order: audits,
+/// suppressions (with the value the driver received at a step) and the deny.
+pub(super) fn verdict_from_hook_list(
     program: &Program,
     manifest: &Manifest,
-    seen: &Seen,
-    received: &Received,
+    hooks: &[(usize, i32, u32, i64)],
+    received: impl Fn(usize) -> i64,
 ) -> Result<Verdict, JudgeError> {
     let mut verdict = Verdict::default();
-    for &(step, kind, code, extra) in &seen.hooks {
+    for &(step, kind, code, extra) in hooks {
         if kind == hook_kind::PRE || kind == hook_kind::POST {
             continue;
         }
@@ -127,7 +129,7 @@ fn verdict_from_hooks(
                     .events
                     .get(c.event as usize)
                     .is_some_and(|e| !e.results.is_empty());
-                let value = has_result.then(|| received.at(step));
+                let value = has_result.then(|| received(step));
                 verdict.observations.push(Observation {
                     step,
                     phase: c.phase,

@@ -68,8 +68,8 @@ pub use parse::{
     TraceError,
 };
 pub use run::{
-    check, disagreement, judge_trace, run_loaded, Interpreter, Judge, JudgeResult, Parting,
-    Problem, Report, TraceResult,
+    check, disagreement, judge_trace, run_loaded, Interpreter, Judge, JudgeResult, NotApplicable,
+    Parting, Problem, Report, TraceResult,
 };
 pub use write::write;
 

@@ -22,9 +22,28 @@ pub type JudgeResult = Result<Verdict, Box<dyn std::error::Error + Send + Sync>>
 pub trait Judge {
     /// Names the judge in reports, e.g. `interpreter`.
     fn name(&self) -> &str;
-    /// The verdict on `trace`, calls of events of `program`, made in `world`.
+    /// Whether the judge decides traces of `program` at all (the component judges only
+    /// judge policies on WASI 0.2 functions); one that does not is left out silently.
+    fn applies(&self, _program: &Program) -> bool {
+        true
+    }
+    /// The verdict on `trace`, calls of events of `program`, made in `world`. A judge
+    /// that cannot replay this trace says why with a [`NotApplicable`] error: the trace
+    /// is then reported as not run by that judge, which is no failure.
     fn judge(&self, program: &Program, world: &World, trace: &[TraceEvent]) -> JudgeResult;
 }
+
+/// Why a judge does not run a trace it cannot replay faithfully.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotApplicable(pub String);
+
+impl fmt::Display for NotApplicable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotApplicable {}
 
 /// The reference interpreter as a [`Judge`]; it always reaches a verdict.
 #[derive(Clone, Copy, Debug, Default)]
@@ -203,6 +222,8 @@ pub struct TraceResult {
     pub line: usize,
     /// Empty when the trace passed.
     pub problems: Vec<Problem>,
+    /// (judge, why) of each judge that did not run the trace ([`NotApplicable`]).
+    pub not_run: Vec<(String, String)>,
 }
 
 impl TraceResult {
@@ -216,11 +237,19 @@ impl TraceResult {
 pub fn judge_trace(program: &Program, trace: &Trace, judges: &[&dyn Judge]) -> TraceResult {
     let events = trace.events();
     let mut problems = Vec::new();
+    let mut not_run = Vec::new();
     let mut reference: Option<(&str, Verdict)> = None;
     for (i, judge) in judges.iter().enumerate() {
         let name = judge.name();
+        if !judge.applies(program) {
+            continue;
+        }
         let verdict = match judge.judge(program, &trace.world, &events) {
             Ok(v) => v,
+            Err(e) if e.downcast_ref::<NotApplicable>().is_some() => {
+                not_run.push((name.to_string(), e.to_string()));
+                continue;
+            }
             Err(e) => {
                 problems.push(Problem::NoVerdict {
                     judge: name.to_string(),
@@ -257,6 +286,7 @@ pub fn judge_trace(program: &Program, trace: &Trace, judges: &[&dyn Judge]) -> T
         name: trace.name.clone(),
         line: trace.line,
         problems,
+        not_run,
     }
 }
 
@@ -279,6 +309,8 @@ pub struct Report<W> {
     out: W,
     pub passed: usize,
     pub failed: usize,
+    /// Traces some judge did not run ([`NotApplicable`]).
+    pub not_run: usize,
 }
 
 impl<W: Write> Report<W> {
@@ -287,6 +319,7 @@ impl<W: Write> Report<W> {
             out,
             passed: 0,
             failed: 0,
+            not_run: 0,
         }
     }
 
@@ -303,18 +336,32 @@ impl<W: Write> Report<W> {
     pub fn trace(&mut self, result: &TraceResult) -> io::Result<()> {
         if result.passed() {
             self.passed += 1;
-            return writeln!(self.out, "  ok    {}", result.name);
+            writeln!(self.out, "  ok    {}", result.name)?;
+        } else {
+            self.failed += 1;
+            writeln!(self.out, "  FAIL  {} (line {})", result.name, result.line)?;
+            for p in &result.problems {
+                writeln!(self.out, "{}", indent(&p.to_string()))?;
+            }
         }
-        self.failed += 1;
-        writeln!(self.out, "  FAIL  {} (line {})", result.name, result.line)?;
-        for p in &result.problems {
-            writeln!(self.out, "{}", indent(&p.to_string()))?;
+        if !result.not_run.is_empty() {
+            self.not_run += 1;
+        }
+        for (judge, why) in &result.not_run {
+            writeln!(self.out, "        [{judge}] not run: {why}")?;
         }
         Ok(())
     }
 
-    /// Prints `N passed, M failed`.
+    /// Prints how many traces some judge did not run, if any, then `N passed, M failed`.
     pub fn totals(&mut self) -> io::Result<()> {
+        if self.not_run > 0 {
+            writeln!(
+                self.out,
+                "{} traces were not run by every judge (each says why)",
+                self.not_run
+            )?;
+        }
         writeln!(self.out, "{} passed, {} failed", self.passed, self.failed)
     }
 }

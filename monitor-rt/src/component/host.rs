@@ -19,7 +19,7 @@ use policy_lang::interp::{self, Monitor, Value};
 use policy_lang::ir::{EventId, Phase, Program};
 use thiserror::Error;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, Linker, Resource, ResourceAny, Val};
+use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceType, Val};
 use wasmtime::{Store, StoreContextMut};
 
 use super::forward;
@@ -226,39 +226,57 @@ impl Wrapper {
         let result = match (&*results, self.ty.results().next()) {
             ([r], Some(t)) if self.program.events[event as usize].results.len() == 1 => {
                 let mut flat = Vec::new();
-                flatten(&t, r, &mut handed.iter().copied(), &mut flat)?;
+                flatten(&t, r, &mut handed.iter().map(|h| h.1), &mut flat)?;
                 flat.first().map(|&(_, bits)| bits as i64)
             }
             _ => None,
         };
         let ok = matches!(results.first(), Some(Val::Result(Ok(_))));
+        // The handles of one resource the call handed out, in order (`accept` hands out a
+        // socket before its streams).
+        let of = |ty: ResourceType| -> Vec<Option<u32>> {
+            handed.iter().filter(|h| h.0 == ty).map(|h| h.1).collect()
+        };
+        let descriptor = ResourceType::host::<wasmtime_wasi::filesystem::Descriptor>();
+        let mut numbered = None;
         let mut monitor = lock(&self.monitor);
         let post = match (
             self.program.descriptor_effect(event),
             self.program.stream_grants(event),
         ) {
             (Some(Effect::OpenAt), _) => {
-                let opened = handed
-                    .first()
-                    .copied()
-                    .flatten()
-                    .filter(|_| ok)
-                    .map(|fd| Opened { fd, filetype: 0 });
+                let fd = of(descriptor).first().copied().flatten().filter(|_| ok);
+                numbered = fd;
+                let opened = fd.map(|fd| Opened { fd, filetype: 0 });
                 monitor.post_opened(event, &args, result, opened)
             }
             (Some(Effect::Preopens), _) => {
-                monitor.post_directories(event, &args, &directories(results.first(), &handed))
+                let reps = of(descriptor);
+                numbered = reps.first().copied().flatten();
+                monitor.post_directories(event, &args, &directories(results.first(), &reps))
             }
             (_, grants) if grants.iter().any(|g| matches!(g.at, Place::Ok(_))) => {
-                let streams: Option<Vec<u32>> = handed.iter().copied().collect();
-                monitor.post_streams(event, &args, result, streams.as_deref().filter(|_| ok))
+                let (mut inputs, mut outputs) = (
+                    of(ResourceType::host::<wasmtime_wasi::p2::DynInputStream>()).into_iter(),
+                    of(ResourceType::host::<wasmtime_wasi::p2::DynOutputStream>()).into_iter(),
+                );
+                let streams: Option<Vec<u32>> = grants
+                    .iter()
+                    .map(|g| match g.stream {
+                        policy_lang::handles::Stream::Input => inputs.next().flatten(),
+                        policy_lang::handles::Stream::Output => outputs.next().flatten(),
+                    })
+                    .collect();
+                let streams = streams.filter(|_| ok);
+                numbered = streams.as_ref().and_then(|s| s.first().copied());
+                monitor.post_streams(event, &args, result, streams.as_deref())
             }
             _ => monitor.post_opened(event, &args, result, None),
         };
         drop(monitor);
         let mut o = lock(&self.obs);
         o.returned(result);
-        o.opened(handed.first().copied().flatten());
+        o.opened(numbered);
         for a in pre_audits {
             o.audit(a.policy, Phase::Pre, a.reason);
         }
@@ -369,17 +387,18 @@ fn rep_of(
 }
 
 /// Replaces every handle in `v` (depth first) by one for the same resource, appending
-/// each one's `rep` to `out`.
+/// each one's resource type and `rep` to `out`.
 fn take_reps(
     store: &mut StoreContextMut<'_, ComponentState>,
     v: &mut Val,
-    out: &mut Vec<Option<u32>>,
+    out: &mut Vec<(ResourceType, Option<u32>)>,
 ) -> wasmtime::Result<()> {
     match v {
         Val::Resource(r) => {
+            let ty = r.ty();
             let (rep, again) = rep_of(store, *r)?;
             *r = again;
-            out.push(rep);
+            out.push((ty, rep));
         }
         Val::List(items) | Val::Tuple(items) => {
             for i in items {

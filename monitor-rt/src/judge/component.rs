@@ -153,8 +153,14 @@ fn replay(program: &Program, world: &World, trace: &[TraceEvent]) -> Result<Repl
                 program.event_for_import(&module, f).is_none()
             });
             if !unseen {
+                let why = match mint_call(&name) {
+                    Some((_, f, _)) => {
+                        format!("the call that would make one ({f}) is an event of the policies")
+                    }
+                    None => "the driver has no call that makes one".to_string(),
+                };
                 return Err(not_replayable(format!(
-                    "step {step}: `{}` = {n} is a `{name}` no earlier call handed out, and the call that would make one is monitored",
+                    "step {step}: `{}` = {n} is a `{name}` no earlier call handed out, and {why}",
                     p.name
                 )));
             }
@@ -728,8 +734,27 @@ fn dynamic_payload(ty: ResourceType) -> Option<u32> {
     (0..64).find(|p| ty == ResourceType::host_dynamic(*p))
 }
 
-/// Handles a fake answer hands out: the trace numbers, in order.
+/// Handles a fake answer hands out: the trace numbers, in order. A handle the trace does
+/// not number (the socket `accept` hands out with its streams) gets a number above any
+/// a trace can name.
 struct Numbers(std::vec::IntoIter<u32>);
+
+impl Numbers {
+    /// The number of the next handle of type `ty`: the trace numbers descriptors and
+    /// streams (a minting call, whatever it makes).
+    fn next(&mut self, ty: ResourceType, minting: bool) -> u32 {
+        static SPARE: std::sync::atomic::AtomicU32 =
+            std::sync::atomic::AtomicU32::new(MAX_HANDLE + 1);
+        let numbered = minting
+            || ty == ResourceType::host::<wasmtime_wasi::filesystem::Descriptor>()
+            || ty == ResourceType::host::<DynInputStream>()
+            || ty == ResourceType::host::<DynOutputStream>();
+        numbered
+            .then(|| self.0.next())
+            .flatten()
+            .unwrap_or_else(|| SPARE.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
 
 /// The zero of `ty`, with the handles it must hold minted from `numbers`; `ok` picks a
 /// `result`'s case (`None`: the error, unless only the ok case exists).
@@ -738,6 +763,7 @@ fn answer(
     ty: &Type,
     ok: bool,
     numbers: &mut Numbers,
+    minting: bool,
 ) -> wasmtime::Result<Val> {
     Ok(match ty {
         Type::Bool => Val::Bool(false),
@@ -756,12 +782,17 @@ fn answer(
         Type::List(_) => Val::List(Vec::new()),
         Type::Record(r) => Val::Record(
             r.fields()
-                .map(|f| Ok((f.name.to_string(), answer(store, &f.ty, ok, numbers)?)))
+                .map(|f| {
+                    Ok((
+                        f.name.to_string(),
+                        answer(store, &f.ty, ok, numbers, minting)?,
+                    ))
+                })
                 .collect::<wasmtime::Result<_>>()?,
         ),
         Type::Tuple(t) => Val::Tuple(
             t.types()
-                .map(|t| answer(store, &t, ok, numbers))
+                .map(|t| answer(store, &t, ok, numbers, minting))
                 .collect::<wasmtime::Result<_>>()?,
         ),
         Type::Variant(v) => {
@@ -771,7 +802,7 @@ fn answer(
                 .find(|c| c.ty.as_ref().is_none_or(|t| !holds_handles(t)))
                 .ok_or_else(|| wasmtime::Error::msg("no variant case without handles"))?;
             let payload = match &case.ty {
-                Some(t) => Some(Box::new(answer(store, t, ok, numbers)?)),
+                Some(t) => Some(Box::new(answer(store, t, ok, numbers, minting)?)),
                 None => None,
             };
             Val::Variant(case.name.to_string(), payload)
@@ -782,16 +813,14 @@ fn answer(
             let take_ok = ok || r.err().is_none();
             let case = if take_ok { r.ok() } else { r.err() };
             let payload = match case {
-                Some(t) => Some(Box::new(answer(store, &t, ok, numbers)?)),
+                Some(t) => Some(Box::new(answer(store, &t, ok, numbers, minting)?)),
                 None => None,
             };
             Val::Result(if take_ok { Ok(payload) } else { Err(payload) })
         }
         Type::Flags(_) => Val::Flags(Vec::new()),
         Type::Own(r) => {
-            let n = numbers.0.next().ok_or_else(|| {
-                wasmtime::Error::msg("the trace hands out fewer handles than the call")
-            })?;
+            let n = numbers.next(*r, minting);
             mint(store, *r, n)?
         }
         other => return Err(wasmtime::Error::msg(format!("cannot make up a {other:?}"))),
@@ -860,9 +889,10 @@ fn trace_answer(
                 &rt,
                 call.opened.is_some(),
                 &mut Numbers(numbers.into_iter()),
+                false,
             )?,
             t => integer(t, call.result.unwrap_or(0)).map_or_else(
-                || answer(store, t, false, &mut Numbers(Vec::new().into_iter())),
+                || answer(store, t, false, &mut Numbers(Vec::new().into_iter()), false),
                 Ok,
             )?,
         },
@@ -969,8 +999,9 @@ fn fake_host(
                                         &l.ty(),
                                         true,
                                         &mut numbers,
+                                        true,
                                     )?]),
-                                    rt => answer(&mut store, rt, true, &mut numbers)?,
+                                    rt => answer(&mut store, rt, true, &mut numbers, true)?,
                                 };
                             }
                             return Ok(());
@@ -1015,10 +1046,15 @@ fn fake_host(
 // ---- the judges -----------------------------------------------------------------------
 
 /// The trace steps (1-based) whose calls the monitor decides, in order: the k-th call a
-/// monitor begins is the k-th of these. Drops count when the monitor sees them (woven:
-/// it wraps `resource.drop`; host enforcement never sees one).
+/// monitor begins is the k-th of these. The monitor judges the driver as it sees the
+/// policies: restricted to the events the driver imports, those the trace calls. Drops
+/// count when the monitor sees them (woven: it wraps `resource.drop`; host enforcement
+/// never sees one).
 fn monitored_steps(program: &Program, trace: &[TraceEvent], drops: bool) -> Vec<usize> {
-    let view = program.for_component();
+    let called: BTreeSet<EventId> = trace.iter().map(|c| c.event).collect();
+    let view = program
+        .restricted_to(|e| called.contains(&e))
+        .for_component();
     trace
         .iter()
         .enumerate()

@@ -65,6 +65,10 @@ pub(crate) struct CoreOptions {
     /// [`manifest::HookLayout`]): a component's host cannot read the memory they are in.
     pub hook_strings: bool,
     pub threads: usize,
+    /// Validate the woven module before returning it. Off only where the caller validates
+    /// it anyway: the component weaver validates the monitor it inserts, sections and
+    /// bodies, as part of the woven component.
+    pub validate_output: bool,
 }
 
 impl From<&WeaveOptions> for CoreOptions {
@@ -73,6 +77,7 @@ impl From<&WeaveOptions> for CoreOptions {
             host_hooks: o.host_hooks,
             hook_strings: false,
             threads: o.threads,
+            validate_output: true,
         }
     }
 }
@@ -197,7 +202,11 @@ pub(crate) fn weave_core(
         n => n,
     };
     let emitted = emit::emit(input, &plan, &gen, info.num_data, bodies, threads)?;
-    if let Err(e) = validate::output(&emitted.wasm, &emitted.copied_mask) {
+    let checked = match options.validate_output {
+        true => validate::output(&emitted.wasm, &emitted.copied_mask),
+        false => Ok(()),
+    };
+    if let Err(e) = checked {
         return Err(WeaveError::Internal {
             message: format!(
                 "the woven module does not validate: {} (at byte offset {:#x} of the output)",

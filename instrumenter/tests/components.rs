@@ -670,3 +670,56 @@ fn a_stream_policy_interposes_the_drop_of_a_stream_so_the_monitor_forgets_it() {
     );
     assert_eq!(w.report.component.expect("a component").lowerings, 2);
 }
+
+#[test]
+fn a_component_woven_without_hooks_starts_with_its_type_and_import_sections_byte_for_byte() {
+    // The weave inserts its modules after the leading type, import and alias sections,
+    // which name no core item; one validation of them serves input and output.
+    let input = component("direct");
+    let out = woven("direct");
+    let leading = |wasm: &[u8]| -> Vec<u8> {
+        let mut parser = wasmparser::Parser::new(0);
+        let mut rest = wasm;
+        let mut end = 0;
+        while let Ok(wasmparser::Chunk::Parsed { consumed, payload }) = parser.parse(rest, true) {
+            rest = &rest[consumed..];
+            match payload {
+                wasmparser::Payload::Version { .. } => {}
+                wasmparser::Payload::ComponentTypeSection(_)
+                | wasmparser::Payload::ComponentImportSection(_) => end = wasm.len() - rest.len(),
+                _ => break,
+            }
+        }
+        wasm[..end].to_vec()
+    };
+    let kept = leading(&input);
+    assert!(
+        kept.len() > 8,
+        "the test component has leading type and import sections"
+    );
+    assert_eq!(leading(&out), kept);
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&out)
+        .unwrap();
+}
+
+#[test]
+fn a_component_with_an_invalid_body_in_every_module_is_refused_however_the_bodies_are_shared() {
+    // Bodies are validated by two threads from one queue; many invalid ones, one error.
+    let mut wat = String::from("(component\n");
+    for i in 0..40 {
+        wat.push_str(&format!(
+            "(core module $m{i} (func (export \"f\") (result i32)))\n(core instance (instantiate $m{i}))\n"
+        ));
+    }
+    wat.push(')');
+    let input = wat::parse_str(&wat).unwrap();
+    match weave(
+        &input,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    ) {
+        Err(WeaveError::Invalid { message, .. }) => assert!(message.contains("type mismatch")),
+        other => panic!("not refused as invalid: {:?}", other.map(|w| w.report)),
+    }
+}

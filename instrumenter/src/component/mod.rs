@@ -65,30 +65,84 @@ pub(crate) fn weave(
     options: &WeaveOptions,
 ) -> Result<Woven, WeaveError> {
     let (comp, bodies) = read::read(input)?;
-    // The input's function bodies are validated while the weave goes on; an invalid one
-    // refuses the input, whatever the weave made of it.
+    let prefix = if options.host_hooks {
+        None
+    } else {
+        read::prefix(input)?
+    };
+    // While the weave goes on, a second thread validates the output's prefix (the
+    // input's, byte for byte), handing the validator over, then the input's function
+    // bodies; an invalid one refuses the input, whatever the weave made of it.
+    // Both threads take bodies from one queue: this one once its weave is done.
+    let bodies = std::sync::Mutex::new(bodies.into_iter());
     std::thread::scope(|scope| {
-        let checking = scope.spawn(move || validate_bodies(bodies));
-        let woven = weave_read(input, &comp, program, options);
-        match checking.join() {
-            Ok(Ok(())) => woven,
-            Ok(Err(e)) => Err(crate::validate::invalid(e)),
-            Err(_) => Err(WeaveError::Internal {
+        let (give, take) = std::sync::mpsc::channel();
+        let prefix_bytes = prefix.as_ref().map(|p| p.bytes.as_slice());
+        let bodies = &bodies;
+        let checking = scope.spawn(move || {
+            if let Some(bytes) = prefix_bytes {
+                let _ = give.send(validate_prefix(bytes));
+            }
+            validate_bodies(bodies)
+        });
+        let woven = weave_read(input, &comp, program, options, prefix.as_ref(), take);
+        let here = validate_bodies(bodies);
+        match (checking.join(), here) {
+            (Ok(Ok(())), Ok(())) => woven,
+            (Ok(Err(e)), _) | (_, Err(e)) => Err(crate::validate::invalid(e)),
+            (Err(_), _) => Err(WeaveError::Internal {
                 message: "validating the component's function bodies panicked".into(),
             }),
         }
     })
 }
 
-/// Validates `bodies`; the first invalid one's error.
-fn validate_bodies(bodies: read::Bodies<'_>) -> Result<(), wasmparser::BinaryReaderError> {
-    let mut allocs = wasmparser::FuncValidatorAllocations::default();
-    for (f, body) in bodies {
-        let mut v = f.into_validator(allocs);
-        v.validate(&body)?;
-        allocs = v.into_allocations();
+/// A validator that has validated the component-level sections of `prefix` (a component
+/// of [`read::Prefix`] sections), ready for what follows them.
+fn validate_prefix(prefix: &[u8]) -> Result<wasmparser::Validator, wasmparser::BinaryReaderError> {
+    let mut v = wasmparser::Validator::new_with_features(features());
+    let mut parser = wasmparser::Parser::new(0);
+    let mut rest = prefix;
+    // Each section, but not the end: the component goes on.
+    while let wasmparser::Chunk::Parsed { consumed, payload } = parser.parse(rest, false)? {
+        rest = &rest[consumed..];
+        v.payload(&payload)?;
+        if rest.is_empty() {
+            break;
+        }
     }
-    Ok(())
+    Ok(v)
+}
+
+/// Validates bodies from the shared queue `bodies` until it is empty; the first invalid
+/// one's error (the other thread then stops at its next chunk: the queue is emptied).
+fn validate_bodies(
+    bodies: &std::sync::Mutex<<read::Bodies<'_> as IntoIterator>::IntoIter>,
+) -> Result<(), wasmparser::BinaryReaderError> {
+    // A few at a time: taking the lock per body would cost more than small bodies do.
+    const CHUNK: usize = 8;
+    let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    loop {
+        let chunk: Vec<_> = match bodies.lock() {
+            Ok(mut queue) => queue.by_ref().take(CHUNK).collect(),
+            // The other thread panicked holding the queue: its join reports it.
+            Err(_) => return Ok(()),
+        };
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        for (f, body) in chunk {
+            let mut v = f.into_validator(allocs);
+            if let Err(e) = v.validate(&body) {
+                // Nothing more to learn: the input is refused.
+                if let Ok(mut queue) = bodies.lock() {
+                    queue.by_ref().for_each(drop);
+                }
+                return Err(e);
+            }
+            allocs = v.into_allocations();
+        }
+    }
 }
 
 /// [`weave`] of a component read (and structurally validated) as `comp`.
@@ -97,6 +151,10 @@ fn weave_read(
     comp: &read::Component,
     program: &Program,
     options: &WeaveOptions,
+    prefix: Option<&read::Prefix>,
+    validated_prefix: std::sync::mpsc::Receiver<
+        Result<wasmparser::Validator, wasmparser::BinaryReaderError>,
+    >,
 ) -> Result<Woven, WeaveError> {
     let view = program
         .restricted_to_imports(comp.imported_functions())
@@ -110,6 +168,8 @@ fn weave_read(
     let core = crate::CoreOptions {
         hook_strings: options.host_hooks,
         threads: 1,
+        // Validated with the woven component (`validate_output`).
+        validate_output: false,
         ..options.into()
     };
     let monitor = crate::weave_core(&stub, &view, &core)?;
@@ -146,8 +206,17 @@ fn weave_read(
             });
         }
     }
-    let (wasm, interposed) = rewrite::rewrite(input, &plan, &monitor.wasm, &view)?;
-    if let Err(e) = validate_output(&wasm, rewrite::inserted_modules(&plan)) {
+    let (wasm, interposed) = rewrite::rewrite(input, &plan, &monitor.wasm, &view, prefix)?;
+    let resumed = match prefix {
+        Some(p) => {
+            let v = validated_prefix.recv().map_err(|_| WeaveError::Internal {
+                message: "the prefix's validation ended without a result".into(),
+            })?;
+            Some((v.map_err(crate::validate::invalid)?, p.sections))
+        }
+        None => None,
+    };
+    if let Err(e) = validate_output(&wasm, rewrite::inserted_modules(&plan), resumed) {
         return Err(WeaveError::Internal {
             message: format!(
                 "the woven component does not validate: {} (at byte offset {:#x} of the output)",
@@ -265,14 +334,24 @@ fn explain_preview1_policies(report: &mut crate::WeaveReport, view: &Program) {
 /// `inserted` top-level core modules (the ones the weave added). The other core modules
 /// are the input's, copied byte for byte, and were validated as part of it; a core
 /// module's validity depends on its bytes alone, so their bodies are not validated again
-/// (most of a component's validation time).
-fn validate_output(wasm: &[u8], inserted: usize) -> Result<(), wasmparser::BinaryReaderError> {
-    let mut v = wasmparser::Validator::new_with_features(features());
+/// (most of a component's validation time). With `resumed`, a validator that has already
+/// validated the output's first sections (the input's prefix, which the output repeats
+/// byte for byte) and how many: validation resumes after them.
+fn validate_output(
+    wasm: &[u8],
+    inserted: usize,
+    resumed: Option<(wasmparser::Validator, usize)>,
+) -> Result<(), wasmparser::BinaryReaderError> {
+    // A validator that has seen the prefix skips its sections (and the header).
+    let (mut v, skip) = match resumed {
+        Some((v, sections)) => (v, 1 + sections),
+        None => (wasmparser::Validator::new_with_features(features()), 0),
+    };
     // Open nested items (true for a core module) below the top-level component.
     let mut open: Vec<bool> = Vec::new();
     let mut top_modules = 0usize;
     let mut checking = false;
-    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm).skip(skip) {
         let payload = payload?;
         match &payload {
             wasmparser::Payload::ModuleSection { .. } => {

@@ -132,6 +132,53 @@ pub(crate) fn top_level(input: &[u8]) -> Result<Vec<Payload<'_>>, WeaveError> {
     }
 }
 
+/// The leading component-level declarations of a component: its first sections while
+/// they are type, import and alias sections that name no core item (the WASI imports and
+/// their types, in a component a toolchain made). A weave without host hooks inserts
+/// nothing among them and moves none of their indices, so the woven component starts with
+/// these same sections, byte for byte ([`Prefix::bytes`]), and one validation of them
+/// serves the output too.
+pub(crate) struct Prefix {
+    /// How many top-level sections.
+    pub sections: usize,
+    /// A component made of them alone (header included).
+    pub bytes: Vec<u8>,
+}
+
+/// The [`Prefix`] of `input`; `None` when it has none.
+pub(crate) fn prefix(input: &[u8]) -> Result<Option<Prefix>, WeaveError> {
+    let mut out = wasm_encoder::Component::new();
+    let mut sections = 0;
+    for payload in top_level(input)?.into_iter().skip(1) {
+        let (id, range) = match &payload {
+            Payload::ComponentTypeSection(r) => (wasm_encoder::ComponentSectionId::Type, r.range()),
+            Payload::ComponentImportSection(r) => {
+                (wasm_encoder::ComponentSectionId::Import, r.range())
+            }
+            Payload::ComponentAliasSection(r) => {
+                let component_level = r
+                    .clone()
+                    .into_iter()
+                    .all(|a| matches!(a, Ok(ComponentAlias::InstanceExport { .. })));
+                if !component_level {
+                    break;
+                }
+                (wasm_encoder::ComponentSectionId::Alias, r.range())
+            }
+            _ => break,
+        };
+        out.section(&wasm_encoder::RawSection {
+            id: id as u8,
+            data: &input[range],
+        });
+        sections += 1;
+    }
+    Ok((sections > 0).then(|| Prefix {
+        sections,
+        bytes: out.finish(),
+    }))
+}
+
 /// The function bodies of a component's core modules, to validate: the validator that
 /// checks each one, and the body.
 pub(crate) type Bodies<'a> = Vec<(
@@ -355,16 +402,10 @@ pub(crate) fn read(input: &[u8]) -> Result<(Component, Bodies<'_>), WeaveError> 
                     }
                 }
             }
-            Payload::InstanceSection(r) => {
-                for _ in r {
-                    n.core_instances += 1;
-                }
-            }
-            Payload::ComponentTypeSection(r) => {
-                for _ in r {
-                    n.types += 1;
-                }
-            }
+            // Counted, not read: the validator has read them (a WASI import's instance
+            // type is large).
+            Payload::InstanceSection(r) => n.core_instances += r.count(),
+            Payload::ComponentTypeSection(r) => n.types += r.count(),
             Payload::ComponentInstanceSection(r) => {
                 for i in r.into_iter_with_offsets() {
                     let (offset, i) = i.map_err(m)?;

@@ -2,7 +2,9 @@
 //!
 //! Inserted at the start (before every original item): the hooks' instance type, import,
 //! function aliases and lowerings (host hooks only); the trampoline, monitor and fixup
-//! modules; the trampoline instance and its functions and table. Inserted right after
+//! modules; the trampoline instance and its functions and table. Without host hooks the
+//! start block follows the component's leading type, import and alias sections
+//! (`read::Prefix`), copied byte for byte: they name no core item, so nothing moves. Inserted right after
 //! the last monitored lowering (*P*): one instance per import module of the monitor, the
 //! monitor instance, its wrappers, and the fixup instance that fills the trampolines'
 //! table; when the copier serves `get-directories` (`build::copier`), its instance and
@@ -298,10 +300,16 @@ pub(crate) fn rewrite(
     plan: &Plan,
     monitor: &[u8],
     view: &Program,
+    prefix: Option<&read::Prefix>,
 ) -> Result<(Vec<u8>, ComponentReport), WeaveError> {
     let n = plan.imports.len() as u32;
     let hooks = hooks(monitor, view, plan.memory.is_some())?;
     let n_h = hooks.len() as u32;
+    if n_h > 0 && prefix.is_some() {
+        return Err(internal(
+            "host hooks are inserted before every original item, so no prefix is kept".into(),
+        ));
+    }
     // The core hook type is (i32, i32, i64 * k, i64, (i32, i32) * strings); the canonical
     // ABI passes at most 16 flat parameters directly.
     if let Some(h) = hooks.iter().find(|h| h.params > 16) {
@@ -363,6 +371,21 @@ pub(crate) fn rewrite(
     };
 
     let mut out = Component::new();
+    // The prefix, byte for byte: nothing inserted moves an index it names (see
+    // `read::Prefix`).
+    let kept = prefix.map_or(0, |p| p.sections);
+    for payload in read::top_level(input)?.into_iter().skip(1).take(kept) {
+        let (id, range) = match &payload {
+            Payload::ComponentTypeSection(r) => (ComponentSectionId::Type, r.range()),
+            Payload::ComponentImportSection(r) => (ComponentSectionId::Import, r.range()),
+            Payload::ComponentAliasSection(r) => (ComponentSectionId::Alias, r.range()),
+            _ => return Err(internal("the prefix is not what it was read as".into())),
+        };
+        out.section(&RawSection {
+            id: id as u8,
+            data: &input[range],
+        });
+    }
     // The start block.
     if n_h > 0 {
         let mut ity = InstanceType::new();
@@ -545,6 +568,10 @@ pub(crate) fn rewrite(
         message: format!("re-encoding the component: {e}"),
     };
     for (section, payload) in read::top_level(input)?.into_iter().enumerate() {
+        // Section 0 is the header; the prefix follows.
+        if (1..=kept).contains(&section) {
+            continue;
+        }
         if section != plan.at.0 {
             r.parse_component_payload(&mut out, payload, input)
                 .map_err(reencode)?;

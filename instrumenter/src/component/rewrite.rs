@@ -573,6 +573,17 @@ pub(crate) fn rewrite(
             continue;
         }
         if section != plan.at.0 {
+            // Without host hooks no component-level index moves: a section naming none
+            // other is copied as it is.
+            if n_h == 0 {
+                if let Some((id, range)) = component_level(&payload) {
+                    out.section(&RawSection {
+                        id: id as u8,
+                        data: &input[range],
+                    });
+                    continue;
+                }
+            }
             r.parse_component_payload(&mut out, payload, input)
                 .map_err(reencode)?;
             continue;
@@ -639,6 +650,20 @@ pub(crate) fn rewrite(
         out.section(&inst);
     }
     Ok((out.finish(), r.report))
+}
+
+/// A section that names component-level items only (types, and aliases of component
+/// instances' exports), with its id and contents.
+fn component_level(payload: &Payload<'_>) -> Option<(ComponentSectionId, std::ops::Range<usize>)> {
+    match payload {
+        Payload::ComponentTypeSection(r) => Some((ComponentSectionId::Type, r.range())),
+        Payload::ComponentAliasSection(r) => r
+            .clone()
+            .into_iter()
+            .all(|a| matches!(a, Ok(wasmparser::ComponentAlias::InstanceExport { .. })))
+            .then(|| (ComponentSectionId::Alias, r.range())),
+        _ => None,
+    }
 }
 
 /// Indices of the inserted core modules (see [`inserted_modules`]).

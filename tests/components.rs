@@ -971,3 +971,60 @@ fn host_enforcement_refuses_a_policy_that_decides_on_a_resource_drop() {
         "[resource-drop]descriptor: a policy decides on this resource drop, which host enforcement of a component cannot see",
     ]);
 }
+
+#[test]
+fn host_enforcement_reports_a_components_audits_with_their_arguments() {
+    let program = built_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("audit-connects.pol");
+    std::fs::write(
+        &policy,
+        r#"event connect = "wasi:sockets/tcp@0.2.x"."[method]tcp-socket.start-connect";
+           policy audit_connects { on connect -> audit "outgoing connection"; }"#,
+    )
+    .unwrap();
+    let (run, received) = both_agree(&["--policy", policy.to_str().unwrap()], |f| {
+        run_exfil_with(f, &program, &[])
+    });
+    run.code(0).stderr_has(&[
+        "irm: audit: policy audit_connects: connect(self=",
+        "remote_address_1=",
+        "outgoing connection",
+    ]);
+    assert_eq!(received, secret());
+}
+
+#[test]
+fn a_recorded_host_enforced_run_of_a_component_replays_under_every_judge() {
+    let program = built_or_skip!();
+    let home = home();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("run.traces");
+    std::fs::copy(
+        root().join("policies/no-secrets-p2.pol"),
+        dir.path().join("run.pol"),
+    )
+    .unwrap();
+    let flags = [
+        "--policy",
+        "policies/no-secrets-p2.pol",
+        "--enforce",
+        "host",
+        "--record",
+        rec.to_str().unwrap(),
+    ];
+    let (run, _) = run_reading_with(
+        &flags,
+        &program,
+        home.path(),
+        "/home/alice",
+        "/home/alice/notes.txt",
+    );
+    run.code(0);
+    let text = std::fs::read_to_string(&rec).unwrap();
+    // Handles are the host's numbers under host enforcement; the trace names them so.
+    assert!(text.contains("get_directories(retptr=0) opens "), "{text}");
+    let r = irm(&["test", "--judge", "all", rec.to_str().unwrap()]);
+    r.code(0);
+    assert!(!r.stdout.contains("not run"), "{}", r.stdout);
+}

@@ -10,7 +10,8 @@
 //! list that is not a string. A handle is known by the host's own number for the
 //! resource (its `rep`), which stays the same however the guest passes it on, until the
 //! resource is dropped: descriptors and streams are followed by that number. Handles of
-//! other resources read as -1.
+//! resources whose host type the monitor does not know (none of wasmtime-wasi's
+//! descriptors, streams, sockets, networks, pollables or directory listings) read as -1.
 use std::sync::{Arc, Mutex};
 
 use policy_lang::descriptors::{Effect, Opened};
@@ -381,8 +382,18 @@ fn rep_of(
     known!(
         wasmtime_wasi::filesystem::Descriptor,
         wasmtime_wasi::p2::DynInputStream,
-        wasmtime_wasi::p2::DynOutputStream
+        wasmtime_wasi::p2::DynOutputStream,
+        wasmtime_wasi::p2::TcpSocket,
+        wasmtime_wasi::p2::UdpSocket,
+        wasmtime_wasi::p2::Network,
+        wasmtime_wasi::p2::DynPollable,
+        wasmtime_wasi::p2::ReaddirIterator
     );
+    // A host-defined resource of a dynamic type (an embedder's own host, or a judge's).
+    if let Ok(res) = r.try_into_resource_dynamic(&mut *store) {
+        let rep = res.rep();
+        return Ok((Some(rep), res.try_into_resource_any(&mut *store)?));
+    }
     Ok((None, r))
 }
 

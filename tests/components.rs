@@ -113,6 +113,57 @@ fn secret() -> Vec<u8> {
     std::fs::read(root().join("examples/exfil/data/secret.txt")).unwrap()
 }
 
+const HOST: [&str; 2] = ["--enforce", "host"];
+
+/// The lines of a report that say what was stopped, why and by which rule: the same
+/// whichever enforcement stopped it (the call's handle numbers are each one's own: the
+/// guest's under inline enforcement, the host's under host enforcement).
+fn verdict(run: &common::Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("irm: policy violation")
+                || l.starts_with("  reason:")
+                || l.starts_with("  rule:")
+        })
+        .collect()
+}
+
+/// Runs `flags` + `--enforce inline` and `flags` + `--enforce host` through `run`, and
+/// checks they end alike: the same exit code, the same verdict and the same output.
+fn both_agree<R>(flags: &[&str], run: impl Fn(&[&str]) -> (common::Run, R)) -> (common::Run, R) {
+    let inline: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--enforce", "inline"])
+        .collect();
+    let host: Vec<&str> = flags.iter().copied().chain(HOST).collect();
+    let (a, _) = run(&inline);
+    let (b, got) = run(&host);
+    assert_eq!(a.code, b.code, "inline:\n{}\nhost:\n{}", a.stderr, b.stderr);
+    assert_eq!(
+        verdict(&a),
+        verdict(&b),
+        "inline:\n{}\nhost:\n{}",
+        a.stderr,
+        b.stderr
+    );
+    // Each run has its own listener: its port is no part of what the program did.
+    let ports = |s: &str| {
+        s.split("127.0.0.1:")
+            .enumerate()
+            .map(|(i, part)| match i {
+                0 => part.to_string(),
+                _ => part
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports(&a.stdout), ports(&b.stdout));
+    (b, got)
+}
+
 #[test]
 fn unhardened_the_wasip2_program_sends_the_file_it_read() {
     let program = built_or_skip!();
@@ -123,8 +174,11 @@ fn unhardened_the_wasip2_program_sends_the_file_it_read() {
 
 #[test]
 fn a_connection_after_a_read_is_stopped_before_anything_is_sent() {
+    // Under inline and host enforcement alike (`both_agree`).
     let program = built_or_skip!();
-    let (run, received) = run_exfil(Some("policies/files-or-network.pol"), &program, &[]);
+    let (run, received) = both_agree(&["--policy", "policies/files-or-network.pol"], |f| {
+        run_exfil_with(f, &program, &[])
+    });
     run.code(VIOLATION).stderr_has(&[
         "irm: policy violation: files_or_network stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
         "reason: network channel opened after a file read",
@@ -293,7 +347,9 @@ fn audits_of_a_component_are_reported_with_their_arguments() {
            policy audit_connects { on connect -> audit "outgoing connection"; }"#,
     )
     .unwrap();
-    let (run, received) = run_exfil(Some(policy.to_str().unwrap()), &program, &[]);
+    let (run, received) = both_agree(&["--policy", policy.to_str().unwrap()], |f| {
+        run_exfil_with(f, &program, &[])
+    });
     run.code(0).stderr_has(&[
         "irm: audit: policy audit_connects: connect(self=",
         "remote_address_1=",
@@ -319,12 +375,12 @@ fn no_exfil_p2_lets_a_component_print_what_it_read_and_stops_its_connection() {
 
 #[test]
 fn no_exfil_p2_stops_the_write_to_a_tcp_stream_opened_before_the_read() {
+    // Under inline and host enforcement alike: each knows the stream by the connection
+    // that handed it out.
     let program = built_or_skip!();
-    let (run, received) = run_exfil(
-        Some("policies/no-exfil-p2.pol"),
-        &program,
-        &["--send-first"],
-    );
+    let (run, received) = both_agree(&["--policy", "policies/no-exfil-p2.pol"], |f| {
+        run_exfil_with(f, &program, &["--send-first"])
+    });
     run.code(VIOLATION).stderr_has(&[
         "stopped wasi:io/streams@0.2.x.[method]output-stream.",
         "reason: network send after a file read",
@@ -420,15 +476,17 @@ fn home() -> tempfile::TempDir {
 fn no_secrets_p2_stops_a_component_opening_an_ssh_key_under_its_preopen() {
     let program = built_or_skip!();
     let home = home();
-    let (run, received) = run_reading(
-        Some("policies/no-secrets-p2.pol"),
-        &program,
-        home.path(),
-        "/home/alice",
-        "/home/alice/.ssh/id_rsa",
-    );
-    // wasi-libc opens `.ssh/id_rsa` relative to the preopen; the monitor resolves it
-    // against the path get-directories named.
+    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(
+            f,
+            &program,
+            home.path(),
+            "/home/alice",
+            "/home/alice/.ssh/id_rsa",
+        )
+    });
+    // wasi-libc opens `.ssh/id_rsa` relative to the preopen; the monitor (inline or in the
+    // host) resolves it against the path get-directories named.
     run.code(VIOLATION).stderr_has(&[
         "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
         "reason: SSH keys are off limits",
@@ -442,13 +500,15 @@ fn no_secrets_p2_stops_a_component_opening_an_ssh_key_under_its_preopen() {
 fn no_secrets_p2_lets_a_component_read_and_send_an_ordinary_file() {
     let program = built_or_skip!();
     let home = home();
-    let (run, received) = run_reading(
-        Some("policies/no-secrets-p2.pol"),
-        &program,
-        home.path(),
-        "/home/alice",
-        "/home/alice/notes.txt",
-    );
+    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(
+            f,
+            &program,
+            home.path(),
+            "/home/alice",
+            "/home/alice/notes.txt",
+        )
+    });
     run.code(0);
     assert_eq!(received, b"shopping list");
 }
@@ -458,14 +518,10 @@ fn no_secrets_p2_denies_a_path_under_a_preopen_whose_place_is_unknown() {
     let program = built_or_skip!();
     let home = home();
     // Preopened as `.`, the directory's place in the guest's tree is unknown: when in
-    // doubt, deny.
-    let (run, received) = run_reading(
-        Some("policies/no-secrets-p2.pol"),
-        &program,
-        home.path(),
-        ".",
-        "notes.txt",
-    );
+    // doubt, deny (inline and in the host alike).
+    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
+        run_reading_with(f, &program, home.path(), ".", "notes.txt")
+    });
     run.code(VIOLATION).stderr_has(&[
         "[method]descriptor.open-at",
         "relative to a descriptor whose path the monitor does not know",
@@ -724,179 +780,21 @@ fn tmp_writes_p2_lets_a_component_create_under_tmp_and_stops_it_creating_elsewhe
     let (tmp, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let dirs = [(tmp.path(), "/tmp"), (data.path(), "/data")];
     let ok = opener(&[(0, "out.txt", CREATE, WRITE), (1, "in.txt", CREATE, READ)]);
-    let run = run_opener("policies/tmp-writes-p2.pol", &ok, &dirs);
+    let (run, ()) = both_agree(&["--policy", "policies/tmp-writes-p2.pol"], |f| {
+        (run_opener_with(f, &ok, &dirs), ())
+    });
     run.code(VIOLATION).stderr_has(&[
         "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
         "reason: files may be created or changed only under /tmp",
         "path=\"in.txt\"",
     ]);
-    // The allowed create happened; the denied one did not.
+    // The allowed create happened; the denied one did not (under either enforcement).
     assert!(tmp.path().join("out.txt").exists());
     assert!(!data.path().join("in.txt").exists());
 }
 
 #[test]
 fn chinese_wall_p2_stops_a_component_crossing_to_the_other_side() {
-    let data = tempfile::tempdir().unwrap();
-    for side in ["a", "b"] {
-        std::fs::create_dir(data.path().join(side)).unwrap();
-        std::fs::write(data.path().join(side).join("x"), side).unwrap();
-    }
-    let dirs = [(data.path(), "/data")];
-    let one_side = opener(&[(0, "a/x", 0, READ), (0, "a/../a/x", 0, READ)]);
-    run_opener("policies/chinese-wall-p2.pol", &one_side, &dirs).code(0);
-    let both = opener(&[(0, "a/x", 0, READ), (0, "b/x", 0, READ)]);
-    run_opener("policies/chinese-wall-p2.pol", &both, &dirs)
-        .code(VIOLATION)
-        .stderr_has(&["reason: /data/b is closed after /data/a was touched"]);
-}
-
-// ---- host enforcement (`--enforce host`): the component unchanged, the same verdicts --
-
-const HOST: [&str; 2] = ["--enforce", "host"];
-
-/// The lines of a report that say what was stopped, why and by which rule: the same
-/// whichever enforcement stopped it (the call's handle numbers are each one's own: the
-/// guest's under inline enforcement, the host's under host enforcement).
-fn verdict(run: &common::Run) -> Vec<&str> {
-    run.stderr
-        .lines()
-        .filter(|l| {
-            l.starts_with("irm: policy violation")
-                || l.starts_with("  reason:")
-                || l.starts_with("  rule:")
-        })
-        .collect()
-}
-
-/// Runs `flags` + `--enforce inline` and `flags` + `--enforce host` through `run`, and
-/// checks they end alike: the same exit code, the same verdict and the same output.
-fn both_agree<R>(flags: &[&str], run: impl Fn(&[&str]) -> (common::Run, R)) -> (common::Run, R) {
-    let inline: Vec<&str> = flags
-        .iter()
-        .copied()
-        .chain(["--enforce", "inline"])
-        .collect();
-    let host: Vec<&str> = flags.iter().copied().chain(HOST).collect();
-    let (a, _) = run(&inline);
-    let (b, got) = run(&host);
-    assert_eq!(a.code, b.code, "inline:\n{}\nhost:\n{}", a.stderr, b.stderr);
-    assert_eq!(
-        verdict(&a),
-        verdict(&b),
-        "inline:\n{}\nhost:\n{}",
-        a.stderr,
-        b.stderr
-    );
-    // Each run has its own listener: its port is no part of what the program did.
-    let ports = |s: &str| {
-        s.split("127.0.0.1:")
-            .enumerate()
-            .map(|(i, part)| match i {
-                0 => part.to_string(),
-                _ => part
-                    .trim_start_matches(|c: char| c.is_ascii_digit())
-                    .to_string(),
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ports(&a.stdout), ports(&b.stdout));
-    (b, got)
-}
-
-#[test]
-fn host_enforcement_stops_a_connection_after_a_read_as_the_woven_monitor_does() {
-    let program = built_or_skip!();
-    let (run, received) = both_agree(&["--policy", "policies/files-or-network.pol"], |f| {
-        run_exfil_with(f, &program, &[])
-    });
-    run.code(VIOLATION).stderr_has(&[
-        "irm: policy violation: files_or_network stopped wasi:sockets/tcp@0.2.x.[method]tcp-socket.start-connect",
-        "reason: network channel opened after a file read",
-    ]);
-    assert!(received.is_empty(), "the listener received {received:?}");
-}
-
-#[test]
-fn host_enforcement_knows_a_stream_by_the_connection_that_handed_it_out() {
-    let program = built_or_skip!();
-    let (run, received) = both_agree(&["--policy", "policies/no-exfil-p2.pol"], |f| {
-        run_exfil_with(f, &program, &["--send-first"])
-    });
-    run.code(VIOLATION).stderr_has(&[
-        "stopped wasi:io/streams@0.2.x.[method]output-stream.",
-        "reason: network send after a file read",
-    ]);
-    assert!(!received.windows(6).any(|w| w == b"secret"), "{received:?}");
-}
-
-#[test]
-fn host_enforcement_resolves_a_path_against_the_preopen_get_directories_named() {
-    let program = built_or_skip!();
-    let home = home();
-    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
-        run_reading_with(
-            f,
-            &program,
-            home.path(),
-            "/home/alice",
-            "/home/alice/.ssh/id_rsa",
-        )
-    });
-    run.code(VIOLATION).stderr_has(&[
-        "stopped wasi:filesystem/types@0.2.x.[method]descriptor.open-at",
-        "reason: SSH keys are off limits",
-        "path=\".ssh/id_rsa\"",
-    ]);
-    assert!(received.is_empty(), "the listener received {received:?}");
-}
-
-#[test]
-fn host_enforcement_lets_a_component_read_and_send_an_ordinary_file() {
-    let program = built_or_skip!();
-    let home = home();
-    let (run, received) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
-        run_reading_with(
-            f,
-            &program,
-            home.path(),
-            "/home/alice",
-            "/home/alice/notes.txt",
-        )
-    });
-    run.code(0);
-    assert_eq!(received, b"shopping list");
-}
-
-#[test]
-fn host_enforcement_denies_a_path_under_a_preopen_whose_place_is_unknown() {
-    let program = built_or_skip!();
-    let home = home();
-    let (run, _) = both_agree(&["--policy", "policies/no-secrets-p2.pol"], |f| {
-        run_reading_with(f, &program, home.path(), ".", "notes.txt")
-    });
-    run.code(VIOLATION)
-        .stderr_has(&["relative to a descriptor whose path the monitor does not know"]);
-}
-
-#[test]
-fn host_enforcement_follows_what_a_component_opens_for_writing() {
-    let (tmp, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let dirs = [(tmp.path(), "/tmp"), (data.path(), "/data")];
-    let wasm = opener(&[(0, "out.txt", CREATE, WRITE), (1, "in.txt", CREATE, READ)]);
-    let (run, ()) = both_agree(&["--policy", "policies/tmp-writes-p2.pol"], |f| {
-        (run_opener_with(f, &wasm, &dirs), ())
-    });
-    run.code(VIOLATION).stderr_has(&[
-        "reason: files may be created or changed only under /tmp",
-        "path=\"in.txt\"",
-    ]);
-    assert!(tmp.path().join("out.txt").exists());
-    assert!(!data.path().join("in.txt").exists());
-}
-
-#[test]
-fn host_enforcement_stops_a_component_crossing_the_chinese_wall() {
     let data = tempfile::tempdir().unwrap();
     for side in ["a", "b"] {
         std::fs::create_dir(data.path().join(side)).unwrap();
@@ -914,6 +812,9 @@ fn host_enforcement_stops_a_component_crossing_the_chinese_wall() {
         .code(VIOLATION)
         .stderr_has(&["reason: /data/b is closed after /data/a was touched"]);
 }
+
+// ---- host enforcement (`--enforce host`): the component unchanged, the same verdicts --
+// (the tests above that call `both_agree` run under both enforcements)
 
 #[test]
 fn host_enforcement_reads_the_preopens_the_host_returned_whatever_the_realloc_does() {
@@ -970,28 +871,6 @@ fn host_enforcement_refuses_a_policy_that_decides_on_a_resource_drop() {
     run.code(1).stderr_has(&[
         "[resource-drop]descriptor: a policy decides on this resource drop, which host enforcement of a component cannot see",
     ]);
-}
-
-#[test]
-fn host_enforcement_reports_a_components_audits_with_their_arguments() {
-    let program = built_or_skip!();
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("audit-connects.pol");
-    std::fs::write(
-        &policy,
-        r#"event connect = "wasi:sockets/tcp@0.2.x"."[method]tcp-socket.start-connect";
-           policy audit_connects { on connect -> audit "outgoing connection"; }"#,
-    )
-    .unwrap();
-    let (run, received) = both_agree(&["--policy", policy.to_str().unwrap()], |f| {
-        run_exfil_with(f, &program, &[])
-    });
-    run.code(0).stderr_has(&[
-        "irm: audit: policy audit_connects: connect(self=",
-        "remote_address_1=",
-        "outgoing connection",
-    ]);
-    assert_eq!(received, secret());
 }
 
 #[test]

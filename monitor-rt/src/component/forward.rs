@@ -367,23 +367,7 @@ fn core_module(
             f_index + 1,
         );
     }
-    let mut memories = MemorySection::new();
-    memories.memory(MemoryType {
-        minimum: 1,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
-    let mut globals = GlobalSection::new();
-    globals.global(
-        GlobalType {
-            val_type: ValType::I32,
-            mutable: true,
-            shared: false,
-        },
-        &ConstExpr::i32_const(HEAP_BASE),
-    );
+    let (memories, globals) = heap(1, HEAP_BASE as u32);
     let mut module = Module::new();
     module
         .section(&types)
@@ -531,9 +515,33 @@ fn give_back(body: &mut Function, drop: u32, how: Lent, counter: u32) {
     }
 }
 
+/// Memory 0 (`pages` to start with, growable) and global 0, the heap's next free byte,
+/// starting at `heap_at`: the bump heap [`realloc_body`] allocates from.
+pub(crate) fn heap(pages: u32, heap_at: u32) -> (MemorySection, GlobalSection) {
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: pages as u64,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut globals = GlobalSection::new();
+    globals.global(
+        GlobalType {
+            val_type: ValType::I32,
+            mutable: true,
+            shared: false,
+        },
+        &ConstExpr::i32_const(heap_at as i32),
+    );
+    (memories, globals)
+}
+
 /// `cabi_realloc(old, old_size, align, new_size)`: the next `new_size` bytes at `align`
-/// (growing the memory as needed), with the old block's bytes copied in.
-fn realloc_body() -> Function {
+/// from the bump heap of [`heap`] (growing the memory as needed), with the old block's
+/// bytes copied in.
+pub(crate) fn realloc_body() -> Function {
     const OLD: u32 = 0;
     const OLD_SIZE: u32 = 1;
     const ALIGN: u32 = 2;

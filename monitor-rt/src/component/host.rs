@@ -448,11 +448,23 @@ fn directories(list: Option<&Val>, reps: &[Option<u32>]) -> Vec<(u32, Vec<u8>)> 
 /// The results of a suppressed call: the policy's value as the one integer result, none
 /// for a function without results; any other result cannot be made up.
 fn suppressed(ty: &ComponentFunc, v: Option<i64>, results: &mut [Val]) -> wasmtime::Result<()> {
-    let v = v.unwrap_or(0);
     let Some(t) = ty.results().next() else {
         return Ok(());
     };
-    let val = match t {
+    let val = integer(&t, v.unwrap_or(0)).ok_or_else(|| {
+        wasmtime::Error::msg(format!(
+            "a policy suppressed a call returning {t:?}, which host enforcement cannot make up"
+        ))
+    })?;
+    if let Some(r) = results.first_mut() {
+        *r = val;
+    }
+    Ok(())
+}
+
+/// `v` as a value of integer-like type `ty` (`bool`, the integers), if it is one.
+pub(crate) fn integer(ty: &Type, v: i64) -> Option<Val> {
+    Some(match ty {
         Type::Bool => Val::Bool(v != 0),
         Type::S8 => Val::S8(v as i8),
         Type::U8 => Val::U8(v as u8),
@@ -462,16 +474,8 @@ fn suppressed(ty: &ComponentFunc, v: Option<i64>, results: &mut [Val]) -> wasmti
         Type::U32 => Val::U32(v as u32),
         Type::S64 => Val::S64(v),
         Type::U64 => Val::U64(v as u64),
-        other => {
-            return Err(wasmtime::Error::msg(format!(
-            "a policy suppressed a call returning {other:?}, which host enforcement cannot make up"
-        )))
-        }
-    };
-    if let Some(r) = results.first_mut() {
-        *r = val;
-    }
-    Ok(())
+        _ => return None,
+    })
 }
 
 /// A core value type of the canonical ABI's flattening.

@@ -2,7 +2,7 @@
 //! component woven in memory with host hooks, the WASI 0.2 interfaces the wasmtime CLI
 //! provides, and the hooks (the component import `irm:monitor/hooks`) feeding the same
 //! observer core modules feed, so violations and audits read alike.
-mod forward;
+pub(crate) mod forward;
 pub(crate) mod host;
 
 use std::sync::{Arc, Mutex};

@@ -46,8 +46,7 @@ use policy_lang::trace::NotApplicable;
 use policy_lang::wit;
 use wasm_encoder::{
     CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function,
-    FunctionSection, GlobalSection, GlobalType, ImportSection, MemArg, MemorySection, MemoryType,
-    Module, TypeSection, ValType,
+    FunctionSection, ImportSection, MemArg, Module, TypeSection, ValType,
 };
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, Linker, Resource, ResourceType, Val};
@@ -410,26 +409,10 @@ fn driver(
         n_imports,
     );
     funcs.function(realloc_ty);
-    code.function(&bump_realloc());
+    code.function(&crate::component::forward::realloc_body());
     exports.export("cabi_realloc", ExportKind::Func, n_imports + 1);
     exports.export("memory", ExportKind::Memory, 0);
-    let mut memories = MemorySection::new();
-    memories.memory(MemoryType {
-        minimum: pages as u64,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
-    let mut globals = GlobalSection::new();
-    globals.global(
-        GlobalType {
-            val_type: ValType::I32,
-            mutable: true,
-            shared: false,
-        },
-        &ConstExpr::i32_const(heap_at as i32),
-    );
+    let (memories, globals) = crate::component::forward::heap(pages, heap_at);
     let mut datas = DataSection::new();
     if !data.is_empty() {
         datas.active(0, &ConstExpr::i32_const(strings_at as i32), data);
@@ -564,38 +547,6 @@ fn store_handed(
         }
     }
     Ok(())
-}
-
-/// `cabi_realloc` of a bump heap that is never freed (a driver makes few calls).
-fn bump_realloc() -> Function {
-    let mut f = Function::new([(1, ValType::I32)]);
-    // at = (heap + align - 1) & -align; heap = at + new_size; copy the old block.
-    f.instruction(&I::GlobalGet(0))
-        .instruction(&I::LocalGet(2))
-        .instruction(&I::I32Add)
-        .instruction(&I::I32Const(1))
-        .instruction(&I::I32Sub)
-        .instruction(&I::I32Const(0))
-        .instruction(&I::LocalGet(2))
-        .instruction(&I::I32Sub)
-        .instruction(&I::I32And)
-        .instruction(&I::LocalTee(4))
-        .instruction(&I::LocalGet(3))
-        .instruction(&I::I32Add)
-        .instruction(&I::GlobalSet(0))
-        .instruction(&I::LocalGet(0))
-        .instruction(&I::If(wasm_encoder::BlockType::Empty))
-        .instruction(&I::LocalGet(4))
-        .instruction(&I::LocalGet(0))
-        .instruction(&I::LocalGet(1))
-        .instruction(&I::MemoryCopy {
-            src_mem: 0,
-            dst_mem: 0,
-        })
-        .instruction(&I::End)
-        .instruction(&I::LocalGet(4))
-        .instruction(&I::End);
-    f
 }
 
 /// The catalogue's WIT, parsed once.
@@ -891,29 +842,13 @@ fn trace_answer(
                 &mut Numbers(numbers.into_iter()),
                 false,
             )?,
-            t => integer(t, call.result.unwrap_or(0)).map_or_else(
+            t => crate::component::host::integer(t, call.result.unwrap_or(0)).map_or_else(
                 || answer(store, t, false, &mut Numbers(Vec::new().into_iter()), false),
                 Ok,
             )?,
         },
     };
     Ok(())
-}
-
-/// `v` as a value of integer-like type `ty`.
-fn integer(ty: &Type, v: i64) -> Option<Val> {
-    Some(match ty {
-        Type::Bool => Val::Bool(v != 0),
-        Type::S8 => Val::S8(v as i8),
-        Type::U8 => Val::U8(v as u8),
-        Type::S16 => Val::S16(v as i16),
-        Type::U16 => Val::U16(v as u16),
-        Type::S32 => Val::S32(v as i32),
-        Type::U32 => Val::U32(v as u32),
-        Type::S64 => Val::S64(v),
-        Type::U64 => Val::U64(v as u64),
-        _ => return None,
-    })
 }
 
 /// The trap a fake import raises at a step the trace says traps.

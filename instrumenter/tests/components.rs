@@ -723,3 +723,55 @@ fn a_component_with_an_invalid_body_in_every_module_is_refused_however_the_bodie
         other => panic!("not refused as invalid: {:?}", other.map(|w| w.report)),
     }
 }
+
+#[test]
+fn a_core_module_imported_among_the_leading_imports_keeps_its_index() {
+    // An imported core module (or one aliased from an imported instance) is a core item:
+    // the weave's inserted modules must not come before the index it was given.
+    let input = wat::parse_str(
+        r#"(component
+          (import "example:host/net" (instance $net
+            (export "read-file" (func (result s32)))
+            (export "send" (func (param "data" string) (result s32)))))
+          (import "mods" (instance $mods (export "mem" (core module (export "memory" (memory 1))))))
+          (alias export $mods "mem" (core module $mem))
+          (core instance $m (instantiate $mem))
+          (alias core export $m "memory" (core memory $memory))
+          (core func $read (canon lower (func $net "read-file")))
+          (core func $send (canon lower (func $net "send") (memory $memory)))
+          (core module $main
+            (import "example:host/net" "read-file" (func $read (result i32)))
+            (import "example:host/net" "send" (func $send (param i32 i32) (result i32)))
+            (import "env" "memory" (memory 1))
+            (data (i32.const 16) "secret")
+            (func (export "run") (param i32) (result i32)
+              (if (local.get 0) (then (drop (call $read))))
+              (call $send (i32.const 16) (i32.const 6))))
+          (core instance $i (instantiate $main
+            (with "example:host/net" (instance (export "read-file" (func $read)) (export "send" (func $send))))
+            (with "env" (instance (export "memory" (memory $memory))))))
+          (func (export "run") (param "read" bool) (result s32) (canon lift (core func $i "run"))))"#,
+    )
+    .unwrap();
+    let out = weave(
+        &input,
+        &program(NO_SEND_AFTER_READ),
+        &WeaveOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .wasm;
+    let mut host = Host::new(&["example:host/net"]);
+    let mem =
+        wasmtime::Module::new(&host.engine, r#"(module (memory (export "memory") 1))"#).unwrap();
+    host.linker
+        .instance("mods")
+        .unwrap()
+        .module("mem", &mem)
+        .unwrap();
+    let (r, sent) = host.call::<(bool,), (i32,)>(&out, "run", (true,));
+    assert!(r.is_err(), "a send after a read went through: {r:?}");
+    assert!(sent.is_empty(), "{sent:?}");
+    let (r, sent) = host.call::<(bool,), (i32,)>(&out, "run", (false,));
+    assert_eq!(r.unwrap(), (6,));
+    assert_eq!(sent, vec!["secret".to_string()]);
+}

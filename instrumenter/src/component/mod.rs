@@ -212,7 +212,7 @@ fn weave_read(
             let v = validated_prefix.recv().map_err(|_| WeaveError::Internal {
                 message: "the prefix's validation ended without a result".into(),
             })?;
-            Some((v.map_err(crate::validate::invalid)?, p.sections))
+            Some((v.map_err(crate::validate::invalid)?, p.sections.len()))
         }
         None => None,
     };

@@ -133,50 +133,62 @@ pub(crate) fn top_level(input: &[u8]) -> Result<Vec<Payload<'_>>, WeaveError> {
 }
 
 /// The leading component-level declarations of a component: its first sections while
-/// they are type, import and alias sections that name no core item (the WASI imports and
-/// their types, in a component a toolchain made). A weave without host hooks inserts
-/// nothing among them and moves none of their indices, so the woven component starts with
-/// these same sections, byte for byte ([`Prefix::bytes`]), and one validation of them
-/// serves the output too.
+/// they name no core item ([`core_free`]; the WASI imports and their types, in a
+/// component a toolchain made). A weave without host hooks inserts nothing among them and
+/// moves none of their indices, so the woven component starts with these same sections,
+/// byte for byte, and one validation of them ([`Prefix::bytes`]) serves the output too.
 pub(crate) struct Prefix {
-    /// How many top-level sections.
-    pub sections: usize,
+    /// Each section's id and contents in the input.
+    pub sections: Vec<(u8, std::ops::Range<usize>)>,
     /// A component made of them alone (header included).
     pub bytes: Vec<u8>,
 }
 
 /// The [`Prefix`] of `input`; `None` when it has none.
 pub(crate) fn prefix(input: &[u8]) -> Result<Option<Prefix>, WeaveError> {
+    let sections: Vec<(u8, std::ops::Range<usize>)> = top_level(input)?
+        .iter()
+        .skip(1)
+        .map_while(core_free)
+        .collect();
     let mut out = wasm_encoder::Component::new();
-    let mut sections = 0;
-    for payload in top_level(input)?.into_iter().skip(1) {
-        let (id, range) = match &payload {
-            Payload::ComponentTypeSection(r) => (wasm_encoder::ComponentSectionId::Type, r.range()),
-            Payload::ComponentImportSection(r) => {
-                (wasm_encoder::ComponentSectionId::Import, r.range())
-            }
-            Payload::ComponentAliasSection(r) => {
-                let component_level = r
-                    .clone()
-                    .into_iter()
-                    .all(|a| matches!(a, Ok(ComponentAlias::InstanceExport { .. })));
-                if !component_level {
-                    break;
-                }
-                (wasm_encoder::ComponentSectionId::Alias, r.range())
-            }
-            _ => break,
-        };
+    for (id, range) in &sections {
         out.section(&wasm_encoder::RawSection {
-            id: id as u8,
-            data: &input[range],
+            id: *id,
+            data: &input[range.clone()],
         });
-        sections += 1;
     }
-    Ok((sections > 0).then(|| Prefix {
+    Ok((!sections.is_empty()).then(|| Prefix {
         sections,
         bytes: out.finish(),
     }))
+}
+
+/// A top-level section that defines and names no core item, with its id and contents:
+/// a type section, an import section that imports no core module, or an alias section
+/// of component instances' exports that are no core modules. Inserting core items before
+/// it, or anywhere, moves nothing it names or defines; without host hooks the weave
+/// inserts no component-level item, so such a section is copied as it is.
+pub(crate) fn core_free(payload: &Payload<'_>) -> Option<(u8, std::ops::Range<usize>)> {
+    use wasm_encoder::ComponentSectionId as Id;
+    let (id, range) = match payload {
+        Payload::ComponentTypeSection(r) => (Id::Type, r.range()),
+        Payload::ComponentImportSection(r) => {
+            let core_free = r
+                .clone()
+                .into_iter()
+                .all(|i| i.is_ok_and(|i| !matches!(i.ty, ComponentTypeRef::Module(_))));
+            (core_free.then_some(Id::Import)?, r.range())
+        }
+        Payload::ComponentAliasSection(r) => {
+            let core_free = r.clone().into_iter().all(|a| {
+                matches!(a, Ok(ComponentAlias::InstanceExport { kind, .. }) if kind != ComponentExternalKind::Module)
+            });
+            (core_free.then_some(Id::Alias)?, r.range())
+        }
+        _ => return None,
+    };
+    Some((id as u8, range))
 }
 
 /// The function bodies of a component's core modules, to validate: the validator that

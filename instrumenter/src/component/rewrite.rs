@@ -373,17 +373,11 @@ pub(crate) fn rewrite(
     let mut out = Component::new();
     // The prefix, byte for byte: nothing inserted moves an index it names (see
     // `read::Prefix`).
-    let kept = prefix.map_or(0, |p| p.sections);
-    for payload in read::top_level(input)?.into_iter().skip(1).take(kept) {
-        let (id, range) = match &payload {
-            Payload::ComponentTypeSection(r) => (ComponentSectionId::Type, r.range()),
-            Payload::ComponentImportSection(r) => (ComponentSectionId::Import, r.range()),
-            Payload::ComponentAliasSection(r) => (ComponentSectionId::Alias, r.range()),
-            _ => return Err(internal("the prefix is not what it was read as".into())),
-        };
+    let kept = prefix.map_or(0, |p| p.sections.len());
+    for (id, range) in prefix.iter().flat_map(|p| &p.sections) {
         out.section(&RawSection {
-            id: id as u8,
-            data: &input[range],
+            id: *id,
+            data: &input[range.clone()],
         });
     }
     // The start block.
@@ -576,9 +570,9 @@ pub(crate) fn rewrite(
             // Without host hooks no component-level index moves: a section naming none
             // other is copied as it is.
             if n_h == 0 {
-                if let Some((id, range)) = component_level(&payload) {
+                if let Some((id, range)) = read::core_free(&payload) {
                     out.section(&RawSection {
-                        id: id as u8,
+                        id,
                         data: &input[range],
                     });
                     continue;
@@ -650,20 +644,6 @@ pub(crate) fn rewrite(
         out.section(&inst);
     }
     Ok((out.finish(), r.report))
-}
-
-/// A section that names component-level items only (types, and aliases of component
-/// instances' exports), with its id and contents.
-fn component_level(payload: &Payload<'_>) -> Option<(ComponentSectionId, std::ops::Range<usize>)> {
-    match payload {
-        Payload::ComponentTypeSection(r) => Some((ComponentSectionId::Type, r.range())),
-        Payload::ComponentAliasSection(r) => r
-            .clone()
-            .into_iter()
-            .all(|a| matches!(a, Ok(wasmparser::ComponentAlias::InstanceExport { .. })))
-            .then(|| (ComponentSectionId::Alias, r.range())),
-        _ => None,
-    }
 }
 
 /// Indices of the inserted core modules (see [`inserted_modules`]).

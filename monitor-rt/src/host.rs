@@ -17,7 +17,53 @@ use crate::{RunError, RunState};
 /// Stops the guest from a host-enforced deny; the report is in the observer.
 #[derive(Debug, Error)]
 #[error("stopped by an irm policy")]
-struct PolicyStop;
+pub(crate) struct PolicyStop;
+
+/// The pre phase of a host-enforced call, for modules and components alike: the monitor
+/// decides, the observer begins the call and records the decision. Returns the step and
+/// the audits to deliver once the call returns (as the woven monitor delivers them).
+pub(crate) fn decide_pre(
+    monitor: &Mutex<Monitor>,
+    obs: &Mutex<observe::Observer>,
+    event: policy_lang::ir::EventId,
+    args: &[Value],
+) -> (interp::Step, Vec<interp::Report>) {
+    let mut step = lock(monitor).pre(event, args);
+    let pre_audits = match step.outcome {
+        interp::Outcome::Proceed => std::mem::take(&mut step.audits),
+        _ => Vec::new(),
+    };
+    let mut o = lock(obs);
+    o.begin(event, args.to_vec());
+    o.apply_step(&step, Phase::Pre);
+    (step, pre_audits)
+}
+
+/// The end of a host-enforced call that went ahead: the observer records its result (and,
+/// for a component call answering behind `retptr`, the first handle it handed out), the
+/// pre-phase audits and the post phase; a post-phase deny stops the guest.
+pub(crate) fn conclude(
+    obs: &Mutex<observe::Observer>,
+    result: Option<i64>,
+    opened: Option<Option<u32>>,
+    pre_audits: Vec<interp::Report>,
+    post: &interp::Step,
+) -> wasmtime::Result<()> {
+    let mut o = lock(obs);
+    o.returned(result);
+    if let Some(handle) = opened {
+        o.opened(handle);
+    }
+    for a in pre_audits {
+        o.audit(a.policy, Phase::Pre, a.reason);
+    }
+    o.apply_step(post, Phase::Post);
+    if let interp::Outcome::Deny(_) = post.outcome {
+        return Err(wasmtime::Error::new(PolicyStop));
+    }
+    o.finish();
+    Ok(())
+}
 
 /// Host enforcement: replaces every import the program monitors (in either WASI
 /// spelling) by a function that asks the interpreter before (and after) calling the real
@@ -113,18 +159,7 @@ pub(crate) fn wrap_imports(
             move |mut caller, params, results| {
                 let wasm: Vec<i64> = params.iter().map(val_i64).collect();
                 let args = args_from_caller(&mut caller, &program, event, preview0, &wasm);
-                let mut step = lock(&monitor).pre(event, &args);
-                // The audits of a call that goes ahead are delivered when it returns, as
-                // the woven monitor delivers them.
-                let pre_audits = match step.outcome {
-                    interp::Outcome::Proceed => std::mem::take(&mut step.audits),
-                    _ => Vec::new(),
-                };
-                {
-                    let mut o = lock(&obs);
-                    o.begin(event, args.clone());
-                    o.apply_step(&step, Phase::Pre);
-                }
+                let (step, pre_audits) = decide_pre(&monitor, &obs, event, &args);
                 match step.outcome {
                     interp::Outcome::Deny(_) => return Err(wasmtime::Error::new(PolicyStop)),
                     interp::Outcome::Suppress(v) => {
@@ -178,17 +213,7 @@ pub(crate) fn wrap_imports(
                     }
                     (None, None) => lock(&monitor).post_opened(event, &args, result, opened),
                 };
-                let mut o = lock(&obs);
-                o.returned(result);
-                for a in pre_audits {
-                    o.audit(a.policy, Phase::Pre, a.reason);
-                }
-                o.apply_step(&post, Phase::Post);
-                if let interp::Outcome::Deny(_) = post.outcome {
-                    return Err(wasmtime::Error::new(PolicyStop));
-                }
-                o.finish();
-                Ok(())
+                conclude(&obs, result, None, pre_audits, &post)
             },
         );
         linker

@@ -17,21 +17,16 @@ use std::sync::{Arc, Mutex};
 use policy_lang::descriptors::{Effect, Opened};
 use policy_lang::handles::Place;
 use policy_lang::interp::{self, Monitor, Value};
-use policy_lang::ir::{EventId, Phase, Program};
-use thiserror::Error;
+use policy_lang::ir::{EventId, Program};
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceType, Val};
 use wasmtime::{Store, StoreContextMut};
 
 use super::forward;
 use super::ComponentState;
+use crate::host::{conclude, decide_pre, PolicyStop};
 use crate::observe::{self, lock};
 use crate::RunError;
-
-/// Stops the guest from a host-enforced deny; the report is in the observer.
-#[derive(Debug, Error)]
-#[error("stopped by an irm policy")]
-struct PolicyStop;
 
 /// One import the monitor wraps.
 struct Wrapped {
@@ -193,18 +188,7 @@ impl Wrapper {
         // Handles the guest lent this call, given back once the real function returned.
         let lent = borrows(&params);
         let args = self.args(&params, &reps)?;
-        let mut step = lock(&self.monitor).pre(event, &args);
-        // The audits of a call that goes ahead are delivered when it returns, as the
-        // woven monitor delivers them.
-        let pre_audits = match step.outcome {
-            interp::Outcome::Proceed => std::mem::take(&mut step.audits),
-            _ => Vec::new(),
-        };
-        {
-            let mut o = lock(&self.obs);
-            o.begin(event, args.clone());
-            o.apply_step(&step, Phase::Pre);
-        }
+        let (step, pre_audits) = decide_pre(&self.monitor, &self.obs, event, &args);
         match step.outcome {
             interp::Outcome::Deny(_) => return Err(wasmtime::Error::new(PolicyStop)),
             interp::Outcome::Suppress(v) => {
@@ -275,18 +259,7 @@ impl Wrapper {
             _ => monitor.post_opened(event, &args, result, None),
         };
         drop(monitor);
-        let mut o = lock(&self.obs);
-        o.returned(result);
-        o.opened(numbered);
-        for a in pre_audits {
-            o.audit(a.policy, Phase::Pre, a.reason);
-        }
-        o.apply_step(&post, Phase::Post);
-        if let interp::Outcome::Deny(_) = post.outcome {
-            return Err(wasmtime::Error::new(PolicyStop));
-        }
-        o.finish();
-        Ok(())
+        conclude(&self.obs, result, Some(numbered), pre_audits, &post)
     }
 }
 

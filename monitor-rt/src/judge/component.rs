@@ -1031,6 +1031,49 @@ fn new_store() -> Store<ComponentState> {
     )
 }
 
+/// A trace being replayed: its plan, and what the fake host shares with the judge.
+struct Replaying {
+    replay: Replay,
+    program: Arc<Program>,
+    trace: Arc<Vec<TraceEvent>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Replaying {
+    /// Plans the replay of `trace` (or says why it cannot be replayed) and builds its
+    /// driver component.
+    fn new(
+        program: &Program,
+        world: &World,
+        trace: &[TraceEvent],
+    ) -> Result<(Replaying, Vec<u8>), JudgeError> {
+        let replay = replay(program, world, trace)?;
+        let wasm = driver(program, world, trace, &replay)?;
+        let run = Replaying {
+            replay,
+            program: Arc::new(program.clone()),
+            trace: Arc::new(trace.to_vec()),
+            seen: Arc::default(),
+        };
+        Ok((run, wasm))
+    }
+
+    fn fake_host(
+        &self,
+        component: &Component,
+        world: &World,
+    ) -> Result<Linker<ComponentState>, JudgeError> {
+        fake_host(
+            component,
+            &self.program,
+            world,
+            &self.trace,
+            &self.replay,
+            &self.seen,
+        )
+    }
+}
+
 /// Runs `trace` through the driver component woven with the policies and reports the
 /// woven monitor's verdict.
 pub fn woven_component(
@@ -1038,8 +1081,7 @@ pub fn woven_component(
     world: &World,
     trace: &[TraceEvent],
 ) -> Result<Verdict, JudgeError> {
-    let replay = replay(program, world, trace)?;
-    let wasm = driver(program, world, trace, &replay)?;
+    let (run, wasm) = Replaying::new(program, world, trace)?;
     let woven = weave(
         &wasm,
         program,
@@ -1052,10 +1094,8 @@ pub fn woven_component(
     // decides them.
     let manifest = manifest::read(&woven.wasm)?;
     let component = Component::new(shared_engine(), &woven.wasm).map_err(JudgeError::Wasm)?;
-    let program_arc = Arc::new(program.clone());
-    let trace_arc = Arc::new(trace.to_vec());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let mut linker = fake_host(&component, &program_arc, world, &trace_arc, &replay, &seen)?;
+    let mut linker = run.fake_host(&component, world)?;
+    let seen = &run.seen;
     if let Some(hooks) = manifest.as_ref().and_then(|m| m.hooks.as_ref()) {
         let mut inst = linker
             .instance(instrumenter::component::HOOK_INTERFACE)
@@ -1063,7 +1103,7 @@ pub fn woven_component(
         let begun = Arc::new(Mutex::new(0usize));
         let events: BTreeSet<u32> = hooks.hooks.iter().map(|h| h.event).collect();
         for event in events {
-            let (seen, begun) = (Arc::clone(&seen), Arc::clone(&begun));
+            let (seen, begun) = (Arc::clone(seen), Arc::clone(&begun));
             inst.func_new(
                 &instrumenter::component::hook_name(event),
                 move |_, _, params, _| {
@@ -1115,16 +1155,14 @@ pub fn host_component(
     world: &World,
     trace: &[TraceEvent],
 ) -> Result<Verdict, JudgeError> {
-    let replay = replay(program, world, trace)?;
-    let wasm = driver(program, world, trace, &replay)?;
+    let (run, wasm) = Replaying::new(program, world, trace)?;
     let component = Component::new(shared_engine(), &wasm).map_err(JudgeError::Wasm)?;
-    let program_arc = Arc::new(program.clone());
-    let trace_arc = Arc::new(trace.to_vec());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let real = fake_host(&component, &program_arc, world, &trace_arc, &replay, &seen)?;
-    let mut linker = fake_host(&component, &program_arc, world, &trace_arc, &replay, &seen)?;
+    // The wrappers replace, in one copy of the fake host, the functions they forward to
+    // in the other.
+    let real = run.fake_host(&component, world)?;
+    let mut linker = real.clone();
     let observer = Arc::new(Mutex::new(Observer::new(
-        Arc::clone(&program_arc),
+        Arc::clone(&run.program),
         None,
         true,
     )));
@@ -1184,7 +1222,7 @@ pub fn host_component(
         violation,
         observations,
     };
-    let calls = seen.lock().unwrap().calls.clone();
+    let calls = run.seen.lock().unwrap().calls.clone();
     // The forwarder's calls reach the fake host that `real` holds; both share `seen`.
     check_run(program, trace, &verdict, &outcome, &calls)?;
     Ok(verdict)

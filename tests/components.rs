@@ -558,9 +558,13 @@ fn a_component_woven_with_no_secrets_p2_by_irm_weave_stops_itself() {
     assert!(received.is_empty(), "the listener received {received:?}");
 }
 
-#[test]
-fn a_recorded_run_of_a_component_replays_with_its_handles_under_every_judge() {
-    let program = built_or_skip!();
+/// Runs exfil-p2 reading an ordinary file under no-secrets-p2 with `--record` (and
+/// `flags`): the directory holding the trace next to a copy of the policy (so `irm test`
+/// finds it), the trace's path and text, and the run.
+fn recorded_reading(
+    program: &str,
+    flags: &[&str],
+) -> (tempfile::TempDir, PathBuf, String, common::Run) {
     let home = home();
     let dir = tempfile::tempdir().unwrap();
     let traces = dir.path().join("run.traces");
@@ -569,21 +573,24 @@ fn a_recorded_run_of_a_component_replays_with_its_handles_under_every_judge() {
         dir.path().join("run.pol"),
     )
     .unwrap();
-    let dir_arg = format!("{}::/home/alice", home.path().display());
-    irm(&[
-        "run",
-        "--policy",
-        "policies/no-secrets-p2.pol",
-        "--record",
-        traces.to_str().unwrap(),
-        "--dir",
-        &dir_arg,
-        &program,
-        "--",
+    let mut all = vec!["--policy", "policies/no-secrets-p2.pol", "--record"];
+    all.push(traces.to_str().unwrap());
+    all.extend(flags);
+    let (run, _) = run_reading_with(
+        &all,
+        program,
+        home.path(),
+        "/home/alice",
         "/home/alice/notes.txt",
-        "127.0.0.1:1",
-    ]);
+    );
     let text = std::fs::read_to_string(&traces).unwrap();
+    (dir, traces, text, run)
+}
+
+#[test]
+fn a_recorded_run_of_a_component_replays_with_its_handles_under_every_judge() {
+    let program = built_or_skip!();
+    let (dir, _, text, _) = recorded_reading(&program, &[]);
     // The handles the host returned behind `retptr` are in the trace.
     assert!(text.contains("get_directories(retptr="), "{text}");
     assert!(text.contains(") opens "), "{text}");
@@ -876,31 +883,8 @@ fn host_enforcement_refuses_a_policy_that_decides_on_a_resource_drop() {
 #[test]
 fn a_recorded_host_enforced_run_of_a_component_replays_under_every_judge() {
     let program = built_or_skip!();
-    let home = home();
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("run.traces");
-    std::fs::copy(
-        root().join("policies/no-secrets-p2.pol"),
-        dir.path().join("run.pol"),
-    )
-    .unwrap();
-    let flags = [
-        "--policy",
-        "policies/no-secrets-p2.pol",
-        "--enforce",
-        "host",
-        "--record",
-        rec.to_str().unwrap(),
-    ];
-    let (run, _) = run_reading_with(
-        &flags,
-        &program,
-        home.path(),
-        "/home/alice",
-        "/home/alice/notes.txt",
-    );
+    let (_dir, rec, text, run) = recorded_reading(&program, &HOST);
     run.code(0);
-    let text = std::fs::read_to_string(&rec).unwrap();
     // Handles are the host's numbers under host enforcement; the trace names them so.
     assert!(text.contains("get_directories(retptr=0) opens "), "{text}");
     let r = irm(&["test", "--judge", "all", rec.to_str().unwrap()]);
